@@ -195,8 +195,14 @@ mod tests {
     fn hex_round_trip_and_errors() {
         let job = JobId::of(b"spec");
         assert_eq!(job.to_string().parse::<JobId>(), Ok(job));
-        assert_eq!("ab".parse::<JobId>(), Err(ParseIdError::WrongLength { len: 2 }));
-        assert!(matches!("z".repeat(64).parse::<BlobHash>(), Err(ParseIdError::NotHex(_))));
+        assert_eq!(
+            "ab".parse::<JobId>(),
+            Err(ParseIdError::WrongLength { len: 2 })
+        );
+        assert!(matches!(
+            "z".repeat(64).parse::<BlobHash>(),
+            Err(ParseIdError::NotHex(_))
+        ));
     }
 
     #[test]

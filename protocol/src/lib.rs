@@ -1,7 +1,31 @@
-//! `cairn-protocol`: Cairn's wire types and rules.
+//! `cairn-protocol`: Cairn's wire types and rules, as pure code.
+//!
+//! This crate knows nothing of tokio, libp2p's swarm, sled or wasmtime. It holds:
+//! - identifiers ([`ids`]) and the one codec ([`codec`]: bincode 2, bounded, strict);
+//! - every message ([`messages`]) and the signed [`Envelope`] they travel in;
+//! - the rules, as functions and small state machines that take `now` as an argument:
+//!   the advert book ([`adverts`]), bid selection ([`auction`]), the quorum decision
+//!   ([`quorum`]), reputation ([`reputation`]) and the checkpoint Merkle tree ([`merkle`]).
+//!
+//! `cairn-runtime` and `cairn-node` depend on it; it depends on no other Cairn crate.
 #![deny(missing_docs)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod adverts;
+pub mod auction;
+pub mod codec;
+pub mod envelope;
 pub mod ids;
+pub mod merkle;
+pub mod messages;
+pub mod quorum;
+pub mod reputation;
+mod time;
 
+pub use envelope::{Envelope, EnvelopeError, Message, MessageKind, Signature, Verified};
 pub use ids::{BlobHash, CheckpointHash, JobId, NodeId, ParseIdError, VerdictId};
+pub use messages::*;
+pub use time::Timestamp;
+
+/// The protocol version every envelope carries. Nodes refuse envelopes of other versions.
+pub const PROTOCOL_VERSION: u16 = 1;

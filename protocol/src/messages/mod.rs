@@ -1,0 +1,15 @@
+//! Every message of the protocol. Each is a plain struct; on the wire it travels inside a
+//! signed [`Envelope`](crate::Envelope) whose header carries the protocol version and the
+//! message kind.
+
+mod advert;
+mod checkpoint;
+mod job;
+mod report;
+mod verdict;
+
+pub use advert::{CapabilityAdvert, ComputeCapability, GpuInfo, PriceSchedule};
+pub use checkpoint::{AnchorReceipt, Checkpoint, CheckpointVote};
+pub use job::{Award, Bid, CallForBids, Device, GpuRequirement, JobSpec, Limits, Requirements};
+pub use report::{FailureKind, Outcome, ResultReport};
+pub use verdict::{Evidence, Verdict, VerdictDecision, VerdictError};

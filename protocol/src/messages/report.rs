@@ -1,0 +1,87 @@
+//! Result reports: what a provider says its run produced.
+
+use bincode::{Decode, Encode};
+
+use crate::envelope::{Message, MessageKind};
+use crate::{BlobHash, JobId, NodeId};
+
+/// Why a run ended without output, as reported. The names match the sandbox's error kinds.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Encode, Decode)]
+#[non_exhaustive]
+pub enum FailureKind {
+    /// The module is not valid WebAssembly.
+    InvalidModule,
+    /// The module imports something the sandbox does not provide.
+    MissingImport,
+    /// The module has no `_start`.
+    NoEntryPoint,
+    /// The fuel limit was reached.
+    OutOfFuel,
+    /// The memory limit was reached.
+    OutOfMemory,
+    /// The module trapped.
+    Trap,
+    /// The module wrote more than the output limit.
+    OutputTooLarge,
+    /// The module exited with a non-zero code.
+    Exit(i32),
+    /// The host's wall-clock safety net fired. Host-dependent.
+    Timeout,
+    /// The host's native stack ran out. Host-dependent: `max_wasm_stack` is not exact.
+    StackOverflow,
+}
+
+impl FailureKind {
+    /// Whether every honest host reaches the same failure on the same job. Host-dependent
+    /// failures (timeouts, stack overflows) are never held against a provider and never count
+    /// towards or against a quorum.
+    pub fn is_deterministic(self) -> bool {
+        !matches!(self, FailureKind::Timeout | FailureKind::StackOverflow)
+    }
+}
+
+/// How a run ended.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Encode, Decode)]
+pub enum Outcome {
+    /// The run finished with exit code 0 and produced this output.
+    Output {
+        /// blake3 of the output bytes.
+        digest: BlobHash,
+        /// Output length in bytes.
+        size: u64,
+    },
+    /// The run failed.
+    Failed(FailureKind),
+}
+
+impl Outcome {
+    /// Whether honest replicas must agree on this outcome.
+    pub fn is_deterministic(&self) -> bool {
+        match self {
+            Outcome::Output { .. } => true,
+            Outcome::Failed(kind) => kind.is_deterministic(),
+        }
+    }
+}
+
+/// A provider's signed report of one run.
+#[derive(Clone, PartialEq, Eq, Debug, Encode, Decode)]
+pub struct ResultReport {
+    /// The job.
+    pub job: JobId,
+    /// The reporting provider; must be the envelope's signer.
+    pub provider: NodeId,
+    /// What the run produced.
+    pub outcome: Outcome,
+    /// Fuel the run consumed.
+    pub fuel_used: u64,
+    /// Sandbox identity that ran it.
+    pub runtime: String,
+}
+
+impl Message for ResultReport {
+    const KIND: MessageKind = MessageKind::ResultReport;
+    fn author(&self) -> &NodeId {
+        &self.provider
+    }
+}

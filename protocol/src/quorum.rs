@@ -1,0 +1,304 @@
+//! The quorum decision: a small state machine over awards and signed reports.
+//!
+//! An outcome is accepted when a strict majority of at least `quorum` counted reports agree on
+//! it, and early when the reports still outstanding could no longer overturn that majority.
+//! Host-dependent failures (timeouts, stack overflows) abstain: they count neither for nor
+//! against. When every replica has reported or missed its deadline without a decision, the
+//! tally asks for more replicas, up to the job's cap; past the cap, or past the job's deadline,
+//! the job fails.
+
+use std::collections::BTreeMap;
+
+use crate::envelope::{Envelope, Verified};
+use crate::messages::{JobSpec, Outcome, ResultReport, Verdict, VerdictDecision};
+use crate::{JobId, NodeId, Timestamp};
+
+/// Why a report was not counted.
+#[derive(Clone, PartialEq, Eq, Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReportRejection {
+    /// The report is for another job.
+    #[error("report is for job {found}, not {expected}")]
+    OtherJob {
+        /// This tally's job.
+        expected: JobId,
+        /// The report's job.
+        found: JobId,
+    },
+    /// The provider holds no replica of this job.
+    #[error("{provider:?} was not awarded this job")]
+    NotAwarded {
+        /// The reporting provider.
+        provider: NodeId,
+    },
+    /// The provider already reported (or already missed its deadline).
+    #[error("{provider:?} already reported")]
+    Duplicate {
+        /// The reporting provider.
+        provider: NodeId,
+    },
+    /// The report arrived after the provider's deadline; it now counts as a timeout.
+    #[error("{provider:?} reported at {now}, after its deadline {report_by}")]
+    Late {
+        /// The reporting provider.
+        provider: NodeId,
+        /// Its deadline.
+        report_by: Timestamp,
+        /// Arrival time.
+        now: Timestamp,
+    },
+}
+
+/// Why an award could not be added.
+#[derive(Clone, PartialEq, Eq, Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AwardError {
+    /// A provider never holds two replicas of one job.
+    #[error("{provider:?} already holds a replica")]
+    AlreadyAwarded {
+        /// The provider.
+        provider: NodeId,
+    },
+    /// The job already has its maximum number of replicas.
+    #[error("the job already has its maximum of {max} replicas")]
+    CapReached {
+        /// The cap.
+        max: u8,
+    },
+}
+
+/// Why a job failed.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum FailReason {
+    /// No outcome reached a quorum and the replica cap is reached.
+    NoQuorum,
+    /// The job's deadline passed first.
+    DeadlinePassed,
+}
+
+/// What the requester should do next.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub enum Decision {
+    /// Wait for more reports.
+    Pending,
+    /// Accept this outcome.
+    Accept {
+        /// The agreed outcome.
+        outcome: Outcome,
+        /// Providers that reported it.
+        agreeing: Vec<NodeId>,
+        /// Providers that reported another deterministic outcome.
+        dissenting: Vec<NodeId>,
+    },
+    /// Award this many more replicas.
+    Escalate {
+        /// Replicas to add.
+        additional: u8,
+    },
+    /// Give up.
+    Fail(FailReason),
+}
+
+#[derive(Clone, Debug)]
+enum Slot {
+    Awaiting {
+        report_by: Timestamp,
+    },
+    Reported {
+        outcome: Outcome,
+        envelope: Box<Envelope>,
+    },
+    TimedOut,
+}
+
+/// Awards and reports of one job.
+#[derive(Clone, Debug)]
+pub struct QuorumTally {
+    job: JobId,
+    quorum: u8,
+    max_replicas: u8,
+    deadline: Timestamp,
+    slots: BTreeMap<NodeId, Slot>,
+}
+
+impl QuorumTally {
+    /// A tally for `spec`, whose id is `job`.
+    pub fn new(job: JobId, spec: &JobSpec) -> Self {
+        Self {
+            job,
+            quorum: spec.quorum.max(1),
+            max_replicas: spec.max_replicas.max(spec.replicas),
+            deadline: spec.deadline,
+            slots: BTreeMap::new(),
+        }
+    }
+
+    /// Records an award to `provider`, whose report is due by `report_by`.
+    pub fn award(&mut self, provider: NodeId, report_by: Timestamp) -> Result<(), AwardError> {
+        if self.slots.contains_key(&provider) {
+            return Err(AwardError::AlreadyAwarded { provider });
+        }
+        if self.slots.len() >= usize::from(self.max_replicas) {
+            return Err(AwardError::CapReached {
+                max: self.max_replicas,
+            });
+        }
+        self.slots.insert(provider, Slot::Awaiting { report_by });
+        Ok(())
+    }
+
+    /// Counts a verified report, or says why not.
+    pub fn add_report(
+        &mut self,
+        report: Verified<ResultReport>,
+        now: Timestamp,
+    ) -> Result<(), ReportRejection> {
+        let provider = report.message().provider;
+        if report.message().job != self.job {
+            return Err(ReportRejection::OtherJob {
+                expected: self.job,
+                found: report.message().job,
+            });
+        }
+        let slot = self
+            .slots
+            .get_mut(&provider)
+            .ok_or(ReportRejection::NotAwarded { provider })?;
+        let Slot::Awaiting { report_by } = *slot else {
+            return Err(ReportRejection::Duplicate { provider });
+        };
+        if now > report_by {
+            *slot = Slot::TimedOut;
+            return Err(ReportRejection::Late {
+                provider,
+                report_by,
+                now,
+            });
+        }
+        let (envelope, message) = report.into_parts();
+        *slot = Slot::Reported {
+            outcome: message.outcome,
+            envelope: Box::new(envelope),
+        };
+        Ok(())
+    }
+
+    /// Marks providers past their deadline as timed out, then decides.
+    pub fn decide(&mut self, now: Timestamp) -> Decision {
+        self.expire(now);
+        let groups = self.groups();
+        let counted: usize = groups.values().map(Vec::len).sum();
+        let outstanding = self.outstanding();
+        let best = groups.iter().max_by_key(|(_, peers)| peers.len());
+        let best_count = best.map_or(0, |(_, peers)| peers.len());
+        if let Some((outcome, agreeing)) = best {
+            let quorum_met = best_count >= usize::from(self.quorum);
+            if quorum_met && best_count * 2 > counted + outstanding {
+                let dissenting = groups
+                    .iter()
+                    .filter(|(o, _)| *o != outcome)
+                    .flat_map(|(_, p)| p.clone());
+                return Decision::Accept {
+                    outcome: *outcome,
+                    agreeing: agreeing.clone(),
+                    dissenting: dissenting.collect(),
+                };
+            }
+        }
+        if now >= self.deadline {
+            return Decision::Fail(FailReason::DeadlinePassed);
+        }
+        if outstanding > 0 {
+            return Decision::Pending;
+        }
+        // Enough new replicas that, if they all agree with the leading outcome, it reaches the
+        // quorum and a strict majority.
+        let needed = (usize::from(self.quorum).saturating_sub(best_count))
+            .max((counted + 1).saturating_sub(2 * best_count))
+            .max(1);
+        let room = usize::from(self.max_replicas).saturating_sub(self.slots.len());
+        if needed > room {
+            return Decision::Fail(FailReason::NoQuorum);
+        }
+        Decision::Escalate {
+            additional: u8::try_from(needed).unwrap_or(u8::MAX),
+        }
+    }
+
+    fn expire(&mut self, now: Timestamp) {
+        for slot in self.slots.values_mut() {
+            if matches!(slot, Slot::Awaiting { report_by } if now > *report_by) {
+                *slot = Slot::TimedOut;
+            }
+        }
+    }
+
+    /// Counted reports grouped by outcome (host-dependent failures abstain).
+    fn groups(&self) -> BTreeMap<Outcome, Vec<NodeId>> {
+        let mut groups: BTreeMap<Outcome, Vec<NodeId>> = BTreeMap::new();
+        for (peer, slot) in &self.slots {
+            if let Slot::Reported { outcome, .. } = slot
+                && outcome.is_deterministic()
+            {
+                groups.entry(*outcome).or_default().push(*peer);
+            }
+        }
+        groups
+    }
+
+    fn outstanding(&self) -> usize {
+        self.slots
+            .values()
+            .filter(|s| matches!(s, Slot::Awaiting { .. }))
+            .count()
+    }
+
+    /// Providers currently holding a replica (awaiting, reported or timed out).
+    pub fn awarded(&self) -> impl Iterator<Item = &NodeId> {
+        self.slots.keys()
+    }
+
+    /// Providers that missed their deadline.
+    pub fn timed_out(&self) -> Vec<NodeId> {
+        let timed_out = self
+            .slots
+            .iter()
+            .filter(|(_, s)| matches!(s, Slot::TimedOut));
+        timed_out.map(|(p, _)| *p).collect()
+    }
+
+    /// The verdict for `decision` (an `Accept` or a `Fail`), carrying the signed reports as
+    /// evidence; `None` for `Pending` and `Escalate`.
+    pub fn verdict(
+        &self,
+        decision: &Decision,
+        requester: NodeId,
+        now: Timestamp,
+    ) -> Option<Verdict> {
+        let accepted = match decision {
+            Decision::Accept { outcome, .. } => Some(*outcome),
+            Decision::Fail(_) => None,
+            Decision::Pending | Decision::Escalate { .. } => return None,
+        };
+        let (mut agreeing, mut dissenting) = (Vec::new(), Vec::new());
+        for slot in self.slots.values() {
+            if let Slot::Reported { outcome, envelope } = slot {
+                if Some(*outcome) == accepted {
+                    agreeing.push(envelope.as_ref().clone());
+                } else if accepted.is_some() && outcome.is_deterministic() {
+                    dissenting.push(envelope.as_ref().clone());
+                }
+            }
+        }
+        Some(Verdict {
+            job: self.job,
+            requester,
+            quorum: self.quorum,
+            decision: accepted.map_or(VerdictDecision::NoQuorum, VerdictDecision::Accepted),
+            agreeing,
+            dissenting,
+            timed_out: self.timed_out(),
+            issued_at: now,
+        })
+    }
+}

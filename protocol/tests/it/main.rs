@@ -1,0 +1,10 @@
+//! Integration tests of cairn-protocol: one binary, a module per scenario.
+
+mod adverts;
+mod codec_props;
+mod envelope;
+mod fixtures;
+mod merkle;
+mod quorum;
+mod reputation;
+mod selection;

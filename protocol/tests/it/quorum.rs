@@ -1,0 +1,351 @@
+//! The quorum decision as a table of cases.
+
+use cairn_protocol::quorum::{Decision, FailReason, QuorumTally, ReportRejection};
+use cairn_protocol::*;
+
+use crate::fixtures::{node, output, report, spec};
+
+const DUE: Timestamp = Timestamp(5_000);
+const NOW: Timestamp = Timestamp(2_000);
+
+/// A tally with providers `awarded` and the given spec tweaks.
+fn tally(awarded: &[u8], quorum: u8, max_replicas: u8) -> (JobId, QuorumTally) {
+    let spec = JobSpec {
+        quorum,
+        max_replicas,
+        ..spec(100)
+    };
+    let job = spec.id().unwrap();
+    let mut tally = QuorumTally::new(job, &spec);
+    for p in awarded {
+        tally.award(node(*p), DUE).unwrap();
+    }
+    (job, tally)
+}
+
+fn ids(peers: &[u8]) -> Vec<NodeId> {
+    let mut v: Vec<NodeId> = peers.iter().map(|p| node(*p)).collect();
+    v.sort();
+    v
+}
+
+fn sorted(mut v: Vec<NodeId>) -> Vec<NodeId> {
+    v.sort();
+    v
+}
+
+/// One row: awarded providers, reports (provider, outcome), quorum, cap, the time of the
+/// decision, and the expected decision.
+struct Case {
+    name: &'static str,
+    awarded: &'static [u8],
+    reports: &'static [(u8, &'static [u8])],
+    quorum: u8,
+    cap: u8,
+    now: Timestamp,
+    expect: Expect,
+}
+
+#[derive(Debug)]
+enum Expect {
+    Accept {
+        output: &'static [u8],
+        agreeing: &'static [u8],
+        dissenting: &'static [u8],
+    },
+    Escalate(u8),
+    Fail(FailReason),
+    Pending,
+}
+
+#[test]
+fn decision_table() {
+    use Expect::*;
+    let cases = [
+        Case {
+            name: "unanimous",
+            awarded: &[1, 2, 3],
+            reports: &[(1, b"x"), (2, b"x"), (3, b"x")],
+            quorum: 2,
+            cap: 5,
+            now: NOW,
+            expect: Accept {
+                output: b"x",
+                agreeing: &[1, 2, 3],
+                dissenting: &[],
+            },
+        },
+        Case {
+            name: "2 of 3",
+            awarded: &[1, 2, 3],
+            reports: &[(1, b"x"), (2, b"y"), (3, b"x")],
+            quorum: 2,
+            cap: 5,
+            now: NOW,
+            expect: Accept {
+                output: b"x",
+                agreeing: &[1, 3],
+                dissenting: &[2],
+            },
+        },
+        Case {
+            name: "2 of 3 decided before the third reports",
+            awarded: &[1, 2, 3],
+            reports: &[(1, b"x"), (2, b"x")],
+            quorum: 2,
+            cap: 5,
+            now: NOW,
+            expect: Accept {
+                output: b"x",
+                agreeing: &[1, 2],
+                dissenting: &[],
+            },
+        },
+        Case {
+            name: "1 of 3 so far waits",
+            awarded: &[1, 2, 3],
+            reports: &[(1, b"x"), (2, b"y")],
+            quorum: 2,
+            cap: 5,
+            now: NOW,
+            expect: Pending,
+        },
+        Case {
+            name: "split 1-1-1 escalates",
+            awarded: &[1, 2, 3],
+            reports: &[(1, b"x"), (2, b"y"), (3, b"z")],
+            quorum: 2,
+            cap: 5,
+            now: NOW,
+            expect: Escalate(2),
+        },
+        Case {
+            name: "split 1-1-1 at the cap fails",
+            awarded: &[1, 2, 3],
+            reports: &[(1, b"x"), (2, b"y"), (3, b"z")],
+            quorum: 2,
+            cap: 3,
+            now: NOW,
+            expect: Fail(FailReason::NoQuorum),
+        },
+        Case {
+            name: "all different after escalation fails",
+            awarded: &[1, 2, 3, 4, 5],
+            reports: &[(1, b"a"), (2, b"b"), (3, b"c"), (4, b"d"), (5, b"e")],
+            quorum: 2,
+            cap: 5,
+            now: NOW,
+            expect: Fail(FailReason::NoQuorum),
+        },
+        Case {
+            name: "a 2-2 tie at the cap is no majority",
+            awarded: &[1, 2, 3, 4],
+            reports: &[(1, b"x"), (2, b"x"), (3, b"y"), (4, b"y")],
+            quorum: 2,
+            cap: 4,
+            now: NOW,
+            expect: Fail(FailReason::NoQuorum),
+        },
+        Case {
+            name: "missing reports time out, the rest decide",
+            awarded: &[1, 2, 3],
+            reports: &[(1, b"x"), (2, b"x")],
+            quorum: 2,
+            cap: 5,
+            now: Timestamp(DUE.0 + 1),
+            expect: Accept {
+                output: b"x",
+                agreeing: &[1, 2],
+                dissenting: &[],
+            },
+        },
+        Case {
+            name: "past the job deadline without agreement fails",
+            awarded: &[1, 2, 3],
+            reports: &[(1, b"x")],
+            quorum: 2,
+            cap: 5,
+            now: Timestamp(100_000),
+            expect: Fail(FailReason::DeadlinePassed),
+        },
+    ];
+    for case in cases {
+        let (job, mut t) = tally(case.awarded, case.quorum, case.cap);
+        for (p, bytes) in case.reports {
+            t.add_report(report(*p, job, output(bytes)), NOW).unwrap();
+        }
+        let got = t.decide(case.now);
+        match (&case.expect, &got) {
+            (
+                Expect::Accept {
+                    output: o,
+                    agreeing,
+                    dissenting,
+                },
+                Decision::Accept {
+                    outcome,
+                    agreeing: a,
+                    dissenting: d,
+                },
+            ) => {
+                assert_eq!(*outcome, output(o), "{}", case.name);
+                assert_eq!(sorted(a.clone()), ids(agreeing), "{}", case.name);
+                assert_eq!(sorted(d.clone()), ids(dissenting), "{}", case.name);
+            }
+            (Expect::Escalate(n), Decision::Escalate { additional }) => {
+                assert_eq!(additional, n, "{}", case.name)
+            }
+            (Expect::Fail(r), Decision::Fail(got)) => assert_eq!(got, r, "{}", case.name),
+            (Expect::Pending, Decision::Pending) => {}
+            (expected, got) => panic!("{}: expected {expected:?}, got {got:?}", case.name),
+        }
+    }
+}
+
+#[test]
+fn a_2_2_tie_escalates_when_there_is_room() {
+    // Quorum 2, cap 6: one more replica could make it 3-2.
+    let (job, mut t) = tally(&[1, 2, 3, 4], 2, 6);
+    for (p, b) in [(1, b"x"), (2, b"x"), (3, b"y"), (4, b"y")] {
+        t.add_report(report(p, job, output(b)), NOW).unwrap();
+    }
+    assert_eq!(t.decide(NOW), Decision::Escalate { additional: 1 });
+}
+
+#[test]
+fn late_report_is_refused_and_counts_as_timeout() {
+    let (job, mut t) = tally(&[1, 2, 3], 2, 5);
+    t.add_report(report(1, job, output(b"x")), NOW).unwrap();
+    t.add_report(report(2, job, output(b"x")), NOW).unwrap();
+    let late = Timestamp(DUE.0 + 1);
+    let err = t
+        .add_report(report(3, job, output(b"y")), late)
+        .unwrap_err();
+    assert!(matches!(err, ReportRejection::Late { provider, .. } if provider == node(3)));
+    assert_eq!(t.timed_out(), vec![node(3)]);
+    assert!(
+        matches!(t.decide(late), Decision::Accept { ref dissenting, .. } if dissenting.is_empty())
+    );
+}
+
+#[test]
+fn duplicate_reports_from_one_peer_count_once() {
+    let (job, mut t) = tally(&[1, 2, 3], 2, 5);
+    t.add_report(report(1, job, output(b"x")), NOW).unwrap();
+    let again = t.add_report(report(1, job, output(b"x")), NOW).unwrap_err();
+    assert_eq!(again, ReportRejection::Duplicate { provider: node(1) });
+    assert_eq!(
+        t.decide(NOW),
+        Decision::Pending,
+        "one peer alone is no quorum of 2"
+    );
+}
+
+#[test]
+fn reports_for_another_job_or_from_non_winners_are_refused() {
+    let (job, mut t) = tally(&[1, 2, 3], 2, 5);
+    let other = JobId::of(b"other job");
+    let err = t
+        .add_report(report(1, other, output(b"x")), NOW)
+        .unwrap_err();
+    assert_eq!(
+        err,
+        ReportRejection::OtherJob {
+            expected: job,
+            found: other
+        }
+    );
+    let err = t.add_report(report(9, job, output(b"x")), NOW).unwrap_err();
+    assert_eq!(err, ReportRejection::NotAwarded { provider: node(9) });
+    assert_eq!(t.decide(NOW), Decision::Pending);
+}
+
+#[test]
+fn host_dependent_failures_abstain() {
+    let (job, mut t) = tally(&[1, 2, 3], 2, 5);
+    t.add_report(report(1, job, output(b"x")), NOW).unwrap();
+    t.add_report(
+        report(2, job, Outcome::Failed(FailureKind::StackOverflow)),
+        NOW,
+    )
+    .unwrap();
+    t.add_report(report(3, job, output(b"x")), NOW).unwrap();
+    let decision = t.decide(NOW);
+    assert!(matches!(decision, Decision::Accept { ref dissenting, .. } if dissenting.is_empty()));
+    let verdict = t.verdict(&decision, node(100), NOW).unwrap();
+    assert!(verdict.dissenting.is_empty() && verdict.agreeing.len() == 2);
+}
+
+#[test]
+fn deterministic_failures_can_be_the_agreed_outcome() {
+    let (job, mut t) = tally(&[1, 2, 3], 2, 5);
+    let exit = Outcome::Failed(FailureKind::Exit(3));
+    t.add_report(report(1, job, exit), NOW).unwrap();
+    t.add_report(report(2, job, exit), NOW).unwrap();
+    assert!(matches!(t.decide(NOW), Decision::Accept { outcome, .. } if outcome == exit));
+}
+
+#[test]
+fn a_peer_never_holds_two_replicas_and_the_cap_holds() {
+    let (_, mut t) = tally(&[1, 2, 3], 2, 4);
+    assert!(t.award(node(1), DUE).is_err());
+    t.award(node(4), DUE).unwrap();
+    assert!(t.award(node(5), DUE).is_err());
+}
+
+#[test]
+fn the_verdict_carries_evidence_that_checks_out() {
+    let (job, mut t) = tally(&[1, 2, 3], 2, 5);
+    t.add_report(report(1, job, output(b"x")), NOW).unwrap();
+    t.add_report(report(2, job, output(b"y")), NOW).unwrap();
+    t.add_report(report(3, job, output(b"x")), NOW).unwrap();
+    let decision = t.decide(NOW);
+    let verdict = t.verdict(&decision, node(100), NOW).unwrap();
+    let evidence = verdict.evidence().unwrap();
+    assert_eq!(sorted(evidence.agreeing), ids(&[1, 3]));
+    assert_eq!(evidence.dissenting, vec![node(2)]);
+}
+
+#[test]
+fn forged_evidence_is_caught() {
+    let (job, mut t) = tally(&[1, 2, 3], 2, 5);
+    for (p, b) in [(1, b"x"), (2, b"y"), (3, b"x")] {
+        t.add_report(report(p, job, output(b)), NOW).unwrap();
+    }
+    let decision = t.decide(NOW);
+    let honest = t.verdict(&decision, node(100), NOW).unwrap();
+
+    // A requester that swaps the sides to frame the honest majority.
+    let swapped = Verdict {
+        decision: VerdictDecision::Accepted(output(b"y")),
+        agreeing: honest.dissenting.clone(),
+        dissenting: honest.agreeing.clone(),
+        ..honest.clone()
+    };
+    assert!(swapped.evidence().is_err());
+
+    // A report whose bytes were changed.
+    let mut tampered = honest.clone();
+    tampered.agreeing[0].payload[0] ^= 1;
+    assert!(matches!(
+        tampered.evidence(),
+        Err(VerdictError::BadReport { index: 0, .. })
+    ));
+
+    // A report of another job slipped in.
+    let mut mixed = honest.clone();
+    let other = report(4, JobId::of(b"other"), output(b"y"));
+    mixed.dissenting.push(other.envelope().clone());
+    assert!(matches!(
+        mixed.evidence(),
+        Err(VerdictError::OtherJob { .. })
+    ));
+
+    // The same provider twice.
+    let mut doubled = honest;
+    doubled.agreeing.push(doubled.agreeing[0].clone());
+    assert!(matches!(
+        doubled.evidence(),
+        Err(VerdictError::DuplicateProvider { .. })
+    ));
+}

@@ -1,0 +1,95 @@
+//! Reputation is a deterministic function of verdict evidence.
+
+use cairn_protocol::messages::Evidence;
+use cairn_protocol::reputation::{ReputationParams, ReputationTable};
+use cairn_protocol::*;
+
+use crate::fixtures::node;
+
+fn evidence(agreeing: &[u8], dissenting: &[u8], timed_out: &[u8]) -> Evidence {
+    let ids = |v: &[u8]| v.iter().map(|p| node(*p)).collect();
+    Evidence {
+        job: JobId::of(b"job"),
+        agreeing: ids(agreeing),
+        dissenting: ids(dissenting),
+        timed_out: ids(timed_out),
+    }
+}
+
+fn vid(i: u32) -> VerdictId {
+    VerdictId::of(&i.to_le_bytes())
+}
+
+#[test]
+fn agreeing_earns_little_and_dissent_costs_much_more() {
+    let p = ReputationParams::default();
+    let mut table = ReputationTable::new(p);
+    table.apply(vid(0), &evidence(&[1, 2], &[3], &[4]));
+    assert_eq!(table.standing(&node(1)).score, p.initial + p.agree);
+    assert_eq!(table.standing(&node(3)).score, p.initial + p.dissent);
+    assert_eq!(table.standing(&node(4)).score, p.initial + p.timeout);
+    // One caught lie outweighs many honest jobs; a timeout sits in between.
+    assert!(-p.dissent >= 20 * p.agree);
+    assert!(p.dissent < p.timeout && p.timeout < 0);
+    assert!(table.trust(&node(3)) < table.trust(&node(4)));
+    assert!(table.trust(&node(4)) < table.trust(&node(1)));
+}
+
+#[test]
+fn a_verdict_applies_once() {
+    let mut table = ReputationTable::default();
+    assert!(table.apply(vid(1), &evidence(&[1], &[2], &[])));
+    assert!(!table.apply(vid(1), &evidence(&[1], &[2], &[])));
+    assert_eq!(table.standing(&node(1)).agreed, 1);
+}
+
+#[test]
+fn every_order_of_the_same_verdicts_gives_the_same_table() {
+    let verdicts: Vec<(VerdictId, Evidence)> = (0..20u32)
+        .map(|i| {
+            let a = (i % 5) as u8 + 1;
+            (
+                vid(i),
+                evidence(&[a, a + 5], &[(i % 3) as u8 + 20], &[(i % 2) as u8 + 30]),
+            )
+        })
+        .collect();
+    let mut forward = ReputationTable::default();
+    let mut backward = ReputationTable::default();
+    for (id, e) in &verdicts {
+        forward.apply(*id, e);
+    }
+    for (id, e) in verdicts.iter().rev() {
+        backward.apply(*id, e);
+        backward.apply(*id, e); // a repeat changes nothing either
+    }
+    assert_eq!(forward.leaves(), backward.leaves());
+}
+
+#[test]
+fn new_identities_start_low_and_on_probation() {
+    let p = ReputationParams::default();
+    let mut table = ReputationTable::new(p);
+    assert!(table.on_probation(&node(1)));
+    for i in 0..p.probation_jobs as u32 {
+        assert!(table.on_probation(&node(1)));
+        table.apply(vid(i), &evidence(&[1], &[], &[]));
+    }
+    assert!(!table.on_probation(&node(1)));
+    // A fresh identity is trusted less than an established one.
+    assert!(table.trust(&node(2)) < table.trust(&node(1)));
+    // One dissent puts an established node back on probation.
+    table.apply(vid(1000), &evidence(&[], &[1], &[]));
+    assert!(table.on_probation(&node(1)));
+}
+
+#[test]
+fn scores_stay_within_bounds() {
+    let p = ReputationParams::default();
+    let mut table = ReputationTable::new(p);
+    for i in 0..100 {
+        table.apply(vid(i), &evidence(&[], &[1], &[]));
+    }
+    assert_eq!(table.standing(&node(1)).score, p.min);
+    assert_eq!(table.standing(&node(1)).dissented, 100);
+}
