@@ -1,9 +1,19 @@
-//! The `cairn` command-line interface.
+//! The `cairn` command-line interface: thin wrappers over `cairn-node`, one module per
+//! subcommand, each with an `execute()`.
 
-fn main() {
-    eprintln!(
-        "cairn: no subcommands are built yet; `cairn run` arrives with the runtime issue, \
-         `cairn node` with the node issue"
-    );
-    std::process::exit(2);
+mod cli;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let args = cli::Cli::parse();
+    match args.execute() {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
 }

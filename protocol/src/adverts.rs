@@ -72,6 +72,19 @@ pub enum AdvertRejection {
     },
 }
 
+impl AdvertRejection {
+    /// A stable, short label of the cause, for counting rejections by reason.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            AdvertRejection::Expired { .. } => "expired",
+            AdvertRejection::Replayed { .. } => "replayed",
+            AdvertRejection::FromTheFuture { .. } => "from_the_future",
+            AdvertRejection::LifetimeTooLong { .. } => "lifetime_too_long",
+            AdvertRejection::BookFull { .. } => "book_full",
+        }
+    }
+}
+
 /// What an accepted advert did to the book.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Inserted {
@@ -171,6 +184,14 @@ impl AdvertBook {
         let before = self.entries.len();
         self.entries.retain(|_, v| v.message().expires_at > now);
         before - self.entries.len()
+    }
+
+    /// Every advert held, sorted by peer (expired ones included until pruned).
+    pub fn all(&self) -> Vec<&CapabilityAdvert> {
+        let mut all: Vec<&CapabilityAdvert> =
+            self.entries.values().map(Verified::message).collect();
+        all.sort_by_key(|a| a.peer);
+        all
     }
 
     /// The advert held for `peer`.

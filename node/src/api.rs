@@ -1,0 +1,362 @@
+//! The control API: HTTP + JSON on a loopback address, for the `cairn` CLI and tools.
+//!
+//! Every route under `/v1/` needs `Authorization: Bearer TOKEN`, where the token is the
+//! content of `api.token` in the data dir (created on first start, mode 0600). `/metrics`
+//! (Prometheus text) answers without it. The bound address is written to `api.addr`, so the
+//! CLI finds a node started with port 0.
+
+use std::net::SocketAddr;
+use std::path::Path;
+
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path as UrlPath, Query, Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use cairn_protocol::{BlobHash, CapabilityAdvert, GpuRequirement, Requirements};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use tokio::task::JoinHandle;
+
+use crate::node::{Node, NodeError};
+
+/// File in the data dir holding the API token.
+pub const TOKEN_FILE: &str = "api.token";
+/// File in the data dir holding the API's bound address.
+pub const ADDR_FILE: &str = "api.addr";
+
+#[derive(Clone)]
+struct ApiState {
+    node: Node,
+    token: String,
+}
+
+/// Binds the API and serves it in a task; returns the bound address.
+pub(crate) async fn serve(node: Node) -> Result<(SocketAddr, JoinHandle<()>), NodeError> {
+    let data_dir = node.options().data_dir.clone();
+    let token = load_or_create_token(&data_dir)?;
+    let io = |path: &Path| {
+        let path = path.to_owned();
+        move |source| NodeError::Io { path, source }
+    };
+    let addr = node.options().config.api;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(io(Path::new(&addr.to_string())))?;
+    let bound = listener
+        .local_addr()
+        .map_err(io(Path::new(&addr.to_string())))?;
+    let addr_file = data_dir.join(ADDR_FILE);
+    std::fs::write(&addr_file, bound.to_string()).map_err(io(&addr_file))?;
+
+    let max_body = usize::try_from(node.options().config.max_blob_bytes).unwrap_or(usize::MAX);
+    let state = ApiState { node, token };
+    let v1 = Router::new()
+        .route("/v1/status", get(status))
+        .route("/v1/peers", get(peers))
+        .route("/v1/adverts", get(adverts))
+        .route("/v1/lookup/{class}", get(lookup))
+        .route("/v1/blobs", post(put_blob))
+        .route("/v1/blobs/{hash}", get(get_blob))
+        .layer(DefaultBodyLimit::max(max_body))
+        .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
+    let app = Router::new()
+        .route("/metrics", get(metrics))
+        .merge(v1)
+        .with_state(state);
+    let task = tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::error!(target: "cairn::api", error = %e, "API server stopped");
+        }
+    });
+    Ok((bound, task))
+}
+
+fn load_or_create_token(dir: &Path) -> Result<String, NodeError> {
+    let path = dir.join(TOKEN_FILE);
+    let io = |source| NodeError::Io {
+        path: path.clone(),
+        source,
+    };
+    match std::fs::read_to_string(&path) {
+        Ok(token) if token.trim().len() >= 32 => return Ok(token.trim().to_owned()),
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(io(e)),
+    }
+    let token = hex::encode(rand::random::<[u8; 32]>());
+    write_private(&path, token.as_bytes()).map_err(io)?;
+    Ok(token)
+}
+
+/// Writes a file readable by its owner only.
+pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    #[cfg(unix)]
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    options.mode(0o600);
+    options.open(path)?.write_all(bytes)
+}
+
+async fn require_token(State(state): State<ApiState>, request: Request, next: Next) -> Response {
+    let presented = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    match presented {
+        Some(token) if constant_time_eq(token.as_bytes(), state.token.as_bytes()) => {
+            next.run(request).await
+        }
+        _ => error(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "missing or wrong bearer token; it is in api.token in the node's data dir",
+        ),
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn error(status: StatusCode, kind: &str, message: impl std::fmt::Display) -> Response {
+    (
+        status,
+        Json(json!({ "error": { "kind": kind, "message": message.to_string() } })),
+    )
+        .into_response()
+}
+
+fn node_error(e: NodeError) -> Response {
+    match e {
+        NodeError::BlobUnavailable { .. } => error(StatusCode::NOT_FOUND, "blob_unavailable", e),
+        NodeError::Store(crate::store::StoreError::BlobTooLarge { .. }) => {
+            error(StatusCode::PAYLOAD_TOO_LARGE, "blob_too_large", e)
+        }
+        NodeError::Store(crate::store::StoreError::BlobStoreFull { .. }) => {
+            error(StatusCode::INSUFFICIENT_STORAGE, "blob_store_full", e)
+        }
+        other => error(StatusCode::INTERNAL_SERVER_ERROR, "internal", other),
+    }
+}
+
+/// `GET /v1/status`.
+#[derive(Serialize, Deserialize, Debug)]
+pub struct StatusView {
+    /// libp2p peer id.
+    pub peer_id: String,
+    /// Protocol node id (ed25519 key, hex).
+    pub node_id: String,
+    /// Network name.
+    pub network: String,
+    /// Listen addresses, each ending in `/p2p/PEER_ID`.
+    pub listen_addrs: Vec<String>,
+    /// Connected peers.
+    pub peers: usize,
+    /// Adverts held (own included).
+    pub adverts: usize,
+    /// Blobs held.
+    pub blobs: usize,
+    /// Bytes of blobs held.
+    pub blob_bytes: u64,
+    /// How GPUs were found.
+    pub gpu_source: crate::gpu::GpuSource,
+    /// Cairn version.
+    pub version: String,
+}
+
+async fn status(State(s): State<ApiState>) -> Response {
+    let node = &s.node;
+    let (listen, peers) = match (node.net().listen_addrs().await, node.net().peers().await) {
+        (Ok(l), Ok(p)) => (l, p),
+        (Err(e), _) | (_, Err(e)) => return error(StatusCode::SERVICE_UNAVAILABLE, "stopping", e),
+    };
+    let peer_id = node.peer_id();
+    Json(StatusView {
+        peer_id: peer_id.to_string(),
+        node_id: node.node_id().to_string(),
+        network: node.options().spec.name.clone(),
+        listen_addrs: listen
+            .iter()
+            .map(|a| format!("{a}/p2p/{peer_id}"))
+            .collect(),
+        peers: peers.len(),
+        adverts: node.advert_count(),
+        blobs: node.blobs().list().map_or(0, |l| l.len()),
+        blob_bytes: node.blobs().used_bytes(),
+        gpu_source: node.options().hardware.source.clone(),
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+    })
+    .into_response()
+}
+
+async fn peers(State(s): State<ApiState>) -> Response {
+    match s.node.net().peers().await {
+        Ok(peers) => Json(peers).into_response(),
+        Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, "stopping", e),
+    }
+}
+
+/// Query of `GET /v1/adverts`.
+#[derive(Deserialize, Debug, Default)]
+pub struct AdvertQuery {
+    /// Only nodes with a GPU.
+    #[serde(default)]
+    pub gpu: bool,
+    /// Only nodes with a GPU of at least this much memory, in bytes.
+    pub min_vram: Option<u64>,
+}
+
+/// An advert as the API shows it.
+#[derive(Serialize, Deserialize, Debug)]
+pub struct AdvertView {
+    /// libp2p peer id.
+    pub peer_id: String,
+    /// Node id (hex).
+    pub node_id: String,
+    /// Sequence number.
+    pub sequence: u64,
+    /// Expiry (ms since the Unix epoch).
+    pub expires_at: u64,
+    /// GPUs.
+    pub gpus: Vec<GpuView>,
+    /// Whether the GPU list was simulated.
+    pub simulated_gpus: bool,
+    /// CPU cores.
+    pub cpu_cores: u32,
+    /// Memory, bytes.
+    pub memory_bytes: u64,
+    /// Sandbox identity.
+    pub runtime: String,
+    /// Capability classes.
+    pub classes: Vec<String>,
+}
+
+/// A GPU as the API shows it.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct GpuView {
+    /// Model name.
+    pub model: String,
+    /// Memory per device, bytes.
+    pub vram_bytes: u64,
+    /// Compute capability, `major.minor`.
+    pub compute_capability: String,
+    /// Devices of this model.
+    pub count: u32,
+    /// Driver version.
+    pub driver: String,
+    /// CUDA version.
+    pub cuda: String,
+}
+
+impl From<&cairn_protocol::GpuInfo> for GpuView {
+    fn from(g: &cairn_protocol::GpuInfo) -> Self {
+        Self {
+            model: g.model.clone(),
+            vram_bytes: g.vram_bytes,
+            compute_capability: g.compute_capability.to_string(),
+            count: g.count,
+            driver: g.driver.clone(),
+            cuda: g.cuda.clone(),
+        }
+    }
+}
+
+impl From<&CapabilityAdvert> for AdvertView {
+    fn from(a: &CapabilityAdvert) -> Self {
+        Self {
+            peer_id: a
+                .peer
+                .peer_id()
+                .map_or_else(|_| "invalid".into(), |p| p.to_string()),
+            node_id: a.peer.to_string(),
+            sequence: a.sequence,
+            expires_at: a.expires_at.0,
+            gpus: a.gpus.iter().map(GpuView::from).collect(),
+            simulated_gpus: a.simulated_gpus,
+            cpu_cores: a.cpu_cores,
+            memory_bytes: a.memory_bytes,
+            runtime: a.runtime.clone(),
+            classes: a.classes(),
+        }
+    }
+}
+
+async fn adverts(State(s): State<ApiState>, Query(q): Query<AdvertQuery>) -> Response {
+    let gpu = (q.gpu || q.min_vram.is_some()).then(|| GpuRequirement {
+        min_vram_bytes: q.min_vram.unwrap_or(0),
+        min_compute_capability: None,
+    });
+    let requirements = Requirements {
+        gpu,
+        ..Requirements::default()
+    };
+    let views: Vec<AdvertView> = s
+        .node
+        .adverts_matching(&requirements)
+        .iter()
+        .map(AdvertView::from)
+        .collect();
+    Json(views).into_response()
+}
+
+async fn lookup(State(s): State<ApiState>, UrlPath(class): UrlPath<String>) -> Response {
+    match s.node.lookup_class(&class).await {
+        Ok(peers) => {
+            let mut peers: Vec<String> = peers.iter().map(ToString::to_string).collect();
+            peers.sort();
+            Json(peers).into_response()
+        }
+        Err(e) => node_error(e),
+    }
+}
+
+async fn put_blob(State(s): State<ApiState>, body: Bytes) -> Response {
+    let size = body.len();
+    match s.node.put_blob(body.to_vec()).await {
+        Ok(hash) => Json(json!({ "hash": hash.to_string(), "size": size })).into_response(),
+        Err(e) => node_error(e),
+    }
+}
+
+async fn get_blob(State(s): State<ApiState>, UrlPath(hash): UrlPath<String>) -> Response {
+    let hash: BlobHash = match hash.parse() {
+        Ok(h) => h,
+        Err(e) => return error(StatusCode::BAD_REQUEST, "bad_hash", e),
+    };
+    match s.node.get_blob(hash).await {
+        Ok(bytes) => ([(header::CONTENT_TYPE, "application/octet-stream")], bytes).into_response(),
+        Err(e) => node_error(e),
+    }
+}
+
+async fn metrics(State(s): State<ApiState>) -> Response {
+    let node = &s.node;
+    let peers = node.net().peers().await.map_or(0, |p| p.len()) as u64;
+    let blobs = node.blobs().list().map_or(0, |l| l.len()) as u64;
+    let gauges = [
+        ("cairn_peers", "Connected peers.", peers),
+        (
+            "cairn_adverts",
+            "Adverts held, this node's own included.",
+            node.advert_count() as u64,
+        ),
+        ("cairn_blobs", "Blobs held.", blobs),
+        (
+            "cairn_blob_bytes",
+            "Bytes of blobs held.",
+            node.blobs().used_bytes(),
+        ),
+    ];
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        node.metrics().render(&gauges),
+    )
+        .into_response()
+}

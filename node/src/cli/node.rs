@@ -1,0 +1,122 @@
+//! `cairn node`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use cairn_node::config::{NetworkSpec, NodeConfig};
+use cairn_node::{Node, NodeOptions, gpu};
+
+use super::Cli;
+
+/// Arguments of `cairn node`. Flags override `config.toml` in the data dir.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Multiaddr to listen on (repeatable). Default: config `listen` (TCP and QUIC on 4741).
+    #[arg(long, value_name = "MULTIADDR")]
+    listen: Vec<String>,
+    /// Peer to join through, with /p2p/PEER_ID (repeatable), added to the network spec's.
+    #[arg(long, value_name = "MULTIADDR")]
+    bootstrap: Vec<String>,
+    /// Network spec file (name, bootstrap peers, parameters). Default: the built-in `local`.
+    #[arg(long, value_name = "FILE")]
+    network: Option<PathBuf>,
+    /// Advertise these GPUs instead of detecting them, for simulations:
+    /// MODEL:VRAM:CC[,...], e.g. H100:80GB:9.0. Marked as simulated in the advert.
+    #[arg(long, value_name = "SPEC")]
+    simulate_gpu: Option<String>,
+    /// Log filter (tracing syntax). Default: $RUST_LOG, else `info`.
+    #[arg(long, value_name = "FILTER")]
+    log: Option<String>,
+}
+
+impl Args {
+    pub fn execute(&self, cli: &Cli) -> Result<ExitCode> {
+        let filter = self
+            .log
+            .clone()
+            .or_else(|| std::env::var("RUST_LOG").ok())
+            .unwrap_or_else(|| "info".into());
+        tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .init();
+
+        let data_dir = cli.data_dir();
+        if !data_dir.join("config.toml").exists() {
+            let outcome = super::init::init(&data_dir)?;
+            eprintln!(
+                "initialised {} (peer id {})",
+                data_dir.display(),
+                outcome.peer_id
+            );
+        }
+        let mut config = NodeConfig::load(&data_dir.join("config.toml"))?;
+        if !self.listen.is_empty() {
+            config.listen = self.listen.clone();
+        }
+        config.bootstrap.extend(self.bootstrap.iter().cloned());
+        if let Some(api) = &cli.api {
+            config.api = api
+                .parse()
+                .with_context(|| format!("--api {api:?} is not an address like 127.0.0.1:4740"))?;
+        }
+        if let Some(network) = &self.network {
+            config.network = Some(network.clone());
+        }
+        config.validate()?;
+        let spec = match &config.network {
+            Some(path) => NetworkSpec::load(path)?,
+            None => NetworkSpec::default(),
+        };
+        let simulated = self
+            .simulate_gpu
+            .as_deref()
+            .map(gpu::parse_simulated)
+            .transpose()?;
+        let options = NodeOptions {
+            data_dir,
+            config,
+            spec,
+            hardware: gpu::detect(simulated),
+            runtime: runtime_identity(),
+            net: None,
+        };
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?;
+        runtime.block_on(run(options))
+    }
+}
+
+/// The sandbox identity this node advertises.
+fn runtime_identity() -> String {
+    format!("cairn-runtime/{}", env!("CARGO_PKG_VERSION"))
+}
+
+async fn run(options: NodeOptions) -> Result<ExitCode> {
+    let running = Node::start(options).await?;
+    let node = running.node();
+    eprintln!("peer id: {}", node.peer_id());
+    eprintln!("api:     http://{}", running.api_addr());
+    // Listen addresses appear once the transports have bound; wait for them briefly.
+    for _ in 0..50 {
+        let addrs = node.net().listen_addrs().await.unwrap_or_default();
+        if !addrs.is_empty() {
+            for addr in addrs {
+                eprintln!("listen:  {addr}/p2p/{}", node.peer_id());
+            }
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("cannot listen for SIGTERM")?;
+    tokio::select! {
+        result = tokio::signal::ctrl_c() => result.context("cannot wait for Ctrl-C")?,
+        _ = terminate.recv() => {}
+    }
+    eprintln!("stopping");
+    running.shutdown().await;
+    Ok(ExitCode::SUCCESS)
+}

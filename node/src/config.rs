@@ -1,0 +1,329 @@
+//! Node configuration (`config.toml` in the data dir) and network specs (`NETWORK.toml`).
+//!
+//! Every setting has a documented default; the file `cairn init` writes spells them out with
+//! comments, and command-line flags override the file.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// Environment variable that overrides the default data directory.
+pub const DATA_DIR_ENV: &str = "CAIRN_DATA_DIR";
+
+/// Largest config or network spec file read, in bytes.
+const MAX_CONFIG_BYTES: u64 = 256 * 1024;
+
+/// Why a configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The file is larger than any sane configuration.
+    #[error(
+        "{path} is {len} bytes, larger than the {MAX_CONFIG_BYTES}-byte limit for config files"
+    )]
+    TooLarge {
+        /// The file.
+        path: PathBuf,
+        /// Its length.
+        len: u64,
+    },
+    /// The file is not valid TOML for this configuration.
+    #[error("{path} is not a valid configuration: {source}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        source: toml::de::Error,
+    },
+    /// A value is out of range.
+    #[error("invalid setting {field}: {reason}")]
+    Invalid {
+        /// The setting.
+        field: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+/// The data directory: `$CAIRN_DATA_DIR`, else `$XDG_DATA_HOME/cairn`, else
+/// `~/.local/share/cairn`, else `./cairn-data`.
+pub fn default_data_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os(DATA_DIR_ENV) {
+        return PathBuf::from(dir);
+    }
+    if let Some(xdg) = std::env::var_os("XDG_DATA_HOME") {
+        return PathBuf::from(xdg).join("cairn");
+    }
+    match std::env::var_os("HOME") {
+        Some(home) => PathBuf::from(home).join(".local/share/cairn"),
+        None => PathBuf::from("cairn-data"),
+    }
+}
+
+/// Reads a TOML file with a size bound.
+pub fn read_toml<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T, ConfigError> {
+    let read_err = |source| ConfigError::Read {
+        path: path.to_owned(),
+        source,
+    };
+    let len = std::fs::metadata(path).map_err(read_err)?.len();
+    if len > MAX_CONFIG_BYTES {
+        return Err(ConfigError::TooLarge {
+            path: path.to_owned(),
+            len,
+        });
+    }
+    let text = std::fs::read_to_string(path).map_err(read_err)?;
+    toml::from_str(&text).map_err(|source| ConfigError::Parse {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+/// What defines a network: its name (which every protocol id and topic carries, so networks
+/// never mix), where to join it, and its protocol parameters.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NetworkSpec {
+    /// Network name: lowercase letters, digits and `-`. Default: `local`.
+    pub name: String,
+    /// Multiaddrs (with `/p2p/PEER_ID`) of nodes to join through. Default: none.
+    pub bootstrap: Vec<String>,
+    /// Discover peers on the local link with mDNS (multicast). Default: `false`.
+    pub mdns: bool,
+    /// Lifetime of capability adverts, in seconds. Default: `600`.
+    pub advert_ttl_secs: u64,
+    /// Interval between advert refreshes, in seconds. Default: `120`.
+    pub advert_refresh_secs: u64,
+}
+
+impl Default for NetworkSpec {
+    fn default() -> Self {
+        Self {
+            name: "local".into(),
+            bootstrap: Vec::new(),
+            mdns: false,
+            advert_ttl_secs: 600,
+            advert_refresh_secs: 120,
+        }
+    }
+}
+
+impl NetworkSpec {
+    /// Loads and validates a spec file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let spec: Self = read_toml(path)?;
+        spec.validate()?;
+        Ok(spec)
+    }
+
+    /// Checks names and intervals.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let ok = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-';
+        if self.name.is_empty() || self.name.len() > 32 || !self.name.chars().all(ok) {
+            return Err(ConfigError::Invalid {
+                field: "name",
+                reason: format!("{:?}: use 1-32 lowercase letters, digits or '-'", self.name),
+            });
+        }
+        if self.advert_refresh_secs == 0 || self.advert_refresh_secs >= self.advert_ttl_secs {
+            return Err(ConfigError::Invalid {
+                field: "advert_refresh_secs",
+                reason: "must be above 0 and below advert_ttl_secs".into(),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Prices this node asks, in the network's smallest unit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PriceConfig {
+    /// Per million fuel units. Default: `1`.
+    pub per_mega_fuel: u64,
+    /// Per GPU-second. Default: `10`.
+    pub per_gpu_second: u64,
+    /// Minimum per job. Default: `1`.
+    pub minimum: u64,
+}
+
+impl Default for PriceConfig {
+    fn default() -> Self {
+        Self {
+            per_mega_fuel: 1,
+            per_gpu_second: 10,
+            minimum: 1,
+        }
+    }
+}
+
+/// The node's settings (`config.toml`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NodeConfig {
+    /// Multiaddrs to listen on. Default: TCP and QUIC on port 4741 on all interfaces.
+    pub listen: Vec<String>,
+    /// Extra bootstrap multiaddrs, added to the network spec's. Default: none.
+    pub bootstrap: Vec<String>,
+    /// Path of the network spec file; `None` runs the built-in `local` network.
+    pub network: Option<PathBuf>,
+    /// Control API address; must be a loopback address. Default: `127.0.0.1:4740`.
+    pub api: SocketAddr,
+    /// Prices.
+    pub price: PriceConfig,
+    /// Jobs run at once. Default: number of CPU cores.
+    pub capacity: u32,
+    /// Largest single blob accepted, in bytes. Default: 64 MiB.
+    pub max_blob_bytes: u64,
+    /// Total blob storage, in bytes. Default: 4 GiB.
+    pub blob_store_bytes: u64,
+    /// Most simultaneous connections. Default: `256`.
+    pub max_connections: u32,
+    /// sled page cache, in bytes. Default: 64 MiB.
+    pub cache_bytes: u64,
+}
+
+impl Default for NodeConfig {
+    fn default() -> Self {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        Self {
+            listen: vec![
+                "/ip4/0.0.0.0/tcp/4741".into(),
+                "/ip4/0.0.0.0/udp/4741/quic-v1".into(),
+            ],
+            bootstrap: Vec::new(),
+            network: None,
+            api: SocketAddr::from(([127, 0, 0, 1], 4740)),
+            price: PriceConfig::default(),
+            capacity: u32::try_from(cores).unwrap_or(1),
+            max_blob_bytes: 64 << 20,
+            blob_store_bytes: 4 << 30,
+            max_connections: 256,
+            cache_bytes: 64 << 20,
+        }
+    }
+}
+
+impl NodeConfig {
+    /// Loads `config.toml`.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let config: Self = read_toml(path)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks ranges that would otherwise fail later and less clearly.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if !self.api.ip().is_loopback() {
+            return Err(ConfigError::Invalid {
+                field: "api",
+                reason: format!(
+                    "{} is not a loopback address; the API serves this host only",
+                    self.api
+                ),
+            });
+        }
+        if self.max_blob_bytes == 0 || self.max_blob_bytes > self.blob_store_bytes {
+            return Err(ConfigError::Invalid {
+                field: "max_blob_bytes",
+                reason: "must be above 0 and at most blob_store_bytes".into(),
+            });
+        }
+        if self.max_blob_bytes > crate::net::MAX_BLOB_TRANSFER_BYTES {
+            return Err(ConfigError::Invalid {
+                field: "max_blob_bytes",
+                reason: format!("at most {} bytes", crate::net::MAX_BLOB_TRANSFER_BYTES),
+            });
+        }
+        Ok(())
+    }
+
+    /// The commented `config.toml` that `cairn init` writes.
+    pub fn commented_toml(&self) -> String {
+        let d = self;
+        format!(
+            r#"# Cairn node configuration. Command-line flags override these settings.
+
+# Multiaddrs to listen on (TCP and QUIC).
+listen = {listen:?}
+# Extra peers to join through, added to the network spec's bootstrap list.
+bootstrap = []
+# Network spec file (name, bootstrap peers, parameters). Unset: the built-in "local" network.
+# network = "testnet.toml"
+# Control API for the `cairn` CLI; loopback only. The token is in api.token beside this file.
+api = "{api}"
+# Jobs run at once.
+capacity = {capacity}
+# Largest blob (module, input, output) accepted, and total blob storage, in bytes.
+max_blob_bytes = {max_blob}
+blob_store_bytes = {store}
+# Most simultaneous connections.
+max_connections = {conns}
+# Database page cache, in bytes.
+cache_bytes = {cache}
+
+[price]
+# Prices in the network's smallest unit.
+per_mega_fuel = {pmf}
+per_gpu_second = {pgs}
+minimum = {min}
+"#,
+            listen = d.listen,
+            api = d.api,
+            capacity = d.capacity,
+            max_blob = d.max_blob_bytes,
+            store = d.blob_store_bytes,
+            conns = d.max_connections,
+            cache = d.cache_bytes,
+            pmf = d.price.per_mega_fuel,
+            pgs = d.price.per_gpu_second,
+            min = d.price.minimum,
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commented_defaults_parse_back_to_the_defaults() {
+        let config = NodeConfig::default();
+        let parsed: NodeConfig = toml::from_str(&config.commented_toml()).unwrap();
+        assert_eq!(parsed, config);
+    }
+
+    #[test]
+    fn bad_values_are_named() {
+        let spec = NetworkSpec {
+            name: "Main Net".into(),
+            ..NetworkSpec::default()
+        };
+        assert!(matches!(
+            spec.validate(),
+            Err(ConfigError::Invalid { field: "name", .. })
+        ));
+        let config = NodeConfig {
+            api: "0.0.0.0:1".parse().unwrap(),
+            ..NodeConfig::default()
+        };
+        assert!(matches!(
+            config.validate(),
+            Err(ConfigError::Invalid { field: "api", .. })
+        ));
+        assert!(
+            toml::from_str::<NodeConfig>("listne = []").is_err(),
+            "typos are refused"
+        );
+    }
+}

@@ -1,0 +1,156 @@
+//! The composed network behaviour.
+// The NetworkBehaviour derive generates `BehaviourEvent`, one variant per field, without docs.
+#![allow(missing_docs)]
+
+use std::time::Duration;
+
+use libp2p::gossipsub::{self, MessageAuthenticity, PeerScoreParams, PeerScoreThresholds};
+use libp2p::identity::Keypair;
+use libp2p::kad::store::{MemoryStore, MemoryStoreConfig};
+use libp2p::swarm::NetworkBehaviour;
+use libp2p::swarm::behaviour::toggle::Toggle;
+use libp2p::{StreamProtocol, connection_limits, identify, kad, mdns, ping, request_response};
+
+use super::{BlobCodec, MAX_GOSSIP_BYTES, NetConfig};
+
+/// Everything a Cairn node speaks.
+#[derive(NetworkBehaviour)]
+pub struct Behaviour {
+    /// Caps on connections.
+    pub limits: connection_limits::Behaviour,
+    /// Exchanges listen addresses and protocol versions.
+    pub identify: identify::Behaviour,
+    /// Keeps connections alive and measures round trips.
+    pub ping: ping::Behaviour,
+    /// Adverts, verdicts and checkpoint votes.
+    pub gossipsub: gossipsub::Behaviour,
+    /// Provider records for capability classes and blobs.
+    pub kad: kad::Behaviour<MemoryStore>,
+    /// Blob transfer.
+    pub blobs: request_response::Behaviour<BlobCodec>,
+    /// Local discovery, off unless the network spec turns it on.
+    pub mdns: Toggle<mdns::tokio::Behaviour>,
+}
+
+/// Why the behaviour could not be built.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BuildError {
+    /// A protocol name built from the network name is invalid.
+    #[error("invalid protocol name {0:?}")]
+    Protocol(String),
+    /// Gossipsub refused its configuration.
+    #[error("gossipsub configuration: {0}")]
+    Gossipsub(String),
+    /// mDNS could not start.
+    #[error("mDNS: {0}")]
+    Mdns(#[from] std::io::Error),
+}
+
+fn protocol(name: String) -> Result<StreamProtocol, BuildError> {
+    StreamProtocol::try_from_owned(name.clone()).map_err(|_| BuildError::Protocol(name))
+}
+
+impl Behaviour {
+    /// Builds the behaviour for `keypair` on the network in `config`.
+    pub fn new(keypair: &Keypair, config: &NetConfig) -> Result<Self, BuildError> {
+        let peer_id = keypair.public().to_peer_id();
+        let limits = connection_limits::ConnectionLimits::default()
+            .with_max_established(Some(config.max_connections))
+            .with_max_established_per_peer(Some(4))
+            .with_max_pending_incoming(Some(64))
+            .with_max_pending_outgoing(Some(64));
+
+        let identify = identify::Behaviour::new(
+            identify::Config::new(config.identify_version(), keypair.public())
+                .with_agent_version(format!("cairn/{}", env!("CARGO_PKG_VERSION"))),
+        );
+
+        let mut kad_config = kad::Config::new(protocol(config.kad_protocol())?);
+        kad_config
+            .set_max_packet_size(64 * 1024)
+            .set_query_timeout(Duration::from_secs(30));
+        let store_config = MemoryStoreConfig {
+            max_records: 4096,
+            max_value_bytes: 64 * 1024,
+            max_providers_per_key: 256,
+            max_provided_keys: 65_536,
+        };
+        let mut kad = kad::Behaviour::with_config(
+            peer_id,
+            MemoryStore::with_config(peer_id, store_config),
+            kad_config,
+        );
+        // Local clusters have no confirmed external address, so force server mode.
+        kad.set_mode(Some(kad::Mode::Server));
+
+        let blobs = request_response::Behaviour::with_codec(
+            BlobCodec {
+                max_blob_bytes: config.max_blob_bytes,
+            },
+            [(
+                protocol(config.blob_protocol())?,
+                request_response::ProtocolSupport::Full,
+            )],
+            request_response::Config::default().with_request_timeout(config.request_timeout),
+        );
+
+        let mdns = if config.mdns {
+            Some(mdns::tokio::Behaviour::new(
+                mdns::Config::default(),
+                peer_id,
+            )?)
+        } else {
+            None
+        };
+
+        Ok(Self {
+            limits: connection_limits::Behaviour::new(limits),
+            identify,
+            ping: ping::Behaviour::new(ping::Config::new()),
+            gossipsub: gossipsub(keypair, config)?,
+            kad,
+            blobs,
+            mdns: mdns.into(),
+        })
+    }
+}
+
+fn gossipsub(keypair: &Keypair, config: &NetConfig) -> Result<gossipsub::Behaviour, BuildError> {
+    let gossip_config = gossipsub::ConfigBuilder::default()
+        .heartbeat_interval(config.heartbeat)
+        .heartbeat_initial_delay(Duration::from_millis(100))
+        .max_transmit_size(MAX_GOSSIP_BYTES)
+        .validation_mode(gossipsub::ValidationMode::Strict)
+        .validate_messages()
+        // De-duplicate by content, not by source and sequence number.
+        .message_id_fn(|m: &gossipsub::Message| {
+            gossipsub::MessageId::from(blake3::hash(&m.data).as_bytes().to_vec())
+        })
+        .build()
+        .map_err(|e| BuildError::Gossipsub(e.to_string()))?;
+    let mut behaviour =
+        gossipsub::Behaviour::new(MessageAuthenticity::Signed(keypair.clone()), gossip_config)
+            .map_err(|e| BuildError::Gossipsub(e.to_string()))?;
+
+    // Invalid messages cost the peer that forwarded them: the penalty grows with the square of
+    // the count, so a few (a clock-skewed advert) are tolerated and about nine bring the peer
+    // below the graylist threshold (-80), after which its messages are ignored. Many peers on
+    // one IP are normal in local clusters, so the colocation penalty is off.
+    let topic = gossipsub::IdentTopic::new(config.advert_topic());
+    let mut params = PeerScoreParams {
+        ip_colocation_factor_weight: 0.0,
+        ..PeerScoreParams::default()
+    };
+    let topic_params = gossipsub::TopicScoreParams {
+        topic_weight: 1.0,
+        invalid_message_deliveries_weight: -1.0,
+        invalid_message_deliveries_decay: 0.9,
+        ..gossipsub::TopicScoreParams::default()
+    };
+    params.topics.insert(topic.hash(), topic_params);
+    behaviour
+        .with_peer_score(params, PeerScoreThresholds::default())
+        .map_err(|e| BuildError::Gossipsub(e.to_string()))?;
+    Ok(behaviour)
+}

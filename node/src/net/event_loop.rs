@@ -1,0 +1,378 @@
+//! The task that owns the swarm.
+
+use std::collections::{HashMap, HashSet};
+
+use futures::StreamExt;
+use libp2p::gossipsub::{self, IdentTopic, MessageAcceptance};
+use libp2p::identity::Keypair;
+use libp2p::kad::{self, GetProvidersOk, QueryId, QueryResult};
+use libp2p::request_response::{self, OutboundRequestId};
+use libp2p::swarm::SwarmEvent;
+use libp2p::{Multiaddr, PeerId, Swarm, SwarmBuilder, identify, mdns, noise, tcp, yamux};
+use tokio::sync::{mpsc, oneshot};
+use tracing::{debug, info, warn};
+
+use super::behaviour::{Behaviour, BehaviourEvent};
+use super::handle::{Command, NetError, NetworkEvent, NetworkHandle, PeerInfo};
+use super::{BlobResponse, NetConfig};
+
+/// Queued commands from the node to the swarm task.
+const COMMAND_QUEUE: usize = 256;
+/// Queued events from the swarm task to the node; when full, gossip is ignored and blob
+/// requests dropped rather than stalling the swarm.
+const EVENT_QUEUE: usize = 1024;
+
+/// Why the swarm could not be built.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot build the libp2p swarm: {0}")]
+pub struct SwarmBuildError(String);
+
+/// Builds the swarm: TCP and QUIC, noise, yamux, DNS, and the [`Behaviour`].
+pub fn build_swarm(
+    keypair: Keypair,
+    config: &NetConfig,
+) -> Result<Swarm<Behaviour>, SwarmBuildError> {
+    let err = |e: &dyn std::fmt::Display| SwarmBuildError(e.to_string());
+    let swarm = SwarmBuilder::with_existing_identity(keypair)
+        .with_tokio()
+        .with_tcp(
+            tcp::Config::default().nodelay(true),
+            noise::Config::new,
+            yamux::Config::default,
+        )
+        .map_err(|e| err(&e))?
+        .with_quic()
+        .with_dns()
+        .map_err(|e| err(&e))?
+        .with_behaviour(|key| Behaviour::new(key, config).map_err(Box::from))
+        .map_err(|e| err(&e))?
+        .with_swarm_config(|c| c.with_idle_connection_timeout(config.idle_timeout))
+        .build();
+    Ok(swarm)
+}
+
+/// A provider lookup in progress: where the answer goes and what was found so far.
+type ProviderSearch = (
+    oneshot::Sender<Result<Vec<PeerId>, NetError>>,
+    HashSet<PeerId>,
+);
+
+/// Owns the swarm and answers [`Command`]s.
+pub struct EventLoop {
+    swarm: Swarm<Behaviour>,
+    config: NetConfig,
+    advert_topic: IdentTopic,
+    commands: mpsc::Receiver<Command>,
+    events: mpsc::Sender<NetworkEvent>,
+    listen_addrs: Vec<Multiaddr>,
+    identified: HashMap<PeerId, (Vec<Multiaddr>, String)>,
+    bootstrapped: bool,
+    providing: HashMap<QueryId, oneshot::Sender<Result<(), NetError>>>,
+    finding: HashMap<QueryId, ProviderSearch>,
+    blob_requests: HashMap<OutboundRequestId, oneshot::Sender<Result<BlobResponse, NetError>>>,
+}
+
+impl EventLoop {
+    /// Wraps `swarm`; returns the loop, a handle to it and the node's event receiver.
+    pub fn new(
+        mut swarm: Swarm<Behaviour>,
+        config: NetConfig,
+    ) -> Result<(Self, NetworkHandle, mpsc::Receiver<NetworkEvent>), NetError> {
+        let advert_topic = IdentTopic::new(config.advert_topic());
+        swarm
+            .behaviour_mut()
+            .gossipsub
+            .subscribe(&advert_topic)
+            .map_err(|e| NetError::Publish(e.to_string()))?;
+        let (command_tx, commands) = mpsc::channel(COMMAND_QUEUE);
+        let (events, event_rx) = mpsc::channel(EVENT_QUEUE);
+        let handle = NetworkHandle::new(command_tx, *swarm.local_peer_id());
+        let this = Self {
+            swarm,
+            config,
+            advert_topic,
+            commands,
+            events,
+            listen_addrs: Vec::new(),
+            identified: HashMap::new(),
+            bootstrapped: false,
+            providing: HashMap::new(),
+            finding: HashMap::new(),
+            blob_requests: HashMap::new(),
+        };
+        Ok((this, handle, event_rx))
+    }
+
+    /// Runs until every handle is dropped.
+    pub async fn run(mut self) {
+        loop {
+            tokio::select! {
+                command = self.commands.recv() => match command {
+                    Some(command) => self.on_command(command),
+                    None => break,
+                },
+                event = self.swarm.select_next_some() => self.on_swarm_event(event),
+            }
+        }
+        debug!(target: "cairn::net", "network task stopped");
+    }
+
+    fn on_command(&mut self, command: Command) {
+        let swarm = &mut self.swarm;
+        match command {
+            Command::Listen { addr, reply } => {
+                let result =
+                    swarm
+                        .listen_on(addr.clone())
+                        .map(|_| ())
+                        .map_err(|e| NetError::Listen {
+                            addr: addr.to_string(),
+                            reason: e.to_string(),
+                        });
+                let _ = reply.send(result);
+            }
+            Command::Dial { addr, reply } => {
+                let result = swarm.dial(addr.clone()).map_err(|e| NetError::Dial {
+                    addr: addr.to_string(),
+                    reason: e.to_string(),
+                });
+                let _ = reply.send(result);
+            }
+            Command::ListenAddrs { reply } => {
+                let _ = reply.send(self.listen_addrs.clone());
+            }
+            Command::Peers { reply } => {
+                let peers = swarm.connected_peers().map(|peer| {
+                    let (addrs, agent) = match self.identified.get(peer) {
+                        Some((addrs, agent)) => (addrs.clone(), Some(agent.clone())),
+                        None => (Vec::new(), None),
+                    };
+                    PeerInfo {
+                        peer_id: peer.to_string(),
+                        addresses: addrs.iter().map(ToString::to_string).collect(),
+                        agent,
+                    }
+                });
+                let _ = reply.send(peers.collect());
+            }
+            Command::PublishAdvert { data, reply } => {
+                let topic = self.advert_topic.clone();
+                let result = swarm.behaviour_mut().gossipsub.publish(topic, data);
+                let _ = reply.send(
+                    result
+                        .map(|_| ())
+                        .map_err(|e| NetError::Publish(e.to_string())),
+                );
+            }
+            Command::ReportValidation {
+                id,
+                source,
+                acceptance,
+            } => {
+                let gossip = &mut swarm.behaviour_mut().gossipsub;
+                gossip.report_message_validation_result(&id, &source, acceptance);
+            }
+            Command::StartProviding { key, reply } => {
+                match swarm.behaviour_mut().kad.start_providing(key.into()) {
+                    Ok(query) => {
+                        self.providing.insert(query, reply);
+                    }
+                    Err(e) => {
+                        let _ = reply.send(Err(NetError::Dht(e.to_string())));
+                    }
+                }
+            }
+            Command::GetProviders { key, reply } => {
+                let query = swarm.behaviour_mut().kad.get_providers(key.into());
+                self.finding.insert(query, (reply, HashSet::new()));
+            }
+            Command::RequestBlob { peer, hash, reply } => {
+                let request = swarm.behaviour_mut().blobs.send_request(&peer, hash);
+                self.blob_requests.insert(request, reply);
+            }
+            Command::RespondBlob { channel, response } => {
+                // Fails only when the requester went away; nothing to do then.
+                let _ = swarm.behaviour_mut().blobs.send_response(channel, response);
+            }
+            Command::PeerScore { peer, reply } => {
+                let _ = reply.send(swarm.behaviour().gossipsub.peer_score(&peer));
+            }
+            Command::AdvertTopicPeers { reply } => {
+                let topic = self.advert_topic.hash();
+                let peers = swarm.behaviour().gossipsub.all_peers();
+                let _ = reply.send(peers.filter(|(_, topics)| topics.contains(&&topic)).count());
+            }
+        }
+    }
+
+    fn on_swarm_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
+        match event {
+            SwarmEvent::Behaviour(event) => self.on_behaviour_event(event),
+            SwarmEvent::NewListenAddr { address, .. } => {
+                info!(target: "cairn::net", %address, "listening");
+                self.listen_addrs.push(address);
+            }
+            SwarmEvent::ExpiredListenAddr { address, .. } => {
+                self.listen_addrs.retain(|a| *a != address);
+            }
+            SwarmEvent::ConnectionEstablished {
+                peer_id,
+                num_established,
+                ..
+            } if num_established.get() == 1 => {
+                self.emit(NetworkEvent::PeerConnected { peer: peer_id });
+            }
+            SwarmEvent::ConnectionClosed {
+                peer_id,
+                num_established: 0,
+                ..
+            } => {
+                self.identified.remove(&peer_id);
+            }
+            SwarmEvent::OutgoingConnectionError { peer_id, error, .. } => {
+                debug!(target: "cairn::net", ?peer_id, %error, "outgoing connection failed");
+            }
+            _ => {}
+        }
+    }
+
+    fn on_behaviour_event(&mut self, event: BehaviourEvent) {
+        match event {
+            BehaviourEvent::Gossipsub(gossipsub::Event::Message {
+                propagation_source,
+                message_id,
+                message,
+            }) => self.on_gossip(propagation_source, message_id, message),
+            BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. }) => {
+                self.on_identify(peer_id, info)
+            }
+            BehaviourEvent::Kad(kad::Event::OutboundQueryProgressed {
+                id, result, step, ..
+            }) => self.on_query(id, result, step.last),
+            BehaviourEvent::Blobs(event) => self.on_blob_event(event),
+            BehaviourEvent::Mdns(mdns::Event::Discovered(found)) => {
+                for (peer, addr) in found {
+                    self.swarm
+                        .behaviour_mut()
+                        .kad
+                        .add_address(&peer, addr.clone());
+                    let _ = self.swarm.dial(addr);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn on_gossip(&mut self, source: PeerId, id: gossipsub::MessageId, message: gossipsub::Message) {
+        let event = NetworkEvent::Advert {
+            source,
+            author: message.source,
+            id: id.clone(),
+            data: message.data,
+        };
+        if self.events.try_send(event).is_err() {
+            warn!(target: "cairn::net", "node busy; ignoring a gossip message");
+            let gossip = &mut self.swarm.behaviour_mut().gossipsub;
+            gossip.report_message_validation_result(&id, &source, MessageAcceptance::Ignore);
+        }
+    }
+
+    fn on_identify(&mut self, peer: PeerId, info: identify::Info) {
+        if info.protocol_version != self.config.identify_version() {
+            warn!(target: "cairn::net", %peer, version = %info.protocol_version, "peer of another network; disconnecting");
+            let _ = self.swarm.disconnect_peer_id(peer);
+            self.emit(NetworkEvent::WrongNetwork {
+                peer,
+                version: info.protocol_version,
+            });
+            return;
+        }
+        for addr in &info.listen_addrs {
+            self.swarm
+                .behaviour_mut()
+                .kad
+                .add_address(&peer, addr.clone());
+        }
+        self.identified
+            .insert(peer, (info.listen_addrs, info.agent_version));
+        if !self.bootstrapped {
+            self.bootstrapped = self.swarm.behaviour_mut().kad.bootstrap().is_ok();
+        }
+    }
+
+    fn on_query(&mut self, id: QueryId, result: QueryResult, last: bool) {
+        match result {
+            QueryResult::StartProviding(result) => {
+                if let Some(reply) = self.providing.remove(&id) {
+                    // With no peer to replicate to, the record still lives locally and is
+                    // served to anyone who asks, so only a local failure is an error.
+                    let outcome = match result {
+                        Ok(_) | Err(kad::AddProviderError::Timeout { .. }) => Ok(()),
+                    };
+                    let _ = reply.send(outcome);
+                }
+            }
+            QueryResult::GetProviders(result) => {
+                if let Some((_, found)) = self.finding.get_mut(&id)
+                    && let Ok(GetProvidersOk::FoundProviders { providers, .. }) = result
+                {
+                    found.extend(providers);
+                }
+                if last && let Some((reply, found)) = self.finding.remove(&id) {
+                    let _ = reply.send(Ok(found.into_iter().collect()));
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn on_blob_event(
+        &mut self,
+        event: request_response::Event<cairn_protocol::BlobHash, BlobResponse>,
+    ) {
+        match event {
+            request_response::Event::Message { peer, message, .. } => match message {
+                request_response::Message::Request {
+                    request, channel, ..
+                } => {
+                    let event = NetworkEvent::BlobRequest {
+                        peer,
+                        hash: request,
+                        channel,
+                    };
+                    if self.events.try_send(event).is_err() {
+                        warn!(target: "cairn::net", %peer, "node busy; dropping a blob request");
+                    }
+                }
+                request_response::Message::Response {
+                    request_id,
+                    response,
+                } => {
+                    if let Some(reply) = self.blob_requests.remove(&request_id) {
+                        let _ = reply.send(Ok(response));
+                    }
+                }
+            },
+            request_response::Event::OutboundFailure {
+                peer,
+                request_id,
+                error,
+                ..
+            } => {
+                if let Some(reply) = self.blob_requests.remove(&request_id) {
+                    let _ = reply.send(Err(NetError::Request {
+                        peer,
+                        reason: error.to_string(),
+                    }));
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn emit(&self, event: NetworkEvent) {
+        if self.events.try_send(event).is_err() {
+            debug!(target: "cairn::net", "node busy; dropped a network event");
+        }
+    }
+}

@@ -1,0 +1,305 @@
+//! The cloneable handle through which the node talks to the swarm task.
+
+use cairn_protocol::BlobHash;
+use libp2p::gossipsub::{MessageAcceptance, MessageId};
+use libp2p::request_response::ResponseChannel;
+use libp2p::{Multiaddr, PeerId};
+use serde::Serialize;
+use tokio::sync::{mpsc, oneshot};
+
+use super::BlobResponse;
+
+/// Why a network operation failed.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum NetError {
+    /// The swarm task has stopped (the node is shutting down).
+    #[error("the network task has stopped")]
+    Stopped,
+    /// Listening on an address failed.
+    #[error("cannot listen on {addr}: {reason}")]
+    Listen {
+        /// The address.
+        addr: String,
+        /// Why.
+        reason: String,
+    },
+    /// Dialling failed at once (bad address, no transport for it).
+    #[error("cannot dial {addr}: {reason}")]
+    Dial {
+        /// The address.
+        addr: String,
+        /// Why.
+        reason: String,
+    },
+    /// Publishing on gossipsub failed (for example no peer subscribes yet).
+    #[error("cannot publish: {0}")]
+    Publish(String),
+    /// A DHT operation failed.
+    #[error("DHT: {0}")]
+    Dht(String),
+    /// A request to a peer failed (timeout, refused protocol, connection lost).
+    #[error("request to {peer} failed: {reason}")]
+    Request {
+        /// The peer.
+        peer: PeerId,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// A connected peer.
+#[derive(Clone, Debug, Serialize)]
+pub struct PeerInfo {
+    /// Its peer id.
+    pub peer_id: String,
+    /// Addresses it listens on, as identify reported them.
+    pub addresses: Vec<String>,
+    /// Its agent version (`cairn/0.1.0`), once identify ran.
+    pub agent: Option<String>,
+}
+
+/// Requests to the swarm task. Each carries a oneshot for the answer, where there is one.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Command {
+    /// Listen on an address.
+    Listen {
+        /// The address.
+        addr: Multiaddr,
+        /// Answer.
+        reply: oneshot::Sender<Result<(), NetError>>,
+    },
+    /// Dial an address.
+    Dial {
+        /// The address (with `/p2p/PEER` where known).
+        addr: Multiaddr,
+        /// Answer: whether the dial started.
+        reply: oneshot::Sender<Result<(), NetError>>,
+    },
+    /// Addresses the swarm listens on.
+    ListenAddrs {
+        /// Answer.
+        reply: oneshot::Sender<Vec<Multiaddr>>,
+    },
+    /// Connected peers.
+    Peers {
+        /// Answer.
+        reply: oneshot::Sender<Vec<PeerInfo>>,
+    },
+    /// Publish on the advert topic.
+    PublishAdvert {
+        /// Signed envelope bytes.
+        data: Vec<u8>,
+        /// Answer.
+        reply: oneshot::Sender<Result<(), NetError>>,
+    },
+    /// Tell gossipsub whether a message was valid (it then forwards or penalises).
+    ReportValidation {
+        /// The message.
+        id: MessageId,
+        /// The peer that forwarded it.
+        source: PeerId,
+        /// The verdict.
+        acceptance: MessageAcceptance,
+    },
+    /// Register as a provider of a DHT key.
+    StartProviding {
+        /// The key.
+        key: Vec<u8>,
+        /// Answer, when the query finished.
+        reply: oneshot::Sender<Result<(), NetError>>,
+    },
+    /// Find providers of a DHT key.
+    GetProviders {
+        /// The key.
+        key: Vec<u8>,
+        /// Answer.
+        reply: oneshot::Sender<Result<Vec<PeerId>, NetError>>,
+    },
+    /// Ask a peer for a blob.
+    RequestBlob {
+        /// The peer.
+        peer: PeerId,
+        /// The blob.
+        hash: BlobHash,
+        /// Answer.
+        reply: oneshot::Sender<Result<BlobResponse, NetError>>,
+    },
+    /// Answer a peer's blob request.
+    RespondBlob {
+        /// The request's channel.
+        channel: ResponseChannel<BlobResponse>,
+        /// The answer.
+        response: BlobResponse,
+    },
+    /// Gossipsub's score of a peer.
+    PeerScore {
+        /// The peer.
+        peer: PeerId,
+        /// Answer.
+        reply: oneshot::Sender<Option<f64>>,
+    },
+    /// Peers subscribed to the advert topic.
+    AdvertTopicPeers {
+        /// Answer.
+        reply: oneshot::Sender<usize>,
+    },
+}
+
+/// What the swarm task tells the node.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum NetworkEvent {
+    /// A gossip message to validate and then report on with [`Command::ReportValidation`].
+    Advert {
+        /// The peer that forwarded it.
+        source: PeerId,
+        /// The original publisher, when signed.
+        author: Option<PeerId>,
+        /// Gossipsub's id of it.
+        id: MessageId,
+        /// The bytes.
+        data: Vec<u8>,
+    },
+    /// A peer asks for a blob; answer with [`Command::RespondBlob`].
+    BlobRequest {
+        /// The peer.
+        peer: PeerId,
+        /// The blob.
+        hash: BlobHash,
+        /// Where the answer goes.
+        channel: ResponseChannel<BlobResponse>,
+    },
+    /// A connection to a new peer was established.
+    PeerConnected {
+        /// The peer.
+        peer: PeerId,
+    },
+    /// A peer of another network (or another protocol version) was disconnected.
+    WrongNetwork {
+        /// The peer.
+        peer: PeerId,
+        /// The protocol version it announced.
+        version: String,
+    },
+}
+
+/// Cloneable handle to the swarm task.
+#[derive(Clone, Debug)]
+pub struct NetworkHandle {
+    commands: mpsc::Sender<Command>,
+    peer_id: PeerId,
+}
+
+impl NetworkHandle {
+    pub(crate) fn new(commands: mpsc::Sender<Command>, peer_id: PeerId) -> Self {
+        Self { commands, peer_id }
+    }
+
+    /// This node's peer id.
+    pub fn peer_id(&self) -> PeerId {
+        self.peer_id
+    }
+
+    async fn ask<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<T>) -> Command,
+    ) -> Result<T, NetError> {
+        let (reply, answer) = oneshot::channel();
+        self.commands
+            .send(make(reply))
+            .await
+            .map_err(|_| NetError::Stopped)?;
+        answer.await.map_err(|_| NetError::Stopped)
+    }
+
+    /// Listens on `addr`.
+    pub async fn listen(&self, addr: Multiaddr) -> Result<(), NetError> {
+        self.ask(|reply| Command::Listen { addr, reply }).await?
+    }
+
+    /// Dials `addr`.
+    pub async fn dial(&self, addr: Multiaddr) -> Result<(), NetError> {
+        self.ask(|reply| Command::Dial { addr, reply }).await?
+    }
+
+    /// Addresses the node listens on.
+    pub async fn listen_addrs(&self) -> Result<Vec<Multiaddr>, NetError> {
+        self.ask(|reply| Command::ListenAddrs { reply }).await
+    }
+
+    /// Connected peers.
+    pub async fn peers(&self) -> Result<Vec<PeerInfo>, NetError> {
+        self.ask(|reply| Command::Peers { reply }).await
+    }
+
+    /// Publishes signed advert bytes.
+    pub async fn publish_advert(&self, data: Vec<u8>) -> Result<(), NetError> {
+        self.ask(|reply| Command::PublishAdvert { data, reply })
+            .await?
+    }
+
+    /// Reports a validation result to gossipsub.
+    pub async fn report_validation(
+        &self,
+        id: MessageId,
+        source: PeerId,
+        acceptance: MessageAcceptance,
+    ) -> Result<(), NetError> {
+        let command = Command::ReportValidation {
+            id,
+            source,
+            acceptance,
+        };
+        self.commands
+            .send(command)
+            .await
+            .map_err(|_| NetError::Stopped)
+    }
+
+    /// Registers this node as a provider of `key`.
+    pub async fn start_providing(&self, key: Vec<u8>) -> Result<(), NetError> {
+        self.ask(|reply| Command::StartProviding { key, reply })
+            .await?
+    }
+
+    /// Finds providers of `key` in the DHT.
+    pub async fn get_providers(&self, key: Vec<u8>) -> Result<Vec<PeerId>, NetError> {
+        self.ask(|reply| Command::GetProviders { key, reply })
+            .await?
+    }
+
+    /// Asks `peer` for a blob. The caller checks the hash of what comes back.
+    pub async fn request_blob(
+        &self,
+        peer: PeerId,
+        hash: BlobHash,
+    ) -> Result<BlobResponse, NetError> {
+        self.ask(|reply| Command::RequestBlob { peer, hash, reply })
+            .await?
+    }
+
+    /// Answers a peer's blob request.
+    pub async fn respond_blob(
+        &self,
+        channel: ResponseChannel<BlobResponse>,
+        response: BlobResponse,
+    ) -> Result<(), NetError> {
+        let command = Command::RespondBlob { channel, response };
+        self.commands
+            .send(command)
+            .await
+            .map_err(|_| NetError::Stopped)
+    }
+
+    /// Gossipsub's score of `peer` (negative after invalid messages).
+    pub async fn peer_score(&self, peer: PeerId) -> Result<Option<f64>, NetError> {
+        self.ask(|reply| Command::PeerScore { peer, reply }).await
+    }
+
+    /// Peers subscribed to the advert topic.
+    pub async fn advert_topic_peers(&self) -> Result<usize, NetError> {
+        self.ask(|reply| Command::AdvertTopicPeers { reply }).await
+    }
+}

@@ -1,0 +1,86 @@
+//! The libp2p side of a node: one task owns the swarm ([`event_loop`]); the rest of the node
+//! talks to it through a cloneable [`NetworkHandle`] that sends [`Command`]s with a oneshot
+//! reply, and hears from it through a bounded channel of [`NetworkEvent`]s.
+//!
+//! Every protocol id and topic carries the network's name, so two networks never mix, and
+//! peers whose identify protocol version names another network are disconnected.
+
+mod behaviour;
+mod blob_codec;
+mod event_loop;
+mod handle;
+
+use std::time::Duration;
+
+pub use behaviour::{Behaviour, BehaviourEvent};
+pub use blob_codec::{BlobCodec, BlobResponse};
+pub use event_loop::{EventLoop, SwarmBuildError, build_swarm};
+pub use handle::{Command, NetError, NetworkEvent, NetworkHandle, PeerInfo};
+
+/// Largest blob that can cross the wire, whatever the configuration says.
+pub const MAX_BLOB_TRANSFER_BYTES: u64 = 256 << 20;
+
+/// Largest gossip message (adverts, verdicts, checkpoint votes), in bytes.
+pub const MAX_GOSSIP_BYTES: usize = 64 * 1024;
+
+/// Settings of the network layer.
+#[derive(Clone, Debug)]
+pub struct NetConfig {
+    /// Network name; part of every protocol id.
+    pub network: String,
+    /// Run mDNS discovery. Default: off (it sends multicast to the local link).
+    pub mdns: bool,
+    /// Most established connections. Default: 256.
+    pub max_connections: u32,
+    /// Largest blob accepted in a transfer.
+    pub max_blob_bytes: u64,
+    /// Gossipsub heartbeat. Default: 500 ms.
+    pub heartbeat: Duration,
+    /// How long a blob request may take. Default: 60 s.
+    pub request_timeout: Duration,
+    /// How long an idle connection stays open. Default: 60 s.
+    pub idle_timeout: Duration,
+}
+
+impl NetConfig {
+    /// Defaults for `network`.
+    pub fn new(network: &str) -> Self {
+        Self {
+            network: network.to_owned(),
+            mdns: false,
+            max_connections: 256,
+            max_blob_bytes: 64 << 20,
+            heartbeat: Duration::from_millis(500),
+            request_timeout: Duration::from_secs(60),
+            idle_timeout: Duration::from_secs(60),
+        }
+    }
+
+    /// Identify's protocol version, which names the network.
+    pub fn identify_version(&self) -> String {
+        format!("/cairn/{}/1.0.0", self.network)
+    }
+
+    /// The gossip topic of capability adverts.
+    pub fn advert_topic(&self) -> String {
+        format!("cairn/{}/adverts/1", self.network)
+    }
+
+    fn kad_protocol(&self) -> String {
+        format!("/cairn/{}/kad/1.0.0", self.network)
+    }
+
+    fn blob_protocol(&self) -> String {
+        format!("/cairn/{}/blob/1.0.0", self.network)
+    }
+}
+
+/// The DHT key under which providers of a capability class (`cpu`, `gpu:sm90`, ...) register.
+pub fn class_key(network: &str, class: &str) -> Vec<u8> {
+    format!("/cairn/{network}/class/{class}").into_bytes()
+}
+
+/// The DHT key under which holders of a blob register.
+pub fn blob_key(network: &str, hash: &cairn_protocol::BlobHash) -> Vec<u8> {
+    format!("/cairn/{network}/blob/{hash}").into_bytes()
+}

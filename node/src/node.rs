@@ -1,0 +1,617 @@
+//! A running node: the store, the swarm task, the advert and blob services, and the API.
+//!
+//! [`Node::start`] opens the data dir, loads or creates the identity, starts the swarm, listens,
+//! dials the bootstrap peers, and spawns the background tasks. The returned [`RunningNode`]
+//! stops them when dropped or shut down (swarm, services, then a final store flush).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use cairn_protocol::adverts::{AdvertBook, AdvertBookConfig, Inserted};
+use cairn_protocol::{
+    BlobHash, CapabilityAdvert, Envelope, NodeId, PriceSchedule, Requirements, Timestamp, Verified,
+};
+use libp2p::gossipsub::{MessageAcceptance, MessageId};
+use libp2p::identity::{Keypair, ed25519};
+use libp2p::{Multiaddr, PeerId};
+use tokio::sync::{Notify, mpsc};
+use tokio::task::JoinHandle;
+use tracing::{debug, info, warn};
+
+use crate::config::{NetworkSpec, NodeConfig};
+use crate::gpu::Hardware;
+use crate::metrics::Metrics;
+use crate::net::{self, BlobResponse, EventLoop, NetConfig, NetError, NetworkEvent, NetworkHandle};
+use crate::store::{self, BlobStore, KvStore, SledStore, StoreError, Tree};
+
+const IDENTITY_KEY: &[u8] = b"ed25519";
+const ADVERT_SEQ_KEY: &[u8] = b"advert_seq";
+/// How long storing a blob waits for its DHT announcement before returning.
+const PROVIDE_WAIT: Duration = Duration::from_secs(10);
+/// Adverts are republished at most this often, however many new peers appear.
+const REPUBLISH_DEBOUNCE: Duration = Duration::from_millis(750);
+
+/// Everything a node needs to start.
+#[derive(Clone, Debug)]
+pub struct NodeOptions {
+    /// Data directory (database, API token and address).
+    pub data_dir: PathBuf,
+    /// Settings, with command-line overrides already applied.
+    pub config: NodeConfig,
+    /// The network to join.
+    pub spec: NetworkSpec,
+    /// What this machine offers.
+    pub hardware: Hardware,
+    /// The sandbox identity advertised.
+    pub runtime: String,
+    /// Gossipsub heartbeat and other network timings.
+    pub net: Option<NetConfig>,
+}
+
+/// Why a node could not start or an operation failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum NodeError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The network failed.
+    #[error(transparent)]
+    Net(#[from] NetError),
+    /// The swarm could not be built.
+    #[error(transparent)]
+    Swarm(#[from] net::SwarmBuildError),
+    /// A file in the data dir could not be written or read.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// The stored identity is not a valid key.
+    #[error("the identity in the data dir is corrupt: {0}")]
+    Identity(String),
+    /// An address is not a valid multiaddr.
+    #[error("invalid multiaddr {addr:?}: {reason}")]
+    Multiaddr {
+        /// The text.
+        addr: String,
+        /// Why.
+        reason: String,
+    },
+    /// A blob could not be found on any provider.
+    #[error("blob {hash} not found: {reason}")]
+    BlobUnavailable {
+        /// The blob.
+        hash: BlobHash,
+        /// What was tried.
+        reason: String,
+    },
+    /// A message could not be signed or encoded.
+    #[error("cannot sign: {0}")]
+    Sign(String),
+}
+
+/// The current time as the protocol counts it.
+pub fn now() -> Timestamp {
+    let ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis());
+    Timestamp(u64::try_from(ms).unwrap_or(u64::MAX))
+}
+
+/// Loads the node's key from the store, creating it on first start.
+pub fn load_or_create_identity(kv: &dyn KvStore) -> Result<ed25519::Keypair, NodeError> {
+    if let Some(bytes) = kv.get(Tree::Identity, IDENTITY_KEY)? {
+        let mut raw: Vec<u8> = store::decode_value(&bytes)?;
+        return ed25519::Keypair::try_from_bytes(&mut raw)
+            .map_err(|e| NodeError::Identity(e.to_string()));
+    }
+    let keypair = ed25519::Keypair::generate();
+    kv.put(
+        Tree::Identity,
+        IDENTITY_KEY,
+        &store::encode_value(&keypair.to_bytes().to_vec())?,
+    )?;
+    kv.flush()?;
+    Ok(keypair)
+}
+
+/// A cloneable handle to a running node.
+#[derive(Clone)]
+pub struct Node {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    keypair: ed25519::Keypair,
+    node_id: NodeId,
+    options: NodeOptions,
+    net: NetworkHandle,
+    kv: Arc<dyn KvStore>,
+    blobs: BlobStore,
+    adverts: Mutex<AdvertBook>,
+    metrics: Metrics,
+    republish: Notify,
+}
+
+/// A started node and its tasks; dropping it stops them.
+#[must_use = "the node stops when this is dropped"]
+pub struct RunningNode {
+    node: Node,
+    api_addr: SocketAddr,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl RunningNode {
+    /// The node's handle.
+    pub fn node(&self) -> &Node {
+        &self.node
+    }
+
+    /// Where the control API listens.
+    pub fn api_addr(&self) -> SocketAddr {
+        self.api_addr
+    }
+
+    /// Stops the tasks (API, services, swarm) and flushes the store.
+    pub async fn shutdown(mut self) {
+        self.stop();
+        let kv = self.node.inner.kv.clone();
+        let _ = tokio::task::spawn_blocking(move || kv.flush()).await;
+    }
+
+    fn stop(&mut self) {
+        for task in self.tasks.drain(..).rev() {
+            task.abort();
+        }
+    }
+}
+
+impl Drop for RunningNode {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+impl Node {
+    /// Opens the data dir and starts the node.
+    pub async fn start(options: NodeOptions) -> Result<RunningNode, NodeError> {
+        let io = |path: PathBuf| move |source| NodeError::Io { path, source };
+        std::fs::create_dir_all(&options.data_dir).map_err(io(options.data_dir.clone()))?;
+        let kv: Arc<dyn KvStore> = Arc::new(SledStore::open(
+            &options.data_dir.join("db"),
+            options.config.cache_bytes,
+        )?);
+        let keypair = load_or_create_identity(kv.as_ref())?;
+        let blobs = BlobStore::open(
+            kv.clone(),
+            options.config.max_blob_bytes,
+            options.config.blob_store_bytes,
+        )?;
+
+        let mut net_config = options
+            .net
+            .clone()
+            .unwrap_or_else(|| NetConfig::new(&options.spec.name));
+        net_config.network = options.spec.name.clone();
+        net_config.mdns = options.spec.mdns;
+        net_config.max_connections = options.config.max_connections;
+        net_config.max_blob_bytes = options.config.max_blob_bytes;
+        let swarm = net::build_swarm(Keypair::from(keypair.clone()), &net_config)?;
+        let (event_loop, net, events) = EventLoop::new(swarm, net_config)?;
+        let mut tasks = vec![tokio::spawn(event_loop.run())];
+
+        let node = Node {
+            inner: Arc::new(Inner {
+                node_id: NodeId::from_keypair(&keypair),
+                keypair,
+                options,
+                net,
+                kv,
+                blobs,
+                adverts: Mutex::new(AdvertBook::new(AdvertBookConfig::default())),
+                metrics: Metrics::default(),
+                republish: Notify::new(),
+            }),
+        };
+        node.load_adverts();
+        tasks.push(tokio::spawn(node.clone().serve_network(events)));
+        node.listen_and_dial().await?;
+        tasks.push(tokio::spawn(node.clone().advertise()));
+        let (api_addr, api_task) = crate::api::serve(node.clone()).await?;
+        tasks.push(api_task);
+        info!(target: "cairn::node", peer_id = %node.peer_id(), %api_addr, network = %node.inner.options.spec.name, "node started");
+        Ok(RunningNode {
+            node,
+            api_addr,
+            tasks,
+        })
+    }
+
+    async fn listen_and_dial(&self) -> Result<(), NodeError> {
+        let options = &self.inner.options;
+        for addr in &options.config.listen {
+            self.inner.net.listen(parse_addr(addr)?).await?;
+        }
+        let bootstrap = options
+            .spec
+            .bootstrap
+            .iter()
+            .chain(&options.config.bootstrap);
+        for addr in bootstrap {
+            if let Err(e) = self.inner.net.dial(parse_addr(addr)?).await {
+                warn!(target: "cairn::node", %addr, error = %e, "cannot dial bootstrap peer");
+            }
+        }
+        Ok(())
+    }
+
+    /// This node's libp2p peer id.
+    pub fn peer_id(&self) -> PeerId {
+        self.inner.net.peer_id()
+    }
+
+    /// This node's protocol identity.
+    pub fn node_id(&self) -> NodeId {
+        self.inner.node_id
+    }
+
+    /// The options it runs with.
+    pub fn options(&self) -> &NodeOptions {
+        &self.inner.options
+    }
+
+    /// The network handle.
+    pub fn net(&self) -> &NetworkHandle {
+        &self.inner.net
+    }
+
+    /// The blob store.
+    pub fn blobs(&self) -> &BlobStore {
+        &self.inner.blobs
+    }
+
+    /// The raw key-value store (for inspection and tests).
+    pub fn kv(&self) -> &Arc<dyn KvStore> {
+        &self.inner.kv
+    }
+
+    /// The counters.
+    pub fn metrics(&self) -> &Metrics {
+        &self.inner.metrics
+    }
+
+    /// Unexpired adverts that meet `requirements`, this node's own included.
+    pub fn adverts_matching(&self, requirements: &Requirements) -> Vec<CapabilityAdvert> {
+        let book = self.inner.adverts.lock();
+        book.map_or_else(
+            |_| Vec::new(),
+            |b| {
+                b.matching(requirements, now())
+                    .into_iter()
+                    .cloned()
+                    .collect()
+            },
+        )
+    }
+
+    /// Number of peers whose adverts are held (this node's own included).
+    pub fn advert_count(&self) -> usize {
+        self.inner.adverts.lock().map_or(0, |b| b.len())
+    }
+
+    /// Stores a blob, flushes it to disk, and announces it in the DHT.
+    pub async fn put_blob(&self, bytes: Vec<u8>) -> Result<BlobHash, NodeError> {
+        let blobs = self.inner.blobs.clone();
+        let hash = tokio::task::spawn_blocking(move || blobs.put(&bytes))
+            .await
+            .map_err(|e| NodeError::Io {
+                path: "blob store".into(),
+                source: std::io::Error::other(e),
+            })??;
+        // Wait until the DHT knows, so another node can fetch it as soon as this returns.
+        let key = net::blob_key(&self.inner.options.spec.name, &hash);
+        match tokio::time::timeout(PROVIDE_WAIT, self.inner.net.start_providing(key)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => warn!(target: "cairn::dht", %hash, error = %e, "cannot announce blob"),
+            Err(_) => debug!(target: "cairn::dht", %hash, "blob announcement still in progress"),
+        }
+        Ok(hash)
+    }
+
+    /// The blob, from the local store or else from any provider in the network (verified).
+    pub async fn get_blob(&self, hash: BlobHash) -> Result<Vec<u8>, NodeError> {
+        let blobs = self.inner.blobs.clone();
+        let local = tokio::task::spawn_blocking(move || blobs.get_verified(&hash))
+            .await
+            .map_err(|e| NodeError::Io {
+                path: "blob store".into(),
+                source: std::io::Error::other(e),
+            })??;
+        match local {
+            Some(bytes) => Ok(bytes),
+            None => self.fetch_blob(hash).await,
+        }
+    }
+
+    /// Fetches a blob from the providers the DHT names, trying each until one sends bytes that
+    /// match the hash; stores and announces it.
+    pub async fn fetch_blob(&self, hash: BlobHash) -> Result<Vec<u8>, NodeError> {
+        let key = net::blob_key(&self.inner.options.spec.name, &hash);
+        let providers = self.inner.net.get_providers(key).await?;
+        let mut tried = Vec::new();
+        for peer in providers.into_iter().filter(|p| *p != self.peer_id()) {
+            match self.inner.net.request_blob(peer, hash).await {
+                Ok(BlobResponse::Found(bytes)) if BlobHash::of(&bytes) == hash => {
+                    self.inner
+                        .metrics
+                        .blobs_fetched
+                        .fetch_add(1, Ordering::Relaxed);
+                    self.put_blob(bytes.clone()).await?;
+                    return Ok(bytes);
+                }
+                Ok(BlobResponse::Found(_)) => {
+                    warn!(target: "cairn::blobs", %peer, %hash, "peer sent bytes that do not match the hash");
+                    self.inner.metrics.reject("blob", "hash_mismatch");
+                    tried.push(format!("{peer}: corrupted"));
+                }
+                Ok(BlobResponse::NotFound) => tried.push(format!("{peer}: not found")),
+                Err(e) => {
+                    self.inner.metrics.reject("blob", "transfer_failed");
+                    tried.push(format!("{peer}: {e}"));
+                }
+            }
+        }
+        let reason = if tried.is_empty() {
+            "no provider in the DHT".to_owned()
+        } else {
+            format!("tried {}", tried.join("; "))
+        };
+        Err(NodeError::BlobUnavailable { hash, reason })
+    }
+
+    /// Peers that registered capability `class` (`cpu`, `gpu`, `gpu:sm90`, ...) in the DHT.
+    pub async fn lookup_class(&self, class: &str) -> Result<Vec<PeerId>, NodeError> {
+        let key = net::class_key(&self.inner.options.spec.name, class);
+        Ok(self.inner.net.get_providers(key).await?)
+    }
+
+    fn provide_in_background(&self, key: Vec<u8>) {
+        let net = self.inner.net.clone();
+        tokio::spawn(async move {
+            if let Err(e) = net.start_providing(key).await {
+                debug!(target: "cairn::dht", error = %e, "start providing failed");
+            }
+        });
+    }
+
+    /// This node's advert as of now, with the next sequence number (persisted first, so a
+    /// restarted node never reuses one).
+    pub fn make_advert(&self) -> Result<Verified<CapabilityAdvert>, NodeError> {
+        let o = &self.inner.options;
+        let kv = &self.inner.kv;
+        let last: u64 = match kv.get(Tree::Identity, ADVERT_SEQ_KEY)? {
+            Some(bytes) => store::decode_value(&bytes)?,
+            None => 0,
+        };
+        let issued_at = now();
+        let sequence = (last + 1).max(issued_at.0);
+        kv.put(
+            Tree::Identity,
+            ADVERT_SEQ_KEY,
+            &store::encode_value(&sequence)?,
+        )?;
+        kv.flush()?;
+        let advert = CapabilityAdvert {
+            peer: self.node_id(),
+            sequence,
+            issued_at,
+            expires_at: issued_at.plus_ms(o.spec.advert_ttl_secs.saturating_mul(1000)),
+            gpus: o.hardware.gpus.clone(),
+            simulated_gpus: o.hardware.source == crate::gpu::GpuSource::Simulated,
+            cpu_cores: o.hardware.cpu_cores,
+            memory_bytes: o.hardware.memory_bytes,
+            runtime: o.runtime.clone(),
+            price: PriceSchedule {
+                per_mega_fuel: o.config.price.per_mega_fuel,
+                per_gpu_second: o.config.price.per_gpu_second,
+                minimum: o.config.price.minimum,
+            },
+            capacity: o.config.capacity,
+        };
+        Verified::sign(advert, &self.inner.keypair).map_err(|e| NodeError::Sign(e.to_string()))
+    }
+
+    /// Signs and publishes a fresh advert, and registers its capability classes in the DHT.
+    pub async fn publish_advert(&self) -> Result<(), NodeError> {
+        let advert = self.make_advert()?;
+        for class in advert.message().classes() {
+            self.provide_in_background(net::class_key(&self.inner.options.spec.name, &class));
+        }
+        let bytes = advert
+            .envelope()
+            .to_bytes()
+            .map_err(|e| NodeError::Sign(e.to_string()))?;
+        if let Ok(mut book) = self.inner.adverts.lock() {
+            let _ = book.insert(advert, now());
+        }
+        match self.inner.net.publish_advert(bytes).await {
+            Ok(()) => {
+                self.inner
+                    .metrics
+                    .adverts_published
+                    .fetch_add(1, Ordering::Relaxed);
+                Ok(())
+            }
+            // Nobody to send to yet: the advert goes out when the first peer connects.
+            Err(NetError::Publish(reason)) => {
+                debug!(target: "cairn::adverts", %reason, "advert not published");
+                Ok(())
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Publishes at start, on request (new peers, debounced) and on the refresh interval.
+    async fn advertise(self) {
+        let refresh = Duration::from_secs(self.inner.options.spec.advert_refresh_secs);
+        let mut ticker = tokio::time::interval(refresh);
+        loop {
+            tokio::select! {
+                _ = ticker.tick() => {}
+                () = self.inner.republish.notified() => {
+                    tokio::time::sleep(REPUBLISH_DEBOUNCE).await;
+                }
+            }
+            if let Err(e) = self.publish_advert().await {
+                warn!(target: "cairn::adverts", error = %e, "cannot publish advert");
+            }
+            if let Ok(mut book) = self.inner.adverts.lock() {
+                book.prune(now());
+            }
+        }
+    }
+
+    async fn serve_network(self, mut events: mpsc::Receiver<NetworkEvent>) {
+        while let Some(event) = events.recv().await {
+            match event {
+                NetworkEvent::Advert {
+                    source,
+                    author,
+                    id,
+                    data,
+                } => self.on_advert(source, author, id, data).await,
+                NetworkEvent::BlobRequest {
+                    peer,
+                    hash,
+                    channel,
+                } => {
+                    let node = self.clone();
+                    tokio::spawn(async move {
+                        let blobs = node.inner.blobs.clone();
+                        let found = tokio::task::spawn_blocking(move || blobs.get(&hash)).await;
+                        let response = match found {
+                            Ok(Ok(Some(bytes))) => BlobResponse::Found(bytes),
+                            _ => BlobResponse::NotFound,
+                        };
+                        debug!(target: "cairn::blobs", %peer, %hash, found = matches!(response, BlobResponse::Found(_)), "blob request");
+                        node.inner
+                            .metrics
+                            .blobs_served
+                            .fetch_add(1, Ordering::Relaxed);
+                        let _ = node.inner.net.respond_blob(channel, response).await;
+                    });
+                }
+                NetworkEvent::PeerConnected { .. } => {
+                    self.inner.republish.notify_one();
+                    self.reprovide_blobs();
+                }
+                NetworkEvent::WrongNetwork { .. } => {
+                    self.inner.metrics.reject("peer", "wrong_network")
+                }
+            }
+        }
+    }
+
+    fn reprovide_blobs(&self) {
+        if let Ok(hashes) = self.inner.blobs.list() {
+            for hash in hashes {
+                self.provide_in_background(net::blob_key(&self.inner.options.spec.name, &hash));
+            }
+        }
+    }
+
+    async fn on_advert(
+        &self,
+        source: PeerId,
+        author: Option<PeerId>,
+        id: MessageId,
+        data: Vec<u8>,
+    ) {
+        let acceptance = match self.accept_advert(author, &data) {
+            Ok(inserted) => {
+                self.inner
+                    .metrics
+                    .adverts_accepted
+                    .fetch_add(1, Ordering::Relaxed);
+                if inserted == Inserted::New {
+                    // A peer we did not know: let it learn of us without waiting for a refresh.
+                    self.inner.republish.notify_one();
+                }
+                MessageAcceptance::Accept
+            }
+            Err(reason) => {
+                debug!(target: "cairn::adverts", %source, reason, "advert rejected");
+                self.inner.metrics.reject("advert", reason);
+                MessageAcceptance::Reject
+            }
+        };
+        let _ = self
+            .inner
+            .net
+            .report_validation(id, source, acceptance)
+            .await;
+    }
+
+    fn accept_advert(&self, author: Option<PeerId>, data: &[u8]) -> Result<Inserted, &'static str> {
+        if data.len() > net::MAX_GOSSIP_BYTES {
+            return Err("oversize");
+        }
+        let advert = Envelope::open::<CapabilityAdvert>(data).map_err(|e| e.reason())?;
+        if author.is_none() || author != advert.signer().peer_id().ok() {
+            return Err("author_mismatch");
+        }
+        let peer = advert.signer();
+        let mut book = self.inner.adverts.lock().map_err(|_| "internal")?;
+        let inserted = book.insert(advert, now()).map_err(|e| e.reason())?;
+        drop(book);
+        if self
+            .inner
+            .kv
+            .put(Tree::Adverts, peer.as_bytes(), data)
+            .and_then(|()| self.inner.kv.flush())
+            .is_err()
+        {
+            warn!(target: "cairn::adverts", "cannot persist advert");
+        }
+        Ok(inserted)
+    }
+
+    fn load_adverts(&self) {
+        let kv = &self.inner.kv;
+        let Ok(keys) = kv.keys(Tree::Adverts, b"") else {
+            return;
+        };
+        let Ok(mut book) = self.inner.adverts.lock() else {
+            return;
+        };
+        for key in keys {
+            let Ok(Some(bytes)) = kv.get(Tree::Adverts, &key) else {
+                continue;
+            };
+            match Envelope::open::<CapabilityAdvert>(&bytes) {
+                Ok(advert) => {
+                    if book.insert(advert, now()).is_err() {
+                        let _ = kv.remove(Tree::Adverts, &key);
+                    }
+                }
+                Err(_) => {
+                    let _ = kv.remove(Tree::Adverts, &key);
+                }
+            }
+        }
+    }
+}
+
+fn parse_addr(text: &str) -> Result<Multiaddr, NodeError> {
+    text.parse()
+        .map_err(|e: libp2p::multiaddr::Error| NodeError::Multiaddr {
+            addr: text.to_owned(),
+            reason: e.to_string(),
+        })
+}

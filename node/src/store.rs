@@ -1,0 +1,346 @@
+//! Persistent state behind a small trait, with sled as the engine.
+//!
+//! Values are versioned: one version byte, then the bincode encoding. Every write that must
+//! survive a crash (identity, blobs, adverts) is flushed before the call returns, so a node
+//! killed with SIGKILL restarts with it intact.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use bincode::{Decode, Encode};
+use cairn_protocol::BlobHash;
+use cairn_protocol::codec::{self, CodecError};
+
+/// Version byte in front of every stored value.
+const VALUE_VERSION: u8 = 1;
+
+/// The named trees of the store (DESIGN.md "Storage").
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Tree {
+    /// Content-addressed blobs.
+    Blobs,
+    /// Jobs this node submitted or serves.
+    Jobs,
+    /// Bids.
+    Bids,
+    /// Result reports.
+    Results,
+    /// Verdicts.
+    Verdicts,
+    /// The reputation table.
+    Reputation,
+    /// Capability adverts of other nodes.
+    Adverts,
+    /// Checkpoints.
+    Checkpoints,
+    /// This node's keys.
+    Identity,
+}
+
+impl Tree {
+    /// Every tree.
+    pub const ALL: [Tree; 9] = [
+        Tree::Blobs,
+        Tree::Jobs,
+        Tree::Bids,
+        Tree::Results,
+        Tree::Verdicts,
+        Tree::Reputation,
+        Tree::Adverts,
+        Tree::Checkpoints,
+        Tree::Identity,
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            Tree::Blobs => "blobs",
+            Tree::Jobs => "jobs",
+            Tree::Bids => "bids",
+            Tree::Results => "results",
+            Tree::Verdicts => "verdicts",
+            Tree::Reputation => "reputation",
+            Tree::Adverts => "adverts",
+            Tree::Checkpoints => "checkpoints",
+            Tree::Identity => "identity",
+        }
+    }
+}
+
+/// Why the store failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The database engine failed (disk full, corruption, permissions).
+    #[error("database error: {0}")]
+    Engine(#[from] sled::Error),
+    /// A stored value does not decode.
+    #[error("stored value does not decode: {0}")]
+    Codec(#[from] CodecError),
+    /// A stored value was written by an unknown version of Cairn.
+    #[error("stored value has version {found}; this build reads version {VALUE_VERSION}")]
+    UnknownVersion {
+        /// The version byte found.
+        found: u8,
+    },
+    /// A blob is larger than the per-blob limit.
+    #[error("blob of {len} bytes exceeds the {max}-byte limit (max_blob_bytes)")]
+    BlobTooLarge {
+        /// Its length.
+        len: u64,
+        /// The limit.
+        max: u64,
+    },
+    /// The blob store is full.
+    #[error(
+        "blob store full: {used} of {capacity} bytes used; raise blob_store_bytes or remove blobs"
+    )]
+    BlobStoreFull {
+        /// Bytes in use.
+        used: u64,
+        /// The capacity.
+        capacity: u64,
+    },
+}
+
+/// A key-value store with named trees.
+pub trait KvStore: Send + Sync + 'static {
+    /// The value under `key`.
+    fn get(&self, tree: Tree, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Stores `value` under `key`.
+    fn put(&self, tree: Tree, key: &[u8], value: &[u8]) -> Result<(), StoreError>;
+    /// Removes `key`; returns whether it was there.
+    fn remove(&self, tree: Tree, key: &[u8]) -> Result<bool, StoreError>;
+    /// Keys under `prefix`, in order.
+    fn keys(&self, tree: Tree, prefix: &[u8]) -> Result<Vec<Vec<u8>>, StoreError>;
+    /// Makes every write so far durable.
+    fn flush(&self) -> Result<(), StoreError>;
+}
+
+/// sled, one tree per [`Tree`].
+#[derive(Clone)]
+pub struct SledStore {
+    db: sled::Db,
+}
+
+impl SledStore {
+    /// Opens (or creates) the database in `dir` with a page cache of `cache_bytes`.
+    pub fn open(dir: &Path, cache_bytes: u64) -> Result<Self, StoreError> {
+        let db = sled::Config::new()
+            .path(dir)
+            .cache_capacity(cache_bytes)
+            .open()?;
+        Ok(Self { db })
+    }
+
+    fn tree(&self, tree: Tree) -> Result<sled::Tree, StoreError> {
+        Ok(self.db.open_tree(tree.name())?)
+    }
+}
+
+impl KvStore for SledStore {
+    fn get(&self, tree: Tree, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.tree(tree)?.get(key)?.map(|v| v.to_vec()))
+    }
+
+    fn put(&self, tree: Tree, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
+        self.tree(tree)?.insert(key, value)?;
+        Ok(())
+    }
+
+    fn remove(&self, tree: Tree, key: &[u8]) -> Result<bool, StoreError> {
+        Ok(self.tree(tree)?.remove(key)?.is_some())
+    }
+
+    fn keys(&self, tree: Tree, prefix: &[u8]) -> Result<Vec<Vec<u8>>, StoreError> {
+        let tree = self.tree(tree)?;
+        tree.scan_prefix(prefix)
+            .keys()
+            .map(|k| Ok(k?.to_vec()))
+            .collect()
+    }
+
+    fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush()?;
+        Ok(())
+    }
+}
+
+/// Encodes a value with its version byte.
+pub fn encode_value<T: Encode>(value: &T) -> Result<Vec<u8>, StoreError> {
+    let mut bytes = vec![VALUE_VERSION];
+    bytes.extend(codec::encode(value)?);
+    Ok(bytes)
+}
+
+/// Decodes a value written by [`encode_value`].
+pub fn decode_value<T: Decode<()>>(bytes: &[u8]) -> Result<T, StoreError> {
+    match bytes.split_first() {
+        Some((&VALUE_VERSION, rest)) => Ok(codec::decode(rest, codec::MAX_FRAME_BYTES)?),
+        Some((&found, _)) => Err(StoreError::UnknownVersion { found }),
+        None => Err(StoreError::UnknownVersion { found: 0 }),
+    }
+}
+
+const BLOB_DATA: &[u8] = b"d/";
+const BLOB_SIZE: &[u8] = b"s/";
+
+/// Content-addressed blobs with a per-blob limit and a total capacity.
+///
+/// Data lives under `d/HASH` and its size under `s/HASH`, so the total can be summed at start
+/// without reading the data.
+#[derive(Clone)]
+pub struct BlobStore {
+    kv: Arc<dyn KvStore>,
+    max_blob_bytes: u64,
+    capacity: u64,
+    used: Arc<AtomicU64>,
+}
+
+impl BlobStore {
+    /// Opens the blob store over `kv`, summing the sizes of the blobs already held.
+    pub fn open(
+        kv: Arc<dyn KvStore>,
+        max_blob_bytes: u64,
+        capacity: u64,
+    ) -> Result<Self, StoreError> {
+        let mut used = 0u64;
+        for key in kv.keys(Tree::Blobs, BLOB_SIZE)? {
+            if let Some(v) = kv.get(Tree::Blobs, &key)? {
+                used = used.saturating_add(decode_value::<u64>(&v)?);
+            }
+        }
+        Ok(Self {
+            kv,
+            max_blob_bytes,
+            capacity,
+            used: Arc::new(AtomicU64::new(used)),
+        })
+    }
+
+    fn key(prefix: &[u8], hash: &BlobHash) -> Vec<u8> {
+        [prefix, hash.as_bytes()].concat()
+    }
+
+    /// Stores `bytes` durably under their blake3 hash and returns it.
+    pub fn put(&self, bytes: &[u8]) -> Result<BlobHash, StoreError> {
+        let hash = BlobHash::of(bytes);
+        let len = bytes.len() as u64;
+        if len > self.max_blob_bytes {
+            return Err(StoreError::BlobTooLarge {
+                len,
+                max: self.max_blob_bytes,
+            });
+        }
+        if self.contains(&hash)? {
+            return Ok(hash);
+        }
+        let used = self.used.load(Ordering::Relaxed);
+        if used.saturating_add(len) > self.capacity {
+            return Err(StoreError::BlobStoreFull {
+                used,
+                capacity: self.capacity,
+            });
+        }
+        self.kv
+            .put(Tree::Blobs, &Self::key(BLOB_DATA, &hash), bytes)?;
+        self.kv.put(
+            Tree::Blobs,
+            &Self::key(BLOB_SIZE, &hash),
+            &encode_value(&len)?,
+        )?;
+        self.kv.flush()?;
+        self.used.fetch_add(len, Ordering::Relaxed);
+        Ok(hash)
+    }
+
+    /// The blob's bytes as stored. Callers that act on them check the hash (bytes on disk can
+    /// rot); serving them to a peer does not, because the peer checks.
+    pub fn get(&self, hash: &BlobHash) -> Result<Option<Vec<u8>>, StoreError> {
+        self.kv.get(Tree::Blobs, &Self::key(BLOB_DATA, hash))
+    }
+
+    /// The blob's bytes, only if they still match their hash.
+    pub fn get_verified(&self, hash: &BlobHash) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.get(hash)?.filter(|b| BlobHash::of(b) == *hash))
+    }
+
+    /// Whether the blob is held.
+    pub fn contains(&self, hash: &BlobHash) -> Result<bool, StoreError> {
+        Ok(self
+            .kv
+            .get(Tree::Blobs, &Self::key(BLOB_SIZE, hash))?
+            .is_some())
+    }
+
+    /// Hashes of every blob held.
+    pub fn list(&self) -> Result<Vec<BlobHash>, StoreError> {
+        let keys = self.kv.keys(Tree::Blobs, BLOB_SIZE)?;
+        let hashes = keys
+            .iter()
+            .filter_map(|k| k.get(BLOB_SIZE.len()..)?.try_into().ok());
+        Ok(hashes.map(BlobHash).collect())
+    }
+
+    /// Bytes in use.
+    pub fn used_bytes(&self) -> u64 {
+        self.used.load(Ordering::Relaxed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store(dir: &Path, max: u64, capacity: u64) -> BlobStore {
+        let kv: Arc<dyn KvStore> = Arc::new(SledStore::open(dir, 1 << 20).unwrap());
+        BlobStore::open(kv, max, capacity).unwrap()
+    }
+
+    #[test]
+    fn blobs_are_addressed_by_hash_and_survive_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let hash = {
+            let blobs = store(dir.path(), 100, 1000);
+            let hash = blobs.put(b"hello").unwrap();
+            assert_eq!(hash, BlobHash::of(b"hello"));
+            hash
+        };
+        let blobs = store(dir.path(), 100, 1000);
+        assert_eq!(
+            blobs.get_verified(&hash).unwrap().as_deref(),
+            Some(&b"hello"[..])
+        );
+        assert_eq!(blobs.used_bytes(), 5);
+        assert_eq!(blobs.list().unwrap(), vec![hash]);
+    }
+
+    #[test]
+    fn limits_are_enforced() {
+        let dir = tempfile::tempdir().unwrap();
+        let blobs = store(dir.path(), 10, 15);
+        assert!(matches!(
+            blobs.put(&[0; 11]),
+            Err(StoreError::BlobTooLarge { len: 11, max: 10 })
+        ));
+        blobs.put(&[1; 10]).unwrap();
+        assert!(matches!(
+            blobs.put(&[2; 10]),
+            Err(StoreError::BlobStoreFull { .. })
+        ));
+        blobs.put(&[1; 10]).unwrap(); // the same blob again costs nothing
+    }
+
+    #[test]
+    fn values_carry_a_version() {
+        let bytes = encode_value(&7u64).unwrap();
+        assert_eq!(decode_value::<u64>(&bytes).unwrap(), 7);
+        let mut future = bytes;
+        future[0] = 9;
+        assert!(matches!(
+            decode_value::<u64>(&future),
+            Err(StoreError::UnknownVersion { found: 9 })
+        ));
+    }
+}

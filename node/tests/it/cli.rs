@@ -1,0 +1,223 @@
+//! The `cairn` binary as separate processes on loopback.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const CAIRN: &str = env!("CARGO_BIN_EXE_cairn");
+
+fn cairn(dir: &Path, args: &[&str]) -> Output {
+    Command::new(CAIRN)
+        .arg("--data-dir")
+        .arg(dir)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn json(dir: &Path, args: &[&str]) -> Option<serde_json::Value> {
+    let out = cairn(dir, args);
+    out.status
+        .success()
+        .then(|| serde_json::from_slice(&out.stdout).unwrap())
+}
+
+struct NodeProcess {
+    child: Child,
+    dir: PathBuf,
+}
+
+impl NodeProcess {
+    fn start(dir: &Path, network: &Path, bootstrap: Option<&str>) -> Self {
+        // A stale address file from an earlier run must not be mistaken for this one.
+        let _ = std::fs::remove_file(dir.join("api.addr"));
+        let mut cmd = Command::new(CAIRN);
+        cmd.arg("--data-dir")
+            .arg(dir)
+            .arg("--api")
+            .arg("127.0.0.1:0");
+        cmd.args(["node", "--listen", "/ip4/127.0.0.1/tcp/0", "--network"])
+            .arg(network);
+        if let Some(b) = bootstrap {
+            cmd.args(["--bootstrap", b]);
+        }
+        let child = cmd
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let this = Self {
+            child,
+            dir: dir.to_owned(),
+        };
+        this.status();
+        this
+    }
+
+    /// Waits until the node answers, and returns its status.
+    fn status(&self) -> serde_json::Value {
+        poll("the node's status", || {
+            let status = json(&self.dir, &["status", "--json"])?;
+            (!status["listen_addrs"].as_array()?.is_empty()).then_some(status)
+        })
+    }
+}
+
+impl Drop for NodeProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn poll<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = check() {
+            return v;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn peer_ids(dir: &Path) -> Option<Vec<String>> {
+    let peers = json(dir, &["peers", "--json"])?;
+    Some(
+        peers
+            .as_array()?
+            .iter()
+            .filter_map(|p| Some(p["peer_id"].as_str()?.to_owned()))
+            .collect(),
+    )
+}
+
+#[test]
+fn two_processes_find_each_other_and_survive_kill_9() {
+    let tmp = tempfile::tempdir().unwrap();
+    let network = tmp.path().join("net.toml");
+    std::fs::write(&network, "name = \"cli-test\"\nbootstrap = []\n").unwrap();
+    let (dir_a, dir_b) = (tmp.path().join("a"), tmp.path().join("b"));
+
+    let a = NodeProcess::start(&dir_a, &network, None);
+    let status_a = a.status();
+    let addr_a = status_a["listen_addrs"][0].as_str().unwrap().to_owned();
+    let id_a = status_a["peer_id"].as_str().unwrap().to_owned();
+    let mut b = NodeProcess::start(&dir_b, &network, Some(&addr_a));
+    let id_b = b.status()["peer_id"].as_str().unwrap().to_owned();
+
+    poll("b in a's peers", || {
+        peer_ids(&dir_a)?.contains(&id_b).then_some(())
+    });
+    poll("a in b's peers", || {
+        peer_ids(&dir_b)?.contains(&id_a).then_some(())
+    });
+
+    // A blob stored on b, then b is killed without warning and restarted.
+    let file = tmp.path().join("data.bin");
+    std::fs::write(&file, b"kept across kill -9").unwrap();
+    let put = cairn(&dir_b, &["blob", "put", file.to_str().unwrap()]);
+    assert!(
+        put.status.success(),
+        "{}",
+        String::from_utf8_lossy(&put.stderr)
+    );
+    let hash = String::from_utf8(put.stdout).unwrap().trim().to_owned();
+    b.child.kill().unwrap(); // SIGKILL
+    b.child.wait().unwrap();
+    drop(b);
+
+    let b = NodeProcess::start(&dir_b, &network, Some(&addr_a));
+    assert_eq!(
+        b.status()["peer_id"].as_str().unwrap(),
+        id_b,
+        "identity survives"
+    );
+    let out = tmp.path().join("out.bin");
+    let get = cairn(&dir_b, &["blob", "get", &hash, "-o", out.to_str().unwrap()]);
+    assert!(
+        get.status.success(),
+        "{}",
+        String::from_utf8_lossy(&get.stderr)
+    );
+    assert_eq!(std::fs::read(&out).unwrap(), b"kept across kill -9");
+    // And a fetches it from b over the network.
+    let out_a = tmp.path().join("out_a.bin");
+    let get = cairn(
+        &dir_a,
+        &["blob", "get", &hash, "-o", out_a.to_str().unwrap()],
+    );
+    assert!(
+        get.status.success(),
+        "{}",
+        String::from_utf8_lossy(&get.stderr)
+    );
+    assert_eq!(std::fs::read(&out_a).unwrap(), b"kept across kill -9");
+}
+
+#[test]
+fn the_api_refuses_requests_without_the_token() {
+    let tmp = tempfile::tempdir().unwrap();
+    let network = tmp.path().join("net.toml");
+    std::fs::write(&network, "name = \"cli-token\"\n").unwrap();
+    let dir = tmp.path().join("n");
+    let node = NodeProcess::start(&dir, &network, None);
+    node.status();
+    let addr = std::fs::read_to_string(dir.join("api.addr")).unwrap();
+    for token in ["wrong", ""] {
+        let out = Command::new(CAIRN)
+            .args(["--api", addr.trim(), "--token", token, "status"])
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("HTTP 401") && stderr.contains("api.token"),
+            "{stderr}"
+        );
+    }
+    // Without any Authorization header at all.
+    let client = cairn_node::client::Client::new(addr.trim(), "");
+    let err = client.get_text_unauthenticated("/v1/status").unwrap_err();
+    assert!(err.to_string().contains("401"), "{err}");
+    // /metrics answers without the token.
+    let metrics = client.get_text_unauthenticated("/metrics").unwrap();
+    assert!(
+        metrics.contains("cairn_peers 0") && metrics.contains("cairn_rejections_total"),
+        "{metrics}"
+    );
+}
+
+#[test]
+fn gpu_reports_cpu_only_or_the_real_devices() {
+    let out = Command::new(CAIRN)
+        .args(["gpu", "--json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let has_nvidia = Path::new("/dev/nvidiactl").exists();
+    if has_nvidia {
+        assert_eq!(report["source"]["kind"], "detected", "{report}");
+        assert!(report["gpus"][0]["vram_bytes"].as_u64().unwrap() > 0);
+    } else {
+        assert_eq!(report["source"]["kind"], "none", "{report}");
+        assert_eq!(report["gpus"].as_array().unwrap().len(), 0);
+        assert_eq!(report["classes"], serde_json::json!(["cpu"]));
+    }
+    let sim = Command::new(CAIRN)
+        .args(["gpu", "--json", "--simulate-gpu", "H100:80GB:9.0"])
+        .output()
+        .unwrap();
+    let sim: serde_json::Value = serde_json::from_slice(&sim.stdout).unwrap();
+    assert_eq!(sim["source"]["kind"], "simulated");
+    assert!(
+        sim["classes"]
+            .as_array()
+            .unwrap()
+            .contains(&"gpu:sm90".into())
+    );
+}

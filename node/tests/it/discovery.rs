@@ -1,0 +1,140 @@
+//! Adverts spread to every node; invalid ones are rejected and counted; the DHT finds nodes by
+//! capability class.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use cairn_node::node::{load_or_create_identity, now};
+use cairn_protocol::{CapabilityAdvert, Envelope, NodeId, Requirements, Timestamp};
+
+use crate::harness::{cluster, cpu_only, h100, wait_for};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_node_learns_every_advert() {
+    let c = cluster(
+        "adverts-all",
+        vec![cpu_only(), h100(), cpu_only(), h100(), cpu_only()],
+    )
+    .await;
+    for (i, n) in c.nodes.iter().enumerate() {
+        wait_for(
+            &format!("node {i} to hold 5 adverts"),
+            Duration::from_secs(30),
+            || async { (n.node().advert_count() == 5).then_some(()) },
+        )
+        .await;
+    }
+    // The adverts say what each node has: exactly the two H100 nodes match a GPU requirement.
+    let gpu = Requirements {
+        gpu: Some(cairn_protocol::GpuRequirement {
+            min_vram_bytes: 80_000_000_000,
+            min_compute_capability: None,
+        }),
+        ..Requirements::default()
+    };
+    let found: BTreeSet<NodeId> = c.nodes[0]
+        .node()
+        .adverts_matching(&gpu)
+        .iter()
+        .map(|a| a.peer)
+        .collect();
+    let expected: BTreeSet<NodeId> = [1, 3]
+        .iter()
+        .map(|&i| c.nodes[i].node().node_id())
+        .collect();
+    assert_eq!(found, expected);
+    assert!(
+        c.nodes[2]
+            .node()
+            .adverts_matching(&gpu)
+            .iter()
+            .all(|a| a.simulated_gpus)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dht_lookup_by_class_finds_exactly_that_class() {
+    let c = cluster(
+        "dht-class",
+        vec![cpu_only(), h100(), cpu_only(), h100(), cpu_only()],
+    )
+    .await;
+    let expected: BTreeSet<_> = [1, 3]
+        .iter()
+        .map(|&i| c.nodes[i].node().peer_id())
+        .collect();
+    let asker = c.nodes[4].node();
+    for class in ["gpu", "gpu:sm90", "gpu:vram>=80GB"] {
+        let found = wait_for(
+            &format!("providers of {class}"),
+            Duration::from_secs(30),
+            || async {
+                let found: BTreeSet<_> =
+                    asker.lookup_class(class).await.ok()?.into_iter().collect();
+                (found.len() >= expected.len()).then_some(found)
+            },
+        )
+        .await;
+        assert_eq!(found, expected, "{class}");
+    }
+    assert!(asker.lookup_class("gpu:sm80").await.unwrap().is_empty());
+}
+
+/// Publishes raw bytes on the advert topic from `from`.
+async fn publish_raw(node: &cairn_node::Node, bytes: Vec<u8>) {
+    node.net().publish_advert(bytes).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_adverts_are_rejected_counted_and_penalised() {
+    let c = cluster("adverts-bad", vec![cpu_only(), cpu_only()]).await;
+    let (good, bad) = (c.nodes[0].node(), c.nodes[1].node());
+    wait_for("both adverts", Duration::from_secs(30), || async {
+        (good.advert_count() == 2 && bad.advert_count() == 2).then_some(())
+    })
+    .await;
+    let key = load_or_create_identity(bad.kv().as_ref()).unwrap();
+    let fresh = |sequence: u64, issued: Timestamp, expires: Timestamp| -> CapabilityAdvert {
+        let mut a = bad.make_advert().unwrap().message().clone();
+        a.sequence = sequence;
+        a.issued_at = issued;
+        a.expires_at = expires;
+        a
+    };
+    let t = now();
+
+    // A tampered payload: the signature no longer matches.
+    let mut tampered = Envelope::seal(&fresh(t.0 + 10, t, t.plus_ms(60_000)), &key).unwrap();
+    tampered.payload[3] ^= 0xff;
+    publish_raw(bad, tampered.to_bytes().unwrap()).await;
+    // Expired.
+    let expired = fresh(t.0 + 20, Timestamp(t.0 - 120_000), Timestamp(t.0 - 60_000));
+    publish_raw(
+        bad,
+        Envelope::seal(&expired, &key).unwrap().to_bytes().unwrap(),
+    )
+    .await;
+    // Replayed: a sequence number below the one already held.
+    let replayed = fresh(1, t, t.plus_ms(60_000));
+    publish_raw(
+        bad,
+        Envelope::seal(&replayed, &key).unwrap().to_bytes().unwrap(),
+    )
+    .await;
+    // Malformed bytes.
+    publish_raw(bad, b"not an envelope".to_vec()).await;
+
+    let m = good.metrics();
+    for reason in ["bad_signature", "expired", "replayed", "malformed"] {
+        wait_for(
+            &format!("a counted {reason} rejection"),
+            Duration::from_secs(10),
+            || async { (m.rejections("advert", reason) == 1).then_some(()) },
+        )
+        .await;
+    }
+    let score = good.net().peer_score(bad.peer_id()).await.unwrap().unwrap();
+    assert!(score < 0.0, "gossipsub score of the sender is {score}");
+    // The node keeps serving: the sender's real advert is still held and a new one is taken.
+    assert_eq!(good.advert_count(), 2);
+}

@@ -1,0 +1,7 @@
+//! Integration tests of cairn-node: several real nodes on loopback in one process, and the
+//! `cairn` binary as separate processes.
+
+mod blobs;
+mod cli;
+mod discovery;
+mod harness;
