@@ -21,5 +21,6 @@ pub mod metrics;
 pub mod net;
 pub mod node;
 pub mod store;
+pub mod testing;
 
 pub use node::{Node, NodeError, NodeOptions, RunningNode};

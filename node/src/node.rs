@@ -300,6 +300,12 @@ impl Node {
         )
     }
 
+    /// The advert held for `peer`, if any.
+    pub fn advert_of(&self, peer: &NodeId) -> Option<CapabilityAdvert> {
+        let book = self.inner.adverts.lock().ok()?;
+        book.get(peer).map(|v| v.message().clone())
+    }
+
     /// Number of peers whose adverts are held (this node's own included).
     pub fn advert_count(&self) -> usize {
         self.inner.adverts.lock().map_or(0, |b| b.len())

@@ -1,0 +1,117 @@
+//! Starting real nodes in one process for tests and benchmarks: real swarms on loopback
+//! (port 0), real sled stores under a directory the caller owns, a network name of the
+//! caller's choosing so concurrent clusters never mix, and a fast gossip heartbeat.
+
+use std::future::Future;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use crate::config::{NetworkSpec, NodeConfig};
+use crate::gpu::{GpuSource, Hardware};
+use crate::net::NetConfig;
+use crate::{Node, NodeError, NodeOptions, RunningNode};
+
+/// A CPU-only machine with 2 cores and 8 GiB.
+pub fn cpu_only() -> Hardware {
+    Hardware {
+        gpus: vec![],
+        source: GpuSource::None("test node".into()),
+        cpu_cores: 2,
+        memory_bytes: 8 << 30,
+    }
+}
+
+/// A machine with the given simulated GPUs (`MODEL:VRAM:CC[,...]`).
+pub fn simulated(spec: &str) -> Result<Hardware, crate::gpu::GpuSpecError> {
+    Ok(Hardware {
+        gpus: crate::gpu::parse_simulated(spec)?,
+        source: GpuSource::Simulated,
+        ..cpu_only()
+    })
+}
+
+/// A network spec named `name` with slow refreshes (tests drive publishing themselves).
+pub fn spec(name: &str) -> NetworkSpec {
+    NetworkSpec {
+        name: name.into(),
+        advert_refresh_secs: 60,
+        advert_ttl_secs: 600,
+        ..NetworkSpec::default()
+    }
+}
+
+/// Starts one node with its data in `dir`, listening on loopback, API on a free port.
+pub async fn start(
+    dir: &Path,
+    spec: &NetworkSpec,
+    hardware: Hardware,
+    bootstrap: Vec<String>,
+) -> Result<RunningNode, NodeError> {
+    let config = NodeConfig {
+        listen: vec!["/ip4/127.0.0.1/tcp/0".into()],
+        bootstrap,
+        api: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+        cache_bytes: 4 << 20,
+        ..NodeConfig::default()
+    };
+    let net = NetConfig {
+        heartbeat: Duration::from_millis(100),
+        ..NetConfig::new(&spec.name)
+    };
+    let options = NodeOptions {
+        data_dir: dir.to_owned(),
+        config,
+        spec: spec.clone(),
+        hardware,
+        runtime: "test-runtime".into(),
+        net: Some(net),
+    };
+    Node::start(options).await
+}
+
+/// The first listen address of `node`, ending in `/p2p/PEER_ID`; waits up to 5 s for one.
+pub async fn address(node: &Node) -> Option<String> {
+    let addrs = wait_for(Duration::from_secs(5), || async {
+        let addrs = node.net().listen_addrs().await.ok()?;
+        (!addrs.is_empty()).then_some(addrs)
+    })
+    .await?;
+    Some(format!("{}/p2p/{}", addrs.first()?, node.peer_id()))
+}
+
+/// Starts one node per entry of `hardware` under `dir`, each bootstrapping from the first.
+pub async fn cluster(
+    dir: &Path,
+    name: &str,
+    hardware: Vec<Hardware>,
+) -> Result<Vec<RunningNode>, NodeError> {
+    let spec = spec(name);
+    let mut nodes: Vec<RunningNode> = Vec::new();
+    let mut bootstrap = Vec::new();
+    for (i, hw) in hardware.into_iter().enumerate() {
+        let node = start(&dir.join(format!("node{i}")), &spec, hw, bootstrap.clone()).await?;
+        if i == 0 {
+            bootstrap = address(node.node()).await.into_iter().collect();
+        }
+        nodes.push(node);
+    }
+    Ok(nodes)
+}
+
+/// Polls `check` every 5 ms until it yields a value, or gives up after `limit`.
+pub async fn wait_for<T, F, Fut>(limit: Duration, mut check: F) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let start = Instant::now();
+    loop {
+        if let Some(value) = check().await {
+            return Some(value);
+        }
+        if start.elapsed() >= limit {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
