@@ -190,6 +190,7 @@ impl Node {
         let keypair = load_or_create_identity(kv.as_ref())?;
         let blobs = BlobStore::open(
             kv.clone(),
+            &options.data_dir.join("blobs"),
             options.config.max_blob_bytes,
             options.config.blob_store_bytes,
         )?;

@@ -4,7 +4,7 @@
 //! survive a crash (identity, blobs, adverts) is flushed before the call returns, so a node
 //! killed with SIGKILL restarts with it intact.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -83,6 +83,14 @@ pub enum StoreError {
     UnknownVersion {
         /// The version byte found.
         found: u8,
+    },
+    /// A blob file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
     },
     /// A blob is larger than the per-blob limit.
     #[error("blob of {len} bytes exceeds the {max}-byte limit (max_blob_bytes)")]
@@ -183,44 +191,89 @@ pub fn decode_value<T: Decode<()>>(bytes: &[u8]) -> Result<T, StoreError> {
     }
 }
 
-const BLOB_DATA: &[u8] = b"d/";
 const BLOB_SIZE: &[u8] = b"s/";
 
 /// Content-addressed blobs with a per-blob limit and a total capacity.
 ///
-/// Data lives under `d/HASH` and its size under `s/HASH`, so the total can be summed at start
-/// without reading the data.
+/// The bytes live in files named by their hash under the blob directory (written to a
+/// temporary file, synced, then renamed, so a file under its final name is always complete);
+/// the `blobs` tree holds each blob's size under `s/HASH`, written after the file, so the total
+/// is known at start without reading any data. Large values are what sled handles worst, so
+/// they stay out of it.
 #[derive(Clone)]
 pub struct BlobStore {
     kv: Arc<dyn KvStore>,
+    dir: PathBuf,
     max_blob_bytes: u64,
     capacity: u64,
     used: Arc<AtomicU64>,
 }
 
 impl BlobStore {
-    /// Opens the blob store over `kv`, summing the sizes of the blobs already held.
+    /// Opens the blob store with its files in `dir` and its index in `kv`. Files left by a
+    /// crash between writing a blob and indexing it are indexed if their bytes match their
+    /// name, and removed otherwise.
     pub fn open(
         kv: Arc<dyn KvStore>,
+        dir: &Path,
         max_blob_bytes: u64,
         capacity: u64,
     ) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(dir).map_err(|e| io_error(dir, e))?;
+        let mut store = Self {
+            kv,
+            dir: dir.to_owned(),
+            max_blob_bytes,
+            capacity,
+            used: Arc::new(AtomicU64::new(0)),
+        };
+        store.recover()?;
         let mut used = 0u64;
-        for key in kv.keys(Tree::Blobs, BLOB_SIZE)? {
-            if let Some(v) = kv.get(Tree::Blobs, &key)? {
+        for key in store.kv.keys(Tree::Blobs, BLOB_SIZE)? {
+            if let Some(v) = store.kv.get(Tree::Blobs, &key)? {
                 used = used.saturating_add(decode_value::<u64>(&v)?);
             }
         }
-        Ok(Self {
-            kv,
-            max_blob_bytes,
-            capacity,
-            used: Arc::new(AtomicU64::new(used)),
-        })
+        store.used = Arc::new(AtomicU64::new(used));
+        Ok(store)
     }
 
-    fn key(prefix: &[u8], hash: &BlobHash) -> Vec<u8> {
-        [prefix, hash.as_bytes()].concat()
+    fn recover(&mut self) -> Result<(), StoreError> {
+        let entries = std::fs::read_dir(&self.dir).map_err(|e| io_error(&self.dir, e))?;
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let name = entry.file_name().to_string_lossy().into_owned();
+            match name.parse::<BlobHash>() {
+                Ok(hash) if !self.contains(&hash)? => {
+                    let bytes = std::fs::read(&path).map_err(|e| io_error(&path, e))?;
+                    if BlobHash::of(&bytes) == hash {
+                        self.index(&hash, bytes.len() as u64)?;
+                    } else {
+                        let _ = std::fs::remove_file(&path);
+                    }
+                }
+                Ok(_) => {}
+                // Temporary files of interrupted writes.
+                Err(_) => {
+                    let _ = std::fs::remove_file(&path);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn size_key(hash: &BlobHash) -> Vec<u8> {
+        [BLOB_SIZE, hash.as_bytes()].concat()
+    }
+
+    fn path(&self, hash: &BlobHash) -> PathBuf {
+        self.dir.join(hash.to_string())
+    }
+
+    fn index(&self, hash: &BlobHash, len: u64) -> Result<(), StoreError> {
+        self.kv
+            .put(Tree::Blobs, &Self::size_key(hash), &encode_value(&len)?)?;
+        self.kv.flush()
     }
 
     /// Stores `bytes` durably under their blake3 hash and returns it.
@@ -243,14 +296,12 @@ impl BlobStore {
                 capacity: self.capacity,
             });
         }
-        self.kv
-            .put(Tree::Blobs, &Self::key(BLOB_DATA, &hash), bytes)?;
-        self.kv.put(
-            Tree::Blobs,
-            &Self::key(BLOB_SIZE, &hash),
-            &encode_value(&len)?,
-        )?;
-        self.kv.flush()?;
+        let path = self.path(&hash);
+        let tmp = self.dir.join(format!("{hash}.{}.tmp", std::process::id()));
+        write_synced(&tmp, bytes).map_err(|e| io_error(&tmp, e))?;
+        std::fs::rename(&tmp, &path).map_err(|e| io_error(&path, e))?;
+        sync_dir(&self.dir).map_err(|e| io_error(&self.dir, e))?;
+        self.index(&hash, len)?;
         self.used.fetch_add(len, Ordering::Relaxed);
         Ok(hash)
     }
@@ -258,7 +309,15 @@ impl BlobStore {
     /// The blob's bytes as stored. Callers that act on them check the hash (bytes on disk can
     /// rot); serving them to a peer does not, because the peer checks.
     pub fn get(&self, hash: &BlobHash) -> Result<Option<Vec<u8>>, StoreError> {
-        self.kv.get(Tree::Blobs, &Self::key(BLOB_DATA, hash))
+        if !self.contains(hash)? {
+            return Ok(None);
+        }
+        let path = self.path(hash);
+        match std::fs::read(&path) {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(io_error(&path, e)),
+        }
     }
 
     /// The blob's bytes, only if they still match their hash.
@@ -266,12 +325,14 @@ impl BlobStore {
         Ok(self.get(hash)?.filter(|b| BlobHash::of(b) == *hash))
     }
 
+    /// Where the blob's file is (for inspection; it may be absent).
+    pub fn file_of(&self, hash: &BlobHash) -> PathBuf {
+        self.path(hash)
+    }
+
     /// Whether the blob is held.
     pub fn contains(&self, hash: &BlobHash) -> Result<bool, StoreError> {
-        Ok(self
-            .kv
-            .get(Tree::Blobs, &Self::key(BLOB_SIZE, hash))?
-            .is_some())
+        Ok(self.kv.get(Tree::Blobs, &Self::size_key(hash))?.is_some())
     }
 
     /// Hashes of every blob held.
@@ -289,13 +350,31 @@ impl BlobStore {
     }
 }
 
+fn io_error(path: &Path, source: std::io::Error) -> StoreError {
+    StoreError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+fn write_synced(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut file = std::fs::File::create(path)?;
+    file.write_all(bytes)?;
+    file.sync_all()
+}
+
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::File::open(dir)?.sync_all()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn store(dir: &Path, max: u64, capacity: u64) -> BlobStore {
-        let kv: Arc<dyn KvStore> = Arc::new(SledStore::open(dir, 1 << 20).unwrap());
-        BlobStore::open(kv, max, capacity).unwrap()
+        let kv: Arc<dyn KvStore> = Arc::new(SledStore::open(&dir.join("db"), 1 << 20).unwrap());
+        BlobStore::open(kv, &dir.join("blobs"), max, capacity).unwrap()
     }
 
     #[test]
@@ -314,6 +393,24 @@ mod tests {
         );
         assert_eq!(blobs.used_bytes(), 5);
         assert_eq!(blobs.list().unwrap(), vec![hash]);
+    }
+
+    #[test]
+    fn files_left_by_a_crash_are_indexed_or_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let blobs_dir = dir.path().join("blobs");
+        std::fs::create_dir_all(&blobs_dir).unwrap();
+        // A complete file that was never indexed, one whose bytes do not match its name, and
+        // a temporary file of an interrupted write.
+        let good = BlobHash::of(b"complete");
+        std::fs::write(blobs_dir.join(good.to_string()), b"complete").unwrap();
+        let liar = BlobHash::of(b"expected");
+        std::fs::write(blobs_dir.join(liar.to_string()), b"something else").unwrap();
+        std::fs::write(blobs_dir.join("abc.1.tmp"), b"half").unwrap();
+        let blobs = store(dir.path(), 100, 1000);
+        assert_eq!(blobs.list().unwrap(), vec![good]);
+        assert_eq!(blobs.used_bytes(), 8);
+        assert_eq!(std::fs::read_dir(&blobs_dir).unwrap().count(), 1);
     }
 
     #[test]

@@ -3,7 +3,6 @@
 use std::time::Duration;
 
 use cairn_node::NodeError;
-use cairn_node::store::Tree;
 use cairn_protocol::BlobHash;
 
 use crate::harness::{cluster, cpu_only, wait_for};
@@ -45,11 +44,7 @@ async fn a_corrupted_blob_is_refused() {
     let data = b"the real bytes".to_vec();
     let hash = holder.put_blob(data).await.unwrap();
     // The holder's disk rots: the stored bytes no longer match their hash.
-    let key = [b"d/".as_slice(), hash.as_bytes()].concat();
-    holder
-        .kv()
-        .put(Tree::Blobs, &key, b"rotten bytes!!")
-        .unwrap();
+    std::fs::write(holder.blobs().file_of(&hash), b"rotten bytes!!").unwrap();
 
     let err = fetcher.fetch_blob(hash).await.unwrap_err();
     assert!(matches!(err, NodeError::BlobUnavailable { .. }), "{err}");
