@@ -20,6 +20,7 @@ pub mod merkle;
 pub mod messages;
 pub mod quorum;
 pub mod reputation;
+pub mod requester;
 mod time;
 
 pub use envelope::{Envelope, EnvelopeError, Message, MessageKind, Signature, Verified};

@@ -9,6 +9,8 @@
 
 use std::collections::BTreeMap;
 
+use bincode::{Decode, Encode};
+
 use crate::envelope::{Envelope, Verified};
 use crate::messages::{JobSpec, Outcome, ResultReport, Verdict, VerdictDecision};
 use crate::{JobId, NodeId, Timestamp};
@@ -68,7 +70,7 @@ pub enum AwardError {
 }
 
 /// Why a job failed.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Encode, Decode)]
 pub enum FailReason {
     /// No outcome reached a quorum and the replica cap is reached.
     NoQuorum,
@@ -77,7 +79,7 @@ pub enum FailReason {
 }
 
 /// What the requester should do next.
-#[derive(Clone, PartialEq, Eq, Debug)]
+#[derive(Clone, PartialEq, Eq, Debug, Encode, Decode)]
 pub enum Decision {
     /// Wait for more reports.
     Pending,
@@ -99,7 +101,7 @@ pub enum Decision {
     Fail(FailReason),
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Encode, Decode)]
 enum Slot {
     Awaiting {
         report_by: Timestamp,
@@ -111,8 +113,8 @@ enum Slot {
     TimedOut,
 }
 
-/// Awards and reports of one job.
-#[derive(Clone, Debug)]
+/// Awards and reports of one job; encodable, so a requester can persist it.
+#[derive(Clone, Debug, Encode, Decode)]
 pub struct QuorumTally {
     job: JobId,
     quorum: u8,

@@ -7,4 +7,5 @@ mod fixtures;
 mod merkle;
 mod quorum;
 mod reputation;
+mod requester;
 mod selection;

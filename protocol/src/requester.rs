@@ -1,0 +1,487 @@
+//! The requester's side of one job, as a state machine:
+//! `Auction → Running → (escalation: Auction again) → Accepted | Failed`.
+//!
+//! The node feeds it [`Event`]s (candidates found, bids, declines, reports, clock ticks) with the
+//! time and the reputation table, and carries out the [`Action`]s it returns (send calls for
+//! bids, sign and send awards, fetch the output, publish the verdict). It never does I/O or reads
+//! a clock, and it encodes with the codec, so the node persists it after every step and a
+//! restarted node resumes where it was.
+//!
+//! A job that cannot get enough bids stays queued and is re-auctioned with exponential back-off
+//! until its deadline; [`RequesterJob::log`] says why, for `cairn job explain`.
+
+use std::collections::BTreeSet;
+
+use bincode::{Decode, Encode};
+
+use crate::auction::{Auction, SelectionParams};
+use crate::envelope::Verified;
+use crate::messages::{Award, Bid, JobSpec, Outcome, ResultReport, Verdict};
+use crate::quorum::{Decision, FailReason, QuorumTally};
+use crate::reputation::ReputationTable;
+use crate::{JobId, NodeId, Timestamp};
+
+/// Most entries kept in a job's log.
+const MAX_LOG: usize = 256;
+/// Most bids held for one round.
+const MAX_BIDS: usize = 256;
+
+/// The requester's timing and fan-out rules.
+#[derive(Clone, Copy, PartialEq, Debug)]
+pub struct RequesterConfig {
+    /// How long an auction round stays open, in ms (capped by the job's bid deadline on the
+    /// first round). Default: 500 ms.
+    pub bid_window_ms: u64,
+    /// Most candidates asked per round. Default: 16.
+    pub max_candidates: usize,
+    /// A round closes early once this many bids per replica needed have arrived. Default: 3.
+    pub bids_per_replica: usize,
+    /// Extra time a provider gets beyond the job's wall-time limit to report, in ms.
+    /// Default: 5 000 ms.
+    pub report_slack_ms: u64,
+    /// First re-auction delay when a round fails to fill, in ms; doubles each time.
+    /// Default: 250 ms.
+    pub retry_initial_ms: u64,
+    /// Longest re-auction delay, in ms. Default: 10 000 ms.
+    pub retry_max_ms: u64,
+    /// Selection rule.
+    pub selection: SelectionParams,
+}
+
+impl Default for RequesterConfig {
+    fn default() -> Self {
+        Self {
+            bid_window_ms: 500,
+            max_candidates: 16,
+            bids_per_replica: 3,
+            report_slack_ms: 5_000,
+            retry_initial_ms: 250,
+            retry_max_ms: 10_000,
+            selection: SelectionParams::default(),
+        }
+    }
+}
+
+/// Where a job is.
+#[derive(Clone, PartialEq, Eq, Debug, Encode, Decode)]
+pub enum Phase {
+    /// Looking for candidates or collecting bids for `needed` replicas.
+    Auction {
+        /// Replicas this round must fill.
+        needed: u8,
+        /// When the round closes (or, before candidates are known, when it starts).
+        closes_at: Timestamp,
+        /// Whether candidates have been asked.
+        called: bool,
+    },
+    /// Waiting for reports.
+    Running,
+    /// An outcome was accepted.
+    Accepted(Outcome),
+    /// The job failed.
+    Failed(FailReason),
+}
+
+/// What happened to a job, as the node reports it.
+#[derive(Clone, PartialEq, Eq, Debug)]
+#[non_exhaustive]
+pub enum Event {
+    /// Candidates for the current round (from adverts and the DHT), already filtered by the
+    /// job's requirements.
+    Candidates(Vec<NodeId>),
+    /// A verified bid.
+    Bid(Bid),
+    /// A candidate declined, with its reason.
+    Declined {
+        /// Who.
+        peer: NodeId,
+        /// Why.
+        reason: String,
+    },
+    /// A verified report.
+    Report(Verified<ResultReport>),
+    /// Time passed.
+    Tick,
+}
+
+/// What the node should do.
+#[derive(Clone, PartialEq, Debug)]
+#[non_exhaustive]
+pub enum Action {
+    /// Look up candidates and answer with [`Event::Candidates`].
+    FindCandidates,
+    /// Send a call for bids to these candidates.
+    CallForBids(Vec<NodeId>),
+    /// Sign and send this award.
+    Award(Award),
+    /// Fetch the accepted output from one of these providers and check its digest.
+    FetchOutput {
+        /// The accepted outcome.
+        outcome: Outcome,
+        /// Providers that reported it.
+        from: Vec<NodeId>,
+    },
+    /// Sign and publish this verdict.
+    PublishVerdict(Verdict),
+}
+
+/// One line of a job's history.
+#[derive(Clone, PartialEq, Eq, Debug, Encode, Decode)]
+pub struct LogEntry {
+    /// When.
+    pub at: Timestamp,
+    /// What happened, in words.
+    pub what: String,
+}
+
+/// The requester's state of one job.
+#[derive(Clone, Debug, Encode, Decode)]
+pub struct RequesterJob {
+    id: JobId,
+    spec: JobSpec,
+    phase: Phase,
+    round: u32,
+    retry_ms: u64,
+    bids: Vec<Bid>,
+    asked: BTreeSet<NodeId>,
+    tally: QuorumTally,
+    log: Vec<LogEntry>,
+}
+
+/// Inputs every step needs.
+#[derive(Clone, Copy, Debug)]
+pub struct Context<'a> {
+    /// The current time.
+    pub now: Timestamp,
+    /// Reputation used to weigh bids.
+    pub reputation: &'a ReputationTable,
+    /// The requester's secret randomness for this step's draw.
+    pub seed: &'a [u8; 32],
+    /// Rules.
+    pub config: &'a RequesterConfig,
+}
+
+impl RequesterJob {
+    /// A new job; the first action is to find candidates.
+    pub fn new(id: JobId, spec: JobSpec, now: Timestamp) -> (Self, Vec<Action>) {
+        let needed = spec.replicas.max(1);
+        let mut job = Self {
+            tally: QuorumTally::new(id, &spec),
+            id,
+            spec,
+            phase: Phase::Auction {
+                needed,
+                closes_at: now,
+                called: false,
+            },
+            round: 1,
+            retry_ms: 0,
+            bids: Vec::new(),
+            asked: BTreeSet::new(),
+            log: Vec::new(),
+        };
+        job.note(now, format!("submitted; auction for {needed} replicas"));
+        (job, vec![Action::FindCandidates])
+    }
+
+    /// The job's id.
+    pub fn id(&self) -> JobId {
+        self.id
+    }
+
+    /// The job's spec.
+    pub fn spec(&self) -> &JobSpec {
+        &self.spec
+    }
+
+    /// Where it is.
+    pub fn phase(&self) -> &Phase {
+        &self.phase
+    }
+
+    /// Whether it is accepted or failed.
+    pub fn is_finished(&self) -> bool {
+        matches!(self.phase, Phase::Accepted(_) | Phase::Failed(_))
+    }
+
+    /// Its history, oldest first (at most 256 entries).
+    pub fn log(&self) -> &[LogEntry] {
+        &self.log
+    }
+
+    /// Providers holding a replica.
+    pub fn providers(&self) -> Vec<NodeId> {
+        self.tally.awarded().copied().collect()
+    }
+
+    fn note(&mut self, at: Timestamp, what: String) {
+        if self.log.len() == MAX_LOG {
+            self.log.remove(1); // keep the first entry (submission)
+        }
+        self.log.push(LogEntry { at, what });
+    }
+
+    /// Advances the job by one event.
+    pub fn handle(&mut self, event: Event, cx: &Context<'_>) -> Vec<Action> {
+        if self.is_finished() {
+            return Vec::new();
+        }
+        if cx.now >= self.spec.deadline && !matches!(self.phase, Phase::Running) {
+            return self.fail(FailReason::DeadlinePassed, cx.now);
+        }
+        match event {
+            Event::Candidates(candidates) => self.on_candidates(candidates, cx),
+            Event::Bid(bid) => self.on_bid(bid, cx),
+            Event::Declined { peer, reason } => {
+                self.note(cx.now, format!("{peer:?} declined: {reason}"));
+                self.maybe_close(cx)
+            }
+            Event::Report(report) => self.on_report(report, cx),
+            Event::Tick => match self.phase {
+                Phase::Auction {
+                    called: false,
+                    closes_at,
+                    ..
+                } if cx.now >= closes_at => {
+                    vec![Action::FindCandidates]
+                }
+                Phase::Auction {
+                    called: true,
+                    closes_at,
+                    ..
+                } if cx.now >= closes_at => self.close_round(cx),
+                Phase::Running => self.decide(cx),
+                _ => Vec::new(),
+            },
+        }
+    }
+
+    fn on_candidates(&mut self, candidates: Vec<NodeId>, cx: &Context<'_>) -> Vec<Action> {
+        let Phase::Auction {
+            needed,
+            called: false,
+            ..
+        } = self.phase
+        else {
+            return Vec::new();
+        };
+        let awarded: BTreeSet<NodeId> = self.tally.awarded().copied().collect();
+        let fresh: Vec<NodeId> = candidates
+            .into_iter()
+            .filter(|c| *c != self.spec.requester && !awarded.contains(c))
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .take(cx.config.max_candidates)
+            .collect();
+        if fresh.len() < usize::from(needed) {
+            let found = fresh.len();
+            return self.retry_later(
+                cx,
+                format!("only {found} eligible candidates for {needed} replicas"),
+            );
+        }
+        let window = cx.now.plus_ms(cx.config.bid_window_ms);
+        let closes_at = if self.round == 1 {
+            window.min(self.spec.bid_deadline.max(cx.now))
+        } else {
+            window
+        };
+        self.phase = Phase::Auction {
+            needed,
+            closes_at,
+            called: true,
+        };
+        self.asked = fresh.iter().copied().collect();
+        self.bids.clear();
+        self.note(
+            cx.now,
+            format!(
+                "round {}: called {} candidates for bids",
+                self.round,
+                fresh.len()
+            ),
+        );
+        vec![Action::CallForBids(fresh)]
+    }
+
+    fn on_bid(&mut self, bid: Bid, cx: &Context<'_>) -> Vec<Action> {
+        if !matches!(self.phase, Phase::Auction { called: true, .. }) {
+            return Vec::new();
+        }
+        if !self.asked.contains(&bid.bidder) || self.bids.len() >= MAX_BIDS {
+            self.note(
+                cx.now,
+                format!("ignored an unsolicited bid from {:?}", bid.bidder),
+            );
+            return Vec::new();
+        }
+        self.bids.push(bid);
+        self.maybe_close(cx)
+    }
+
+    /// Closes the round early once enough bids (or answers) are in.
+    fn maybe_close(&mut self, cx: &Context<'_>) -> Vec<Action> {
+        let Phase::Auction {
+            needed,
+            called: true,
+            ..
+        } = self.phase
+        else {
+            return Vec::new();
+        };
+        let enough = self.bids.len() >= usize::from(needed) * cx.config.bids_per_replica;
+        if enough || self.bids.len() >= self.asked.len() {
+            return self.close_round(cx);
+        }
+        Vec::new()
+    }
+
+    fn close_round(&mut self, cx: &Context<'_>) -> Vec<Action> {
+        let Phase::Auction { needed, .. } = self.phase else {
+            return Vec::new();
+        };
+        let auction = Auction {
+            job: self.id,
+            spec: &self.spec,
+            reputation: cx.reputation,
+            params: cx.config.selection,
+        };
+        let exclude: BTreeSet<NodeId> = self.tally.awarded().copied().collect();
+        let selection = auction.select(&self.bids, usize::from(needed), &exclude, cx.seed, cx.now);
+        for (peer, why) in &selection.rejected {
+            self.note(cx.now, format!("bid from {peer:?} rejected: {why}"));
+        }
+        if selection.winners.len() < usize::from(needed) {
+            let got = selection.winners.len();
+            return self.retry_later(cx, format!("{got} acceptable bids for {needed} replicas"));
+        }
+        let report_by = cx.now.plus_ms(
+            self.spec
+                .limits
+                .wall_time_ms
+                .saturating_add(cx.config.report_slack_ms),
+        );
+        let mut actions = Vec::new();
+        for winner in selection.winners {
+            if self.tally.award(winner.bidder, report_by).is_ok() {
+                self.note(
+                    cx.now,
+                    format!("awarded {:?} at price {}", winner.bidder, winner.price),
+                );
+                actions.push(Action::Award(Award {
+                    job: self.id,
+                    requester: self.spec.requester,
+                    provider: winner.bidder,
+                    price: winner.price,
+                    report_by,
+                }));
+            }
+        }
+        self.phase = Phase::Running;
+        self.retry_ms = 0;
+        actions
+    }
+
+    fn retry_later(&mut self, cx: &Context<'_>, why: String) -> Vec<Action> {
+        let Phase::Auction { needed, .. } = self.phase else {
+            return Vec::new();
+        };
+        self.retry_ms = if self.retry_ms == 0 {
+            cx.config.retry_initial_ms
+        } else {
+            (self.retry_ms * 2).min(cx.config.retry_max_ms)
+        };
+        let at = cx.now.plus_ms(self.retry_ms);
+        self.round += 1;
+        self.phase = Phase::Auction {
+            needed,
+            closes_at: at,
+            called: false,
+        };
+        self.note(
+            cx.now,
+            format!("queued: {why}; next auction in {} ms", self.retry_ms),
+        );
+        Vec::new()
+    }
+
+    fn on_report(&mut self, report: Verified<ResultReport>, cx: &Context<'_>) -> Vec<Action> {
+        let provider = report.message().provider;
+        match self.tally.add_report(report, cx.now) {
+            Ok(()) => self.note(cx.now, format!("report from {provider:?}")),
+            Err(why) => {
+                self.note(cx.now, format!("report from {provider:?} ignored: {why}"));
+                return Vec::new();
+            }
+        }
+        if matches!(self.phase, Phase::Running) {
+            self.decide(cx)
+        } else {
+            Vec::new()
+        }
+    }
+
+    fn decide(&mut self, cx: &Context<'_>) -> Vec<Action> {
+        let decision = self.tally.decide(cx.now);
+        match &decision {
+            Decision::Pending => Vec::new(),
+            Decision::Accept {
+                outcome,
+                agreeing,
+                dissenting,
+            } => {
+                let outcome = *outcome;
+                self.note(
+                    cx.now,
+                    format!(
+                        "accepted: {} agree, {} dissent",
+                        agreeing.len(),
+                        dissenting.len()
+                    ),
+                );
+                self.phase = Phase::Accepted(outcome);
+                let mut actions = vec![Action::FetchOutput {
+                    outcome,
+                    from: agreeing.clone(),
+                }];
+                actions.extend(
+                    self.tally
+                        .verdict(&decision, self.spec.requester, cx.now)
+                        .map(Action::PublishVerdict),
+                );
+                actions
+            }
+            Decision::Escalate { additional } => {
+                let additional = *additional;
+                self.note(
+                    cx.now,
+                    format!("no agreement yet; escalating with {additional} more replicas"),
+                );
+                self.round += 1;
+                self.phase = Phase::Auction {
+                    needed: additional,
+                    closes_at: cx.now,
+                    called: false,
+                };
+                vec![Action::FindCandidates]
+            }
+            Decision::Fail(reason) => {
+                let reason = *reason;
+                let mut actions: Vec<Action> = self
+                    .tally
+                    .verdict(&decision, self.spec.requester, cx.now)
+                    .map(Action::PublishVerdict)
+                    .into_iter()
+                    .collect();
+                actions.extend(self.fail(reason, cx.now));
+                actions
+            }
+        }
+    }
+
+    fn fail(&mut self, reason: FailReason, now: Timestamp) -> Vec<Action> {
+        self.note(now, format!("failed: {reason:?}"));
+        self.phase = Phase::Failed(reason);
+        Vec::new()
+    }
+}
