@@ -1,9 +1,8 @@
-//! The `cairn` command-line interface.
+//! The `cairn` command-line interface: a thin binary over `cairn-node` and `cairn-runtime`.
+//! Each subcommand lives in its own module under `cli/` with an `execute()`.
 
-fn main() {
-    eprintln!(
-        "cairn: no subcommands are built yet; `cairn run` arrives with the runtime issue, \
-         `cairn node` with the node issue"
-    );
-    std::process::exit(2);
+mod cli;
+
+fn main() -> std::process::ExitCode {
+    cli::main()
 }
