@@ -7,6 +7,7 @@ mod init;
 mod lookup;
 mod node;
 mod peers;
+mod run;
 mod status;
 
 use std::path::PathBuf;
@@ -41,6 +42,9 @@ pub struct Cli {
     command: Command,
 }
 
+// Exit statuses: 0 success, 1 the job (or operation) failed, 2 the command could not run
+// (bad arguments, unreadable files, no node to talk to).
+
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Create an identity and a commented config in the data dir.
@@ -59,6 +63,8 @@ enum Command {
     Lookup(lookup::Args),
     /// Store and fetch content-addressed blobs.
     Blob(blob::Args),
+    /// Run a WebAssembly module in the local sandbox, with no network.
+    Run(run::RunArgs),
 }
 
 impl Cli {
@@ -73,6 +79,7 @@ impl Cli {
             Command::Adverts(args) => args.execute(&self),
             Command::Lookup(args) => args.execute(&self),
             Command::Blob(args) => args.execute(&self),
+            Command::Run(args) => args.execute(),
         }
     }
 

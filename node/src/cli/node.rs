@@ -79,7 +79,7 @@ impl Args {
             config,
             spec,
             hardware: gpu::detect(simulated),
-            runtime: runtime_identity(),
+            runtime: runtime_identity()?,
             net: None,
         };
         let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -89,9 +89,16 @@ impl Args {
     }
 }
 
-/// The sandbox identity this node advertises.
-fn runtime_identity() -> String {
-    format!("cairn-runtime/{}", env!("CARGO_PKG_VERSION"))
+/// The sandbox identity this node advertises: the wasmtime version and the fingerprint of
+/// every setting that changes results or fuel counts, as the sandbox computes it.
+fn runtime_identity() -> Result<String> {
+    let sandbox = cairn_runtime::Sandbox::new(cairn_runtime::SandboxConfig::default())?;
+    let identity = sandbox.identity();
+    Ok(format!(
+        "wasmtime-{}/{}",
+        identity.wasmtime_version,
+        identity.fingerprint_hex()
+    ))
 }
 
 async fn run(options: NodeOptions) -> Result<ExitCode> {

@@ -5,3 +5,4 @@ mod blobs;
 mod cli;
 mod discovery;
 mod harness;
+mod run;

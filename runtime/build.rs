@@ -1,0 +1,80 @@
+//! Builds the example guests (`guests/`, a separate cargo workspace) for `wasm32-wasip1`, so
+//! that tests, benchmarks and `cairn run` examples work from a fresh clone.
+//!
+//! The nested cargo gets its own target directory under `OUT_DIR`, so it never waits on the
+//! outer build's lock, and a cleaned environment, so that the outer build's wrappers (clippy),
+//! flags and target settings do not leak into the guests. The guests have no dependencies and
+//! build offline. `CAIRN_SKIP_GUESTS=1` skips the build (packaging without wasm32-wasip1).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The example guests; each becomes `<name>.wasm`.
+const GUESTS: [&str; 5] = ["echo", "wordcount", "hashloop", "matmul", "nanfloat"];
+
+fn main() {
+    let manifest_dir = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_default());
+    let guests = manifest_dir.join("guests");
+    let out_dir = PathBuf::from(std::env::var_os("OUT_DIR").unwrap_or_default());
+    let target_dir = out_dir.join("guests");
+    let wasm_dir = target_dir.join("wasm32-wasip1").join("release");
+    println!("cargo:rerun-if-changed=guests");
+    println!("cargo:rerun-if-env-changed=CAIRN_SKIP_GUESTS");
+    println!(
+        "cargo:rustc-env=CAIRN_EXAMPLE_GUESTS_DIR={}",
+        wasm_dir.display()
+    );
+    if std::env::var_os("CAIRN_SKIP_GUESTS").is_some_and(|v| v == "1") {
+        return;
+    }
+    build_guests(&guests, &target_dir);
+    for guest in GUESTS {
+        let path = wasm_dir.join(format!("{guest}.wasm"));
+        if !path.is_file() {
+            panic!(
+                "example guest {} was not built at {}",
+                guest,
+                path.display()
+            );
+        }
+    }
+}
+
+/// Runs `cargo build --release --target wasm32-wasip1` in the guests workspace.
+fn build_guests(guests: &Path, target_dir: &Path) {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.current_dir(guests)
+        .args([
+            "build",
+            "--release",
+            "--locked",
+            "--offline",
+            "--target",
+            "wasm32-wasip1",
+        ])
+        .arg("--target-dir")
+        .arg(target_dir);
+    // Keep what finds the toolchain (RUSTUP_*, CARGO_HOME, PATH); drop what configures the
+    // outer build.
+    for (key, _) in std::env::vars_os() {
+        let key = key.to_string_lossy();
+        let outer = key.starts_with("CARGO_") && key != "CARGO_HOME";
+        let rustc = matches!(
+            key.as_ref(),
+            "RUSTC" | "RUSTC_WRAPPER" | "RUSTC_WORKSPACE_WRAPPER" | "RUSTFLAGS" | "RUSTDOCFLAGS"
+        );
+        if outer || rustc {
+            cmd.env_remove(key.as_ref());
+        }
+    }
+    let status = cmd
+        .status()
+        .unwrap_or_else(|e| panic!("could not run cargo for guests: {e}"));
+    if !status.success() {
+        panic!(
+            "building the example guests failed ({status}); is the wasm32-wasip1 target \
+             installed? (`rustup target add wasm32-wasip1`, or set CAIRN_SKIP_GUESTS=1)"
+        );
+    }
+}

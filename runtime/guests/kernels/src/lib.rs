@@ -1,0 +1,77 @@
+//! Compute kernels shared by the example guests and the native side of the runtime benchmark
+//! (`runtime/benches/runtime.rs` includes this file with `#[path]`), so that both measure the
+//! same source. Plain `core` arithmetic only: no allocation, no I/O.
+
+/// Multiplier of the 64-bit mixing step (a large odd constant from wyhash).
+const MIX: u64 = 0xa076_1d64_78bd_642f;
+
+/// Hashes `data` `rounds` times over with a 64-bit multiply-rotate mix; each round starts
+/// from the previous round's state, so the work is `rounds * data.len()` and cannot be skipped.
+pub fn hash_loop(data: &[u8], rounds: u32) -> u64 {
+    let mut h: u64 = 0x243f_6a88_85a3_08d3 ^ data.len() as u64;
+    for round in 0..rounds {
+        h ^= u64::from(round);
+        for chunk in data.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            h = (h ^ u64::from_le_bytes(word))
+                .wrapping_mul(MIX)
+                .rotate_left(29);
+        }
+    }
+    h ^ (h >> 32)
+}
+
+/// Fills `out` with deterministic pseudo-random values in [-1, 1) from `seed` (a 64-bit LCG).
+pub fn fill_f64(seed: u64, out: &mut [f64]) {
+    let mut state = seed;
+    for x in out.iter_mut() {
+        state = state
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        *x = ((state >> 11) as f64) / ((1u64 << 53) as f64) * 2.0 - 1.0;
+    }
+}
+
+/// Fills `out` like [`fill_f64`], rounded to `f32`.
+pub fn fill_f32(seed: u64, out: &mut [f32]) {
+    let mut state = seed;
+    for x in out.iter_mut() {
+        state = state
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        *x = (((state >> 11) as f64) / ((1u64 << 53) as f64) * 2.0 - 1.0) as f32;
+    }
+}
+
+macro_rules! matmul {
+    ($(#[$doc:meta])* $name:ident, $t:ty) => {
+        $(#[$doc])*
+        pub fn $name(n: usize, a: &[$t], b: &[$t], c: &mut [$t]) {
+            assert!(a.len() == n * n && b.len() == n * n && c.len() == n * n);
+            for x in c.iter_mut() {
+                *x = 0.0;
+            }
+            for i in 0..n {
+                for k in 0..n {
+                    let aik = a[i * n + k];
+                    let (row_b, row_c) = (&b[k * n..(k + 1) * n], &mut c[i * n..(i + 1) * n]);
+                    for (cij, bkj) in row_c.iter_mut().zip(row_b) {
+                        *cij += aik * *bkj;
+                    }
+                }
+            }
+        }
+    };
+}
+
+matmul!(
+    /// `c = a * b` for row-major `n`×`n` `f32` matrices (i-k-j loop order).
+    matmul_f32,
+    f32
+);
+matmul!(
+    /// `c = a * b` for row-major `n`×`n` `f64` matrices (i-k-j loop order).
+    matmul_f64,
+    f64
+);

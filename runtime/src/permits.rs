@@ -1,0 +1,53 @@
+//! A counting semaphore usable from both blocking and async callers: the bound on jobs
+//! running at once.
+
+use std::sync::{Condvar, Mutex, PoisonError};
+
+/// At most `limit` holders at once; [`Permits::acquire`] blocks until a slot frees.
+#[derive(Debug)]
+pub(crate) struct Permits {
+    free: Mutex<usize>,
+    freed: Condvar,
+}
+
+impl Permits {
+    /// A semaphore with `limit` slots (at least one).
+    pub(crate) fn new(limit: usize) -> Self {
+        Self {
+            free: Mutex::new(limit.max(1)),
+            freed: Condvar::new(),
+        }
+    }
+
+    /// Blocks the current thread until a slot is free and takes it.
+    pub(crate) fn acquire(&self) -> Permit<'_> {
+        // The counter stays consistent even if a holder panicked, so poison is ignored.
+        let mut free = self.free.lock().unwrap_or_else(PoisonError::into_inner);
+        while *free == 0 {
+            free = self
+                .freed
+                .wait(free)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+        *free -= 1;
+        Permit { permits: self }
+    }
+}
+
+/// A held slot, given back on drop.
+#[must_use = "the slot is released when the permit is dropped"]
+pub(crate) struct Permit<'a> {
+    permits: &'a Permits,
+}
+
+impl Drop for Permit<'_> {
+    fn drop(&mut self) {
+        let mut free = self
+            .permits
+            .free
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        *free += 1;
+        self.permits.freed.notify_one();
+    }
+}

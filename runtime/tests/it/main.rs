@@ -1,0 +1,8 @@
+//! Integration tests of `cairn-runtime`: one binary, a module per scenario.
+
+mod common;
+mod concurrency;
+mod determinism;
+mod errors;
+mod hostile;
+mod identity;
