@@ -28,8 +28,8 @@ pub const TOKEN_FILE: &str = "api.token";
 pub const ADDR_FILE: &str = "api.addr";
 
 #[derive(Clone)]
-struct ApiState {
-    node: Node,
+pub(crate) struct ApiState {
+    pub(crate) node: Node,
     token: String,
 }
 
@@ -60,6 +60,12 @@ pub(crate) async fn serve(node: Node) -> Result<(SocketAddr, JoinHandle<()>), No
         .route("/v1/lookup/{class}", get(lookup))
         .route("/v1/blobs", post(put_blob))
         .route("/v1/blobs/{hash}", get(get_blob))
+        .route(
+            "/v1/jobs",
+            post(crate::api_jobs::submit).get(crate::api_jobs::list),
+        )
+        .route("/v1/jobs/{id}", get(crate::api_jobs::status))
+        .route("/v1/jobs/{id}/output", get(crate::api_jobs::output))
         .layer(DefaultBodyLimit::max(max_body))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
     let app = Router::new()
@@ -125,7 +131,7 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-fn error(status: StatusCode, kind: &str, message: impl std::fmt::Display) -> Response {
+pub(crate) fn error(status: StatusCode, kind: &str, message: impl std::fmt::Display) -> Response {
     (
         status,
         Json(json!({ "error": { "kind": kind, "message": message.to_string() } })),
@@ -133,7 +139,7 @@ fn error(status: StatusCode, kind: &str, message: impl std::fmt::Display) -> Res
         .into_response()
 }
 
-fn node_error(e: NodeError) -> Response {
+pub(crate) fn node_error(e: NodeError) -> Response {
     match e {
         NodeError::BlobUnavailable { .. } => error(StatusCode::NOT_FOUND, "blob_unavailable", e),
         NodeError::Store(crate::store::StoreError::BlobTooLarge { .. }) => {

@@ -139,6 +139,23 @@ impl Client {
             .map_err(|e| ClientError::Decode(e.to_string()))
     }
 
+    /// `POST path` with a JSON body, decoded from JSON.
+    pub fn post_json<B: serde::Serialize, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<T, ClientError> {
+        let bytes = serde_json::to_vec(body).map_err(|e| ClientError::Decode(e.to_string()))?;
+        let request = self
+            .agent
+            .post(&format!("{}{path}", self.base))
+            .set("Content-Type", "application/json");
+        let response = self.call(request, Some(&bytes))?;
+        response
+            .into_json()
+            .map_err(|e| ClientError::Decode(e.to_string()))
+    }
+
     /// `GET path` without the token, as text (for `/metrics`).
     pub fn get_text_unauthenticated(&self, path: &str) -> Result<String, ClientError> {
         let url = format!("{}{path}", self.base);

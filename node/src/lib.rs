@@ -14,9 +14,11 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod api;
+pub mod api_jobs;
 pub mod client;
 pub mod config;
 pub mod gpu;
+pub mod market;
 pub mod metrics;
 pub mod net;
 pub mod node;

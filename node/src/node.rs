@@ -91,6 +91,9 @@ pub enum NodeError {
         /// What was tried.
         reason: String,
     },
+    /// The sandbox could not be created.
+    #[error("cannot create the sandbox: {0}")]
+    Sandbox(String),
     /// A message could not be signed or encoded.
     #[error("cannot sign: {0}")]
     Sign(String),
@@ -124,19 +127,20 @@ pub fn load_or_create_identity(kv: &dyn KvStore) -> Result<ed25519::Keypair, Nod
 /// A cloneable handle to a running node.
 #[derive(Clone)]
 pub struct Node {
-    inner: Arc<Inner>,
+    pub(crate) inner: Arc<Inner>,
 }
 
-struct Inner {
-    keypair: ed25519::Keypair,
+pub(crate) struct Inner {
+    pub(crate) keypair: ed25519::Keypair,
     node_id: NodeId,
-    options: NodeOptions,
-    net: NetworkHandle,
-    kv: Arc<dyn KvStore>,
+    pub(crate) options: NodeOptions,
+    pub(crate) net: NetworkHandle,
+    pub(crate) kv: Arc<dyn KvStore>,
     blobs: BlobStore,
     adverts: Mutex<AdvertBook>,
-    metrics: Metrics,
+    pub(crate) metrics: Metrics,
     republish: Notify,
+    pub(crate) market: crate::market::MarketState,
 }
 
 /// A started node and its tasks; dropping it stops them.
@@ -203,6 +207,10 @@ impl Node {
         net_config.mdns = options.spec.mdns;
         net_config.max_connections = options.config.max_connections;
         net_config.max_blob_bytes = options.config.max_blob_bytes;
+        let sandbox_config = cairn_runtime::SandboxConfig::default()
+            .with_max_concurrent_jobs(usize::try_from(options.config.capacity.max(1)).unwrap_or(1));
+        let sandbox = cairn_runtime::Sandbox::new(sandbox_config)
+            .map_err(|e| NodeError::Sandbox(e.to_string()))?;
         let swarm = net::build_swarm(Keypair::from(keypair.clone()), &net_config)?;
         let (event_loop, net, events) = EventLoop::new(swarm, net_config)?;
         let mut tasks = vec![tokio::spawn(event_loop.run())];
@@ -218,6 +226,7 @@ impl Node {
                 adverts: Mutex::new(AdvertBook::new(AdvertBookConfig::default())),
                 metrics: Metrics::default(),
                 republish: Notify::new(),
+                market: crate::market::MarketState::new(sandbox),
             }),
         };
         node.load_adverts();
@@ -397,6 +406,28 @@ impl Node {
         });
     }
 
+    /// What this node offers, as an unsigned advert with sequence 0 and no lifetime.
+    pub fn capabilities(&self) -> CapabilityAdvert {
+        let o = &self.inner.options;
+        CapabilityAdvert {
+            peer: self.node_id(),
+            sequence: 0,
+            issued_at: Timestamp(0),
+            expires_at: Timestamp(0),
+            gpus: o.hardware.gpus.clone(),
+            simulated_gpus: o.hardware.source == crate::gpu::GpuSource::Simulated,
+            cpu_cores: o.hardware.cpu_cores,
+            memory_bytes: o.hardware.memory_bytes,
+            runtime: o.runtime.clone(),
+            price: PriceSchedule {
+                per_mega_fuel: o.config.price.per_mega_fuel,
+                per_gpu_second: o.config.price.per_gpu_second,
+                minimum: o.config.price.minimum,
+            },
+            capacity: o.config.capacity,
+        }
+    }
+
     /// This node's advert as of now, with the next sequence number (persisted first, so a
     /// restarted node never reuses one).
     pub fn make_advert(&self) -> Result<Verified<CapabilityAdvert>, NodeError> {
@@ -415,21 +446,10 @@ impl Node {
         )?;
         kv.flush()?;
         let advert = CapabilityAdvert {
-            peer: self.node_id(),
             sequence,
             issued_at,
             expires_at: issued_at.plus_ms(o.spec.advert_ttl_secs.saturating_mul(1000)),
-            gpus: o.hardware.gpus.clone(),
-            simulated_gpus: o.hardware.source == crate::gpu::GpuSource::Simulated,
-            cpu_cores: o.hardware.cpu_cores,
-            memory_bytes: o.hardware.memory_bytes,
-            runtime: o.runtime.clone(),
-            price: PriceSchedule {
-                per_mega_fuel: o.config.price.per_mega_fuel,
-                per_gpu_second: o.config.price.per_gpu_second,
-                minimum: o.config.price.minimum,
-            },
-            capacity: o.config.capacity,
+            ..self.capabilities()
         };
         Verified::sign(advert, &self.inner.keypair).map_err(|e| NodeError::Sign(e.to_string()))
     }
@@ -520,6 +540,20 @@ impl Node {
                 }
                 NetworkEvent::WrongNetwork { .. } => {
                     self.inner.metrics.reject("peer", "wrong_network")
+                }
+                NetworkEvent::Verdict { source, id, data } => {
+                    self.on_verdict(source, id, data).await
+                }
+                NetworkEvent::MarketRequest {
+                    peer,
+                    request,
+                    channel,
+                } => {
+                    let node = self.clone();
+                    tokio::spawn(async move {
+                        let response = node.on_market_request(peer, request).await;
+                        let _ = node.inner.net.respond_market(channel, response).await;
+                    });
                 }
             }
         }

@@ -4,6 +4,7 @@ mod adverts;
 mod blob;
 mod gpu;
 mod init;
+mod job;
 mod lookup;
 mod node;
 mod peers;
@@ -63,6 +64,8 @@ enum Command {
     Lookup(lookup::Args),
     /// Store and fetch content-addressed blobs.
     Blob(blob::Args),
+    /// Submit jobs to the network and follow them.
+    Job(job::Args),
     /// Run a WebAssembly module in the local sandbox, with no network.
     Run(run::RunArgs),
 }
@@ -79,6 +82,7 @@ impl Cli {
             Command::Adverts(args) => args.execute(&self),
             Command::Lookup(args) => args.execute(&self),
             Command::Blob(args) => args.execute(&self),
+            Command::Job(args) => args.execute(&self),
             Command::Run(args) => args.execute(),
         }
     }

@@ -11,7 +11,7 @@ use libp2p::swarm::NetworkBehaviour;
 use libp2p::swarm::behaviour::toggle::Toggle;
 use libp2p::{StreamProtocol, connection_limits, identify, kad, mdns, ping, request_response};
 
-use super::{BlobCodec, MAX_GOSSIP_BYTES, NetConfig};
+use super::{BlobCodec, MAX_GOSSIP_BYTES, MarketCodec, NetConfig};
 
 /// Everything a Cairn node speaks.
 #[derive(NetworkBehaviour)]
@@ -28,6 +28,8 @@ pub struct Behaviour {
     pub kad: kad::Behaviour<MemoryStore>,
     /// Blob transfer.
     pub blobs: request_response::Behaviour<BlobCodec>,
+    /// Calls for bids, bids, awards and reports.
+    pub market: request_response::Behaviour<MarketCodec>,
     /// Local discovery, off unless the network spec turns it on.
     pub mdns: Toggle<mdns::tokio::Behaviour>,
 }
@@ -95,6 +97,15 @@ impl Behaviour {
             request_response::Config::default().with_request_timeout(config.request_timeout),
         );
 
+        let market = request_response::Behaviour::with_codec(
+            MarketCodec,
+            [(
+                protocol(config.market_protocol())?,
+                request_response::ProtocolSupport::Full,
+            )],
+            request_response::Config::default().with_request_timeout(Duration::from_secs(30)),
+        );
+
         let mdns = if config.mdns {
             Some(mdns::tokio::Behaviour::new(
                 mdns::Config::default(),
@@ -111,6 +122,7 @@ impl Behaviour {
             gossipsub: gossipsub(keypair, config)?,
             kad,
             blobs,
+            market,
             mdns: mdns.into(),
         })
     }
@@ -148,7 +160,11 @@ fn gossipsub(keypair: &Keypair, config: &NetConfig) -> Result<gossipsub::Behavio
         invalid_message_deliveries_decay: 0.9,
         ..gossipsub::TopicScoreParams::default()
     };
-    params.topics.insert(topic.hash(), topic_params);
+    params.topics.insert(topic.hash(), topic_params.clone());
+    params.topics.insert(
+        gossipsub::IdentTopic::new(config.verdict_topic()).hash(),
+        topic_params,
+    );
     behaviour
         .with_peer_score(params, PeerScoreThresholds::default())
         .map_err(|e| BuildError::Gossipsub(e.to_string()))?;

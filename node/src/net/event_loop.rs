@@ -14,7 +14,7 @@ use tracing::{debug, info, warn};
 
 use super::behaviour::{Behaviour, BehaviourEvent};
 use super::handle::{Command, NetError, NetworkEvent, NetworkHandle, PeerInfo};
-use super::{BlobResponse, NetConfig};
+use super::{BlobResponse, MarketRequest, MarketResponse, NetConfig};
 
 /// Queued commands from the node to the swarm task.
 const COMMAND_QUEUE: usize = 256;
@@ -62,6 +62,7 @@ pub struct EventLoop {
     swarm: Swarm<Behaviour>,
     config: NetConfig,
     advert_topic: IdentTopic,
+    verdict_topic: IdentTopic,
     commands: mpsc::Receiver<Command>,
     events: mpsc::Sender<NetworkEvent>,
     listen_addrs: Vec<Multiaddr>,
@@ -70,6 +71,7 @@ pub struct EventLoop {
     providing: HashMap<QueryId, oneshot::Sender<Result<(), NetError>>>,
     finding: HashMap<QueryId, ProviderSearch>,
     blob_requests: HashMap<OutboundRequestId, oneshot::Sender<Result<BlobResponse, NetError>>>,
+    market_requests: HashMap<OutboundRequestId, oneshot::Sender<Result<MarketResponse, NetError>>>,
 }
 
 impl EventLoop {
@@ -79,11 +81,14 @@ impl EventLoop {
         config: NetConfig,
     ) -> Result<(Self, NetworkHandle, mpsc::Receiver<NetworkEvent>), NetError> {
         let advert_topic = IdentTopic::new(config.advert_topic());
-        swarm
-            .behaviour_mut()
-            .gossipsub
-            .subscribe(&advert_topic)
-            .map_err(|e| NetError::Publish(e.to_string()))?;
+        let verdict_topic = IdentTopic::new(config.verdict_topic());
+        for topic in [&advert_topic, &verdict_topic] {
+            swarm
+                .behaviour_mut()
+                .gossipsub
+                .subscribe(topic)
+                .map_err(|e| NetError::Publish(e.to_string()))?;
+        }
         let (command_tx, commands) = mpsc::channel(COMMAND_QUEUE);
         let (events, event_rx) = mpsc::channel(EVENT_QUEUE);
         let handle = NetworkHandle::new(command_tx, *swarm.local_peer_id());
@@ -91,6 +96,7 @@ impl EventLoop {
             swarm,
             config,
             advert_topic,
+            verdict_topic,
             commands,
             events,
             listen_addrs: Vec::new(),
@@ -99,6 +105,7 @@ impl EventLoop {
             providing: HashMap::new(),
             finding: HashMap::new(),
             blob_requests: HashMap::new(),
+            market_requests: HashMap::new(),
         };
         Ok((this, handle, event_rx))
     }
@@ -194,6 +201,29 @@ impl EventLoop {
                 // Fails only when the requester went away; nothing to do then.
                 let _ = swarm.behaviour_mut().blobs.send_response(channel, response);
             }
+            Command::PublishVerdict { data, reply } => {
+                let topic = self.verdict_topic.clone();
+                let result = swarm.behaviour_mut().gossipsub.publish(topic, data);
+                let _ = reply.send(
+                    result
+                        .map(|_| ())
+                        .map_err(|e| NetError::Publish(e.to_string())),
+                );
+            }
+            Command::Market {
+                peer,
+                request,
+                reply,
+            } => {
+                let id = swarm.behaviour_mut().market.send_request(&peer, request);
+                self.market_requests.insert(id, reply);
+            }
+            Command::RespondMarket { channel, response } => {
+                let _ = swarm
+                    .behaviour_mut()
+                    .market
+                    .send_response(channel, response);
+            }
             Command::PeerScore { peer, reply } => {
                 let _ = reply.send(swarm.behaviour().gossipsub.peer_score(&peer));
             }
@@ -250,6 +280,7 @@ impl EventLoop {
                 id, result, step, ..
             }) => self.on_query(id, result, step.last),
             BehaviourEvent::Blobs(event) => self.on_blob_event(event),
+            BehaviourEvent::Market(event) => self.on_market_event(event),
             BehaviourEvent::Mdns(mdns::Event::Discovered(found)) => {
                 for (peer, addr) in found {
                     self.swarm
@@ -264,11 +295,19 @@ impl EventLoop {
     }
 
     fn on_gossip(&mut self, source: PeerId, id: gossipsub::MessageId, message: gossipsub::Message) {
-        let event = NetworkEvent::Advert {
-            source,
-            author: message.source,
-            id: id.clone(),
-            data: message.data,
+        let event = if message.topic == self.verdict_topic.hash() {
+            NetworkEvent::Verdict {
+                source,
+                id: id.clone(),
+                data: message.data,
+            }
+        } else {
+            NetworkEvent::Advert {
+                source,
+                author: message.source,
+                id: id.clone(),
+                data: message.data,
+            }
         };
         if self.events.try_send(event).is_err() {
             warn!(target: "cairn::net", "node busy; ignoring a gossip message");
@@ -360,6 +399,47 @@ impl EventLoop {
                 ..
             } => {
                 if let Some(reply) = self.blob_requests.remove(&request_id) {
+                    let _ = reply.send(Err(NetError::Request {
+                        peer,
+                        reason: error.to_string(),
+                    }));
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn on_market_event(&mut self, event: request_response::Event<MarketRequest, MarketResponse>) {
+        match event {
+            request_response::Event::Message { peer, message, .. } => match message {
+                request_response::Message::Request {
+                    request, channel, ..
+                } => {
+                    let event = NetworkEvent::MarketRequest {
+                        peer,
+                        request,
+                        channel,
+                    };
+                    if self.events.try_send(event).is_err() {
+                        warn!(target: "cairn::net", %peer, "node busy; dropping a market request");
+                    }
+                }
+                request_response::Message::Response {
+                    request_id,
+                    response,
+                } => {
+                    if let Some(reply) = self.market_requests.remove(&request_id) {
+                        let _ = reply.send(Ok(response));
+                    }
+                }
+            },
+            request_response::Event::OutboundFailure {
+                peer,
+                request_id,
+                error,
+                ..
+            } => {
+                if let Some(reply) = self.market_requests.remove(&request_id) {
                     let _ = reply.send(Err(NetError::Request {
                         peer,
                         reason: error.to_string(),

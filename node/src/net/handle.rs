@@ -7,7 +7,7 @@ use libp2p::{Multiaddr, PeerId};
 use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
 
-use super::BlobResponse;
+use super::{BlobResponse, MarketRequest, MarketResponse};
 
 /// Why a network operation failed.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -133,6 +133,29 @@ pub enum Command {
         /// The answer.
         response: BlobResponse,
     },
+    /// Publish on the verdict topic.
+    PublishVerdict {
+        /// Signed envelope bytes.
+        data: Vec<u8>,
+        /// Answer.
+        reply: oneshot::Sender<Result<(), NetError>>,
+    },
+    /// Send a market request to a peer.
+    Market {
+        /// The peer.
+        peer: PeerId,
+        /// The request.
+        request: MarketRequest,
+        /// Answer.
+        reply: oneshot::Sender<Result<MarketResponse, NetError>>,
+    },
+    /// Answer a peer's market request.
+    RespondMarket {
+        /// The request's channel.
+        channel: ResponseChannel<MarketResponse>,
+        /// The answer.
+        response: MarketResponse,
+    },
     /// Gossipsub's score of a peer.
     PeerScore {
         /// The peer.
@@ -161,6 +184,24 @@ pub enum NetworkEvent {
         id: MessageId,
         /// The bytes.
         data: Vec<u8>,
+    },
+    /// A verdict to validate and then report on with [`Command::ReportValidation`].
+    Verdict {
+        /// The peer that forwarded it.
+        source: PeerId,
+        /// Gossipsub's id of it.
+        id: MessageId,
+        /// The bytes.
+        data: Vec<u8>,
+    },
+    /// A market request; answer with [`Command::RespondMarket`].
+    MarketRequest {
+        /// The peer.
+        peer: PeerId,
+        /// The request.
+        request: MarketRequest,
+        /// Where the answer goes.
+        channel: ResponseChannel<MarketResponse>,
     },
     /// A peer asks for a blob; answer with [`Command::RespondBlob`].
     BlobRequest {
@@ -287,6 +328,39 @@ impl NetworkHandle {
         response: BlobResponse,
     ) -> Result<(), NetError> {
         let command = Command::RespondBlob { channel, response };
+        self.commands
+            .send(command)
+            .await
+            .map_err(|_| NetError::Stopped)
+    }
+
+    /// Publishes signed verdict bytes.
+    pub async fn publish_verdict(&self, data: Vec<u8>) -> Result<(), NetError> {
+        self.ask(|reply| Command::PublishVerdict { data, reply })
+            .await?
+    }
+
+    /// Sends a market request to `peer` and waits for the answer.
+    pub async fn market(
+        &self,
+        peer: PeerId,
+        request: MarketRequest,
+    ) -> Result<MarketResponse, NetError> {
+        self.ask(|reply| Command::Market {
+            peer,
+            request,
+            reply,
+        })
+        .await?
+    }
+
+    /// Answers a peer's market request.
+    pub async fn respond_market(
+        &self,
+        channel: ResponseChannel<MarketResponse>,
+        response: MarketResponse,
+    ) -> Result<(), NetError> {
+        let command = Command::RespondMarket { channel, response };
         self.commands
             .send(command)
             .await

@@ -9,6 +9,7 @@ mod behaviour;
 mod blob_codec;
 mod event_loop;
 mod handle;
+mod market;
 
 use std::time::Duration;
 
@@ -16,6 +17,7 @@ pub use behaviour::{Behaviour, BehaviourEvent};
 pub use blob_codec::{BlobCodec, BlobResponse};
 pub use event_loop::{EventLoop, SwarmBuildError, build_swarm};
 pub use handle::{Command, NetError, NetworkEvent, NetworkHandle, PeerInfo};
+pub use market::{MAX_MARKET_FRAME, MarketCodec, MarketRequest, MarketResponse};
 
 /// Largest blob that can cross the wire, whatever the configuration says.
 pub const MAX_BLOB_TRANSFER_BYTES: u64 = 256 << 20;
@@ -64,6 +66,15 @@ impl NetConfig {
     /// The gossip topic of capability adverts.
     pub fn advert_topic(&self) -> String {
         format!("cairn/{}/adverts/1", self.network)
+    }
+
+    /// The gossip topic of verdicts.
+    pub fn verdict_topic(&self) -> String {
+        format!("cairn/{}/verdicts/1", self.network)
+    }
+
+    fn market_protocol(&self) -> String {
+        format!("/cairn/{}/market/1.0.0", self.network)
     }
 
     fn kad_protocol(&self) -> String {

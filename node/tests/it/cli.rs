@@ -221,3 +221,69 @@ fn gpu_reports_cpu_only_or_the_real_devices() {
             .contains(&"gpu:sm90".into())
     );
 }
+
+#[test]
+fn a_job_submitted_from_the_cli_to_a_local_cluster_returns_the_verified_output() {
+    let tmp = tempfile::tempdir().unwrap();
+    let network = tmp.path().join("net.toml");
+    std::fs::write(&network, "name = \"cli-job\"\n").unwrap();
+    let first = NodeProcess::start(&tmp.path().join("n0"), &network, None);
+    let addr = first.status()["listen_addrs"][0]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let others: Vec<NodeProcess> = (1..4)
+        .map(|i| NodeProcess::start(&tmp.path().join(format!("n{i}")), &network, Some(&addr)))
+        .collect();
+    poll("all four adverts", || {
+        let adverts = json(&first.dir, &["adverts", "--json"])?;
+        (adverts.as_array()?.len() == 4).then_some(())
+    });
+
+    let module = cairn_runtime::guests::path("wordcount");
+    let input = tmp.path().join("input.txt");
+    std::fs::write(&input, "one two three\nfour five\n").unwrap();
+    let out = tmp.path().join("out.bin");
+    let submit = cairn(
+        &first.dir,
+        &[
+            "job",
+            "submit",
+            module.to_str().unwrap(),
+            "--input",
+            input.to_str().unwrap(),
+            "--replicas",
+            "3",
+            "--wait",
+            "-o",
+            out.to_str().unwrap(),
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&submit.stderr);
+    assert!(
+        submit.status.success(),
+        "{stderr}\n{}",
+        String::from_utf8_lossy(&submit.stdout)
+    );
+    assert!(
+        stderr.contains("auction") && stderr.contains("wrote"),
+        "progress is shown: {stderr}"
+    );
+
+    let local = Command::new(CAIRN)
+        .args([
+            "run",
+            module.to_str().unwrap(),
+            "--input",
+            input.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(local.status.success());
+    assert_eq!(
+        std::fs::read(&out).unwrap(),
+        local.stdout,
+        "the network's output is the local run's"
+    );
+    drop(others);
+}

@@ -5,4 +5,5 @@ mod blobs;
 mod cli;
 mod discovery;
 mod harness;
+mod market;
 mod run;

@@ -1,0 +1,279 @@
+//! The control API's job routes: submit, list, status (with the job's log) and output.
+
+use axum::Json;
+use axum::extract::{Path as UrlPath, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use cairn_protocol::requester::Phase;
+use cairn_protocol::{BlobHash, GpuRequirement, JobId, JobSpec, Limits, Outcome, Requirements};
+use serde::{Deserialize, Serialize};
+
+use crate::api::{ApiState, error, node_error};
+use crate::market::JobView;
+use crate::node::now;
+
+/// Body of `POST /v1/jobs`.
+#[derive(Serialize, Deserialize, Debug, Clone)]
+pub struct SubmitJob {
+    /// Module blob hash (put it first with `POST /v1/blobs`).
+    pub module: String,
+    /// Input blob hash.
+    pub input: String,
+    /// Arguments after the program name.
+    #[serde(default)]
+    pub args: Vec<String>,
+    /// Providers in the first round. Default 3.
+    #[serde(default = "default_replicas")]
+    pub replicas: u8,
+    /// Agreeing reports needed. Default 2.
+    #[serde(default = "default_quorum")]
+    pub quorum: u8,
+    /// Most replicas ever, escalations included. Default `replicas + 2`.
+    pub max_replicas: Option<u8>,
+    /// Fuel limit. Default 10^10.
+    #[serde(default = "default_fuel")]
+    pub fuel: u64,
+    /// Memory limit, bytes. Default 256 MiB.
+    #[serde(default = "default_memory")]
+    pub memory: u64,
+    /// Wall-clock limit per run, ms. Default 30 000.
+    #[serde(default = "default_wall")]
+    pub wall_time_ms: u64,
+    /// Output limit, bytes. Default 16 MiB.
+    #[serde(default = "default_output")]
+    pub max_output: u64,
+    /// Needs a GPU.
+    #[serde(default)]
+    pub gpu: bool,
+    /// Needs a GPU with at least this much memory, bytes.
+    pub min_vram: Option<u64>,
+    /// Highest price per replica. Default 1 000 000.
+    #[serde(default = "default_price")]
+    pub max_price: u64,
+    /// Seconds until the job fails if not accepted. Default 300.
+    #[serde(default = "default_deadline")]
+    pub deadline_secs: u64,
+}
+
+fn default_replicas() -> u8 {
+    3
+}
+fn default_quorum() -> u8 {
+    2
+}
+fn default_fuel() -> u64 {
+    cairn_runtime::DEFAULT_FUEL
+}
+fn default_memory() -> u64 {
+    cairn_runtime::DEFAULT_MEMORY_BYTES
+}
+fn default_wall() -> u64 {
+    30_000
+}
+fn default_output() -> u64 {
+    cairn_runtime::DEFAULT_MAX_OUTPUT_BYTES
+}
+fn default_price() -> u64 {
+    1_000_000
+}
+fn default_deadline() -> u64 {
+    300
+}
+
+/// A job as the API shows it.
+#[derive(Serialize, Deserialize, Debug, Clone)]
+pub struct JobStatus {
+    /// Job id.
+    pub id: String,
+    /// `auction`, `running`, `accepted` or `failed`.
+    pub state: String,
+    /// Whether nothing more will happen.
+    pub finished: bool,
+    /// For accepted jobs: the output digest, or the agreed failure.
+    pub outcome: Option<String>,
+    /// For failed jobs: why.
+    pub reason: Option<String>,
+    /// Output blob, once fetched and verified.
+    pub output: Option<String>,
+    /// Why the output could not be fetched.
+    pub output_error: Option<String>,
+    /// Providers holding a replica.
+    pub providers: Vec<String>,
+    /// History, oldest first: `[ms since epoch, what]`.
+    pub log: Vec<(u64, String)>,
+}
+
+impl From<&JobView> for JobStatus {
+    fn from(v: &JobView) -> Self {
+        let (state, outcome, reason) = match v.job.phase() {
+            Phase::Auction { .. } => ("auction", None, None),
+            Phase::Running => ("running", None, None),
+            Phase::Accepted(Outcome::Output { digest, .. }) => {
+                ("accepted", Some(digest.to_string()), None)
+            }
+            Phase::Accepted(Outcome::Failed(kind)) => {
+                ("accepted", Some(format!("failed: {kind:?}")), None)
+            }
+            Phase::Failed(reason) => ("failed", None, Some(format!("{reason:?}"))),
+        };
+        let finished = match v.job.phase() {
+            Phase::Accepted(Outcome::Output { .. }) => {
+                v.output.is_some() || v.output_error.is_some()
+            }
+            Phase::Accepted(_) | Phase::Failed(_) => true,
+            _ => false,
+        };
+        Self {
+            id: v.job.id().to_string(),
+            state: state.into(),
+            finished,
+            outcome,
+            reason,
+            output: v.output.map(|h| h.to_string()),
+            output_error: v.output_error.clone(),
+            providers: v
+                .job
+                .providers()
+                .iter()
+                .map(|p| {
+                    p.peer_id()
+                        .map_or_else(|_| p.to_string(), |id| id.to_string())
+                })
+                .collect(),
+            log: v
+                .job
+                .log()
+                .iter()
+                .map(|e| (e.at.0, e.what.clone()))
+                .collect(),
+        }
+    }
+}
+
+/// A request the API refuses: status, stable kind, message.
+struct Rejection(StatusCode, &'static str, String);
+
+impl IntoResponse for Rejection {
+    fn into_response(self) -> Response {
+        error(self.0, self.1, self.2)
+    }
+}
+
+fn spec_of(s: &ApiState, req: &SubmitJob) -> Result<JobSpec, Rejection> {
+    let hash = |text: &str, what: &str| {
+        let bad = |e| Rejection(StatusCode::BAD_REQUEST, "bad_hash", format!("{what}: {e}"));
+        text.parse::<BlobHash>().map_err(bad)
+    };
+    if req.quorum == 0 || req.quorum > req.replicas {
+        let message = "quorum must be between 1 and replicas".to_owned();
+        return Err(Rejection(StatusCode::BAD_REQUEST, "bad_quorum", message));
+    }
+    let gpu = (req.gpu || req.min_vram.is_some()).then(|| GpuRequirement {
+        min_vram_bytes: req.min_vram.unwrap_or(0),
+        min_compute_capability: None,
+    });
+    let t = now();
+    Ok(JobSpec {
+        requester: s.node.node_id(),
+        nonce: rand::random(),
+        module: hash(&req.module, "module")?,
+        input: hash(&req.input, "input")?,
+        args: req.args.clone(),
+        limits: Limits {
+            fuel: req.fuel,
+            memory_bytes: req.memory,
+            wall_time_ms: req.wall_time_ms,
+            max_output_bytes: req.max_output,
+        },
+        requirements: Requirements {
+            gpu,
+            min_memory_bytes: 0,
+            runtime: Some(s.node.options().runtime.clone()),
+        },
+        replicas: req.replicas,
+        quorum: req.quorum,
+        max_replicas: req.max_replicas.unwrap_or(req.replicas.saturating_add(2)),
+        max_price: req.max_price,
+        bid_deadline: t.plus_ms(2_000),
+        deadline: t.plus_ms(req.deadline_secs.saturating_mul(1000)),
+    })
+}
+
+pub(crate) async fn submit(State(s): State<ApiState>, Json(req): Json<SubmitJob>) -> Response {
+    let spec = match spec_of(&s, &req) {
+        Ok(spec) => spec,
+        Err(rejection) => return rejection.into_response(),
+    };
+    for blob in [spec.module, spec.input] {
+        if !s.node.blobs().contains(&blob).unwrap_or(false) {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "missing_blob",
+                format!("blob {blob} is not on this node; put it first"),
+            );
+        }
+    }
+    match s.node.submit_job(spec) {
+        Ok(id) => Json(serde_json::json!({ "job_id": id.to_string() })).into_response(),
+        Err(e) => node_error(e),
+    }
+}
+
+pub(crate) async fn list(State(s): State<ApiState>) -> Response {
+    let mut jobs: Vec<JobStatus> = s.node.jobs().iter().map(JobStatus::from).collect();
+    jobs.sort_by(|a, b| a.log.first().cmp(&b.log.first()));
+    Json(jobs).into_response()
+}
+
+fn parse_job(id: &str) -> Result<JobId, Rejection> {
+    let bad = |e: cairn_protocol::ParseIdError| {
+        Rejection(StatusCode::BAD_REQUEST, "bad_job_id", e.to_string())
+    };
+    id.parse().map_err(bad)
+}
+
+pub(crate) async fn status(State(s): State<ApiState>, UrlPath(id): UrlPath<String>) -> Response {
+    let id = match parse_job(&id) {
+        Ok(id) => id,
+        Err(r) => return r.into_response(),
+    };
+    match s.node.job(&id) {
+        Some(view) => Json(JobStatus::from(&view)).into_response(),
+        None => error(
+            StatusCode::NOT_FOUND,
+            "no_such_job",
+            format!("no job {id} was submitted to this node"),
+        ),
+    }
+}
+
+pub(crate) async fn output(State(s): State<ApiState>, UrlPath(id): UrlPath<String>) -> Response {
+    let id = match parse_job(&id) {
+        Ok(id) => id,
+        Err(r) => return r.into_response(),
+    };
+    let Some(view) = s.node.job(&id) else {
+        return error(
+            StatusCode::NOT_FOUND,
+            "no_such_job",
+            format!("no job {id} was submitted to this node"),
+        );
+    };
+    let Some(hash) = view.output else {
+        return error(
+            StatusCode::CONFLICT,
+            "no_output",
+            "the job has no verified output (yet)",
+        );
+    };
+    match s.node.blobs().get_verified(&hash) {
+        Ok(Some(bytes)) => {
+            ([(header::CONTENT_TYPE, "application/octet-stream")], bytes).into_response()
+        }
+        _ => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "output_lost",
+            "the output blob is missing or corrupt",
+        ),
+    }
+}

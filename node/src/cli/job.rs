@@ -1,0 +1,268 @@
+//! `cairn job submit|status|list|result|explain`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use cairn_node::api_jobs::{JobStatus, SubmitJob};
+use cairn_node::client::Client;
+
+use super::Cli;
+
+/// Arguments of `cairn job`.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    #[command(subcommand)]
+    command: JobCommand,
+}
+
+#[derive(clap::Subcommand, Debug)]
+enum JobCommand {
+    /// Submit a WebAssembly job to the network through the local node.
+    Submit(Submit),
+    /// Show a job's state.
+    Status {
+        /// Job id.
+        id: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the jobs this node submitted.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write a job's verified output to a file.
+    Result {
+        /// Job id.
+        id: String,
+        /// Where to write it.
+        #[arg(short, long, value_name = "FILE")]
+        output: PathBuf,
+    },
+    /// Show a job's history: who was asked, who bid or declined, who won, who agreed.
+    Explain {
+        /// Job id.
+        id: String,
+    },
+}
+
+/// Arguments of `cairn job submit`.
+#[derive(clap::Args, Debug)]
+struct Submit {
+    /// The module (a WASI command exporting `_start`).
+    #[arg(value_name = "MODULE.wasm")]
+    module: PathBuf,
+    /// The job's input (its stdin). Default: empty.
+    #[arg(long, short, value_name = "FILE")]
+    input: Option<PathBuf>,
+    /// Argument passed to the module (repeatable).
+    #[arg(long = "arg", value_name = "A", allow_hyphen_values = true)]
+    args: Vec<String>,
+    /// Providers that run the job in the first round.
+    #[arg(long, default_value_t = 3)]
+    replicas: u8,
+    /// Agreeing reports needed to accept an output.
+    #[arg(long, default_value_t = 2)]
+    quorum: u8,
+    /// Fuel limit.
+    #[arg(long, value_name = "N", default_value_t = cairn_runtime::DEFAULT_FUEL)]
+    fuel: u64,
+    /// Memory limit in bytes.
+    #[arg(long, value_name = "BYTES", default_value_t = cairn_runtime::DEFAULT_MEMORY_BYTES)]
+    memory: u64,
+    /// Only GPU providers.
+    #[arg(long)]
+    gpu: bool,
+    /// Only providers with a GPU of at least this much memory (bytes, or like 24GB).
+    #[arg(long, value_name = "BYTES", value_parser = parse_size)]
+    min_vram: Option<u64>,
+    /// Highest price per replica.
+    #[arg(long, value_name = "N", default_value_t = 1_000_000)]
+    max_price: u64,
+    /// Seconds until the job fails if not accepted.
+    #[arg(long, value_name = "SECS", default_value_t = 300)]
+    deadline: u64,
+    /// Wait for the verdict, showing progress.
+    #[arg(long)]
+    wait: bool,
+    /// With --wait: write the verified output here.
+    #[arg(short, long, value_name = "OUT")]
+    output: Option<PathBuf>,
+    /// Print JSON (the job id, or with --wait the final status).
+    #[arg(long)]
+    json: bool,
+}
+
+fn parse_size(text: &str) -> Result<u64, String> {
+    cairn_node::gpu::parse_bytes(text).ok_or_else(|| format!("{text:?} is not a size like 24GB"))
+}
+
+fn put(client: &Client, bytes: &[u8]) -> Result<String> {
+    let answer: serde_json::Value = client.post_bytes("/v1/blobs", bytes)?;
+    answer["hash"]
+        .as_str()
+        .map(str::to_owned)
+        .context("the node did not return a hash")
+}
+
+fn status(client: &Client, id: &str) -> Result<JobStatus> {
+    Ok(client.get_json(&format!("/v1/jobs/{id}"))?)
+}
+
+/// Exit status of a finished job: 0 accepted with output, 1 otherwise.
+fn exit_of(status: &JobStatus) -> ExitCode {
+    if status.state == "accepted" && status.output.is_some() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
+
+impl Args {
+    pub fn execute(&self, cli: &Cli) -> Result<ExitCode> {
+        let client = cli.client()?;
+        match &self.command {
+            JobCommand::Submit(args) => args.execute(&client),
+            JobCommand::Status { id, json } => {
+                let s = status(&client, id)?;
+                if *json {
+                    super::print_json(&s)?;
+                } else {
+                    print_status(&s);
+                }
+                Ok(ExitCode::SUCCESS)
+            }
+            JobCommand::List { json } => {
+                let jobs: Vec<JobStatus> = client.get_json("/v1/jobs")?;
+                if *json {
+                    super::print_json(&jobs)?;
+                } else if jobs.is_empty() {
+                    println!("no jobs submitted through this node");
+                } else {
+                    jobs.iter().for_each(|j| println!("{}  {}", j.id, j.state));
+                }
+                Ok(ExitCode::SUCCESS)
+            }
+            JobCommand::Result { id, output } => {
+                let bytes = client.get_bytes(&format!("/v1/jobs/{id}/output"))?;
+                std::fs::write(output, &bytes)
+                    .with_context(|| format!("cannot write {}", output.display()))?;
+                eprintln!("wrote {} bytes to {}", bytes.len(), output.display());
+                Ok(ExitCode::SUCCESS)
+            }
+            JobCommand::Explain { id } => {
+                let s = status(&client, id)?;
+                let start = s.log.first().map_or(0, |e| e.0);
+                for (at, what) in &s.log {
+                    println!("+{:>6} ms  {what}", at.saturating_sub(start));
+                }
+                print_status(&s);
+                Ok(ExitCode::SUCCESS)
+            }
+        }
+    }
+}
+
+fn print_status(s: &JobStatus) {
+    println!("job:       {}", s.id);
+    println!("state:     {}", s.state);
+    if let Some(o) = &s.outcome {
+        println!("outcome:   {o}");
+    }
+    if let Some(r) = &s.reason {
+        println!("reason:    {r}");
+    }
+    if let Some(e) = &s.output_error {
+        println!("output:    not fetched: {e}");
+    }
+    println!("providers: {}", s.providers.join(", "));
+}
+
+impl Submit {
+    fn execute(&self, client: &Client) -> Result<ExitCode> {
+        let module = std::fs::read(&self.module)
+            .with_context(|| format!("cannot read {}", self.module.display()))?;
+        let input = match &self.input {
+            Some(path) => {
+                std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?
+            }
+            None => Vec::new(),
+        };
+        let request = SubmitJob {
+            module: put(client, &module)?,
+            input: put(client, &input)?,
+            args: self.args.clone(),
+            replicas: self.replicas,
+            quorum: self.quorum,
+            max_replicas: None,
+            fuel: self.fuel,
+            memory: self.memory,
+            wall_time_ms: 30_000,
+            max_output: cairn_runtime::DEFAULT_MAX_OUTPUT_BYTES,
+            gpu: self.gpu,
+            min_vram: self.min_vram,
+            max_price: self.max_price,
+            deadline_secs: self.deadline,
+        };
+        let answer: serde_json::Value = client.post_json("/v1/jobs", &request)?;
+        let id = answer["job_id"]
+            .as_str()
+            .context("the node did not return a job id")?
+            .to_owned();
+        if !self.wait {
+            if self.json {
+                super::print_json(&answer)?;
+            } else {
+                println!("{id}");
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
+        let final_status = wait(client, &id, self.deadline)?;
+        if let (Some(path), Some(_)) = (&self.output, &final_status.output) {
+            let bytes = client.get_bytes(&format!("/v1/jobs/{id}/output"))?;
+            std::fs::write(path, &bytes)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            eprintln!(
+                "wrote {} bytes of verified output to {}",
+                bytes.len(),
+                path.display()
+            );
+        }
+        if self.json {
+            super::print_json(&final_status)?;
+        } else {
+            print_status(&final_status);
+        }
+        Ok(exit_of(&final_status))
+    }
+}
+
+/// Polls the job, printing each phase as it is entered, until it finishes.
+fn wait(client: &Client, id: &str, deadline_secs: u64) -> Result<JobStatus> {
+    let start = Instant::now();
+    let limit = Duration::from_secs(deadline_secs + 30);
+    let mut shown = String::new();
+    loop {
+        let s = status(client, id)?;
+        let phase = match s.state.as_str() {
+            "accepted" if !s.finished => "verifying",
+            other => other,
+        };
+        if phase != shown {
+            eprintln!("[{:>6.1}s] {phase}", start.elapsed().as_secs_f64());
+            shown = phase.to_owned();
+        }
+        if s.finished {
+            return Ok(s);
+        }
+        anyhow::ensure!(
+            start.elapsed() < limit,
+            "the node did not finish job {id} in time"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

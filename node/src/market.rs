@@ -1,0 +1,630 @@
+//! The job market on a node: the provider side (bid, run, report) and the driver of the
+//! requester's state machine (`cairn_protocol::requester`), wired to the network and the store.
+//!
+//! Each submitted job gets one driver task that owns its [`RequesterJob`], feeds it events
+//! (candidates, bids, reports, ticks), persists it in the `jobs` tree after every step, and
+//! carries out its actions. Network calls run in their own tasks and report back as events, so
+//! a slow peer never stalls a job.
+
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use cairn_protocol::reputation::ReputationTable;
+use cairn_protocol::requester::{Action, Context, Event, Phase, RequesterConfig, RequesterJob};
+use cairn_protocol::{
+    Award, Bid, BlobHash, CallForBids, Device, Envelope, FailureKind, JobId, JobSpec, Message,
+    NodeId, Outcome, ResultReport, Verdict, VerdictId, Verified,
+};
+use cairn_runtime::{Job, JobLimits, RunError, Sandbox};
+use libp2p::PeerId;
+use libp2p::gossipsub::{MessageAcceptance, MessageId};
+use tokio::sync::mpsc;
+use tracing::{debug, warn};
+
+use crate::net::{BlobResponse, MarketRequest, MarketResponse};
+use crate::node::{Node, NodeError, now};
+use crate::store::{self, Tree};
+
+/// Calls for bids remembered (so an award can be matched to its spec).
+const MAX_REMEMBERED_CALLS: usize = 4096;
+/// Events queued per job.
+const JOB_EVENT_QUEUE: usize = 256;
+/// How often a job's driver ticks.
+const TICK: Duration = Duration::from_millis(50);
+/// How long a provider's bid stays valid.
+const BID_LIFETIME_MS: u64 = 30_000;
+
+/// The market's state inside a node.
+pub struct MarketState {
+    sandbox: Sandbox,
+    reputation: Mutex<ReputationTable>,
+    calls: Mutex<(HashMap<JobId, JobSpec>, VecDeque<JobId>)>,
+    running: AtomicUsize,
+    jobs: Mutex<HashMap<JobId, JobHandle>>,
+    config: RequesterConfig,
+}
+
+#[derive(Clone)]
+struct JobHandle {
+    events: mpsc::Sender<Event>,
+    view: Arc<Mutex<JobView>>,
+}
+
+/// What the node knows of a job it submitted.
+#[derive(Clone, Debug)]
+pub struct JobView {
+    /// The state machine.
+    pub job: RequesterJob,
+    /// The verified output blob, once fetched.
+    pub output: Option<BlobHash>,
+    /// Why fetching the output failed, if it did.
+    pub output_error: Option<String>,
+}
+
+impl MarketState {
+    pub(crate) fn new(sandbox: Sandbox) -> Self {
+        Self {
+            sandbox,
+            reputation: Mutex::new(ReputationTable::default()),
+            calls: Mutex::new((HashMap::new(), VecDeque::new())),
+            running: AtomicUsize::new(0),
+            jobs: Mutex::new(HashMap::new()),
+            config: RequesterConfig::default(),
+        }
+    }
+}
+
+/// The libp2p peer id of a node id (ed25519 keys map one to one).
+fn peer_of(node: &NodeId) -> Option<PeerId> {
+    node.peer_id().ok()
+}
+
+/// The node id inside an ed25519 peer id.
+pub fn node_of(peer: &PeerId) -> Option<NodeId> {
+    let multihash = peer.as_ref();
+    if multihash.code() != 0 {
+        return None;
+    }
+    let key = libp2p::identity::PublicKey::try_decode_protobuf(multihash.digest()).ok()?;
+    Some(NodeId(key.try_into_ed25519().ok()?.to_bytes()))
+}
+
+/// What a provider asks for a job: its price schedule applied to the job's fuel limit.
+pub fn price_for(spec: &JobSpec, price: &crate::config::PriceConfig) -> u64 {
+    let mega_fuel = spec.limits.fuel.div_ceil(1_000_000);
+    price
+        .minimum
+        .max(mega_fuel.saturating_mul(price.per_mega_fuel))
+}
+
+fn failure_kind(e: &RunError) -> FailureKind {
+    match e {
+        RunError::InvalidModule { .. } => FailureKind::InvalidModule,
+        RunError::MissingImport { .. } => FailureKind::MissingImport,
+        RunError::NoEntryPoint => FailureKind::NoEntryPoint,
+        RunError::OutOfFuel { .. } => FailureKind::OutOfFuel,
+        RunError::Timeout { .. } => FailureKind::Timeout,
+        RunError::OutOfMemory { .. } => FailureKind::OutOfMemory,
+        RunError::StackOverflow => FailureKind::StackOverflow,
+        RunError::OutputTooLarge { .. } => FailureKind::OutputTooLarge,
+        RunError::Exit { code } => FailureKind::Exit(*code),
+        _ => FailureKind::Trap,
+    }
+}
+
+fn job_limits(spec: &JobSpec) -> JobLimits {
+    JobLimits::default()
+        .with_fuel(spec.limits.fuel)
+        .with_memory_bytes(spec.limits.memory_bytes)
+        .with_timeout(Duration::from_millis(spec.limits.wall_time_ms))
+        .with_max_output_bytes(spec.limits.max_output_bytes)
+}
+
+impl Node {
+    fn market(&self) -> &MarketState {
+        &self.inner.market
+    }
+
+    fn sign<T: Message>(&self, message: T) -> Result<Verified<T>, NodeError> {
+        Verified::sign(message, &self.inner.keypair).map_err(|e| NodeError::Sign(e.to_string()))
+    }
+
+    /// The reputation this node has computed from the verdicts it checked.
+    pub fn reputation(&self) -> ReputationTable {
+        self.market()
+            .reputation
+            .lock()
+            .map(|t| t.clone())
+            .unwrap_or_default()
+    }
+
+    // ----- provider -----
+
+    pub(crate) async fn on_market_request(
+        &self,
+        peer: PeerId,
+        request: MarketRequest,
+    ) -> MarketResponse {
+        match request {
+            MarketRequest::CallForBids(envelope) => self.on_call_for_bids(envelope),
+            MarketRequest::Award(envelope) => self.on_award(envelope),
+            MarketRequest::Report(envelope) => self.on_report(peer, envelope).await,
+        }
+    }
+
+    fn on_call_for_bids(&self, envelope: Envelope) -> MarketResponse {
+        let call = match envelope.verify::<CallForBids>() {
+            Ok(call) => call.into_parts().1,
+            Err(e) => {
+                self.inner.metrics.reject("call_for_bids", e.reason());
+                return MarketResponse::Declined(format!("invalid call for bids: {e}"));
+            }
+        };
+        match self.bid_for(&call.spec) {
+            Ok(bid) => MarketResponse::Bid(bid),
+            Err(reason) => MarketResponse::Declined(reason),
+        }
+    }
+
+    /// Decides whether and at what price to bid; remembers the spec for the award.
+    fn bid_for(&self, spec: &JobSpec) -> Result<Envelope, String> {
+        let job = spec.id().map_err(|e| e.to_string())?;
+        let caps = self.capabilities();
+        if !spec.requirements.matches(&caps) {
+            return Err("this node does not meet the job's requirements".into());
+        }
+        let busy = self.market().running.load(Ordering::Relaxed);
+        if busy >= caps.capacity as usize {
+            return Err(format!("busy: {busy} of {} slots in use", caps.capacity));
+        }
+        let price = price_for(spec, &self.inner.options.config.price);
+        if price > spec.max_price {
+            return Err(format!(
+                "price {price} is above the job's maximum {}",
+                spec.max_price
+            ));
+        }
+        if let Ok(mut calls) = self.market().calls.lock() {
+            let (map, order) = &mut *calls;
+            if map.insert(job, spec.clone()).is_none() {
+                order.push_back(job);
+            }
+            while order.len() > MAX_REMEMBERED_CALLS {
+                if let Some(old) = order.pop_front() {
+                    map.remove(&old);
+                }
+            }
+        }
+        let bid = Bid {
+            job,
+            bidder: self.node_id(),
+            price,
+            device: Device::Cpu { cores: 1 },
+            runtime: caps.runtime,
+            expires_at: now().plus_ms(BID_LIFETIME_MS),
+        };
+        self.sign(bid)
+            .map(|b| b.envelope().clone())
+            .map_err(|e| e.to_string())
+    }
+
+    fn on_award(&self, envelope: Envelope) -> MarketResponse {
+        let award = match envelope.verify::<Award>() {
+            Ok(award) => award.into_parts().1,
+            Err(e) => {
+                self.inner.metrics.reject("award", e.reason());
+                return MarketResponse::Refused(format!("invalid award: {e}"));
+            }
+        };
+        if award.provider != self.node_id() {
+            return MarketResponse::Refused("award names another provider".into());
+        }
+        let spec = self
+            .market()
+            .calls
+            .lock()
+            .ok()
+            .and_then(|c| c.0.get(&award.job).cloned());
+        let Some(spec) = spec.filter(|s| s.requester == award.requester) else {
+            return MarketResponse::Refused(
+                "no call for bids of this job from this requester".into(),
+            );
+        };
+        self.market().running.fetch_add(1, Ordering::Relaxed);
+        let node = self.clone();
+        tokio::spawn(async move {
+            node.run_and_report(award, spec).await;
+            node.market().running.fetch_sub(1, Ordering::Relaxed);
+        });
+        MarketResponse::Accepted
+    }
+
+    async fn run_and_report(&self, award: Award, spec: JobSpec) {
+        let (outcome, fuel_used) = match self.run_job(award.job, &spec).await {
+            Ok(result) => result,
+            Err(e) => {
+                warn!(target: "cairn::provider", job = %award.job, error = %e, "cannot run job");
+                return; // the requester times us out and replaces us
+            }
+        };
+        let report = ResultReport {
+            job: award.job,
+            provider: self.node_id(),
+            outcome,
+            fuel_used,
+            runtime: self.inner.options.runtime.clone(),
+        };
+        let (Ok(report), Some(requester)) = (self.sign(report), peer_of(&award.requester)) else {
+            return;
+        };
+        let request = MarketRequest::Report(report.envelope().clone());
+        if let Err(e) = self.inner.net.market(requester, request).await {
+            warn!(target: "cairn::provider", job = %award.job, error = %e, "cannot deliver report");
+        }
+    }
+
+    /// Fetches the blobs, runs the job in the sandbox, and stores the output as a blob.
+    async fn run_job(&self, job_id: JobId, spec: &JobSpec) -> Result<(Outcome, u64), NodeError> {
+        let module = self.get_blob(spec.module).await?;
+        let input = self.get_blob(spec.input).await?;
+        let sandbox = self.market().sandbox.clone();
+        let prepared = tokio::task::spawn_blocking(move || sandbox.prepare(&module))
+            .await
+            .map_err(|e| NodeError::Sandbox(e.to_string()))?;
+        let prepared = match prepared {
+            Ok(p) => p,
+            Err(e) => return Ok((Outcome::Failed(failure_kind(&e)), 0)),
+        };
+        let job = Job::new(job_id, input)
+            .with_args(spec.args.clone())
+            .with_limits(job_limits(spec));
+        match self.market().sandbox.run(prepared, job).await {
+            Ok(out) => {
+                let digest = self.put_blob(out.output.clone()).await?;
+                let size = out.output.len() as u64;
+                Ok((Outcome::Output { digest, size }, out.fuel_used))
+            }
+            Err(e) => {
+                let fuel = if matches!(e, RunError::OutOfFuel { .. }) {
+                    spec.limits.fuel
+                } else {
+                    0
+                };
+                Ok((Outcome::Failed(failure_kind(&e)), fuel))
+            }
+        }
+    }
+
+    async fn on_report(&self, peer: PeerId, envelope: Envelope) -> MarketResponse {
+        let report = match envelope.verify::<ResultReport>() {
+            Ok(r) => r,
+            Err(e) => {
+                self.inner.metrics.reject("report", e.reason());
+                return MarketResponse::Refused(format!("invalid report: {e}"));
+            }
+        };
+        if peer_of(&report.signer()) != Some(peer) {
+            self.inner.metrics.reject("report", "relayed");
+            return MarketResponse::Refused("reports must come from their provider".into());
+        }
+        let handle = self
+            .market()
+            .jobs
+            .lock()
+            .ok()
+            .and_then(|j| j.get(&report.message().job).cloned());
+        let Some(handle) = handle else {
+            self.inner.metrics.reject("report", "unknown_job");
+            return MarketResponse::Refused("no such job here".into());
+        };
+        match handle.events.send(Event::Report(report)).await {
+            Ok(()) => MarketResponse::Accepted,
+            Err(_) => MarketResponse::Refused("the job is finished".into()),
+        }
+    }
+
+    // ----- verdicts -----
+
+    pub(crate) async fn on_verdict(&self, source: PeerId, id: MessageId, data: Vec<u8>) {
+        let acceptance = match self.apply_verdict_bytes(&data) {
+            Ok(_) => MessageAcceptance::Accept,
+            Err(reason) => {
+                self.inner.metrics.reject("verdict", reason);
+                MessageAcceptance::Reject
+            }
+        };
+        let _ = self
+            .inner
+            .net
+            .report_validation(id, source, acceptance)
+            .await;
+    }
+
+    fn apply_verdict_bytes(&self, data: &[u8]) -> Result<bool, &'static str> {
+        let verdict = Envelope::open::<Verdict>(data).map_err(|e| e.reason())?;
+        let evidence = verdict.message().evidence().map_err(|_| "bad_evidence")?;
+        let mut table = self.market().reputation.lock().map_err(|_| "internal")?;
+        Ok(table.apply(VerdictId::of(data), &evidence))
+    }
+
+    // ----- requester -----
+
+    /// Submits a job: the node becomes its requester and drives it to a verdict.
+    pub fn submit_job(&self, spec: JobSpec) -> Result<JobId, NodeError> {
+        let id = spec.id().map_err(|e| NodeError::Sign(e.to_string()))?;
+        let (job, actions) = RequesterJob::new(id, spec, now());
+        self.spawn_driver(job, actions);
+        Ok(id)
+    }
+
+    fn spawn_driver(&self, job: RequesterJob, actions: Vec<Action>) {
+        let (events, rx) = mpsc::channel(JOB_EVENT_QUEUE);
+        let view = Arc::new(Mutex::new(JobView {
+            job: job.clone(),
+            output: None,
+            output_error: None,
+        }));
+        let handle = JobHandle {
+            events: events.clone(),
+            view: view.clone(),
+        };
+        if let Ok(mut jobs) = self.market().jobs.lock() {
+            jobs.insert(job.id(), handle);
+        }
+        self.persist(&job);
+        let node = self.clone();
+        tokio::spawn(async move { node.drive(job, actions, events, rx, view).await });
+    }
+
+    fn persist(&self, job: &RequesterJob) {
+        let written = store::encode_value(job)
+            .and_then(|bytes| self.inner.kv.put(Tree::Jobs, job.id().as_bytes(), &bytes))
+            .and_then(|()| self.inner.kv.flush());
+        if let Err(e) = written {
+            warn!(target: "cairn::requester", job = %job.id(), error = %e, "cannot persist job");
+        }
+    }
+
+    async fn drive(
+        self,
+        mut job: RequesterJob,
+        first: Vec<Action>,
+        events: mpsc::Sender<Event>,
+        mut rx: mpsc::Receiver<Event>,
+        view: Arc<Mutex<JobView>>,
+    ) {
+        self.execute(&job, first, &events, &view);
+        let mut tick = tokio::time::interval(TICK);
+        while !job.is_finished() {
+            let event = tokio::select! {
+                Some(event) = rx.recv() => event,
+                _ = tick.tick() => Event::Tick,
+            };
+            let seed: [u8; 32] = rand::random();
+            let actions = {
+                let reputation = self.reputation();
+                let cx = Context {
+                    now: now(),
+                    reputation: &reputation,
+                    seed: &seed,
+                    config: &self.market().config,
+                };
+                job.handle(event, &cx)
+            };
+            self.persist(&job);
+            if let Ok(mut v) = view.lock() {
+                v.job = job.clone();
+            }
+            self.execute(&job, actions, &events, &view);
+        }
+        debug!(target: "cairn::requester", job = %job.id(), phase = ?job.phase(), "job finished");
+    }
+
+    fn execute(
+        &self,
+        job: &RequesterJob,
+        actions: Vec<Action>,
+        events: &mpsc::Sender<Event>,
+        view: &Arc<Mutex<JobView>>,
+    ) {
+        for action in actions {
+            let node = self.clone();
+            let events = events.clone();
+            let spec = job.spec().clone();
+            let view = view.clone();
+            tokio::spawn(async move {
+                match action {
+                    Action::FindCandidates => {
+                        let candidates = node.find_candidates(&spec).await;
+                        let _ = events.send(Event::Candidates(candidates)).await;
+                    }
+                    Action::CallForBids(to) => node.call_for_bids(spec, to, events).await,
+                    Action::Award(award) => node.send_award(award).await,
+                    Action::FetchOutput { outcome, from } => {
+                        node.fetch_output(outcome, from, view).await
+                    }
+                    Action::PublishVerdict(verdict) => node.publish_verdict(verdict).await,
+                    _ => {}
+                }
+            });
+        }
+    }
+
+    /// Candidates: nodes whose adverts meet the requirements, plus DHT providers of the job's
+    /// capability class.
+    async fn find_candidates(&self, spec: &JobSpec) -> Vec<NodeId> {
+        let mut found: BTreeSet<NodeId> = self
+            .adverts_matching(&spec.requirements)
+            .iter()
+            .map(|a| a.peer)
+            .collect();
+        let class = if spec.requirements.gpu.is_some() {
+            "gpu"
+        } else {
+            "cpu"
+        };
+        if let Ok(Ok(peers)) =
+            tokio::time::timeout(Duration::from_secs(2), self.lookup_class(class)).await
+        {
+            found.extend(peers.iter().filter_map(node_of));
+        }
+        // DHT providers without an advert cannot be checked against the requirements.
+        found.retain(|n| {
+            self.advert_of(n)
+                .is_some_and(|a| spec.requirements.matches(&a))
+        });
+        found.into_iter().collect()
+    }
+
+    async fn call_for_bids(&self, spec: JobSpec, to: Vec<NodeId>, events: mpsc::Sender<Event>) {
+        let Ok(call) = self.sign(CallForBids {
+            spec,
+            issued_at: now(),
+        }) else {
+            return;
+        };
+        for candidate in to {
+            let (node, events, envelope) = (self.clone(), events.clone(), call.envelope().clone());
+            tokio::spawn(async move {
+                let Some(peer) = peer_of(&candidate) else {
+                    return;
+                };
+                let event = match node
+                    .inner
+                    .net
+                    .market(peer, MarketRequest::CallForBids(envelope))
+                    .await
+                {
+                    Ok(MarketResponse::Bid(bid)) => match bid.verify::<Bid>() {
+                        Ok(bid) if bid.signer() == candidate => Event::Bid(bid.into_parts().1),
+                        Ok(_) => Event::Declined {
+                            peer: candidate,
+                            reason: "bid signed by another node".into(),
+                        },
+                        Err(e) => {
+                            node.inner.metrics.reject("bid", e.reason());
+                            Event::Declined {
+                                peer: candidate,
+                                reason: format!("invalid bid: {e}"),
+                            }
+                        }
+                    },
+                    Ok(MarketResponse::Declined(reason)) => Event::Declined {
+                        peer: candidate,
+                        reason,
+                    },
+                    Ok(other) => Event::Declined {
+                        peer: candidate,
+                        reason: format!("unexpected answer {other:?}"),
+                    },
+                    Err(e) => Event::Declined {
+                        peer: candidate,
+                        reason: e.to_string(),
+                    },
+                };
+                let _ = events.send(event).await;
+            });
+        }
+    }
+
+    async fn send_award(&self, award: Award) {
+        let (Ok(signed), Some(peer)) = (self.sign(award.clone()), peer_of(&award.provider)) else {
+            return;
+        };
+        match self
+            .inner
+            .net
+            .market(peer, MarketRequest::Award(signed.envelope().clone()))
+            .await
+        {
+            Ok(MarketResponse::Accepted) => {}
+            Ok(other) => {
+                debug!(target: "cairn::requester", job = %award.job, ?other, "award not taken")
+            }
+            Err(e) => {
+                debug!(target: "cairn::requester", job = %award.job, error = %e, "award not delivered")
+            }
+        }
+    }
+
+    async fn fetch_output(&self, outcome: Outcome, from: Vec<NodeId>, view: Arc<Mutex<JobView>>) {
+        let Outcome::Output { digest, .. } = outcome else {
+            return;
+        };
+        let mut errors = Vec::new();
+        for provider in from {
+            let Some(peer) = peer_of(&provider) else {
+                continue;
+            };
+            match self.inner.net.request_blob(peer, digest).await {
+                Ok(BlobResponse::Found(bytes)) if BlobHash::of(&bytes) == digest => {
+                    let stored = self.put_blob(bytes).await;
+                    if let Ok(mut v) = view.lock() {
+                        match stored {
+                            Ok(hash) => v.output = Some(hash),
+                            Err(e) => v.output_error = Some(e.to_string()),
+                        }
+                    }
+                    return;
+                }
+                Ok(BlobResponse::Found(_)) => {
+                    self.inner.metrics.reject("blob", "hash_mismatch");
+                    errors.push(format!("{peer}: corrupted"));
+                }
+                Ok(BlobResponse::NotFound) => errors.push(format!("{peer}: not found")),
+                Err(e) => errors.push(format!("{peer}: {e}")),
+            }
+        }
+        if let Ok(mut v) = view.lock() {
+            v.output_error = Some(format!(
+                "no agreeing provider delivered the output: {}",
+                errors.join("; ")
+            ));
+        }
+    }
+
+    async fn publish_verdict(&self, verdict: Verdict) {
+        let Ok(signed) = self.sign(verdict) else {
+            return;
+        };
+        let Ok(bytes) = signed.envelope().to_bytes() else {
+            return;
+        };
+        if let Err(reason) = self.apply_verdict_bytes(&bytes) {
+            warn!(target: "cairn::requester", reason, "own verdict does not check out");
+        }
+        if let Err(e) = self.inner.net.publish_verdict(bytes).await {
+            debug!(target: "cairn::requester", error = %e, "verdict not published");
+        }
+    }
+
+    /// A submitted job's state, if this node submitted it.
+    pub fn job(&self, id: &JobId) -> Option<JobView> {
+        let jobs = self.market().jobs.lock().ok()?;
+        let view = jobs.get(id)?.view.lock().ok()?;
+        Some(view.clone())
+    }
+
+    /// Every job this node submitted (this run), newest first by id order.
+    pub fn jobs(&self) -> Vec<JobView> {
+        let Ok(jobs) = self.market().jobs.lock() else {
+            return Vec::new();
+        };
+        jobs.values()
+            .filter_map(|h| h.view.lock().ok().map(|v| v.clone()))
+            .collect()
+    }
+
+    /// Whether a submitted job has ended.
+    pub fn job_finished(&self, id: &JobId) -> Option<bool> {
+        self.job(id).map(|v| match v.job.phase() {
+            Phase::Accepted(Outcome::Output { .. }) => {
+                v.output.is_some() || v.output_error.is_some()
+            }
+            Phase::Accepted(_) | Phase::Failed(_) => true,
+            _ => false,
+        })
+    }
+}
