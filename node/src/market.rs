@@ -36,6 +36,33 @@ const TICK: Duration = Duration::from_millis(50);
 /// How long a provider's bid stays valid.
 const BID_LIFETIME_MS: u64 = 30_000;
 
+/// Deliberate misbehaviour, for tests and simulations only. Off by default; a node started
+/// with it is a cheater and the network treats it as one.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FaultInjection {
+    /// Behave.
+    #[default]
+    None,
+    /// Report a wrong output for every job, different from every other cheater's.
+    WrongOutput,
+    /// Report the same wrong output as every other colluding cheater.
+    ColludingWrongOutput,
+}
+
+impl FaultInjection {
+    /// What this fault does to an honest output.
+    fn corrupt(self, output: Vec<u8>, me: &NodeId) -> Vec<u8> {
+        match self {
+            FaultInjection::None => output,
+            FaultInjection::WrongOutput => {
+                [output.as_slice(), b"cheated by ", me.as_bytes()].concat()
+            }
+            FaultInjection::ColludingWrongOutput => [output.as_slice(), b"colluding"].concat(),
+        }
+    }
+}
+
 /// The market's state inside a node.
 pub struct MarketState {
     sandbox: Sandbox,
@@ -234,7 +261,7 @@ impl Node {
         };
         self.market().running.fetch_add(1, Ordering::Relaxed);
         let node = self.clone();
-        tokio::spawn(async move {
+        self.spawn(async move {
             node.run_and_report(award, spec).await;
             node.market().running.fetch_sub(1, Ordering::Relaxed);
         });
@@ -282,8 +309,13 @@ impl Node {
             .with_limits(job_limits(spec));
         match self.market().sandbox.run(prepared, job).await {
             Ok(out) => {
-                let digest = self.put_blob(out.output.clone()).await?;
-                let size = out.output.len() as u64;
+                let output = self
+                    .inner
+                    .options
+                    .faults
+                    .corrupt(out.output, &self.node_id());
+                let size = output.len() as u64;
+                let digest = self.put_blob(output).await?;
                 Ok((Outcome::Output { digest, size }, out.fuel_used))
             }
             Err(e) => {
@@ -359,6 +391,52 @@ impl Node {
         Ok(id)
     }
 
+    /// Restarts the drivers of unfinished jobs found in the store (after a restart) and lists
+    /// the finished ones. A job whose record does not decode is dropped with a warning.
+    pub(crate) fn resume_jobs(&self) {
+        let Ok(keys) = self.inner.kv.keys(Tree::Jobs, b"") else {
+            return;
+        };
+        for key in keys {
+            let Ok(Some(bytes)) = self.inner.kv.get(Tree::Jobs, &key) else {
+                continue;
+            };
+            match store::decode_value::<RequesterJob>(&bytes) {
+                Ok(job) if job.is_finished() => {
+                    let view = JobView {
+                        job: job.clone(),
+                        output: None,
+                        output_error: None,
+                    };
+                    let view = Arc::new(Mutex::new(self.with_stored_output(view)));
+                    let (events, _) = mpsc::channel(1);
+                    if let Ok(mut jobs) = self.market().jobs.lock() {
+                        jobs.insert(job.id(), JobHandle { events, view });
+                    }
+                }
+                Ok(job) => {
+                    debug!(target: "cairn::requester", job = %job.id(), "resuming job");
+                    self.spawn_driver(job, Vec::new());
+                }
+                Err(e) => {
+                    warn!(target: "cairn::requester", error = %e, "dropping an unreadable job record")
+                }
+            }
+        }
+    }
+
+    /// Fills in the output of an accepted job when its blob is already stored here.
+    fn with_stored_output(&self, mut view: JobView) -> JobView {
+        if let Phase::Accepted(Outcome::Output { digest, .. }) = view.job.phase() {
+            if self.blobs().contains(digest).unwrap_or(false) {
+                view.output = Some(*digest);
+            } else {
+                view.output_error = Some("the node restarted before fetching the output".into());
+            }
+        }
+        view
+    }
+
     fn spawn_driver(&self, job: RequesterJob, actions: Vec<Action>) {
         let (events, rx) = mpsc::channel(JOB_EVENT_QUEUE);
         let view = Arc::new(Mutex::new(JobView {
@@ -375,7 +453,7 @@ impl Node {
         }
         self.persist(&job);
         let node = self.clone();
-        tokio::spawn(async move { node.drive(job, actions, events, rx, view).await });
+        self.spawn(async move { node.drive(job, actions, events, rx, view).await });
     }
 
     fn persist(&self, job: &RequesterJob) {
@@ -434,7 +512,7 @@ impl Node {
             let events = events.clone();
             let spec = job.spec().clone();
             let view = view.clone();
-            tokio::spawn(async move {
+            self.spawn(async move {
                 match action {
                     Action::FindCandidates => {
                         let candidates = node.find_candidates(&spec).await;
@@ -487,7 +565,7 @@ impl Node {
         };
         for candidate in to {
             let (node, events, envelope) = (self.clone(), events.clone(), call.envelope().clone());
-            tokio::spawn(async move {
+            self.spawn(async move {
                 let Some(peer) = peer_of(&candidate) else {
                     return;
                 };

@@ -49,6 +49,8 @@ pub struct NodeOptions {
     pub runtime: String,
     /// Gossipsub heartbeat and other network timings.
     pub net: Option<NetConfig>,
+    /// Fault injection for tests and simulations; off by default.
+    pub faults: crate::market::FaultInjection,
 }
 
 /// Why a node could not start or an operation failed.
@@ -141,6 +143,8 @@ pub(crate) struct Inner {
     pub(crate) metrics: Metrics,
     republish: Notify,
     pub(crate) market: crate::market::MarketState,
+    /// Tasks spawned by the node's services, aborted at shutdown.
+    tasks: Mutex<Vec<tokio::task::AbortHandle>>,
 }
 
 /// A started node and its tasks; dropping it stops them.
@@ -162,17 +166,31 @@ impl RunningNode {
         self.api_addr
     }
 
-    /// Stops the tasks (API, services, swarm) and flushes the store.
+    /// Stops the tasks (API, services, swarm, then everything they spawned), flushes the
+    /// store, and waits (up to 5 s, for runs in the sandbox to end) until the store is closed,
+    /// so the same data dir can be opened again.
     pub async fn shutdown(mut self) {
         self.stop();
         let kv = self.node.inner.kv.clone();
+        let store = Arc::downgrade(&kv);
         let _ = tokio::task::spawn_blocking(move || kv.flush()).await;
+        drop(self);
+        // Aborted tasks drop their handles when next polled, and blocking reads finish on
+        // their own; the database closes when the last handle goes.
+        for _ in 0..500 {
+            if store.strong_count() == 0 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        warn!(target: "cairn::node", "node state still in use 5 s after shutdown");
     }
 
     fn stop(&mut self) {
         for task in self.tasks.drain(..).rev() {
             task.abort();
         }
+        self.node.abort_tasks();
     }
 }
 
@@ -227,9 +245,11 @@ impl Node {
                 metrics: Metrics::default(),
                 republish: Notify::new(),
                 market: crate::market::MarketState::new(sandbox),
+                tasks: Mutex::new(Vec::new()),
             }),
         };
         node.load_adverts();
+        node.resume_jobs();
         tasks.push(tokio::spawn(node.clone().serve_network(events)));
         node.listen_and_dial().await?;
         tasks.push(tokio::spawn(node.clone().advertise()));
@@ -259,6 +279,24 @@ impl Node {
             }
         }
         Ok(())
+    }
+
+    /// Spawns a task that lives no longer than the node: [`RunningNode::shutdown`] aborts it.
+    pub(crate) fn spawn<F>(&self, task: F)
+    where
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
+        let handle = tokio::spawn(task);
+        if let Ok(mut tasks) = self.inner.tasks.lock() {
+            tasks.retain(|t| !t.is_finished());
+            tasks.push(handle.abort_handle());
+        }
+    }
+
+    fn abort_tasks(&self) {
+        if let Ok(mut tasks) = self.inner.tasks.lock() {
+            tasks.drain(..).for_each(|t| t.abort());
+        }
     }
 
     /// This node's libp2p peer id.
@@ -399,7 +437,7 @@ impl Node {
 
     fn provide_in_background(&self, key: Vec<u8>) {
         let net = self.inner.net.clone();
-        tokio::spawn(async move {
+        self.spawn(async move {
             if let Err(e) = net.start_providing(key).await {
                 debug!(target: "cairn::dht", error = %e, "start providing failed");
             }
@@ -519,7 +557,7 @@ impl Node {
                     channel,
                 } => {
                     let node = self.clone();
-                    tokio::spawn(async move {
+                    self.spawn(async move {
                         let blobs = node.inner.blobs.clone();
                         let found = tokio::task::spawn_blocking(move || blobs.get(&hash)).await;
                         let response = match found {
@@ -550,7 +588,7 @@ impl Node {
                     channel,
                 } => {
                     let node = self.clone();
-                    tokio::spawn(async move {
+                    self.spawn(async move {
                         let response = node.on_market_request(peer, request).await;
                         let _ = node.inner.net.respond_market(channel, response).await;
                     });

@@ -134,12 +134,27 @@ pub struct SledStore {
 
 impl SledStore {
     /// Opens (or creates) the database in `dir` with a page cache of `cache_bytes`.
+    ///
+    /// The database is locked by one process at a time. A store that was just closed (by a
+    /// node shut down in this process, or a process that is exiting) releases its lock when
+    /// sled's background flusher stops, so a lock conflict is retried for up to 3 s.
     pub fn open(dir: &Path, cache_bytes: u64) -> Result<Self, StoreError> {
-        let db = sled::Config::new()
-            .path(dir)
-            .cache_capacity(cache_bytes)
-            .open()?;
-        Ok(Self { db })
+        let config = sled::Config::new().path(dir).cache_capacity(cache_bytes);
+        let step = std::time::Duration::from_millis(50);
+        let mut waited = std::time::Duration::ZERO;
+        loop {
+            match config.open() {
+                Ok(db) => return Ok(Self { db }),
+                Err(sled::Error::Io(e))
+                    if e.to_string().contains("could not acquire lock")
+                        && waited < std::time::Duration::from_secs(3) =>
+                {
+                    std::thread::sleep(step);
+                    waited += step;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
     }
 
     fn tree(&self, tree: Tree) -> Result<sled::Tree, StoreError> {

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use crate::config::{NetworkSpec, NodeConfig};
 use crate::gpu::{GpuSource, Hardware};
+use crate::market::FaultInjection;
 use crate::net::NetConfig;
 use crate::{Node, NodeError, NodeOptions, RunningNode};
 
@@ -47,6 +48,17 @@ pub async fn start(
     hardware: Hardware,
     bootstrap: Vec<String>,
 ) -> Result<RunningNode, NodeError> {
+    start_with_faults(dir, spec, hardware, bootstrap, FaultInjection::None).await
+}
+
+/// [`start`], with fault injection.
+pub async fn start_with_faults(
+    dir: &Path,
+    spec: &NetworkSpec,
+    hardware: Hardware,
+    bootstrap: Vec<String>,
+    faults: FaultInjection,
+) -> Result<RunningNode, NodeError> {
     let config = NodeConfig {
         listen: vec!["/ip4/127.0.0.1/tcp/0".into()],
         bootstrap,
@@ -65,6 +77,7 @@ pub async fn start(
         hardware,
         runtime: "test-runtime".into(),
         net: Some(net),
+        faults,
     };
     Node::start(options).await
 }
@@ -85,11 +98,25 @@ pub async fn cluster(
     name: &str,
     hardware: Vec<Hardware>,
 ) -> Result<Vec<RunningNode>, NodeError> {
+    let setups = hardware
+        .into_iter()
+        .map(|hw| (hw, FaultInjection::None))
+        .collect();
+    cluster_with_faults(dir, name, setups).await
+}
+
+/// [`cluster`], with fault injection per node.
+pub async fn cluster_with_faults(
+    dir: &Path,
+    name: &str,
+    setups: Vec<(Hardware, FaultInjection)>,
+) -> Result<Vec<RunningNode>, NodeError> {
     let spec = spec(name);
     let mut nodes: Vec<RunningNode> = Vec::new();
     let mut bootstrap = Vec::new();
-    for (i, hw) in hardware.into_iter().enumerate() {
-        let node = start(&dir.join(format!("node{i}")), &spec, hw, bootstrap.clone()).await?;
+    for (i, (hw, faults)) in setups.into_iter().enumerate() {
+        let dir = dir.join(format!("node{i}"));
+        let node = start_with_faults(&dir, &spec, hw, bootstrap.clone(), faults).await?;
         if i == 0 {
             bootstrap = address(node.node()).await.into_iter().collect();
         }

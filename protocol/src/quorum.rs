@@ -227,6 +227,12 @@ impl QuorumTally {
         }
     }
 
+    /// Marks providers past their deadline as timed out and counts those still awaited.
+    pub fn outstanding_at(&mut self, now: Timestamp) -> usize {
+        self.expire(now);
+        self.outstanding()
+    }
+
     fn expire(&mut self, now: Timestamp) {
         for slot in self.slots.values_mut() {
             if matches!(slot, Slot::Awaiting { report_by } if now > *report_by) {

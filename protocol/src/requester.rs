@@ -7,6 +7,10 @@
 //! a clock, and it encodes with the codec, so the node persists it after every step and a
 //! restarted node resumes where it was.
 //!
+//! An outcome is accepted (and its output fetched) as soon as the outstanding reports can no
+//! longer overturn it, but the verdict waits until every replica has reported or missed its
+//! deadline, so that a slow dissenter is still caught and named in the evidence.
+//!
 //! A job that cannot get enough bids stays queued and is re-auctioned with exponential back-off
 //! until its deadline; [`RequesterJob::log`] says why, for `cairn job explain`.
 
@@ -146,6 +150,7 @@ pub struct RequesterJob {
     asked: BTreeSet<NodeId>,
     tally: QuorumTally,
     log: Vec<LogEntry>,
+    verdict_sent: bool,
 }
 
 /// Inputs every step needs.
@@ -179,6 +184,7 @@ impl RequesterJob {
             bids: Vec::new(),
             asked: BTreeSet::new(),
             log: Vec::new(),
+            verdict_sent: false,
         };
         job.note(now, format!("submitted; auction for {needed} replicas"));
         (job, vec![Action::FindCandidates])
@@ -199,9 +205,14 @@ impl RequesterJob {
         &self.phase
     }
 
-    /// Whether it is accepted or failed.
-    pub fn is_finished(&self) -> bool {
+    /// Whether it is accepted or failed (the user's answer is known).
+    pub fn is_decided(&self) -> bool {
         matches!(self.phase, Phase::Accepted(_) | Phase::Failed(_))
+    }
+
+    /// Whether nothing more will happen: decided, and the verdict is out (or none is due).
+    pub fn is_finished(&self) -> bool {
+        self.is_decided() && (self.verdict_sent || matches!(self.phase, Phase::Failed(_)))
     }
 
     /// Its history, oldest first (at most 256 entries).
@@ -225,6 +236,9 @@ impl RequesterJob {
     pub fn handle(&mut self, event: Event, cx: &Context<'_>) -> Vec<Action> {
         if self.is_finished() {
             return Vec::new();
+        }
+        if let Phase::Accepted(outcome) = self.phase {
+            return self.collect_late_reports(outcome, event, cx);
         }
         if cx.now >= self.spec.deadline && !matches!(self.phase, Phase::Running) {
             return self.fail(FailReason::DeadlinePassed, cx.now);
@@ -444,11 +458,7 @@ impl RequesterJob {
                     outcome,
                     from: agreeing.clone(),
                 }];
-                actions.extend(
-                    self.tally
-                        .verdict(&decision, self.spec.requester, cx.now)
-                        .map(Action::PublishVerdict),
-                );
+                actions.extend(self.try_verdict(outcome, cx.now));
                 actions
             }
             Decision::Escalate { additional } => {
@@ -477,6 +487,44 @@ impl RequesterJob {
                 actions
             }
         }
+    }
+
+    /// After acceptance: count the remaining reports as evidence, then publish the verdict.
+    fn collect_late_reports(
+        &mut self,
+        outcome: Outcome,
+        event: Event,
+        cx: &Context<'_>,
+    ) -> Vec<Action> {
+        if let Event::Report(report) = event {
+            let provider = report.message().provider;
+            match self.tally.add_report(report, cx.now) {
+                Ok(()) => self.note(cx.now, format!("late report from {provider:?}")),
+                Err(why) => self.note(cx.now, format!("report from {provider:?} ignored: {why}")),
+            }
+        }
+        self.try_verdict(outcome, cx.now).into_iter().collect()
+    }
+
+    /// The verdict, once no replica is still awaited.
+    fn try_verdict(&mut self, outcome: Outcome, now: Timestamp) -> Option<Action> {
+        if self.verdict_sent || self.tally.outstanding_at(now) > 0 {
+            return None;
+        }
+        let decision = Decision::Accept {
+            outcome,
+            agreeing: Vec::new(),
+            dissenting: Vec::new(),
+        };
+        let verdict = self.tally.verdict(&decision, self.spec.requester, now)?;
+        self.verdict_sent = true;
+        let (agree, dissent) = (verdict.agreeing.len(), verdict.dissenting.len());
+        let timed_out = verdict.timed_out.len();
+        self.note(
+            now,
+            format!("verdict: {agree} agree, {dissent} dissent, {timed_out} timed out"),
+        );
+        Some(Action::PublishVerdict(verdict))
     }
 
     fn fail(&mut self, reason: FailReason, now: Timestamp) -> Vec<Action> {

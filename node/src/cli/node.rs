@@ -25,6 +25,11 @@ pub struct Args {
     /// MODEL:VRAM:CC[,...], e.g. H100:80GB:9.0. Marked as simulated in the advert.
     #[arg(long, value_name = "SPEC")]
     simulate_gpu: Option<String>,
+    /// FAULT INJECTION, for tests and simulations only: report wrong outputs (`wrong-output`:
+    /// each cheater its own; `colluding`: all cheaters the same). The network will catch and
+    /// penalise this node. Default: none.
+    #[arg(long, value_enum, value_name = "FAULT", default_value_t = Fault::None)]
+    fault_inject: Fault,
     /// Log filter (tracing syntax). Default: $RUST_LOG, else `info`.
     #[arg(long, value_name = "FILTER")]
     log: Option<String>,
@@ -81,11 +86,30 @@ impl Args {
             hardware: gpu::detect(simulated),
             runtime: runtime_identity()?,
             net: None,
+            faults: self.fault_inject.into(),
         };
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()?;
         runtime.block_on(run(options))
+    }
+}
+
+/// Fault injection choices of `--fault-inject`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+enum Fault {
+    None,
+    WrongOutput,
+    Colluding,
+}
+
+impl From<Fault> for cairn_node::market::FaultInjection {
+    fn from(f: Fault) -> Self {
+        match f {
+            Fault::None => Self::None,
+            Fault::WrongOutput => Self::WrongOutput,
+            Fault::Colluding => Self::ColludingWrongOutput,
+        }
     }
 }
 

@@ -18,6 +18,12 @@ pub fn h100() -> Hardware {
     testing::simulated("H100:80GB:9.0").unwrap()
 }
 
+impl Cluster {
+    pub fn from_nodes(nodes: Vec<RunningNode>, dir: tempfile::TempDir) -> Self {
+        Self { nodes, _dir: dir }
+    }
+}
+
 pub async fn cluster(name: &str, hardware: Vec<Hardware>) -> Cluster {
     let dir = tempfile::tempdir().unwrap();
     let nodes = testing::cluster(dir.path(), name, hardware).await.unwrap();

@@ -8,7 +8,75 @@ use cairn_protocol::requester::Phase;
 use cairn_protocol::{JobSpec, Limits, Outcome, Requirements};
 use cairn_runtime::{Job, Sandbox, SandboxConfig};
 
-use crate::harness::{cluster, cpu_only, wait_for};
+use cairn_node::market::FaultInjection;
+use cairn_node::{Node, testing};
+use cairn_protocol::{GpuRequirement, JobId, NodeId};
+
+use crate::harness::{Cluster, cluster, cpu_only, h100, wait_for};
+
+/// A job of the `wordcount` guest over `input`, submitted by `requester`.
+async fn wordcount_spec(
+    requester: &Node,
+    input: &[u8],
+    nonce: u64,
+    replicas: u8,
+    quorum: u8,
+) -> JobSpec {
+    let wasm = cairn_runtime::guests::bytes("wordcount").unwrap();
+    let t = now();
+    JobSpec {
+        requester: requester.node_id(),
+        nonce,
+        module: requester.put_blob(wasm).await.unwrap(),
+        input: requester.put_blob(input.to_vec()).await.unwrap(),
+        args: vec![],
+        limits: Limits {
+            fuel: 100_000_000,
+            memory_bytes: 64 << 20,
+            wall_time_ms: 1_000,
+            max_output_bytes: 1 << 20,
+        },
+        requirements: Requirements::default(),
+        replicas,
+        quorum,
+        max_replicas: replicas + 2,
+        max_price: 1_000,
+        bid_deadline: t.plus_ms(2_000),
+        deadline: t.plus_ms(30_000),
+    }
+}
+
+async fn local_output(input: &[u8], id: JobId) -> Vec<u8> {
+    let input = input.to_vec();
+    tokio::task::spawn_blocking(move || {
+        let wasm = cairn_runtime::guests::bytes("wordcount").unwrap();
+        let sandbox = Sandbox::new(SandboxConfig::default()).unwrap();
+        sandbox
+            .run_wasm_blocking(&wasm, &Job::new(id, input))
+            .unwrap()
+            .output
+    })
+    .await
+    .unwrap()
+}
+
+async fn all_adverts(c: &Cluster) {
+    let n = c.nodes.len();
+    for node in &c.nodes {
+        wait_for("all adverts", Duration::from_secs(30), || async {
+            (node.node().advert_count() == n).then_some(())
+        })
+        .await;
+    }
+}
+
+async fn finish(requester: &Node, id: &JobId, limit: Duration) -> cairn_node::market::JobView {
+    wait_for("the job to finish", limit, || async {
+        requester.job_finished(id).unwrap_or(false).then_some(())
+    })
+    .await;
+    requester.job(id).unwrap()
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_with_three_replicas_is_accepted_and_matches_a_local_run() {
@@ -91,4 +159,154 @@ async fn a_job_with_three_replicas_is_accepted_and_matches_a_local_run() {
         )
         .await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cheating_provider_is_outvoted_loses_reputation_and_stops_winning() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut setups: Vec<_> = (0..4).map(|_| (cpu_only(), FaultInjection::None)).collect();
+    setups.push((cpu_only(), FaultInjection::WrongOutput));
+    let nodes = testing::cluster_with_faults(dir.path(), "market-cheat", setups)
+        .await
+        .unwrap();
+    let c = Cluster::from_nodes(nodes, dir);
+    all_adverts(&c).await;
+    let requester = c.nodes[0].node();
+    let cheater: NodeId = c.nodes[4].node().node_id();
+
+    // Run jobs until the cheater has been caught twice (an unpunished provider wins three
+    // auctions in four here), then four more: it must win none of those.
+    let mut round = 0u64;
+    let mut after_caught = Vec::new();
+    while after_caught.len() < 4 {
+        assert!(round < 30, "the cheater was not caught twice in 30 jobs");
+        let caught_twice = requester.reputation().standing(&cheater).dissented >= 2;
+        let input = format!("round {round}: some words to count\n").into_bytes();
+        let spec = wordcount_spec(requester, &input, round, 3, 2).await;
+        let id = requester.submit_job(spec).unwrap();
+        let view = finish(requester, &id, Duration::from_secs(30)).await;
+        let Phase::Accepted(Outcome::Output { digest, .. }) = view.job.phase() else {
+            panic!(
+                "round {round}: {:?}; log: {:#?}",
+                view.job.phase(),
+                view.job.log()
+            );
+        };
+        let output = requester.blobs().get_verified(digest).unwrap().unwrap();
+        assert_eq!(
+            output,
+            local_output(&input, id).await,
+            "round {round}: the accepted output is correct"
+        );
+        if caught_twice {
+            after_caught.push(view.job.providers().contains(&cheater));
+        }
+        // Wait for this job's verdict before the next auction, so reputation is up to date.
+        wait_for("the verdict", Duration::from_secs(20), || async {
+            requester.job(&id).unwrap().job.is_finished().then_some(())
+        })
+        .await;
+        round += 1;
+    }
+    assert_eq!(
+        after_caught,
+        vec![false; 4],
+        "a twice-caught cheater keeps winning"
+    );
+    let table = requester.reputation();
+    let cheater_score = table.standing(&cheater).score;
+    for honest in &c.nodes[1..4] {
+        let score = table.standing(&honest.node().node_id()).score;
+        assert!(
+            cheater_score < score,
+            "cheater {cheater_score} vs honest {score}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gpu_jobs_go_only_to_gpu_nodes_and_unservable_jobs_wait_then_fail() {
+    let c = cluster(
+        "market-gpu",
+        vec![cpu_only(), h100(), cpu_only(), cpu_only()],
+    )
+    .await;
+    all_adverts(&c).await;
+    let requester = c.nodes[0].node();
+    let gpu_node = c.nodes[1].node().node_id();
+
+    let mut spec = wordcount_spec(requester, b"gpu words", 1, 1, 1).await;
+    spec.requirements.gpu = Some(GpuRequirement {
+        min_vram_bytes: 40_000_000_000,
+        min_compute_capability: None,
+    });
+    let id = requester.submit_job(spec.clone()).unwrap();
+    let view = finish(requester, &id, Duration::from_secs(30)).await;
+    assert!(
+        matches!(view.job.phase(), Phase::Accepted(_)),
+        "{:#?}",
+        view.job.log()
+    );
+    assert_eq!(view.job.providers(), vec![gpu_node]);
+
+    // Nobody has 200 GB of VRAM: the job stays queued, says why, and fails at its deadline.
+    spec.nonce = 2;
+    spec.requirements.gpu = Some(GpuRequirement {
+        min_vram_bytes: 200_000_000_000,
+        min_compute_capability: None,
+    });
+    spec.deadline = now().plus_ms(3_000);
+    let id = requester.submit_job(spec).unwrap();
+    let view = finish(requester, &id, Duration::from_secs(15)).await;
+    assert!(
+        matches!(view.job.phase(), Phase::Failed(_)),
+        "{:?}",
+        view.job.phase()
+    );
+    let log: Vec<&str> = view.job.log().iter().map(|e| e.what.as_str()).collect();
+    assert!(
+        log.iter().any(|l| l.contains("0 eligible candidates")),
+        "{log:#?}"
+    );
+    assert!(view.job.providers().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_requester_restarted_mid_job_finishes_it_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let nodes = testing::cluster(
+        dir.path(),
+        "market-restart",
+        (0..4).map(|_| cpu_only()).collect(),
+    )
+    .await
+    .unwrap();
+    let mut c = Cluster::from_nodes(nodes, dir);
+    all_adverts(&c).await;
+    let requester = c.nodes.remove(0);
+    let spec = wordcount_spec(requester.node(), b"restart me", 1, 3, 2).await;
+    let id = requester.node().submit_job(spec).unwrap();
+    let data_dir = requester.node().options().data_dir.clone();
+    let bootstrap = vec![testing::address(c.nodes[0].node()).await.unwrap()];
+    requester.shutdown().await;
+
+    let restarted = testing::start(
+        &data_dir,
+        &testing::spec("market-restart"),
+        cpu_only(),
+        bootstrap,
+    )
+    .await
+    .unwrap();
+    let node = restarted.node();
+    assert!(
+        node.job(&id).is_some(),
+        "the job is known after the restart"
+    );
+    let view = finish(node, &id, Duration::from_secs(45)).await;
+    match view.job.phase() {
+        Phase::Accepted(_) | Phase::Failed(_) => {}
+        other => panic!("job still {other:?}"),
+    }
+    assert!(!view.job.log().is_empty());
 }

@@ -98,21 +98,48 @@ fn a_job_goes_from_auction_to_accepted_with_a_checkable_verdict() {
     assert_eq!(winners.len(), 3);
     let ids: Vec<u8> = (1..=5).filter(|i| winners.contains(&node(*i))).collect();
     assert!(d.report(ids[0], b"out").is_empty());
+    // Two agree: accepted at once, and the output can be fetched...
     let actions = d.report(ids[1], b"out");
     assert!(matches!(d.job.phase(), Phase::Accepted(o) if *o == output(b"out")));
-    let Some(Action::FetchOutput { from, .. }) = actions.first() else {
+    let [Action::FetchOutput { from, .. }] = &actions[..] else {
         panic!("{actions:?}")
     };
     assert_eq!(from.len(), 2);
-    let Some(Action::PublishVerdict(verdict)) = actions.get(1) else {
+    assert!(
+        d.job.is_decided() && !d.job.is_finished(),
+        "the verdict waits for the third"
+    );
+    // ...but the verdict waits for the third report, which a slow cheater cannot dodge.
+    let actions = d.report(ids[2], b"lie");
+    let [Action::PublishVerdict(verdict)] = &actions[..] else {
         panic!("{actions:?}")
     };
-    assert_eq!(verdict.evidence().unwrap().agreeing.len(), 2);
+    let evidence = verdict.evidence().unwrap();
+    assert_eq!(
+        (evidence.agreeing.len(), evidence.dissenting),
+        (2, vec![node(ids[2])])
+    );
     assert!(d.job.is_finished());
     assert!(
         d.report(ids[2], b"out").is_empty(),
         "a finished job ignores late events"
     );
+}
+
+#[test]
+fn the_verdict_names_a_replica_that_never_reports_after_its_deadline() {
+    let (mut d, _) = to_running(spec(100), 3);
+    d.report(1, b"x");
+    let actions = d.report(2, b"x");
+    assert_eq!(actions.len(), 1, "accepted, verdict pending: {actions:?}");
+    d.now = Timestamp(3_000);
+    assert!(d.on(Event::Tick).is_empty(), "node 3 still has time");
+    d.now = Timestamp(20_000);
+    let actions = d.on(Event::Tick);
+    let [Action::PublishVerdict(verdict)] = &actions[..] else {
+        panic!("{actions:?}")
+    };
+    assert_eq!(verdict.timed_out, nodes(&[3]));
 }
 
 #[test]
