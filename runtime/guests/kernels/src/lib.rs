@@ -9,17 +9,27 @@ const MIX: u64 = 0xa076_1d64_78bd_642f;
 /// from the previous round's state, so the work is `rounds * data.len()` and cannot be skipped.
 pub fn hash_loop(data: &[u8], rounds: u32) -> u64 {
     let mut h: u64 = 0x243f_6a88_85a3_08d3 ^ data.len() as u64;
+    let remainder = data.chunks_exact(8).remainder();
+    let mut tail = [0u8; 8];
+    tail[..remainder.len()].copy_from_slice(remainder);
     for round in 0..rounds {
         h ^= u64::from(round);
-        for chunk in data.chunks(8) {
+        for chunk in data.chunks_exact(8) {
             let mut word = [0u8; 8];
-            word[..chunk.len()].copy_from_slice(chunk);
-            h = (h ^ u64::from_le_bytes(word))
-                .wrapping_mul(MIX)
-                .rotate_left(29);
+            word.copy_from_slice(chunk);
+            h = mix(h, u64::from_le_bytes(word));
+        }
+        if !remainder.is_empty() {
+            h = mix(h, u64::from_le_bytes(tail));
         }
     }
     h ^ (h >> 32)
+}
+
+/// One step of [`hash_loop`].
+#[inline(always)]
+fn mix(h: u64, word: u64) -> u64 {
+    (h ^ word).wrapping_mul(MIX).rotate_left(29)
 }
 
 /// Fills `out` with deterministic pseudo-random values in [-1, 1) from `seed` (a 64-bit LCG).
