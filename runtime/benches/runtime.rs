@@ -57,6 +57,15 @@ fn start(c: &mut Criterion) {
     group.bench_function("prepare_cache_hit_echo", |b| {
         b.iter(|| sandbox.prepare(black_box(&echo)).expect("hit"))
     });
+    let dir = tempfile::tempdir().expect("temp dir");
+    let disk = Sandbox::new(SandboxConfig::default().with_cache_dir(dir.path())).expect("sandbox");
+    disk.prepare(&echo).expect("compile and store the artifact");
+    group.bench_function("prepare_disk_cache_hit_echo", |b| {
+        b.iter(|| {
+            disk.clear_memory_cache();
+            disk.prepare(black_box(&echo)).expect("load")
+        })
+    });
     let echo_job = job.clone();
     group.bench_function("echo_job_cached", |b| {
         b.iter(|| run(&sandbox, &echo_module, &echo_job))

@@ -201,11 +201,10 @@ fn seed_bytes(job_id: &JobId, purpose: &str) -> [u8; 16] {
     out
 }
 
-/// A seeded random source for WASI interfaces other than `random_get` (unused by preview 1
-/// today, set so that nothing can reach the host's entropy): 4 KiB of the job's stream,
-/// repeated.
+/// A seeded random source for WASI interfaces other than `random_get` (unused by preview 1,
+/// set so that nothing can reach the host's entropy): 64 bytes of the job's stream, repeated.
 fn seeded_random(job_id: &JobId, purpose: &str) -> wasmtime_wasi::Deterministic {
-    let mut bytes = vec![0u8; 4096];
+    let mut bytes = vec![0u8; 64];
     random_stream(job_id, purpose).fill(&mut bytes);
     wasmtime_wasi::Deterministic::new(bytes)
 }

@@ -30,4 +30,4 @@ pub use config::{
 pub use engine::{RuntimeIdentity, WASMTIME_VERSION};
 pub use error::{RunError, SandboxError};
 pub use host::{FIXED_MONOTONIC_NS, FIXED_WALL_CLOCK};
-pub use sandbox::{Job, PreparedModule, RunOutput, Sandbox};
+pub use sandbox::{Job, PreparedModule, RunOutput, RunReport, Sandbox};

@@ -8,11 +8,7 @@ use crate::error::RunError;
 use crate::host::{HostOutOfFuel, LimitExceeded, OutputOverflow};
 
 /// The exit code of a run that ended with `error`, or the [`RunError`] it stands for.
-pub(crate) fn classify(
-    error: wasmtime::Error,
-    limits: &JobLimits,
-    stderr: &[u8],
-) -> Result<i32, RunError> {
+pub(crate) fn classify(error: wasmtime::Error, limits: &JobLimits) -> Result<i32, RunError> {
     if let Some(exit) = find::<I32Exit>(&error) {
         return if exit.0 == 0 {
             Ok(0)
@@ -21,13 +17,7 @@ pub(crate) fn classify(
         };
     }
     let kind = kind_of(&error, limits);
-    tracing::debug!(
-        target: "cairn::runtime",
-        kind = kind.kind(),
-        error = %format!("{error:#}"),
-        stderr = %String::from_utf8_lossy(&stderr[..stderr.len().min(1024)]),
-        "job failed"
-    );
+    tracing::trace!(target: "cairn::runtime", error = %format!("{error:#}"), "wasmtime error");
     Err(kind)
 }
 

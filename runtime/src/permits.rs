@@ -51,3 +51,41 @@ impl Drop for Permit<'_> {
         self.permits.freed.notify_one();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::Permits;
+
+    #[test]
+    fn never_more_holders_than_slots() {
+        let permits = Arc::new(Permits::new(3));
+        let (active, peak) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let threads: Vec<_> = (0..12)
+            .map(|_| {
+                let (permits, active, peak) = (permits.clone(), active.clone(), peak.clone());
+                std::thread::spawn(move || {
+                    let _permit = permits.acquire();
+                    let now = active.fetch_add(1, Ordering::SeqCst) + 1;
+                    peak.fetch_max(now, Ordering::SeqCst);
+                    std::thread::sleep(std::time::Duration::from_millis(5));
+                    active.fetch_sub(1, Ordering::SeqCst);
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        assert!(peak.load(Ordering::SeqCst) <= 3);
+        assert_eq!(*permits.free.lock().unwrap(), 3, "every slot came back");
+    }
+
+    #[test]
+    fn zero_slots_means_one() {
+        let permits = Permits::new(0);
+        drop(permits.acquire());
+        drop(permits.acquire());
+    }
+}

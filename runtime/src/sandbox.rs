@@ -102,6 +102,19 @@ pub struct RunOutput {
     pub stderr: Vec<u8>,
 }
 
+/// Everything known about a run, whether it succeeded or not.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RunReport {
+    /// The output, or why there is none.
+    pub result: Result<RunOutput, RunError>,
+    /// Fuel used until the job ended, successfully or not. The same on every replica unless
+    /// the outcome is not attributable (`timeout`, `stack_overflow`).
+    pub fuel_used: u64,
+    /// What the job wrote to stderr, up to its limit (diagnostics only, not compared).
+    pub stderr: Vec<u8>,
+}
+
 /// The deterministic sandbox: a wasmtime engine, a compiled-module cache and a bound on jobs
 /// running at once. Cheap to clone; clones share everything.
 #[derive(Clone)]
@@ -244,7 +257,17 @@ impl Sandbox {
     /// `max_concurrent_jobs` are already running. Do not call it on an async worker thread:
     /// use [`Sandbox::run`] there.
     pub fn run_blocking(&self, module: &PreparedModule, job: &Job) -> Result<RunOutput, RunError> {
+        self.run_report_blocking(module, job).result
+    }
+
+    /// Like [`Sandbox::run_blocking`], but also reports the fuel used and the captured
+    /// stderr when the job fails.
+    pub fn run_report_blocking(&self, module: &PreparedModule, job: &Job) -> RunReport {
         let _permit = self.inner.permits.acquire();
+        let span = tracing::debug_span!(
+            target: "cairn::runtime", "job", job_id = %job.job_id, module = %module.hash
+        );
+        let _entered = span.enter();
         let (state, captured) = HostState::new(
             &job.job_id,
             job.input.clone(),
@@ -254,38 +277,61 @@ impl Sandbox {
             self.inner.config.host_fuel,
         );
         let mut store = Store::new(&self.inner.engine, state);
+        let (result, fuel_used) = self.execute(&mut store, module, &job.limits);
+        let stderr = captured.stderr.take();
+        let result = result.map(|exit_code| {
+            let output = captured.stdout.take();
+            let digest = BlobHash::of(&output);
+            RunOutput {
+                output,
+                digest,
+                fuel_used,
+                exit_code,
+                stderr: stderr.clone(),
+            }
+        });
+        if let Err(error) = &result {
+            tracing::debug!(target: "cairn::runtime", kind = error.kind(), %error, "job failed");
+        }
+        RunReport {
+            result,
+            fuel_used,
+            stderr,
+        }
+    }
+
+    /// Sets the store's limits, runs `_start`, and returns the exit code (or error) and the
+    /// fuel used.
+    fn execute(
+        &self,
+        store: &mut Store<HostState>,
+        module: &PreparedModule,
+        limits: &JobLimits,
+    ) -> (Result<i32, RunError>, u64) {
         store.limiter(|s| s.limiter());
         let metered = self.inner.config.fuel_metering;
         if metered {
             store.call_hook(host::charge_host_call);
-            store.set_fuel(job.limits.fuel).map_err(outcome::internal)?;
+            if let Err(e) = store.set_fuel(limits.fuel) {
+                return (Err(outcome::internal(e)), 0);
+            }
         }
-        store.set_epoch_deadline(self.deadline_ticks(&job.limits));
+        store.set_epoch_deadline(self.deadline_ticks(limits));
         store.epoch_deadline_trap();
-        let result = module.pre.instantiate(&mut store).and_then(|instance| {
-            let start = instance.get_typed_func::<(), ()>(&mut store, "_start")?;
-            start.call(&mut store, ())
+        let result = module.pre.instantiate(&mut *store).and_then(|instance| {
+            let start = instance.get_typed_func::<(), ()>(&mut *store, "_start")?;
+            start.call(&mut *store, ())
         });
         let fuel_left = if metered {
             store.get_fuel().unwrap_or(0)
         } else {
-            job.limits.fuel
+            limits.fuel
         };
-        let fuel_used = job.limits.fuel.saturating_sub(fuel_left);
-        let stderr = captured.stderr.take();
-        let exit_code = match result {
-            Ok(()) => 0,
-            Err(e) => outcome::classify(e, &job.limits, &stderr)?,
+        let result = match result {
+            Ok(()) => Ok(0),
+            Err(e) => outcome::classify(e, limits),
         };
-        let output = captured.stdout.take();
-        let digest = BlobHash::of(&output);
-        Ok(RunOutput {
-            output,
-            digest,
-            fuel_used,
-            exit_code,
-            stderr,
-        })
+        (result, limits.fuel.saturating_sub(fuel_left))
     }
 
     /// Runs `job` on a blocking thread (`tokio::task::spawn_blocking`), so that async callers

@@ -65,8 +65,14 @@ impl RunArgs {
             .with_max_concurrent_jobs(1)
             .with_pooling(false);
         let sandbox = Sandbox::new(config).context("could not start the sandbox")?;
-        let result = sandbox.run_wasm_blocking(&wasm, &job);
-        self.report(result)
+        let (result, stderr) = match sandbox.prepare(&wasm) {
+            Ok(module) => {
+                let report = sandbox.run_report_blocking(&module, &job);
+                (report.result, report.stderr)
+            }
+            Err(error) => (Err(error), Vec::new()),
+        };
+        self.report(result, &stderr)
     }
 
     fn job(&self, wasm: &[u8], input: Vec<u8>) -> anyhow::Result<Job> {
@@ -83,7 +89,11 @@ impl RunArgs {
             .with_limits(limits))
     }
 
-    fn report(&self, result: Result<RunOutput, RunError>) -> anyhow::Result<ExitCode> {
+    fn report(
+        &self,
+        result: Result<RunOutput, RunError>,
+        stderr: &[u8],
+    ) -> anyhow::Result<ExitCode> {
         if let Ok(out) = &result {
             self.write_output(out)?;
         }
@@ -101,9 +111,8 @@ impl RunArgs {
         if self.json {
             println!("{line}");
         } else {
-            if let Ok(out) = &result {
-                std::io::stderr().write_all(&out.stderr)?;
-            }
+            // The guest's own stderr first (diagnostics), then the summary.
+            std::io::stderr().write_all(stderr)?;
             eprintln!("{line}");
         }
         Ok(if result.is_ok() {

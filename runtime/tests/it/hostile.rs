@@ -44,6 +44,23 @@ fn initial_memory_above_the_limit_is_out_of_memory() {
 }
 
 #[test]
+fn table_growth_past_the_limit_is_out_of_memory() {
+    let wasm = wat(r#"(module (memory (export "memory") 1) (table 1 funcref)
+          (func (export "_start") (drop (table.grow (ref.null func) (i32.const 5000)))))"#);
+    expect_kind(
+        &wasm,
+        tight_limits().with_max_table_elements(1000),
+        "out_of_memory",
+    );
+}
+
+#[test]
+fn a_second_memory_is_rejected() {
+    let wasm = wat(r#"(module (memory (export "memory") 1) (memory 1) (func (export "_start")))"#);
+    expect_kind(&wasm, tight_limits(), "invalid_module");
+}
+
+#[test]
 fn unbounded_recursion_is_a_stack_overflow() {
     let err = expect_kind(&recurse_forever(), tight_limits(), "stack_overflow");
     assert!(!err.is_attributable(), "stack depth depends on the host");

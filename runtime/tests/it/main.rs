@@ -6,3 +6,4 @@ mod determinism;
 mod errors;
 mod hostile;
 mod identity;
+mod report;
