@@ -60,6 +60,7 @@ pub(crate) async fn serve(node: Node) -> Result<(SocketAddr, JoinHandle<()>), No
         .route("/v1/lookup/{class}", get(lookup))
         .route("/v1/blobs", post(put_blob))
         .route("/v1/blobs/{hash}", get(get_blob))
+        .route("/v1/reputation", get(reputation))
         .route(
             "/v1/jobs",
             post(crate::api_jobs::submit).get(crate::api_jobs::list),
@@ -365,4 +366,42 @@ async fn metrics(State(s): State<ApiState>) -> Response {
         node.metrics().render(&gauges),
     )
         .into_response()
+}
+
+/// One line of `GET /v1/reputation`.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct ReputationView {
+    /// libp2p peer id.
+    pub peer: String,
+    /// Node id (hex).
+    pub node_id: String,
+    /// Score.
+    pub score: i64,
+    /// Reports that agreed with accepted outcomes.
+    pub agreed: u64,
+    /// Reports that contradicted them.
+    pub dissented: u64,
+    /// Deadlines missed.
+    pub timed_out: u64,
+    /// Still on probation.
+    pub probation: bool,
+}
+
+async fn reputation(State(s): State<ApiState>) -> Response {
+    let table = s.node.reputation();
+    let views: Vec<ReputationView> = table
+        .iter()
+        .map(|(id, st)| ReputationView {
+            peer: id
+                .peer_id()
+                .map_or_else(|_| "invalid".into(), |p| p.to_string()),
+            node_id: id.to_string(),
+            score: st.score,
+            agreed: st.agreed,
+            dissented: st.dissented,
+            timed_out: st.timed_out,
+            probation: table.on_probation(id),
+        })
+        .collect();
+    Json(views).into_response()
 }

@@ -8,6 +8,7 @@ mod job;
 mod lookup;
 mod node;
 mod peers;
+mod rep;
 mod run;
 mod status;
 
@@ -66,6 +67,8 @@ enum Command {
     Blob(blob::Args),
     /// Submit jobs to the network and follow them.
     Job(job::Args),
+    /// Show the reputation table this node computed from the verdicts it checked.
+    Rep(rep::Args),
     /// Run a WebAssembly module in the local sandbox, with no network.
     Run(run::RunArgs),
 }
@@ -83,6 +86,7 @@ impl Cli {
             Command::Lookup(args) => args.execute(&self),
             Command::Blob(args) => args.execute(&self),
             Command::Job(args) => args.execute(&self),
+            Command::Rep(args) => args.execute(&self),
             Command::Run(args) => args.execute(),
         }
     }

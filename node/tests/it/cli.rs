@@ -285,5 +285,20 @@ fn a_job_submitted_from_the_cli_to_a_local_cluster_returns_the_verified_output()
         local.stdout,
         "the network's output is the local run's"
     );
+
+    // The verdict credited the agreeing providers; `cairn rep --json` lists them.
+    let rep = poll("credited providers", || {
+        let rep = json(&first.dir, &["rep", "--json"])?;
+        let credited = rep
+            .as_array()?
+            .iter()
+            .filter(|r| r["score"].as_i64() >= Some(1))
+            .count();
+        (credited >= 2).then_some(rep)
+    });
+    assert!(
+        rep[0]["peer"].as_str().unwrap().starts_with("12D3"),
+        "{rep}"
+    );
     drop(others);
 }
