@@ -23,7 +23,7 @@ use libp2p::gossipsub::{MessageAcceptance, MessageId};
 use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
-use crate::net::{BlobResponse, MarketRequest, MarketResponse};
+use crate::net::{MarketRequest, MarketResponse};
 use crate::node::{Node, NodeError, now};
 use crate::store::{self, Tree};
 
@@ -631,35 +631,15 @@ impl Node {
         let Outcome::Output { digest, .. } = outcome else {
             return;
         };
-        let mut errors = Vec::new();
-        for provider in from {
-            let Some(peer) = peer_of(&provider) else {
-                continue;
-            };
-            match self.inner.net.request_blob(peer, digest).await {
-                Ok(BlobResponse::Found(bytes)) if BlobHash::of(&bytes) == digest => {
-                    let stored = self.put_blob(bytes).await;
-                    if let Ok(mut v) = view.lock() {
-                        match stored {
-                            Ok(hash) => v.output = Some(hash),
-                            Err(e) => v.output_error = Some(e.to_string()),
-                        }
-                    }
-                    return;
-                }
-                Ok(BlobResponse::Found(_)) => {
-                    self.inner.metrics.reject("blob", "hash_mismatch");
-                    errors.push(format!("{peer}: corrupted"));
-                }
-                Ok(BlobResponse::NotFound) => errors.push(format!("{peer}: not found")),
-                Err(e) => errors.push(format!("{peer}: {e}")),
-            }
-        }
+        let peers = from.iter().filter_map(peer_of).collect();
+        let fetched = self.fetch_blob_from(digest, peers).await;
         if let Ok(mut v) = view.lock() {
-            v.output_error = Some(format!(
-                "no agreeing provider delivered the output: {}",
-                errors.join("; ")
-            ));
+            match fetched {
+                Ok(_) => v.output = Some(digest),
+                Err(e) => {
+                    v.output_error = Some(format!("no agreeing provider delivered the output: {e}"))
+                }
+            }
         }
     }
 

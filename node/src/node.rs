@@ -398,8 +398,22 @@ impl Node {
     pub async fn fetch_blob(&self, hash: BlobHash) -> Result<Vec<u8>, NodeError> {
         let key = net::blob_key(&self.inner.options.spec.name, &hash);
         let providers = self.inner.net.get_providers(key).await?;
+        if providers.is_empty() {
+            let reason = "no provider in the DHT".to_owned();
+            return Err(NodeError::BlobUnavailable { hash, reason });
+        }
+        self.fetch_blob_from(hash, providers).await
+    }
+
+    /// Fetches a blob from the first of `peers` that sends bytes matching the hash; stores and
+    /// announces it. Mismatching bytes are refused and counted, and the next peer is tried.
+    pub async fn fetch_blob_from(
+        &self,
+        hash: BlobHash,
+        peers: Vec<PeerId>,
+    ) -> Result<Vec<u8>, NodeError> {
         let mut tried = Vec::new();
-        for peer in providers.into_iter().filter(|p| *p != self.peer_id()) {
+        for peer in peers.into_iter().filter(|p| *p != self.peer_id()) {
             match self.inner.net.request_blob(peer, hash).await {
                 Ok(BlobResponse::Found(bytes)) if BlobHash::of(&bytes) == hash => {
                     self.inner
@@ -421,12 +435,10 @@ impl Node {
                 }
             }
         }
-        let reason = if tried.is_empty() {
-            "no provider in the DHT".to_owned()
-        } else {
-            format!("tried {}", tried.join("; "))
-        };
-        Err(NodeError::BlobUnavailable { hash, reason })
+        Err(NodeError::BlobUnavailable {
+            hash,
+            reason: format!("tried {}", tried.join("; ")),
+        })
     }
 
     /// Peers that registered capability `class` (`cpu`, `gpu`, `gpu:sm90`, ...) in the DHT.

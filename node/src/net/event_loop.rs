@@ -6,7 +6,7 @@ use futures::StreamExt;
 use libp2p::gossipsub::{self, IdentTopic, MessageAcceptance};
 use libp2p::identity::Keypair;
 use libp2p::kad::{self, GetProvidersOk, QueryId, QueryResult};
-use libp2p::request_response::{self, OutboundRequestId};
+use libp2p::request_response::{self, OutboundRequestId, ResponseChannel};
 use libp2p::swarm::SwarmEvent;
 use libp2p::{Multiaddr, PeerId, Swarm, SwarmBuilder, identify, mdns, noise, tcp, yamux};
 use tokio::sync::{mpsc, oneshot};
@@ -14,7 +14,7 @@ use tracing::{debug, info, warn};
 
 use super::behaviour::{Behaviour, BehaviourEvent};
 use super::handle::{Command, NetError, NetworkEvent, NetworkHandle, PeerInfo};
-use super::{BlobResponse, MarketRequest, MarketResponse, NetConfig};
+use super::{BlobResponse, MarketResponse, NetConfig};
 
 /// Queued commands from the node to the swarm task.
 const COMMAND_QUEUE: usize = 256;
@@ -279,8 +279,26 @@ impl EventLoop {
             BehaviourEvent::Kad(kad::Event::OutboundQueryProgressed {
                 id, result, step, ..
             }) => self.on_query(id, result, step.last),
-            BehaviourEvent::Blobs(event) => self.on_blob_event(event),
-            BehaviourEvent::Market(event) => self.on_market_event(event),
+            BehaviourEvent::Blobs(event) => route_request_response(
+                event,
+                &mut self.blob_requests,
+                &self.events,
+                |peer, hash, channel| NetworkEvent::BlobRequest {
+                    peer,
+                    hash,
+                    channel,
+                },
+            ),
+            BehaviourEvent::Market(event) => route_request_response(
+                event,
+                &mut self.market_requests,
+                &self.events,
+                |peer, request, channel| NetworkEvent::MarketRequest {
+                    peer,
+                    request,
+                    channel,
+                },
+            ),
             BehaviourEvent::Mdns(mdns::Event::Discovered(found)) => {
                 for (peer, addr) in found {
                     self.swarm
@@ -365,94 +383,53 @@ impl EventLoop {
         }
     }
 
-    fn on_blob_event(
-        &mut self,
-        event: request_response::Event<cairn_protocol::BlobHash, BlobResponse>,
-    ) {
-        match event {
-            request_response::Event::Message { peer, message, .. } => match message {
-                request_response::Message::Request {
-                    request, channel, ..
-                } => {
-                    let event = NetworkEvent::BlobRequest {
-                        peer,
-                        hash: request,
-                        channel,
-                    };
-                    if self.events.try_send(event).is_err() {
-                        warn!(target: "cairn::net", %peer, "node busy; dropping a blob request");
-                    }
-                }
-                request_response::Message::Response {
-                    request_id,
-                    response,
-                } => {
-                    if let Some(reply) = self.blob_requests.remove(&request_id) {
-                        let _ = reply.send(Ok(response));
-                    }
-                }
-            },
-            request_response::Event::OutboundFailure {
-                peer,
-                request_id,
-                error,
-                ..
-            } => {
-                if let Some(reply) = self.blob_requests.remove(&request_id) {
-                    let _ = reply.send(Err(NetError::Request {
-                        peer,
-                        reason: error.to_string(),
-                    }));
-                }
-            }
-            _ => {}
-        }
-    }
-
-    fn on_market_event(&mut self, event: request_response::Event<MarketRequest, MarketResponse>) {
-        match event {
-            request_response::Event::Message { peer, message, .. } => match message {
-                request_response::Message::Request {
-                    request, channel, ..
-                } => {
-                    let event = NetworkEvent::MarketRequest {
-                        peer,
-                        request,
-                        channel,
-                    };
-                    if self.events.try_send(event).is_err() {
-                        warn!(target: "cairn::net", %peer, "node busy; dropping a market request");
-                    }
-                }
-                request_response::Message::Response {
-                    request_id,
-                    response,
-                } => {
-                    if let Some(reply) = self.market_requests.remove(&request_id) {
-                        let _ = reply.send(Ok(response));
-                    }
-                }
-            },
-            request_response::Event::OutboundFailure {
-                peer,
-                request_id,
-                error,
-                ..
-            } => {
-                if let Some(reply) = self.market_requests.remove(&request_id) {
-                    let _ = reply.send(Err(NetError::Request {
-                        peer,
-                        reason: error.to_string(),
-                    }));
-                }
-            }
-            _ => {}
-        }
-    }
-
     fn emit(&self, event: NetworkEvent) {
         if self.events.try_send(event).is_err() {
             debug!(target: "cairn::net", "node busy; dropped a network event");
         }
+    }
+}
+
+/// Routes a request-response event: inbound requests go to the node as the event `inbound`
+/// makes (dropped, and the requester times out, when the node is busy); answers and failures
+/// of our own requests go to whoever is waiting in `pending`.
+fn route_request_response<Req, Resp>(
+    event: request_response::Event<Req, Resp>,
+    pending: &mut HashMap<OutboundRequestId, oneshot::Sender<Result<Resp, NetError>>>,
+    events: &mpsc::Sender<NetworkEvent>,
+    inbound: impl FnOnce(PeerId, Req, ResponseChannel<Resp>) -> NetworkEvent,
+) {
+    match event {
+        request_response::Event::Message { peer, message, .. } => match message {
+            request_response::Message::Request {
+                request, channel, ..
+            } => {
+                if events.try_send(inbound(peer, request, channel)).is_err() {
+                    warn!(target: "cairn::net", %peer, "node busy; dropping a request");
+                }
+            }
+            request_response::Message::Response {
+                request_id,
+                response,
+            } => {
+                if let Some(reply) = pending.remove(&request_id) {
+                    let _ = reply.send(Ok(response));
+                }
+            }
+        },
+        request_response::Event::OutboundFailure {
+            peer,
+            request_id,
+            error,
+            ..
+        } => {
+            if let Some(reply) = pending.remove(&request_id) {
+                let _ = reply.send(Err(NetError::Request {
+                    peer,
+                    reason: error.to_string(),
+                }));
+            }
+        }
+        _ => {}
     }
 }
