@@ -351,6 +351,14 @@ impl Node {
             self.inner.metrics.reject("report", "unknown_job");
             return MarketResponse::Refused("no such job here".into());
         };
+        let awarded = handle
+            .view
+            .lock()
+            .is_ok_and(|v| v.job.providers().contains(&report.signer()));
+        if !awarded {
+            self.inner.metrics.reject("report", "not_awarded");
+            return MarketResponse::Refused("this provider holds no replica of the job".into());
+        }
         match handle.events.send(Event::Report(report)).await {
             Ok(()) => MarketResponse::Accepted,
             Err(_) => MarketResponse::Refused("the job is finished".into()),

@@ -141,21 +141,63 @@ async fn a_job_with_three_replicas_is_accepted_and_matches_a_local_run() {
     );
     assert_eq!(view.job.providers().len(), 3);
 
-    // The verdict reaches every node, and each credits the providers that agreed.
+    // Forged reports are refused and counted: from a node that holds no replica, with a
+    // tampered signature, and for a job the requester does not have.
+    let outsider = c.nodes.iter().map(|n| n.node()).find(|n| {
+        !view.job.providers().contains(&n.node_id()) && n.node_id() != requester.node_id()
+    });
+    let outsider = outsider.expect("5 nodes, 3 providers and a requester leave one outsider");
+    let forge = |job: JobId| {
+        let report = cairn_protocol::ResultReport {
+            job,
+            provider: outsider.node_id(),
+            outcome: Outcome::Output {
+                digest: *digest,
+                size: 1,
+            },
+            fuel_used: 1,
+            runtime: "test-runtime".into(),
+        };
+        let key = cairn_node::node::load_or_create_identity(outsider.kv().as_ref()).unwrap();
+        cairn_protocol::Envelope::seal(&report, &key).unwrap()
+    };
+    let send = |envelope: cairn_protocol::Envelope| async {
+        let request = cairn_node::net::MarketRequest::Report(envelope);
+        outsider
+            .net()
+            .market(requester.peer_id(), request)
+            .await
+            .unwrap()
+    };
+    let refused = |r: &cairn_node::net::MarketResponse| {
+        matches!(r, cairn_node::net::MarketResponse::Refused(_))
+    };
+    assert!(refused(&send(forge(id)).await));
+    let mut tampered = forge(id);
+    tampered.payload[0] ^= 1;
+    assert!(refused(&send(tampered).await));
+    assert!(refused(&send(forge(JobId::of(b"no such job"))).await));
+    let m = requester.metrics();
+    for reason in ["not_awarded", "bad_signature", "unknown_job"] {
+        assert_eq!(m.rejections("report", reason), 1, "{reason}");
+    }
+
+    // The verdict reaches every node, and all compute the same table: the three providers
+    // credited once each.
+    let expected = wait_for(
+        "the requester's verdict",
+        Duration::from_secs(20),
+        || async {
+            let leaves = requester.reputation().leaves();
+            (leaves.len() == 3 && leaves.iter().all(|l| l.score == 1)).then_some(leaves)
+        },
+    )
+    .await;
     for n in &c.nodes {
         wait_for(
-            "the verdict everywhere",
+            "the same table everywhere",
             Duration::from_secs(20),
-            || async {
-                let table = n.node().reputation();
-                let credited = view
-                    .job
-                    .providers()
-                    .iter()
-                    .filter(|p| table.standing(p).agreed == 1)
-                    .count();
-                (credited >= 2).then_some(())
-            },
+            || async { (n.node().reputation().leaves() == expected).then_some(()) },
         )
         .await;
     }
