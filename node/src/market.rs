@@ -294,8 +294,8 @@ impl Node {
 
     /// Fetches the blobs, runs the job in the sandbox, and stores the output as a blob.
     async fn run_job(&self, job_id: JobId, spec: &JobSpec) -> Result<(Outcome, u64), NodeError> {
-        let module = self.get_blob(spec.module).await?;
-        let input = self.get_blob(spec.input).await?;
+        let module = self.job_blob(spec.module, &spec.requester).await?;
+        let input = self.job_blob(spec.input, &spec.requester).await?;
         let sandbox = self.market().sandbox.clone();
         let prepared = tokio::task::spawn_blocking(move || sandbox.prepare(&module))
             .await
@@ -315,7 +315,7 @@ impl Node {
                     .faults
                     .corrupt(out.output, &self.node_id());
                 let size = output.len() as u64;
-                let digest = self.put_blob(output).await?;
+                let digest = self.store_blob(output).await?;
                 Ok((Outcome::Output { digest, size }, out.fuel_used))
             }
             Err(e) => {
@@ -326,6 +326,19 @@ impl Node {
                 };
                 Ok((Outcome::Failed(failure_kind(&e)), fuel))
             }
+        }
+    }
+
+    /// A job's blob: held here, else from the requester (which must hold it), else from any
+    /// provider the DHT names. Always checked against its hash.
+    async fn job_blob(&self, hash: BlobHash, requester: &NodeId) -> Result<Vec<u8>, NodeError> {
+        if let Some(bytes) = self.blobs().get_verified(&hash)? {
+            return Ok(bytes);
+        }
+        let direct = peer_of(requester).into_iter().collect();
+        match self.fetch_blob_from(hash, direct).await {
+            Ok(bytes) => Ok(bytes),
+            Err(_) => self.fetch_blob(hash).await,
         }
     }
 

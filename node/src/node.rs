@@ -359,16 +359,11 @@ impl Node {
         self.inner.adverts.lock().map_or(0, |b| b.len())
     }
 
-    /// Stores a blob, flushes it to disk, and announces it in the DHT.
+    /// Stores a blob, flushes it to disk, and waits (up to 10 s) until the DHT knows this node
+    /// holds it, so another node can fetch it as soon as this returns. For blobs a user hands
+    /// in; the job path uses [`Node::store_blob`].
     pub async fn put_blob(&self, bytes: Vec<u8>) -> Result<BlobHash, NodeError> {
-        let blobs = self.inner.blobs.clone();
-        let hash = tokio::task::spawn_blocking(move || blobs.put(&bytes))
-            .await
-            .map_err(|e| NodeError::Io {
-                path: "blob store".into(),
-                source: std::io::Error::other(e),
-            })??;
-        // Wait until the DHT knows, so another node can fetch it as soon as this returns.
+        let hash = self.write_blob(bytes).await?;
         let key = net::blob_key(&self.inner.options.spec.name, &hash);
         match tokio::time::timeout(PROVIDE_WAIT, self.inner.net.start_providing(key)).await {
             Ok(Ok(())) => {}
@@ -376,6 +371,25 @@ impl Node {
             Err(_) => debug!(target: "cairn::dht", %hash, "blob announcement still in progress"),
         }
         Ok(hash)
+    }
+
+    /// Stores a blob durably and announces it in the background: for outputs and fetched
+    /// blobs, which their next reader gets point to point from a known holder.
+    pub async fn store_blob(&self, bytes: Vec<u8>) -> Result<BlobHash, NodeError> {
+        let hash = self.write_blob(bytes).await?;
+        self.provide_in_background(net::blob_key(&self.inner.options.spec.name, &hash));
+        Ok(hash)
+    }
+
+    async fn write_blob(&self, bytes: Vec<u8>) -> Result<BlobHash, NodeError> {
+        let blobs = self.inner.blobs.clone();
+        tokio::task::spawn_blocking(move || blobs.put(&bytes))
+            .await
+            .map_err(|e| NodeError::Io {
+                path: "blob store".into(),
+                source: std::io::Error::other(e),
+            })?
+            .map_err(NodeError::from)
     }
 
     /// The blob, from the local store or else from any provider in the network (verified).
@@ -420,7 +434,7 @@ impl Node {
                         .metrics
                         .blobs_fetched
                         .fetch_add(1, Ordering::Relaxed);
-                    self.put_blob(bytes.clone()).await?;
+                    self.store_blob(bytes.clone()).await?;
                     return Ok(bytes);
                 }
                 Ok(BlobResponse::Found(_)) => {
