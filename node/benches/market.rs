@@ -31,8 +31,9 @@ fn percentile(sorted: &[u64], p: f64) -> u64 {
 }
 
 async fn spec(requester: &Node, module: cairn_protocol::BlobHash, nonce: u64) -> JobSpec {
+    // Providers fetch job blobs from the requester directly, so no DHT announcement is awaited.
     let input = requester
-        .put_blob(nonce.to_le_bytes().repeat(2))
+        .store_blob(nonce.to_le_bytes().repeat(2))
         .await
         .expect("input");
     let t = now();
