@@ -152,6 +152,12 @@ fn random_get(mut caller: Caller<'_, HostState>, buf: i32, len: i32) -> wasmtime
         return Ok(ERRNO_FAULT);
     };
     let (start, len) = (buf as u32 as usize, len as u32 as usize);
+    // Refuse before doing the work when the bytes alone cost more than the fuel left.
+    let cost = (len as u64).saturating_mul(caller.data().host_fuel.per_byte);
+    if caller.get_fuel().is_ok_and(|left| cost > left) {
+        caller.set_fuel(0)?;
+        return Err(wasmtime::Error::new(HostOutOfFuel));
+    }
     let (mem, state) = memory.data_and_store_mut(&mut caller);
     let Some(dest) = start
         .checked_add(len)

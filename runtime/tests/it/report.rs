@@ -42,3 +42,14 @@ fn out_of_fuel_reports_the_whole_limit_used() {
     );
     assert_eq!(report.fuel_used, tight_limits().fuel);
 }
+
+#[test]
+fn random_bytes_cost_fuel_per_byte() {
+    let wasm = wat(r#"(module
+          (import "wasi_snapshot_preview1" "random_get" (func $r (param i32 i32) (result i32)))
+          (memory (export "memory") 256)
+          (func (export "_start") (drop (call $r (i32.const 0) (i32.const 16000000)))))"#);
+    let limits = tight_limits().with_fuel(1_000_000);
+    let err = run(&sandbox(), &wasm, &job(b"").with_limits(limits)).unwrap_err();
+    assert_eq!(err, RunError::OutOfFuel { limit: 1_000_000 });
+}
