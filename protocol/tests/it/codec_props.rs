@@ -415,7 +415,10 @@ proptest! {
             let i = at % mutated.len();
             mutated[i] ^= xor.max(1);
         }
-        prop_assert!(Envelope::open::<Bid>(&mutated).is_err());
+        // Two flips of the same byte can cancel out; only a real change must fail.
+        if mutated != bytes {
+            prop_assert!(Envelope::open::<Bid>(&mutated).is_err());
+        }
         for cut in 0..bytes.len() {
             prop_assert!(Envelope::open::<Bid>(&bytes[..cut]).is_err());
         }
