@@ -352,3 +352,73 @@ async fn a_requester_restarted_mid_job_finishes_it_cleanly() {
     }
     assert!(!view.job.log().is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_provider_killed_mid_job_is_replaced_and_blamed() {
+    let dir = tempfile::tempdir().unwrap();
+    let nodes = testing::cluster(
+        dir.path(),
+        "market-kill",
+        (0..5).map(|_| cpu_only()).collect(),
+    )
+    .await
+    .unwrap();
+    let mut c = Cluster::from_nodes(nodes, dir);
+    all_adverts(&c).await;
+    let requester = c.nodes[0].node().clone();
+    // A job that runs for about a second, so a provider can be killed while it runs.
+    let wasm = cairn_runtime::guests::bytes("hashloop").unwrap();
+    let t = now();
+    let spec = JobSpec {
+        requester: requester.node_id(),
+        nonce: 1,
+        module: requester.put_blob(wasm).await.unwrap(),
+        input: requester.put_blob(vec![7u8; 65_536]).await.unwrap(),
+        args: vec!["100000".into()],
+        limits: Limits {
+            fuel: 50_000_000_000,
+            memory_bytes: 64 << 20,
+            wall_time_ms: 3_000,
+            max_output_bytes: 1 << 10,
+        },
+        requirements: Requirements::default(),
+        replicas: 2,
+        quorum: 2,
+        max_replicas: 4,
+        max_price: 1_000_000,
+        bid_deadline: t.plus_ms(2_000),
+        deadline: t.plus_ms(60_000),
+    };
+    let id = requester.submit_job(spec).unwrap();
+    let awarded = wait_for("the awards", Duration::from_secs(20), || async {
+        let providers = requester.job(&id)?.job.providers();
+        (providers.len() == 2).then_some(providers)
+    })
+    .await;
+    let victim = awarded[0];
+    let index = c
+        .nodes
+        .iter()
+        .position(|n| n.node().node_id() == victim)
+        .unwrap();
+    c.nodes.remove(index).shutdown().await;
+
+    let view = finish(&requester, &id, Duration::from_secs(45)).await;
+    assert!(
+        matches!(view.job.phase(), Phase::Accepted(_)),
+        "{:?}: {:#?}",
+        view.job.phase(),
+        view.job.log()
+    );
+    assert_eq!(
+        view.job.providers().len(),
+        3,
+        "a replacement was awarded: {:#?}",
+        view.job.log()
+    );
+    wait_for("the verdict", Duration::from_secs(20), || async {
+        (requester.reputation().standing(&victim).timed_out == 1).then_some(())
+    })
+    .await;
+    assert!(requester.reputation().standing(&victim).score < 0);
+}
