@@ -66,6 +66,8 @@ pub(crate) async fn serve(node: Node) -> Result<(SocketAddr, JoinHandle<()>), No
             post(crate::api_jobs::submit).get(crate::api_jobs::list),
         )
         .route("/v1/jobs/{id}", get(crate::api_jobs::status))
+        .route("/v1/jobs/{id}/receipt", get(crate::api_jobs::receipt))
+        .route("/v1/jobs/{id}/cancel", post(crate::api_jobs::cancel))
         .route("/v1/jobs/{id}/output", get(crate::api_jobs::output))
         .layer(DefaultBodyLimit::max(max_body))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));

@@ -277,3 +277,81 @@ pub(crate) async fn output(State(s): State<ApiState>, UrlPath(id): UrlPath<Strin
         ),
     }
 }
+
+/// A signed job receipt as the API shows it; `envelope` is the signed bytes in hex, which
+/// anyone can check with the requester's key.
+#[derive(Serialize, Deserialize, Debug, Clone)]
+pub struct ReceiptView {
+    /// Job id.
+    pub job: String,
+    /// Requester (libp2p peer id), the signer.
+    pub requester: String,
+    /// Module blob.
+    pub module: String,
+    /// Input blob.
+    pub input: String,
+    /// Output blob.
+    pub output: String,
+    /// Output size in bytes.
+    pub output_size: u64,
+    /// Fuel used.
+    pub fuel_used: u64,
+    /// Agreeing providers (peer ids).
+    pub providers: Vec<String>,
+    /// When it was issued (ms since the Unix epoch).
+    pub issued_at: u64,
+    /// The signed envelope, hex.
+    pub envelope: String,
+}
+
+fn peer_text(id: &cairn_protocol::NodeId) -> String {
+    id.peer_id()
+        .map_or_else(|_| id.to_string(), |p| p.to_string())
+}
+
+pub(crate) async fn receipt(State(s): State<ApiState>, UrlPath(id): UrlPath<String>) -> Response {
+    let id = match parse_job(&id) {
+        Ok(id) => id,
+        Err(r) => return r.into_response(),
+    };
+    match s.node.receipt(&id) {
+        Ok(Some(signed)) => {
+            let r = signed.message();
+            Json(ReceiptView {
+                job: r.job.to_string(),
+                requester: peer_text(&r.requester),
+                module: r.module.to_string(),
+                input: r.input.to_string(),
+                output: r.output.to_string(),
+                output_size: r.output_size,
+                fuel_used: r.fuel_used,
+                providers: r.providers.iter().map(peer_text).collect(),
+                issued_at: r.issued_at.0,
+                envelope: hex::encode(signed.envelope().to_bytes().unwrap_or_default()),
+            })
+            .into_response()
+        }
+        Ok(None) => error(
+            StatusCode::NOT_FOUND,
+            "no_receipt",
+            "no receipt: the job is not accepted with an output, or its verdict is not out yet",
+        ),
+        Err(e) => node_error(e),
+    }
+}
+
+pub(crate) async fn cancel(State(s): State<ApiState>, UrlPath(id): UrlPath<String>) -> Response {
+    let id = match parse_job(&id) {
+        Ok(id) => id,
+        Err(r) => return r.into_response(),
+    };
+    if s.node.cancel_job(&id).await {
+        Json(serde_json::json!({ "cancelled": true })).into_response()
+    } else {
+        error(
+            StatusCode::NOT_FOUND,
+            "no_such_job",
+            format!("no running job {id} on this node"),
+        )
+    }
+}

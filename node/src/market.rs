@@ -14,8 +14,8 @@ use std::time::Duration;
 use cairn_protocol::reputation::ReputationTable;
 use cairn_protocol::requester::{Action, Context, Event, Phase, RequesterConfig, RequesterJob};
 use cairn_protocol::{
-    Award, Bid, BlobHash, CallForBids, Device, Envelope, FailureKind, JobId, JobSpec, Message,
-    NodeId, Outcome, ResultReport, Verdict, VerdictId, Verified,
+    Award, Bid, BlobHash, CallForBids, Device, Envelope, FailureKind, JobId, JobReceipt, JobSpec,
+    Message, NodeId, Outcome, ResultReport, Verdict, VerdictDecision, VerdictId, Verified,
 };
 use cairn_runtime::{Job, JobLimits, RunError, Sandbox};
 use libp2p::PeerId;
@@ -544,7 +544,10 @@ impl Node {
                     Action::FetchOutput { outcome, from } => {
                         node.fetch_output(outcome, from, view).await
                     }
-                    Action::PublishVerdict(verdict) => node.publish_verdict(verdict).await,
+                    Action::PublishVerdict(verdict) => {
+                        node.issue_receipt(&verdict, &spec);
+                        node.publish_verdict(verdict).await
+                    }
                     _ => {}
                 }
             });
@@ -661,6 +664,70 @@ impl Node {
                     v.output_error = Some(format!("no agreeing provider delivered the output: {e}"))
                 }
             }
+        }
+    }
+
+    /// Signs and stores (in the `results` tree) the receipt of an accepted job with an output.
+    fn issue_receipt(&self, verdict: &Verdict, spec: &JobSpec) {
+        let VerdictDecision::Accepted(Outcome::Output { digest, size }) = verdict.decision else {
+            return;
+        };
+        let reports: Vec<ResultReport> = verdict
+            .agreeing
+            .iter()
+            .filter_map(|e| e.clone().verify::<ResultReport>().ok())
+            .map(|r| r.into_parts().1)
+            .collect();
+        let receipt = JobReceipt {
+            job: verdict.job,
+            requester: self.node_id(),
+            module: spec.module,
+            input: spec.input,
+            output: digest,
+            output_size: size,
+            fuel_used: reports.first().map_or(0, |r| r.fuel_used),
+            providers: reports.iter().map(|r| r.provider).collect(),
+            issued_at: now(),
+        };
+        let stored = self
+            .sign(receipt)
+            .and_then(|r| {
+                r.envelope()
+                    .to_bytes()
+                    .map_err(|e| NodeError::Sign(e.to_string()))
+            })
+            .and_then(|bytes| {
+                Ok(self
+                    .inner
+                    .kv
+                    .put(Tree::Results, verdict.job.as_bytes(), &bytes)?)
+            });
+        if let Err(e) = stored.and_then(|()| Ok(self.inner.kv.flush()?)) {
+            warn!(target: "cairn::requester", job = %verdict.job, error = %e, "cannot store receipt");
+        }
+    }
+
+    /// The signed receipt of an accepted job this node submitted, once its verdict is out.
+    pub fn receipt(&self, job: &JobId) -> Result<Option<Verified<JobReceipt>>, NodeError> {
+        let Some(bytes) = self.inner.kv.get(Tree::Results, job.as_bytes())? else {
+            return Ok(None);
+        };
+        Envelope::open::<JobReceipt>(&bytes)
+            .map(Some)
+            .map_err(|e| NodeError::Sign(e.to_string()))
+    }
+
+    /// Cancels a job this node submitted; `false` when there is no such running job.
+    pub async fn cancel_job(&self, job: &JobId) -> bool {
+        let handle = self
+            .market()
+            .jobs
+            .lock()
+            .ok()
+            .and_then(|j| j.get(job).cloned());
+        match handle {
+            Some(h) => h.events.send(Event::Cancel).await.is_ok(),
+            None => false,
         }
     }
 

@@ -35,6 +35,8 @@ pub enum MessageKind {
     CheckpointVote,
     /// [`AnchorReceipt`](crate::AnchorReceipt).
     AnchorReceipt,
+    /// [`JobReceipt`](crate::JobReceipt).
+    JobReceipt,
 }
 
 impl MessageKind {
@@ -50,6 +52,7 @@ impl MessageKind {
             MessageKind::Checkpoint => "cairn 2026 signed checkpoint v1",
             MessageKind::CheckpointVote => "cairn 2026 signed checkpoint vote v1",
             MessageKind::AnchorReceipt => "cairn 2026 signed anchor receipt v1",
+            MessageKind::JobReceipt => "cairn 2026 signed job receipt v1",
         }
     }
 
@@ -60,6 +63,7 @@ impl MessageKind {
             MessageKind::CallForBids => 64 * 1024,
             MessageKind::Bid | MessageKind::Award | MessageKind::ResultReport => 4 * 1024,
             MessageKind::CheckpointVote | MessageKind::AnchorReceipt => 4 * 1024,
+            MessageKind::JobReceipt => 16 * 1024,
             MessageKind::Verdict => MAX_VERDICT_PAYLOAD_BYTES,
             MessageKind::Checkpoint => 256 * 1024,
         }

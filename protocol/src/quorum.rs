@@ -76,6 +76,8 @@ pub enum FailReason {
     NoQuorum,
     /// The job's deadline passed first.
     DeadlinePassed,
+    /// The requester cancelled it.
+    Cancelled,
 }
 
 /// What the requester should do next.

@@ -106,6 +106,8 @@ pub enum Event {
     Report(Verified<ResultReport>),
     /// Time passed.
     Tick,
+    /// The requester's owner cancelled the job (ignored once it is decided).
+    Cancel,
 }
 
 /// What the node should do.
@@ -240,6 +242,9 @@ impl RequesterJob {
         if let Phase::Accepted(outcome) = self.phase {
             return self.collect_late_reports(outcome, event, cx);
         }
+        if event == Event::Cancel {
+            return self.fail(FailReason::Cancelled, cx.now);
+        }
         if cx.now >= self.spec.deadline && !matches!(self.phase, Phase::Running) {
             return self.fail(FailReason::DeadlinePassed, cx.now);
         }
@@ -267,6 +272,7 @@ impl RequesterJob {
                 Phase::Running => self.decide(cx),
                 _ => Vec::new(),
             },
+            Event::Cancel => Vec::new(),
         }
     }
 

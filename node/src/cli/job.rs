@@ -43,6 +43,19 @@ enum JobCommand {
         #[arg(short, long, value_name = "FILE")]
         output: PathBuf,
     },
+    /// Show the signed receipt of an accepted job.
+    Receipt {
+        /// Job id.
+        id: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Cancel a job that is still in its auction or running.
+    Cancel {
+        /// Job id.
+        id: String,
+    },
     /// Show a job's history: who was asked, who bid or declined, who won, who agreed.
     Explain {
         /// Job id.
@@ -152,6 +165,28 @@ impl Args {
                 std::fs::write(output, &bytes)
                     .with_context(|| format!("cannot write {}", output.display()))?;
                 eprintln!("wrote {} bytes to {}", bytes.len(), output.display());
+                Ok(ExitCode::SUCCESS)
+            }
+            JobCommand::Receipt { id, json } => {
+                let r: cairn_node::api_jobs::ReceiptView =
+                    client.get_json(&format!("/v1/jobs/{id}/receipt"))?;
+                if *json {
+                    super::print_json(&r)?;
+                } else {
+                    println!("job:        {}", r.job);
+                    println!("signed by:  {}", r.requester);
+                    println!("module:     {}", r.module);
+                    println!("input:      {}", r.input);
+                    println!("output:     {} ({} bytes)", r.output, r.output_size);
+                    println!("fuel used:  {}", r.fuel_used);
+                    println!("agreed:     {}", r.providers.join(", "));
+                }
+                Ok(ExitCode::SUCCESS)
+            }
+            JobCommand::Cancel { id } => {
+                let _: serde_json::Value =
+                    client.post_json(&format!("/v1/jobs/{id}/cancel"), &serde_json::json!({}))?;
+                println!("cancelled {id}");
                 Ok(ExitCode::SUCCESS)
             }
             JobCommand::Explain { id } => {

@@ -201,6 +201,17 @@ async fn a_job_with_three_replicas_is_accepted_and_matches_a_local_run() {
         )
         .await;
     }
+
+    // The requester signed a receipt naming module, input, output, fuel and the providers.
+    let receipt = requester.receipt(&id).unwrap().expect("a receipt");
+    let r = receipt.message();
+    assert_eq!((r.output, r.module), (*digest, view.job.spec().module));
+    assert_eq!(
+        r.fuel_used, local.fuel_used,
+        "every replica and a local run burn the same fuel"
+    );
+    assert_eq!(r.providers.len(), 3);
+    assert_eq!(receipt.signer(), requester.node_id());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -311,6 +322,20 @@ async fn gpu_jobs_go_only_to_gpu_nodes_and_unservable_jobs_wait_then_fail() {
         "{log:#?}"
     );
     assert!(view.job.providers().is_empty());
+
+    // A queued job can be cancelled.
+    let mut spec = wordcount_spec(requester, b"never runs", 3, 1, 1).await;
+    spec.requirements.gpu = Some(GpuRequirement {
+        min_vram_bytes: 200_000_000_000,
+        min_compute_capability: None,
+    });
+    let id = requester.submit_job(spec).unwrap();
+    assert!(requester.cancel_job(&id).await);
+    let view = finish(requester, &id, Duration::from_secs(10)).await;
+    assert_eq!(
+        view.job.phase(),
+        &Phase::Failed(cairn_protocol::quorum::FailReason::Cancelled)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

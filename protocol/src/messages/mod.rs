@@ -5,11 +5,13 @@
 mod advert;
 mod checkpoint;
 mod job;
+mod receipt;
 mod report;
 mod verdict;
 
 pub use advert::{CapabilityAdvert, ComputeCapability, GpuInfo, PriceSchedule};
 pub use checkpoint::{AnchorReceipt, Checkpoint, CheckpointVote};
 pub use job::{Award, Bid, CallForBids, Device, GpuRequirement, JobSpec, Limits, Requirements};
+pub use receipt::JobReceipt;
 pub use report::{FailureKind, Outcome, ResultReport};
 pub use verdict::{Evidence, Verdict, VerdictDecision, VerdictError};

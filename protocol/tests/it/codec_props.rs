@@ -224,6 +224,7 @@ fn kind() -> impl Strategy<Value = MessageKind> {
         Just(MessageKind::Checkpoint),
         Just(MessageKind::CheckpointVote),
         Just(MessageKind::AnchorReceipt),
+        Just(MessageKind::JobReceipt),
     ]
 }
 
@@ -399,6 +400,29 @@ codec_property!(checkpoint_codec, checkpoint());
 codec_property!(vote_codec, vote());
 codec_property!(receipt_codec, receipt());
 codec_property!(envelope_codec, envelope());
+codec_property!(
+    job_receipt_codec,
+    (
+        (job_id(), node_id(), blob(), blob(), blob()),
+        (any::<u64>(), any::<u64>(), vec(node_id(), 0..5), ts())
+    )
+        .prop_map(
+            |(
+                (job, requester, module, input, output),
+                (output_size, fuel_used, providers, issued_at),
+            )| JobReceipt {
+                job,
+                requester,
+                module,
+                input,
+                output,
+                output_size,
+                fuel_used,
+                providers,
+                issued_at,
+            }
+        )
+);
 
 proptest! {
     /// Any change to the bytes of a signed envelope makes it fail to open: nothing a peer
