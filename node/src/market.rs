@@ -19,7 +19,7 @@ use cairn_protocol::{
 };
 use cairn_runtime::{Job, JobLimits, RunError, Sandbox};
 use libp2p::PeerId;
-use libp2p::gossipsub::{MessageAcceptance, MessageId};
+use libp2p::gossipsub::MessageId;
 use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
@@ -381,18 +381,8 @@ impl Node {
     // ----- verdicts -----
 
     pub(crate) async fn on_verdict(&self, source: PeerId, id: MessageId, data: Vec<u8>) {
-        let acceptance = match self.apply_verdict_bytes(&data) {
-            Ok(_) => MessageAcceptance::Accept,
-            Err(reason) => {
-                self.inner.metrics.reject("verdict", reason);
-                MessageAcceptance::Reject
-            }
-        };
-        let _ = self
-            .inner
-            .net
-            .report_validation(id, source, acceptance)
-            .await;
+        let checked = self.apply_verdict_bytes(&data);
+        self.settle_gossip("verdict", source, id, checked).await;
     }
 
     fn apply_verdict_bytes(&self, data: &[u8]) -> Result<bool, &'static str> {

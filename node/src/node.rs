@@ -638,22 +638,34 @@ impl Node {
         id: MessageId,
         data: Vec<u8>,
     ) {
-        let acceptance = match self.accept_advert(author, &data) {
-            Ok(inserted) => {
-                self.inner
-                    .metrics
-                    .adverts_accepted
-                    .fetch_add(1, Ordering::Relaxed);
-                if inserted == Inserted::New {
-                    // A peer we did not know: let it learn of us without waiting for a refresh.
-                    self.inner.republish.notify_one();
-                }
-                MessageAcceptance::Accept
+        let checked = self.accept_advert(author, &data);
+        if let Some(inserted) = self.settle_gossip("advert", source, id, checked).await {
+            self.inner
+                .metrics
+                .adverts_accepted
+                .fetch_add(1, Ordering::Relaxed);
+            if inserted == Inserted::New {
+                // A peer we did not know: let it learn of us without waiting for a refresh.
+                self.inner.republish.notify_one();
             }
+        }
+    }
+
+    /// Reports a checked gossip message to gossipsub (which forwards it or penalises the
+    /// sender) and counts a rejection of `what` by reason; yields the accepted value.
+    pub(crate) async fn settle_gossip<T>(
+        &self,
+        what: &'static str,
+        source: PeerId,
+        id: MessageId,
+        checked: Result<T, &'static str>,
+    ) -> Option<T> {
+        let (acceptance, value) = match checked {
+            Ok(value) => (MessageAcceptance::Accept, Some(value)),
             Err(reason) => {
-                debug!(target: "cairn::adverts", %source, reason, "advert rejected");
-                self.inner.metrics.reject("advert", reason);
-                MessageAcceptance::Reject
+                debug!(target: "cairn::gossip", %source, what, reason, "gossip message rejected");
+                self.inner.metrics.reject(what, reason);
+                (MessageAcceptance::Reject, None)
             }
         };
         let _ = self
@@ -661,6 +673,7 @@ impl Node {
             .net
             .report_validation(id, source, acceptance)
             .await;
+        value
     }
 
     fn accept_advert(&self, author: Option<PeerId>, data: &[u8]) -> Result<Inserted, &'static str> {
