@@ -232,6 +232,8 @@ impl Node {
         let swarm = net::build_swarm(Keypair::from(keypair.clone()), &net_config)?;
         let (event_loop, net, events) = EventLoop::new(swarm, net_config)?;
         let mut tasks = vec![tokio::spawn(event_loop.run())];
+        let market =
+            crate::market::MarketState::new(sandbox, kv.clone(), &options.config.verification);
 
         let node = Node {
             inner: Arc::new(Inner {
@@ -244,7 +246,7 @@ impl Node {
                 adverts: Mutex::new(AdvertBook::new(AdvertBookConfig::default())),
                 metrics: Metrics::default(),
                 republish: Notify::new(),
-                market: crate::market::MarketState::new(sandbox),
+                market,
                 tasks: Mutex::new(Vec::new()),
             }),
         };

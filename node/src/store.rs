@@ -110,6 +110,9 @@ pub enum StoreError {
         /// The capacity.
         capacity: u64,
     },
+    /// A background flush task failed to run (the runtime is shutting down).
+    #[error("background flush did not run: {0}")]
+    Background(String),
 }
 
 /// A key-value store with named trees.
@@ -190,6 +193,48 @@ impl KvStore for SledStore {
     }
 }
 
+/// Group commit over a [`KvStore`]: each caller's writes are durable when
+/// [`GroupFlush::flush`] returns, but callers that arrive while a flush is running share the
+/// next one instead of each paying for their own.
+pub struct GroupFlush {
+    kv: Arc<dyn KvStore>,
+    /// Tickets handed out; a caller takes one after its writes.
+    requested: AtomicU64,
+    /// Highest ticket that a finished flush covers.
+    done: AtomicU64,
+    /// One flush at a time.
+    running: tokio::sync::Mutex<()>,
+}
+
+impl GroupFlush {
+    /// Group commit for `kv`.
+    pub fn new(kv: Arc<dyn KvStore>) -> Self {
+        Self {
+            kv,
+            requested: AtomicU64::new(0),
+            done: AtomicU64::new(0),
+            running: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// Returns once every write this caller made before the call is durable.
+    pub async fn flush(&self) -> Result<(), StoreError> {
+        let ticket = self.requested.fetch_add(1, Ordering::SeqCst) + 1;
+        let _running = self.running.lock().await;
+        if self.done.load(Ordering::SeqCst) >= ticket {
+            return Ok(()); // a flush that started after our writes has finished
+        }
+        // Every ticket up to here was taken after its writes, so this flush covers them all.
+        let covers = self.requested.load(Ordering::SeqCst);
+        let kv = self.kv.clone();
+        tokio::task::spawn_blocking(move || kv.flush())
+            .await
+            .map_err(|e| StoreError::Background(e.to_string()))??;
+        self.done.fetch_max(covers, Ordering::SeqCst);
+        Ok(())
+    }
+}
+
 /// Encodes a value with its version byte.
 pub fn encode_value<T: Encode>(value: &T) -> Result<Vec<u8>, StoreError> {
     let mut bytes = vec![VALUE_VERSION];
@@ -207,6 +252,8 @@ pub fn decode_value<T: Decode<()>>(bytes: &[u8]) -> Result<T, StoreError> {
 }
 
 const BLOB_SIZE: &[u8] = b"s/";
+/// Numbers temporary blob files.
+static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 
 /// Content-addressed blobs with a per-blob limit and a total capacity.
 ///
@@ -285,10 +332,12 @@ impl BlobStore {
         self.dir.join(hash.to_string())
     }
 
+    /// Records a blob's size. Not flushed on its own: the file is durable before its index
+    /// entry is written, and [`BlobStore::open`] indexes any file whose entry a crash lost, so
+    /// the entry rides along with the store's next flush.
     fn index(&self, hash: &BlobHash, len: u64) -> Result<(), StoreError> {
         self.kv
-            .put(Tree::Blobs, &Self::size_key(hash), &encode_value(&len)?)?;
-        self.kv.flush()
+            .put(Tree::Blobs, &Self::size_key(hash), &encode_value(&len)?)
     }
 
     /// Stores `bytes` durably under their blake3 hash and returns it.
@@ -312,7 +361,11 @@ impl BlobStore {
             });
         }
         let path = self.path(&hash);
-        let tmp = self.dir.join(format!("{hash}.{}.tmp", std::process::id()));
+        // Unique per write, so two concurrent writes of one blob never share a file.
+        let n = TMP_COUNTER.fetch_add(1, Ordering::Relaxed);
+        let tmp = self
+            .dir
+            .join(format!("{hash}.{}.{n}.tmp", std::process::id()));
         write_synced(&tmp, bytes).map_err(|e| io_error(&tmp, e))?;
         std::fs::rename(&tmp, &path).map_err(|e| io_error(&path, e))?;
         sync_dir(&self.dir).map_err(|e| io_error(&self.dir, e))?;
