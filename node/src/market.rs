@@ -25,7 +25,7 @@ use tracing::{debug, warn};
 
 use crate::net::{MarketRequest, MarketResponse};
 use crate::node::{Node, NodeError, now};
-use crate::store::{self, GroupFlush, KvStore, Tree};
+use crate::store::{self, Durability, GroupFlush, KvStore, Tree};
 
 /// Calls for bids remembered (so an award can be matched to its spec).
 const MAX_REMEMBERED_CALLS: usize = 4096;
@@ -354,7 +354,7 @@ impl Node {
                         .faults
                         .corrupt(out.output, &job_id, &self.node_id());
                 let size = output.len() as u64;
-                let digest = self.store_blob(output).await?;
+                let digest = self.keep_blob(output).await?;
                 Ok((Outcome::Output { digest, size }, out.fuel_used))
             }
             Err(e) => {
@@ -375,7 +375,7 @@ impl Node {
             return Ok(bytes);
         }
         let direct = peer_of(requester).into_iter().collect();
-        match self.fetch_blob_from(hash, direct).await {
+        match self.fetch_blob_as(hash, direct, Durability::Cached).await {
             Ok(bytes) => Ok(bytes),
             Err(_) => self.fetch_blob(hash).await,
         }
