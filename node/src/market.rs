@@ -263,11 +263,19 @@ impl Node {
                 }
             }
         }
+        let device = match spec.requirements.matching_gpus(&caps) {
+            // Spread concurrent jobs over the group's devices.
+            Some((first, gpu)) => Device::Gpu {
+                index: first + u32::try_from(busy).unwrap_or(0) % gpu.count.max(1),
+                model: gpu.model.clone(),
+            },
+            None => Device::Cpu { cores: 1 },
+        };
         let bid = Bid {
             job,
             bidder: self.node_id(),
             price,
-            device: Device::Cpu { cores: 1 },
+            device,
             runtime: caps.runtime,
             expires_at: now().plus_ms(BID_LIFETIME_MS),
         };

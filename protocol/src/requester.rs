@@ -488,9 +488,17 @@ impl RequesterJob {
         let mut actions = Vec::new();
         for winner in selection.winners {
             if self.tally.award(winner.bidder, report_by).is_ok() {
+                let device = self
+                    .bids
+                    .iter()
+                    .find(|b| b.bidder == winner.bidder)
+                    .map_or_else(String::new, |b| format!(" on {}", b.device));
                 self.note(
                     cx.now,
-                    format!("awarded {:?} at price {}", winner.bidder, winner.price),
+                    format!(
+                        "awarded {:?} at price {}{device}",
+                        winner.bidder, winner.price
+                    ),
                 );
                 actions.push(Action::Award(Award {
                     job: self.id,
