@@ -268,6 +268,16 @@ impl QuorumTally {
         self.slots.keys()
     }
 
+    /// Providers whose report is still awaited (as of the last [`QuorumTally::decide`] or
+    /// [`QuorumTally::outstanding_at`]).
+    pub fn awaiting(&self) -> impl Iterator<Item = &NodeId> {
+        let awaiting = self
+            .slots
+            .iter()
+            .filter(|(_, s)| matches!(s, Slot::Awaiting { .. }));
+        awaiting.map(|(p, _)| p)
+    }
+
     /// Providers that missed their deadline.
     pub fn timed_out(&self) -> Vec<NodeId> {
         let timed_out = self

@@ -195,6 +195,16 @@ pub struct RequesterJob {
     checking: bool,
 }
 
+/// What the probation and audit rules say of an outcome that reached its quorum.
+enum Check {
+    /// Accept it.
+    Stands,
+    /// Wait: an established provider holding a replica has not reported yet.
+    Wait,
+    /// Ask one more replica of an established provider, for this reason.
+    Ask(&'static str),
+}
+
 /// A number in `[0, 1)` drawn from the requester's secret seed, separated by `label`.
 fn draw(seed: &[u8; 32], job: &JobId, label: &str) -> f64 {
     let mut hasher = blake3::Hasher::new_derive_key(DRAW_CONTEXT);
@@ -570,8 +580,10 @@ impl RequesterJob {
                 agreeing,
                 dissenting,
             } => {
-                if let Some(why) = self.needs_established_check(agreeing, cx) {
-                    return self.ask_established(why, cx);
+                match self.needs_established_check(agreeing, cx) {
+                    Check::Stands => {}
+                    Check::Wait => return Vec::new(),
+                    Check::Ask(why) => return self.ask_established(why, cx),
                 }
                 let outcome = *outcome;
                 self.note(
@@ -618,27 +630,27 @@ impl RequesterJob {
         }
     }
 
-    /// Why an outcome that reached its quorum still needs one more replica from an established
-    /// provider: only providers on probation agree, or the audit lottery picked this job.
-    fn needs_established_check(
-        &mut self,
-        agreeing: &[NodeId],
-        cx: &Context<'_>,
-    ) -> Option<&'static str> {
+    /// Whether an outcome that reached its quorum stands, must wait for an established
+    /// provider that still holds a replica, or needs one more replica from an established
+    /// provider: because only providers on probation agree, or the audit lottery picked it.
+    fn needs_established_check(&mut self, agreeing: &[NodeId], cx: &Context<'_>) -> Check {
         let rep = cx.reputation;
         if cx.config.require_established
             && agreeing.iter().all(|p| rep.on_probation(p))
             && knows_established(rep)
         {
-            return Some("only providers on probation agree");
+            if self.tally.awaiting().any(|p| !rep.on_probation(p)) {
+                return Check::Wait;
+            }
+            return Check::Ask("only providers on probation agree");
         }
         if !self.audit_drawn {
             self.audit_drawn = true;
             if draw(cx.seed, &self.id, "audit") < cx.config.audit_probability {
-                return Some("audit");
+                return Check::Ask("audit");
             }
         }
-        None
+        Check::Stands
     }
 
     /// Awards one more replica to an established provider (any provider in a network where

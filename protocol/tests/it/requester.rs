@@ -460,3 +460,22 @@ fn an_audit_without_room_under_the_cap_leaves_the_quorum_standing() {
     assert!(matches!(d.job.phase(), Phase::Accepted(_)));
     assert!(d.job.log().iter().any(|e| e.what.contains("audit skipped")));
 }
+
+#[test]
+fn probationers_wait_for_an_established_provider_that_already_holds_a_replica() {
+    let (mut d, _) = Driver::new(spec(100));
+    d.reputation = established(&[3]);
+    d.on(Event::Candidates(nodes(&[1, 2, 3])));
+    for b in 1..=3 {
+        d.bid(b);
+    }
+    d.report(1, b"out");
+    assert!(
+        d.report(2, b"out").is_empty(),
+        "waits for node 3, no extra replica"
+    );
+    assert!(!d.job.is_decided());
+    let actions = d.report(3, b"out");
+    assert!(matches!(d.job.phase(), Phase::Accepted(_)), "{actions:?}");
+    assert_eq!(awarded(&actions), vec![], "no replica beyond the three");
+}
