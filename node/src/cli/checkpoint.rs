@@ -1,0 +1,127 @@
+//! `cairn checkpoint`: reputation checkpoints and offline proofs.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use cairn_node::anchor::network_rules;
+use cairn_node::config::NetworkSpec;
+use cairn_protocol::proof::{self, MAX_PROOF_BYTES, ReputationProof};
+use serde_json::json;
+
+/// Arguments of `cairn checkpoint`.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(clap::Subcommand, Debug)]
+enum Command {
+    /// Verify a reputation proof file offline: committee signatures and threshold, the chain
+    /// of checkpoints back to the network spec, the peer's Merkle path, and, when the network
+    /// anchors, the OP_RETURN payload, the transaction's inclusion, the header chain's proof of
+    /// work and the confirmations. Exits 1 naming the failed check.
+    Verify(VerifyArgs),
+}
+
+#[derive(clap::Args, Debug)]
+struct VerifyArgs {
+    /// The proof file (from `cairn checkpoint prove`).
+    file: PathBuf,
+    /// The network spec to verify against. Default: the built-in `local` network.
+    #[arg(long, value_name = "SPEC")]
+    network: Option<PathBuf>,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+impl Args {
+    pub fn execute(&self) -> Result<ExitCode> {
+        match &self.command {
+            Command::Verify(args) => args.execute(),
+        }
+    }
+}
+
+impl VerifyArgs {
+    fn execute(&self) -> Result<ExitCode> {
+        let spec = match &self.network {
+            Some(path) => NetworkSpec::load(path)?,
+            None => NetworkSpec::default(),
+        };
+        let rules = network_rules(&spec)?;
+        let len = std::fs::metadata(&self.file)
+            .with_context(|| format!("cannot read {}", self.file.display()))?
+            .len();
+        anyhow::ensure!(
+            len <= MAX_PROOF_BYTES as u64,
+            "{} is {len} bytes, above the {MAX_PROOF_BYTES}-byte limit for proof files",
+            self.file.display()
+        );
+        let bytes = std::fs::read(&self.file)
+            .with_context(|| format!("cannot read {}", self.file.display()))?;
+        let result = ReputationProof::from_bytes(&bytes).and_then(|p| proof::verify(&p, &rules));
+        match result {
+            Ok(v) => {
+                self.print_ok(&v)?;
+                Ok(ExitCode::SUCCESS)
+            }
+            Err(e) => {
+                if self.json {
+                    super::print_json(
+                        &json!({"valid": false, "check": e.check(), "error": e.to_string()}),
+                    )?;
+                } else {
+                    eprintln!("INVALID ({} check failed): {e}", e.check());
+                }
+                Ok(ExitCode::from(1))
+            }
+        }
+    }
+
+    fn print_ok(&self, v: &proof::Verification) -> Result<()> {
+        let (chain, depth, txid) = match &v.anchor {
+            Some(a) => (a.chain.clone(), Some(a.depth), Some(a.txid.clone())),
+            None => ("not anchored".to_owned(), None, None),
+        };
+        if self.json {
+            return super::print_json(&json!({
+                "valid": true,
+                "network": v.network,
+                "peer": v.leaf.peer.to_string(),
+                "score": v.leaf.score,
+                "evidence_count": v.leaf.evidence_count,
+                "epoch": v.epoch,
+                "anchored_epoch": v.tip_epoch,
+                "chain": chain,
+                "depth": depth,
+                "txid": txid,
+            }));
+        }
+        println!("valid proof for network {}", v.network);
+        println!("peer    {}", v.leaf.peer);
+        println!(
+            "score   {} ({} verdicts)",
+            v.leaf.score, v.leaf.evidence_count
+        );
+        println!(
+            "epoch   {} (chain checked up to epoch {})",
+            v.epoch, v.tip_epoch
+        );
+        match (&v.anchor, depth) {
+            (Some(a), Some(depth)) => {
+                let label = if a.chain == "simulated" {
+                    "  (SIMULATED chain: tests only, secures nothing)"
+                } else {
+                    ""
+                };
+                println!("chain   {}{label}", a.chain);
+                println!("depth   {depth} confirmations (tx {})", a.txid);
+            }
+            _ => println!("chain   not anchored: the network spec anchors nowhere"),
+        }
+        Ok(())
+    }
+}
