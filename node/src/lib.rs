@@ -17,6 +17,7 @@
 pub mod anchor;
 pub mod api;
 pub mod api_jobs;
+pub mod checkpoints;
 pub mod client;
 pub mod config;
 pub mod gpu;

@@ -72,6 +72,11 @@ pub trait AnchorBackend: Send + Sync {
         txid: &Txid,
         min_confirmations: u32,
     ) -> Result<Option<AnchorProof>, AnchorBackendError>;
+    /// Called once after a broadcast: the simulated chain mines the confirming blocks here;
+    /// real chains do nothing.
+    fn after_broadcast(&self, _confirmations: u32) -> Result<(), AnchorBackendError> {
+        Ok(())
+    }
 }
 
 /// The `none` backend: anchors nothing and says so.
@@ -114,5 +119,15 @@ impl AnchorBackend for Simulated {
 
     fn proof(&self, txid: &Txid, min: u32) -> Result<Option<AnchorProof>, AnchorBackendError> {
         self.0.proof(txid, min)
+    }
+
+    fn after_broadcast(&self, confirmations: u32) -> Result<(), AnchorBackendError> {
+        let address = self.0.call("getnewaddress", serde_json::json!([]))?;
+        self.0
+            .call(
+                "generatetoaddress",
+                serde_json::json!([confirmations, address]),
+            )
+            .map(|_| ())
     }
 }

@@ -151,3 +151,187 @@ async fn bitcoind_backend_anchors_on_the_simulated_chain() {
     .await
     .unwrap();
 }
+
+/// Creates the identity of a node that will run in `dir`, before it starts, so the spec's
+/// first committee can name it.
+fn identity(dir: &std::path::Path) -> NodeId {
+    let kv = cairn_node::store::SledStore::open(&dir.join("db"), 1 << 20).unwrap();
+    let keypair = cairn_node::node::load_or_create_identity(&kv).unwrap();
+    NodeId::from_keypair(&keypair)
+}
+
+/// One wordcount job with three replicas from `requester`, to give the tables some verdicts.
+async fn one_job(requester: &cairn_node::Node, nonce: u64) {
+    use cairn_protocol::{JobSpec, Limits, Requirements};
+    let wasm = cairn_runtime::guests::bytes("wordcount").unwrap();
+    let t = cairn_node::node::now();
+    let spec = JobSpec {
+        requester: requester.node_id(),
+        nonce,
+        module: requester.put_blob(wasm).await.unwrap(),
+        input: requester
+            .put_blob(b"checkpoint words".to_vec())
+            .await
+            .unwrap(),
+        args: vec![],
+        limits: Limits {
+            fuel: 100_000_000,
+            memory_bytes: 64 << 20,
+            wall_time_ms: 10_000,
+            max_output_bytes: 1 << 20,
+        },
+        requirements: Requirements::default(),
+        replicas: 3,
+        quorum: 2,
+        max_replicas: 5,
+        max_price: 1_000,
+        bid_deadline: t.plus_ms(2_000),
+        deadline: t.plus_ms(60_000),
+    };
+    let id = requester.submit_job(spec).unwrap();
+    crate::harness::wait_for(
+        "the job to finish",
+        std::time::Duration::from_secs(60),
+        || async { requester.job_finished(&id).unwrap_or(false).then_some(()) },
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn seven_nodes_finalise_and_anchor_identical_checkpoints() {
+    use cairn_node::anchor::{AnchorSpec, BackendKind, CheckpointSpec, network_rules};
+    use cairn_node::checkpoints::CheckpointFault;
+    use cairn_node::testing;
+    use std::time::Duration;
+
+    let dir = tempfile::tempdir().unwrap();
+    let dirs: Vec<_> = (0..7)
+        .map(|i| dir.path().join(format!("node{i}")))
+        .collect();
+    let ids: Vec<NodeId> = dirs.iter().map(|d| identity(d)).collect();
+    let chain = SimulatedChain::start([3; 32]).await.unwrap();
+    chain.mine(5);
+    let mut spec = testing::spec("ckpt-seven");
+    spec.checkpoints = CheckpointSpec {
+        epoch_ms: 1_500,
+        proposer_timeout_ms: 2_000,
+        committee: ids.iter().map(ToString::to_string).collect(),
+        committee_size: 7,
+        ..CheckpointSpec::default()
+    };
+    spec.anchor = AnchorSpec {
+        backend: BackendKind::Simulated,
+        rpc_url: chain.url(),
+        rpc_user: chain.user().into(),
+        rpc_password: chain.password().into(),
+        ..AnchorSpec::default()
+    };
+    let mut nodes = Vec::new();
+    let mut bootstrap = Vec::new();
+    for d in &dirs {
+        let node = testing::start(d, &spec, testing::cpu_only(), bootstrap.clone())
+            .await
+            .unwrap();
+        if bootstrap.is_empty() {
+            bootstrap = testing::address(node.node()).await.into_iter().collect();
+        }
+        nodes.push(node);
+    }
+    let mut sorted = ids.clone();
+    sorted.sort();
+    // The first proposer of epoch 0 goes silent; another member signs a different root.
+    let silent = sorted[0];
+    let liar = sorted[3];
+    let index = |id: NodeId| ids.iter().position(|i| *i == id).unwrap();
+    nodes[index(silent)]
+        .node()
+        .set_checkpoint_fault(CheckpointFault::Silent);
+    nodes[index(liar)]
+        .node()
+        .set_checkpoint_fault(CheckpointFault::WrongRoot);
+    let requester = nodes[index(sorted[6])].node().clone();
+    crate::harness::wait_for("all adverts", Duration::from_secs(30), || async {
+        (requester.advert_count() == 7).then_some(())
+    })
+    .await;
+    one_job(&requester, 1).await;
+
+    // Every node finalises the same checkpoints, until one covers the job's verdict.
+    let covered = |n: &cairn_node::RunningNode| {
+        n.node()
+            .checkpoints()
+            .iter()
+            .any(|c| c.checkpoint.leaf_count > 0)
+    };
+    for n in &nodes {
+        crate::harness::wait_for(
+            "a checkpoint with the verdict",
+            Duration::from_secs(120),
+            || async { (covered(n) && n.node().checkpoint_counts().finalised >= 3).then_some(()) },
+        )
+        .await;
+    }
+    let shortest = nodes
+        .iter()
+        .map(|n| n.node().checkpoints().len())
+        .min()
+        .unwrap();
+    let reference = nodes[0].node().checkpoints();
+    for n in &nodes {
+        let chain = n.node().checkpoints();
+        for e in 0..shortest {
+            assert_eq!(
+                chain[e].checkpoint, reference[e].checkpoint,
+                "epoch {e} differs"
+            );
+        }
+    }
+    // The silent proposer was replaced; the liar's votes never counted.
+    assert_ne!(reference[0].checkpoint.proposer, silent);
+    for c in &reference {
+        assert_eq!(c.votes.len(), 5, "threshold 5 of 7");
+        for v in &c.votes {
+            assert_ne!(v.signer, liar, "a vote on another root was counted");
+            assert_ne!(v.signer, silent);
+        }
+    }
+    let ignored: u64 = nodes
+        .iter()
+        .map(|n| {
+            n.node()
+                .metrics()
+                .rejections("checkpoint_vote", "other_checkpoint")
+        })
+        .sum();
+    assert!(ignored > 0, "votes on another root are counted as ignored");
+
+    // An anchored proof of a provider's score verifies offline against the spec.
+    let epoch = reference
+        .iter()
+        .position(|c| c.checkpoint.leaf_count > 0)
+        .unwrap() as u64;
+    let table = requester.reputation();
+    let (peer, standing) = table.iter().next().map(|(p, s)| (*p, *s)).unwrap();
+    let holder = crate::harness::wait_for("an anchored proof", Duration::from_secs(60), || async {
+        nodes
+            .iter()
+            .find(|n| n.node().prove(&peer, Some(epoch)).is_ok())
+    })
+    .await;
+    let proof = holder.node().prove(&peer, Some(epoch)).unwrap();
+    let verified = proof::verify(&proof, &network_rules(&spec).unwrap()).unwrap();
+    assert_eq!(
+        (verified.leaf.peer, verified.leaf.score),
+        (peer, standing.score)
+    );
+    assert_eq!(verified.anchor.unwrap().chain, "simulated");
+    // The proposer anchored, and the others fetched the proof from their view of the chain.
+    for n in &nodes {
+        crate::harness::wait_for(
+            "every node to hold an anchor",
+            Duration::from_secs(60),
+            || async { (n.node().checkpoint_counts().anchored >= 1).then_some(()) },
+        )
+        .await;
+    }
+}
