@@ -16,6 +16,7 @@
 
 pub mod anchor;
 pub mod api;
+pub mod api_checkpoints;
 pub mod api_jobs;
 pub mod checkpoints;
 pub mod client;

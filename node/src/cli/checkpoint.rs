@@ -5,9 +5,12 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use cairn_node::anchor::network_rules;
+use cairn_node::api_checkpoints::{CheckpointList, CheckpointView};
 use cairn_node::config::NetworkSpec;
 use cairn_protocol::proof::{self, MAX_PROOF_BYTES, ReputationProof};
 use serde_json::json;
+
+use super::Cli;
 
 /// Arguments of `cairn checkpoint`.
 #[derive(clap::Args, Debug)]
@@ -18,11 +21,42 @@ pub struct Args {
 
 #[derive(clap::Subcommand, Debug)]
 enum Command {
+    /// List the checkpoints the node finalised, with their anchors.
+    List(ListArgs),
+    /// Show one checkpoint: roots, proposer, signers, next committee, anchor.
+    Show(ShowArgs),
+    /// Write a proof of a peer's reputation at an epoch to a file, for `verify`.
+    Prove(ProveArgs),
     /// Verify a reputation proof file offline: committee signatures and threshold, the chain
     /// of checkpoints back to the network spec, the peer's Merkle path, and, when the network
     /// anchors, the OP_RETURN payload, the transaction's inclusion, the header chain's proof of
     /// work and the confirmations. Exits 1 naming the failed check.
     Verify(VerifyArgs),
+}
+
+#[derive(clap::Args, Debug)]
+struct ListArgs {
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(clap::Args, Debug)]
+struct ShowArgs {
+    /// The epoch.
+    epoch: u64,
+}
+
+#[derive(clap::Args, Debug)]
+struct ProveArgs {
+    /// The peer: its node id (hex).
+    peer: String,
+    /// Epoch of the score to prove. Default: the latest this node can prove.
+    #[arg(long)]
+    epoch: Option<u64>,
+    /// Output file.
+    #[arg(short, long, value_name = "FILE")]
+    output: PathBuf,
 }
 
 #[derive(clap::Args, Debug)]
@@ -38,10 +72,71 @@ struct VerifyArgs {
 }
 
 impl Args {
-    pub fn execute(&self) -> Result<ExitCode> {
+    pub fn execute(&self, cli: &Cli) -> Result<ExitCode> {
         match &self.command {
+            Command::List(args) => args.execute(cli),
+            Command::Show(args) => args.execute(cli),
+            Command::Prove(args) => args.execute(cli),
             Command::Verify(args) => args.execute(),
         }
+    }
+}
+
+impl ListArgs {
+    fn execute(&self, cli: &Cli) -> Result<ExitCode> {
+        let list: CheckpointList = cli.client()?.get_json("/v1/checkpoints")?;
+        if self.json {
+            super::print_json(&list)?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        let label = match list.backend.as_str() {
+            "none" => "not anchored (backend none)".to_owned(),
+            "simulated" => "SIMULATED chain (tests only, secures nothing)".to_owned(),
+            _ => format!("{} via {}", list.chain, list.backend),
+        };
+        println!(
+            "{} finalised, {} anchored; anchoring: {label}",
+            list.finalised, list.anchored
+        );
+        for c in &list.checkpoints {
+            let anchor = c.anchor.as_ref().map_or_else(
+                || "not anchored".to_owned(),
+                |a| format!("anchored on {} ({} conf)", a.chain, a.depth),
+            );
+            println!(
+                "epoch {:>5}  {}  {} leaves  {} signers  {anchor}",
+                c.epoch,
+                c.hash,
+                c.leaf_count,
+                c.signers.len()
+            );
+        }
+        Ok(ExitCode::SUCCESS)
+    }
+}
+
+impl ShowArgs {
+    fn execute(&self, cli: &Cli) -> Result<ExitCode> {
+        let c: CheckpointView = cli
+            .client()?
+            .get_json(&format!("/v1/checkpoints/{}", self.epoch))?;
+        super::print_json(&c)?;
+        Ok(ExitCode::SUCCESS)
+    }
+}
+
+impl ProveArgs {
+    fn execute(&self, cli: &Cli) -> Result<ExitCode> {
+        let query = self
+            .epoch
+            .map_or_else(String::new, |e| format!("?epoch={e}"));
+        let bytes = cli
+            .client()?
+            .get_bytes(&format!("/v1/proofs/{}{query}", self.peer))?;
+        std::fs::write(&self.output, &bytes)
+            .with_context(|| format!("cannot write {}", self.output.display()))?;
+        println!("wrote {} ({} bytes)", self.output.display(), bytes.len());
+        Ok(ExitCode::SUCCESS)
     }
 }
 

@@ -72,7 +72,7 @@ enum Command {
     Rep(rep::Args),
     /// Run a WebAssembly module in the local sandbox, with no network.
     Run(run::RunArgs),
-    /// Reputation checkpoints: verify a proof file offline.
+    /// Reputation checkpoints: list, show, prove a peer's score, verify a proof offline.
     Checkpoint(checkpoint::Args),
 }
 
@@ -91,7 +91,7 @@ impl Cli {
             Command::Job(args) => args.execute(&self),
             Command::Rep(args) => args.execute(&self),
             Command::Run(args) => args.execute(),
-            Command::Checkpoint(args) => args.execute(),
+            Command::Checkpoint(args) => args.execute(&self),
         }
     }
 

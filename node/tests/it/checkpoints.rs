@@ -325,6 +325,25 @@ async fn seven_nodes_finalise_and_anchor_identical_checkpoints() {
         (peer, standing.score)
     );
     assert_eq!(verified.anchor.unwrap().chain, "simulated");
+    // The same through the CLI: list, prove, then verify offline against the spec file.
+    let holder_dir = dirs[index(holder.node().node_id())].clone();
+    let spec_file = dir.path().join("spec.toml");
+    std::fs::write(&spec_file, toml::to_string(&spec).unwrap()).unwrap();
+    let out_file = dir.path().join("proof.bin");
+    let (peer_hex, epoch_text) = (peer.to_string(), epoch.to_string());
+    let expected_score = standing.score;
+    tokio::task::spawn_blocking(move || {
+        cli_round_trip(
+            &holder_dir,
+            &spec_file,
+            &out_file,
+            &peer_hex,
+            &epoch_text,
+            expected_score,
+        )
+    })
+    .await
+    .unwrap();
     // The proposer anchored, and the others fetched the proof from their view of the chain.
     for n in &nodes {
         crate::harness::wait_for(
@@ -334,4 +353,63 @@ async fn seven_nodes_finalise_and_anchor_identical_checkpoints() {
         )
         .await;
     }
+}
+
+fn cairn(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_cairn"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn cli_round_trip(
+    data_dir: &std::path::Path,
+    spec: &std::path::Path,
+    file: &std::path::Path,
+    peer: &str,
+    epoch: &str,
+    score: i64,
+) {
+    let (data_dir, spec, file) = (
+        data_dir.to_str().unwrap(),
+        spec.to_str().unwrap(),
+        file.to_str().unwrap(),
+    );
+    let list = cairn(&["--data-dir", data_dir, "checkpoint", "list", "--json"]);
+    assert!(list.status.success(), "{list:?}");
+    let list: serde_json::Value = serde_json::from_slice(&list.stdout).unwrap();
+    assert_eq!(list["backend"], "simulated");
+    assert!(list["finalised"].as_u64().unwrap() >= 3, "{list}");
+    let prove = cairn(&[
+        "--data-dir",
+        data_dir,
+        "checkpoint",
+        "prove",
+        peer,
+        "--epoch",
+        epoch,
+        "-o",
+        file,
+    ]);
+    assert!(prove.status.success(), "{prove:?}");
+    let verify = cairn(&["checkpoint", "verify", file, "--network", spec, "--json"]);
+    assert!(verify.status.success(), "{verify:?}");
+    let report: serde_json::Value = serde_json::from_slice(&verify.stdout).unwrap();
+    assert_eq!(report["score"], score);
+    assert_eq!(report["chain"], "simulated");
+    assert!(report["depth"].as_u64().unwrap() >= 1);
+    // A flipped byte, and the wrong network spec, fail with exit 1 naming the check.
+    let mut bytes = std::fs::read(file).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x40;
+    std::fs::write(file, &bytes).unwrap();
+    let flipped = cairn(&["checkpoint", "verify", file, "--network", spec]);
+    assert_eq!(flipped.status.code(), Some(1), "{flipped:?}");
+    assert!(String::from_utf8_lossy(&flipped.stderr).contains("check failed"));
+    bytes[middle] ^= 0x40;
+    std::fs::write(file, &bytes).unwrap();
+    let wrong = cairn(&["checkpoint", "verify", file, "--json"]);
+    assert_eq!(wrong.status.code(), Some(1), "{wrong:?}");
+    let report: serde_json::Value = serde_json::from_slice(&wrong.stdout).unwrap();
+    assert_eq!(report["check"], "network_spec", "{report}");
 }
