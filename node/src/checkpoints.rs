@@ -122,6 +122,14 @@ pub(crate) struct CheckpointService {
     _chain: Option<SimulatedChain>,
 }
 
+/// Creates (or reads) the identity of a node that will run in `data_dir`, before it starts,
+/// so that a network spec's first committee can name it (simulations and tests).
+pub fn prepare_identity(data_dir: &std::path::Path) -> Result<NodeId, NodeError> {
+    let kv = crate::store::SledStore::open(&data_dir.join("db"), 1 << 20)?;
+    let keypair = crate::node::load_or_create_identity(&kv)?;
+    Ok(NodeId::from_keypair(&keypair))
+}
+
 fn key(prefix: u8, epoch: u64) -> Vec<u8> {
     let mut k = vec![prefix];
     k.extend_from_slice(&epoch.to_be_bytes());

@@ -152,14 +152,6 @@ async fn bitcoind_backend_anchors_on_the_simulated_chain() {
     .unwrap();
 }
 
-/// Creates the identity of a node that will run in `dir`, before it starts, so the spec's
-/// first committee can name it.
-fn identity(dir: &std::path::Path) -> NodeId {
-    let kv = cairn_node::store::SledStore::open(&dir.join("db"), 1 << 20).unwrap();
-    let keypair = cairn_node::node::load_or_create_identity(&kv).unwrap();
-    NodeId::from_keypair(&keypair)
-}
-
 /// One wordcount job with three replicas from `requester`, to give the tables some verdicts.
 async fn one_job(requester: &cairn_node::Node, nonce: u64) {
     use cairn_protocol::{JobSpec, Limits, Requirements};
@@ -208,7 +200,10 @@ async fn seven_nodes_finalise_and_anchor_identical_checkpoints() {
     let dirs: Vec<_> = (0..7)
         .map(|i| dir.path().join(format!("node{i}")))
         .collect();
-    let ids: Vec<NodeId> = dirs.iter().map(|d| identity(d)).collect();
+    let ids: Vec<NodeId> = dirs
+        .iter()
+        .map(|d| cairn_node::checkpoints::prepare_identity(d).unwrap())
+        .collect();
     let chain = SimulatedChain::start([3; 32]).await.unwrap();
     chain.mine(5);
     let mut spec = testing::spec("ckpt-seven");
@@ -412,4 +407,62 @@ fn cli_round_trip(
     assert_eq!(wrong.status.code(), Some(1), "{wrong:?}");
     let report: serde_json::Value = serde_json::from_slice(&wrong.stdout).unwrap();
     assert_eq!(report["check"], "network_spec", "{report}");
+}
+
+/// The same backend against a real `bitcoind -regtest`, when `BITCOIND_EXE` names one.
+#[test]
+fn bitcoind_backend_anchors_on_a_real_regtest_node() {
+    let Some(exe) = std::env::var_os("BITCOIND_EXE") else {
+        eprintln!("skipped: set BITCOIND_EXE to a bitcoind binary to run this test");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = std::process::Command::new(exe)
+        .arg("-regtest")
+        .arg(format!("-datadir={}", dir.path().display()))
+        .args([
+            "-listen=0",
+            "-server=1",
+            "-rpcbind=127.0.0.1",
+            "-rpcallowip=127.0.0.1",
+        ])
+        .args([
+            "-rpcuser=cairn",
+            "-rpcpassword=cairn",
+            "-fallbackfee=0.0001",
+        ])
+        .arg(format!("-rpcport={port}"))
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let backend = BitcoindBackend::new(
+        &format!("http://127.0.0.1:{port}/"),
+        "cairn",
+        "cairn",
+        "bitcoin-regtest",
+    );
+    let ready = (0..300).any(|_| {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        backend.call("getblockcount", json!([])).is_ok()
+    });
+    assert!(ready, "bitcoind did not answer RPC");
+    backend.call("createwallet", json!(["cairn"])).unwrap();
+    let address = backend.call("getnewaddress", json!([])).unwrap();
+    // 101 blocks: the first coinbase matures.
+    backend
+        .call("generatetoaddress", json!([101, address]))
+        .unwrap();
+    let vsize = anchor_and_verify(&backend, &|n| {
+        backend
+            .call("generatetoaddress", json!([n, address]))
+            .unwrap();
+    });
+    println!("anchor transaction on bitcoind regtest: {vsize} vB");
+    let _ = backend.call("stop", json!([]));
+    let _ = child.wait();
 }
