@@ -179,3 +179,36 @@ pub fn chain_name(anchor: &AnchorSpec) -> String {
         _ => anchor.chain.clone(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn old_specs_load_and_new_tables_parse() {
+        let old: NetworkSpec = toml::from_str("name = \"old\"").unwrap();
+        assert_eq!(old.anchor.backend, BackendKind::None);
+        assert!(network_rules(&old).unwrap().anchor.is_none());
+        let id = NodeId::from_keypair(&libp2p::identity::ed25519::Keypair::generate());
+        let text = format!(
+            "name = \"mynet\"\n[checkpoints]\ncommittee = [\"{id}\"]\nepoch_ms = 1000\n\
+             [anchor]\nbackend = \"simulated\"\nchain = \"bitcoin\"\nmax_target_bits = 0x1e0377ae\n"
+        );
+        let spec: NetworkSpec = toml::from_str(&text).unwrap();
+        spec.validate().unwrap();
+        let rules = network_rules(&spec).unwrap();
+        assert_eq!(rules.genesis.committee, vec![id]);
+        let anchor = rules.anchor.unwrap();
+        // The simulated backend is always labelled so, whatever the spec calls its chain.
+        assert_eq!(anchor.chain, "simulated");
+        assert_eq!(anchor.pow.max_target_bits, 0x1e03_77ae);
+        let bad = NetworkSpec {
+            checkpoints: CheckpointSpec {
+                threshold_numerator: 4,
+                ..CheckpointSpec::default()
+            },
+            ..NetworkSpec::default()
+        };
+        assert!(bad.validate().is_err());
+    }
+}
