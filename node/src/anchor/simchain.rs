@@ -216,8 +216,9 @@ impl SimChain {
             value: Amount::ZERO,
             script_pubkey: self.wallet_script(),
         });
-        // Fee from the size once signed: a P2WPKH witness is at most 108 bytes (27 vB).
-        let vsize = tx.vsize() as u64 + 27;
+        // Fee from the size once signed: marker, flag and a P2WPKH witness add at most 110
+        // weight units, 28 vB rounded up.
+        let vsize = tx.vsize() as u64 + 28;
         let paid: Amount = tx.output.iter().map(|o| o.value).sum();
         let change = prevout
             .value
@@ -351,5 +352,82 @@ fn commit_witnesses(block: &mut Block) {
             value: Amount::ZERO,
             script_pubkey: script,
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bitcoin::sighash::{EcdsaSighashType, SighashCache};
+
+    use super::*;
+
+    #[test]
+    fn blocks_are_real_and_the_wallet_signs_for_real() {
+        let mut chain = SimChain::new([1; 32]).unwrap();
+        let hashes = chain.mine(3);
+        // Headers link, meet regtest's target, and commit to their transactions.
+        for (height, hash) in hashes.iter().enumerate() {
+            let (header, h) = chain.header(hash).unwrap();
+            assert_eq!(h as usize, height + 1);
+            assert!(header.validate_pow(header.target()).is_ok());
+            assert_eq!(header.prev_blockhash, chain.block_hash(h - 1).unwrap());
+            let block = &chain.blocks[h as usize];
+            assert!(block.check_merkle_root());
+        }
+        let script = cairn_protocol::anchor::op_return_script(b"cairn test").unwrap();
+        let tx = Transaction {
+            version: transaction::Version::TWO,
+            lock_time: absolute::LockTime::ZERO,
+            input: vec![],
+            output: vec![TxOut {
+                value: Amount::ZERO,
+                script_pubkey: script,
+            }],
+        };
+        let signed = chain.sign(chain.fund(tx).unwrap()).unwrap();
+        // The witness signature verifies against the BIP143 digest of the spent output.
+        let prevout = chain.wallet[&signed.input[0].previous_output].clone();
+        let sighash = SighashCache::new(&signed)
+            .p2wpkh_signature_hash(
+                0,
+                &prevout.script_pubkey,
+                prevout.value,
+                EcdsaSighashType::All,
+            )
+            .unwrap();
+        let witness: Vec<&[u8]> = signed.input[0].witness.iter().collect();
+        let signature = bitcoin::ecdsa::Signature::from_slice(witness[0]).unwrap();
+        let key = bitcoin::PublicKey::from_slice(witness[1]).unwrap();
+        let message = secp256k1::Message::from_digest(sighash.to_byte_array());
+        assert!(
+            chain
+                .secp
+                .verify_ecdsa(&message, &signature.signature, &key.inner)
+                .is_ok()
+        );
+        // Inputs pay outputs plus a fee of about 1 sat/vB.
+        let out: Amount = signed.output.iter().map(|o| o.value).sum();
+        let fee = (prevout.value - out).to_sat();
+        let vsize = signed.vsize() as u64;
+        assert!(
+            (vsize..=vsize + 1).contains(&fee),
+            "fee {fee} for {vsize} vB"
+        );
+        // Sent once, mined, proven; a second spend of the same output is refused.
+        let txid = chain.send(signed.clone()).unwrap();
+        assert!(matches!(
+            chain.send(signed),
+            Err(SimChainError::MissingInput { .. })
+        ));
+        assert_eq!(chain.status(&txid).unwrap().confirmations, 0);
+        let block = chain.mine(1)[0];
+        let status = chain.status(&txid).unwrap();
+        assert_eq!((status.confirmations, status.block_hash), (1, Some(block)));
+        let mined = &chain.blocks[chain.height() as usize];
+        assert!(mined.check_witness_commitment(), "BIP141 commitment");
+        let proof = chain.txout_proof(&[txid], &block).unwrap();
+        let (mut matches, mut indexes) = (vec![], vec![]);
+        proof.extract_matches(&mut matches, &mut indexes).unwrap();
+        assert_eq!(matches, vec![txid]);
     }
 }
