@@ -19,6 +19,8 @@ use cairn_protocol::proof::{
 use cairn_protocol::spv::{self, PowRule, SpvError};
 use cairn_protocol::*;
 
+use proptest::prelude::*;
+
 use crate::fixtures::{keypair, node};
 
 /// Target of the blocks mined here: about 2^-16 of hashes meet it, so a changed header
@@ -616,4 +618,37 @@ fn tally_ignores_other_roots_outsiders_and_repeats() {
     assert_eq!(tally.add(&verified(3, c)), VoteOutcome::Final);
     assert!(tally.is_final());
     assert_eq!(tally.signatures().len(), 3);
+}
+
+fn proof_bytes() -> &'static (Vec<u8>, NetworkRules) {
+    static PROOF: std::sync::OnceLock<(Vec<u8>, NetworkRules)> = std::sync::OnceLock::new();
+    PROOF.get_or_init(|| {
+        let g = genesis(3);
+        (
+            proof_with(&g, TEST_BITS).to_bytes().unwrap(),
+            rules(g, TEST_BITS, 2),
+        )
+    })
+}
+
+proptest! {
+    /// Several changed bytes, or a cut, never panic the reader or the verifier and never pass.
+    #[test]
+    fn corrupted_proofs_fail_without_panicking(
+        changes in proptest::collection::vec((any::<usize>(), 1..=255u8), 1..6),
+        cut in proptest::option::of(any::<usize>()),
+    ) {
+        let (bytes, rules) = proof_bytes();
+        let mut changed = bytes.clone();
+        for (position, mask) in &changes {
+            let i = position % changed.len();
+            changed[i] ^= mask;
+        }
+        if let Some(cut) = cut {
+            changed.truncate(cut % changed.len());
+        }
+        prop_assume!(changed != *bytes);
+        let result = ReputationProof::from_bytes(&changed).and_then(|p| proof::verify(&p, rules));
+        prop_assert!(result.is_err());
+    }
 }
