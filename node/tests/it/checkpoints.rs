@@ -348,6 +348,18 @@ async fn seven_nodes_finalise_and_anchor_identical_checkpoints() {
         )
         .await;
     }
+    // A restarted node reads its chain and anchors back from sled.
+    let pick = (index(sorted[6]) + 1) % nodes.len();
+    let node = nodes.remove(pick);
+    let before = node.node().checkpoints();
+    let anchored = node.node().checkpoint_counts().anchored;
+    node.shutdown().await;
+    let again = testing::start(&dirs[pick], &spec, testing::cpu_only(), bootstrap)
+        .await
+        .unwrap();
+    let after = again.node().checkpoints();
+    assert_eq!(after[..before.len()], before[..]);
+    assert!(again.node().checkpoint_counts().anchored >= anchored);
 }
 
 fn cairn(args: &[&str]) -> std::process::Output {
