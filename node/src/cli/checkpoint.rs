@@ -92,7 +92,12 @@ impl ListArgs {
         let label = match list.backend.as_str() {
             "none" => "not anchored (backend none)".to_owned(),
             "simulated" => "SIMULATED chain (tests only, secures nothing)".to_owned(),
-            _ => format!("{} via {}", list.chain, list.backend),
+            _ => format!(
+                "{} via {}{}",
+                list.chain,
+                list.backend,
+                trust_note(&list.chain)
+            ),
         };
         println!(
             "{} finalised, {} anchored; anchoring: {label}",
@@ -207,16 +212,25 @@ impl VerifyArgs {
         );
         match (&v.anchor, depth) {
             (Some(a), Some(depth)) => {
-                let label = if a.chain == "simulated" {
-                    "  (SIMULATED chain: tests only, secures nothing)"
-                } else {
-                    ""
-                };
+                let label = trust_note(&a.chain);
                 println!("chain   {}{label}", a.chain);
                 println!("depth   {depth} confirmations (tx {})", a.txid);
             }
             _ => println!("chain   not anchored: the network spec anchors nowhere"),
         }
         Ok(())
+    }
+}
+
+/// What an anchor on `chain` is worth, for display.
+fn trust_note(chain: &str) -> &'static str {
+    if chain == "simulated" {
+        "  (SIMULATED chain: tests only, secures nothing)"
+    } else if chain.starts_with("liquid") || chain.starts_with("elements") {
+        "  (federation-signed, not proof-of-work secured)"
+    } else if chain.ends_with("regtest") {
+        "  (regtest: anyone can mine it, secures nothing)"
+    } else {
+        ""
     }
 }
