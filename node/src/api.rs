@@ -365,6 +365,16 @@ async fn metrics(State(s): State<ApiState>) -> Response {
             "Bytes of blobs held.",
             node.blobs().used_bytes(),
         ),
+        (
+            "cairn_checkpoints_finalised",
+            "Checkpoints finalised in this node's chain.",
+            node.checkpoint_counts().finalised,
+        ),
+        (
+            "cairn_checkpoints_anchored",
+            "Checkpoints this node holds an anchor proof for.",
+            node.checkpoint_counts().anchored,
+        ),
     ];
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],

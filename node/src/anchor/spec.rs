@@ -9,6 +9,21 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{ConfigError, NetworkSpec};
 
+impl AnchorSpec {
+    /// The `simulated` backend on a shared in-process chain (tests and simulations).
+    pub fn simulated(chain: &super::SimulatedChain, confirmations: u32) -> Self {
+        Self {
+            backend: BackendKind::Simulated,
+            chain: "simulated".into(),
+            confirmations,
+            rpc_url: chain.url(),
+            rpc_user: chain.user().into(),
+            rpc_password: chain.password().into(),
+            ..Self::default()
+        }
+    }
+}
+
 /// Checkpoint rules of a network (`[checkpoints]` in the spec).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -98,6 +113,18 @@ fn invalid(field: &'static str, reason: impl Into<String>) -> ConfigError {
 }
 
 impl CheckpointSpec {
+    /// Rules with `committee` as the first committee (also the size of later ones) and epochs
+    /// of `epoch_ms`, the proposer timeout equal to the epoch (tests and simulations).
+    pub fn with_committee(committee: &[NodeId], epoch_ms: u64) -> Self {
+        Self {
+            epoch_ms,
+            proposer_timeout_ms: epoch_ms,
+            committee: committee.iter().map(ToString::to_string).collect(),
+            committee_size: u32::try_from(committee.len()).unwrap_or(u32::MAX),
+            ..Self::default()
+        }
+    }
+
     /// The first committee, parsed and sorted.
     pub fn first_committee(&self) -> Result<Vec<NodeId>, ConfigError> {
         if self.committee.len() > MAX_COMMITTEE {

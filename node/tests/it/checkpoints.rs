@@ -191,7 +191,7 @@ async fn one_job(requester: &cairn_node::Node, nonce: u64) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn seven_nodes_finalise_and_anchor_identical_checkpoints() {
-    use cairn_node::anchor::{AnchorSpec, BackendKind, CheckpointSpec, network_rules};
+    use cairn_node::anchor::{AnchorSpec, CheckpointSpec, network_rules};
     use cairn_node::checkpoints::CheckpointFault;
     use cairn_node::testing;
     use std::time::Duration;
@@ -214,13 +214,7 @@ async fn seven_nodes_finalise_and_anchor_identical_checkpoints() {
         committee_size: 7,
         ..CheckpointSpec::default()
     };
-    spec.anchor = AnchorSpec {
-        backend: BackendKind::Simulated,
-        rpc_url: chain.url(),
-        rpc_user: chain.user().into(),
-        rpc_password: chain.password().into(),
-        ..AnchorSpec::default()
-    };
+    spec.anchor = AnchorSpec::simulated(&chain, 1);
     let mut nodes = Vec::new();
     let mut bootstrap = Vec::new();
     for d in &dirs {
