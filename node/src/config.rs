@@ -147,7 +147,8 @@ impl NetworkSpec {
                 reason: "must be above 0 and below advert_ttl_secs".into(),
             });
         }
-        self.checkpoints.validate()
+        self.checkpoints.validate()?;
+        self.anchor.validate()
     }
 }
 

@@ -230,8 +230,12 @@ impl Node {
             .with_max_concurrent_jobs(usize::try_from(options.config.capacity.max(1)).unwrap_or(1));
         let sandbox = cairn_runtime::Sandbox::new(sandbox_config)
             .map_err(|e| NodeError::Sandbox(e.to_string()))?;
-        let checkpoints =
-            crate::checkpoints::CheckpointService::open(&options.spec, kv.as_ref()).await?;
+        let checkpoints = crate::checkpoints::CheckpointService::open(
+            &options.spec,
+            kv.as_ref(),
+            &options.data_dir,
+        )
+        .await?;
         let swarm = net::build_swarm(Keypair::from(keypair.clone()), &net_config)?;
         let (event_loop, net, events) = EventLoop::new(swarm, net_config)?;
         let mut tasks = vec![tokio::spawn(event_loop.run())];

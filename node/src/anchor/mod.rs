@@ -7,14 +7,18 @@
 //!   talking to an in-process chain ([`SimulatedChain`]) that mines real regtest-difficulty
 //!   blocks and answers the same RPC calls.
 //!
-//! Esplora is not built.
+//! - `esplora` ([`EsploraBackend`]): a local key and one or more Esplora REST endpoints
+//!   whose answers must agree.
 
 mod bitcoind;
+mod esplora;
+pub mod p2wpkh;
 mod simchain;
 mod simulated;
 mod spec;
 
 pub use bitcoind::BitcoindBackend;
+pub use esplora::EsploraBackend;
 pub use simchain::{REGTEST_BITS, SimChain, SimChainError, TxStatus};
 pub use simulated::SimulatedChain;
 pub use spec::{AnchorSpec, BackendKind, CheckpointSpec, chain_name, network_rules};

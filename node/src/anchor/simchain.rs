@@ -10,10 +10,11 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use super::p2wpkh;
+
 use bitcoin::block::{Header, Version as BlockVersion};
 use bitcoin::hashes::Hash;
 use bitcoin::secp256k1::{self, Secp256k1, SecretKey};
-use bitcoin::sighash::{EcdsaSighashType, SighashCache};
 use bitcoin::{
     Amount, Block, BlockHash, CompactTarget, CompressedPublicKey, MerkleBlock, OutPoint, ScriptBuf,
     Sequence, Transaction, TxIn, TxMerkleNode, TxOut, Txid, Witness, absolute, transaction,
@@ -51,6 +52,12 @@ pub enum SimChainError {
         /// Its id.
         id: String,
     },
+    /// An input's signature does not verify.
+    #[error("input spending {outpoint} has no valid P2WPKH signature")]
+    BadSignature {
+        /// The outpoint.
+        outpoint: OutPoint,
+    },
     /// The mempool is full.
     #[error("simulated mempool is full ({MAX_MEMPOOL} transactions): mine blocks")]
     MempoolFull,
@@ -79,7 +86,8 @@ pub struct SimChain {
     by_hash: HashMap<BlockHash, u32>,
     tx_height: HashMap<Txid, u32>,
     mempool: Vec<Transaction>,
-    wallet: BTreeMap<OutPoint, TxOut>,
+    /// Every unspent, spendable output (not only the wallet's).
+    utxos: BTreeMap<OutPoint, TxOut>,
     time: u32,
 }
 
@@ -99,7 +107,7 @@ impl SimChain {
             by_hash: HashMap::new(),
             tx_height: HashMap::new(),
             mempool: Vec::new(),
-            wallet: BTreeMap::new(),
+            utxos: BTreeMap::new(),
             time: 1_700_000_000,
         };
         chain.mine(1);
@@ -127,14 +135,29 @@ impl SimChain {
         Some((self.blocks[height as usize].header, height))
     }
 
-    /// Mines `count` blocks with the whole mempool in the first; returns their hashes.
+    /// Mines `count` blocks paying the wallet, the whole mempool in the first; returns their
+    /// hashes.
     pub fn mine(&mut self, count: u32) -> Vec<BlockHash> {
-        (0..count).map(|_| self.mine_one()).collect()
+        self.mine_to(count, &self.wallet_script())
     }
 
-    fn mine_one(&mut self) -> BlockHash {
+    /// Mines `count` blocks whose coinbase pays `script`.
+    pub fn mine_to(&mut self, count: u32, script: &ScriptBuf) -> Vec<BlockHash> {
+        (0..count).map(|_| self.mine_one(script)).collect()
+    }
+
+    /// Unspent outputs paying `script`, with the height of their block.
+    pub fn utxos_of(&self, script: &ScriptBuf) -> Vec<(OutPoint, TxOut, u32)> {
+        self.utxos
+            .iter()
+            .filter(|(_, out)| out.script_pubkey == *script)
+            .filter_map(|(o, out)| Some((*o, out.clone(), *self.tx_height.get(&o.txid)?)))
+            .collect()
+    }
+
+    fn mine_one(&mut self, pay_to: &ScriptBuf) -> BlockHash {
         let height = self.blocks.len() as u32;
-        let mut txdata = vec![self.coinbase(height)];
+        let mut txdata = vec![coinbase(height, pay_to)];
         txdata.append(&mut self.mempool);
         let mut block = Block {
             header: Header {
@@ -162,8 +185,8 @@ impl SimChain {
             let txid = tx.compute_txid();
             self.tx_height.insert(txid, height);
             for (vout, out) in tx.output.iter().enumerate() {
-                if out.script_pubkey == self.wallet_script() {
-                    self.wallet
+                if !out.script_pubkey.is_op_return() {
+                    self.utxos
                         .insert(OutPoint::new(txid, vout as u32), out.clone());
                 }
             }
@@ -173,27 +196,6 @@ impl SimChain {
         hash
     }
 
-    fn coinbase(&self, height: u32) -> Transaction {
-        let script_sig = bitcoin::script::Builder::new()
-            .push_int(i64::from(height))
-            .push_opcode(bitcoin::opcodes::OP_0)
-            .into_script();
-        Transaction {
-            version: transaction::Version::TWO,
-            lock_time: absolute::LockTime::ZERO,
-            input: vec![TxIn {
-                previous_output: OutPoint::null(),
-                script_sig,
-                sequence: Sequence::MAX,
-                witness: Witness::from_slice(&[[0u8; 32]]),
-            }],
-            output: vec![TxOut {
-                value: SUBSIDY,
-                script_pubkey: self.wallet_script(),
-            }],
-        }
-    }
-
     /// Adds wallet inputs and a change output so that inputs pay outputs and the fee.
     pub fn fund(&self, mut tx: Transaction) -> Result<Transaction, SimChainError> {
         let spent: Vec<OutPoint> = self
@@ -201,10 +203,11 @@ impl SimChain {
             .iter()
             .flat_map(|t| t.input.iter().map(|i| i.previous_output))
             .collect();
+        let wallet = self.wallet_script();
         let (outpoint, prevout) = self
-            .wallet
+            .utxos
             .iter()
-            .find(|(o, _)| !spent.contains(o))
+            .find(|(o, out)| out.script_pubkey == wallet && !spent.contains(o))
             .ok_or(SimChainError::NoFunds)?;
         tx.input.push(TxIn {
             previous_output: *outpoint,
@@ -232,52 +235,39 @@ impl SimChain {
 
     /// Signs every input that spends a wallet output.
     pub fn sign(&self, mut tx: Transaction) -> Result<Transaction, SimChainError> {
-        let mut signatures = Vec::new();
-        {
-            let mut cache = SighashCache::new(&tx);
-            for (index, input) in tx.input.iter().enumerate() {
-                let Some(prevout) = self.wallet.get(&input.previous_output) else {
-                    continue;
-                };
-                let sighash = cache
-                    .p2wpkh_signature_hash(
-                        index,
-                        &prevout.script_pubkey,
-                        prevout.value,
-                        EcdsaSighashType::All,
-                    )
-                    .map_err(|e| SimChainError::Sign(e.to_string()))?;
-                let message = secp256k1::Message::from_digest(sighash.to_byte_array());
-                let signature = bitcoin::ecdsa::Signature::sighash_all(
-                    self.secp.sign_ecdsa(&message, &self.key),
-                );
-                signatures.push((index, signature));
+        let wallet = self.wallet_script();
+        for index in 0..tx.input.len() {
+            let prevout = self.utxos.get(&tx.input[index].previous_output);
+            if let Some(prevout) = prevout.filter(|p| p.script_pubkey == wallet) {
+                p2wpkh::sign_input(&self.secp, &mut tx, index, prevout, &self.key)
+                    .map_err(SimChainError::Sign)?;
             }
-        }
-        for (index, signature) in signatures {
-            tx.input[index].witness = Witness::p2wpkh(&signature, &self.pubkey.0);
         }
         Ok(tx)
     }
 
-    /// Accepts a transaction whose inputs are unspent wallet outputs; returns its id.
+    /// Accepts a transaction whose inputs are unspent P2WPKH outputs with valid signatures;
+    /// returns its id.
     pub fn send(&mut self, tx: Transaction) -> Result<Txid, SimChainError> {
         if self.mempool.len() >= MAX_MEMPOOL {
             return Err(SimChainError::MempoolFull);
         }
-        for input in &tx.input {
+        for (index, input) in tx.input.iter().enumerate() {
             let outpoint = input.previous_output;
             let in_mempool = self
                 .mempool
                 .iter()
                 .flat_map(|t| &t.input)
                 .any(|i| i.previous_output == outpoint);
-            if !self.wallet.contains_key(&outpoint) || in_mempool {
+            let Some(prevout) = self.utxos.get(&outpoint).filter(|_| !in_mempool) else {
                 return Err(SimChainError::MissingInput { outpoint });
+            };
+            if !p2wpkh::verify_input(&self.secp, &tx, index, prevout) {
+                return Err(SimChainError::BadSignature { outpoint });
             }
         }
         for input in &tx.input {
-            self.wallet.remove(&input.previous_output);
+            self.utxos.remove(&input.previous_output);
         }
         let txid = tx.compute_txid();
         self.mempool.push(tx);
@@ -337,6 +327,27 @@ impl SimChain {
     }
 }
 
+fn coinbase(height: u32, pay_to: &ScriptBuf) -> Transaction {
+    let script_sig = bitcoin::script::Builder::new()
+        .push_int(i64::from(height))
+        .push_opcode(bitcoin::opcodes::OP_0)
+        .into_script();
+    Transaction {
+        version: transaction::Version::TWO,
+        lock_time: absolute::LockTime::ZERO,
+        input: vec![TxIn {
+            previous_output: OutPoint::null(),
+            script_sig,
+            sequence: Sequence::MAX,
+            witness: Witness::from_slice(&[[0u8; 32]]),
+        }],
+        output: vec![TxOut {
+            value: SUBSIDY,
+            script_pubkey: pay_to.clone(),
+        }],
+    }
+}
+
 /// Puts the BIP141 witness commitment into the coinbase (its witness holds the reserved value).
 fn commit_witnesses(block: &mut Block) {
     let Some(root) = block.witness_root() else {
@@ -386,7 +397,7 @@ mod tests {
         };
         let signed = chain.sign(chain.fund(tx).unwrap()).unwrap();
         // The witness signature verifies against the BIP143 digest of the spent output.
-        let prevout = chain.wallet[&signed.input[0].previous_output].clone();
+        let prevout = chain.utxos[&signed.input[0].previous_output].clone();
         let sighash = SighashCache::new(&signed)
             .p2wpkh_signature_hash(
                 0,
@@ -414,6 +425,12 @@ mod tests {
             "fee {fee} for {vsize} vB"
         );
         // Sent once, mined, proven; a second spend of the same output is refused.
+        let mut forged = signed.clone();
+        forged.output[1].value = Amount::from_sat(1);
+        assert!(matches!(
+            chain.send(forged),
+            Err(SimChainError::BadSignature { .. })
+        ));
         let txid = chain.send(signed.clone()).unwrap();
         assert!(matches!(
             chain.send(signed),

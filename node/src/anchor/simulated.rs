@@ -6,13 +6,15 @@
 //! (verbose or hex), `getnewaddress` (ignored address type; always the wallet's script),
 //! `generatetoaddress`, `createrawtransaction` (data outputs only), `fundrawtransaction`,
 //! `signrawtransactionwithwallet`, `sendrawtransaction`, `gettransaction`, `gettxoutproof`.
+//! Under `/esplora` it also answers the Esplora REST calls of the `esplora` backend.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
+use axum::extract::Path as UrlPath;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, StatusCode, header};
-use axum::routing::post;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use base64::Engine;
 use bitcoin::consensus::encode::{deserialize_hex, serialize_hex};
@@ -68,6 +70,8 @@ impl SimulatedChain {
         };
         let app = Router::new()
             .route("/", post(rpc))
+            .route("/esplora/tx", post(esplora_send))
+            .route("/esplora/{*path}", get(esplora_get))
             .layer(DefaultBodyLimit::max(MAX_RPC_BODY))
             .with_state(state);
         let task = tokio::spawn(async move {
@@ -89,6 +93,11 @@ impl SimulatedChain {
         format!("http://{}/", self.addr)
     }
 
+    /// Base URL of the Esplora REST interface the chain also serves.
+    pub fn esplora_url(&self) -> String {
+        format!("http://{}/esplora", self.addr)
+    }
+
     /// RPC user name.
     pub fn user(&self) -> &str {
         &self.user
@@ -104,6 +113,14 @@ impl SimulatedChain {
         self.chain
             .lock()
             .map(|mut c| c.mine(count))
+            .unwrap_or_default()
+    }
+
+    /// Mines `count` blocks whose coinbase pays `script` (to fund another wallet).
+    pub fn mine_to(&self, count: u32, script: &bitcoin::ScriptBuf) -> Vec<BlockHash> {
+        self.chain
+            .lock()
+            .map(|mut c| c.mine_to(count, script))
             .unwrap_or_default()
     }
 
@@ -325,4 +342,76 @@ fn txout_proof(chain: &SimChain, txids: &Value, block: &Value) -> RpcResult {
         other => parse_hash(other)?,
     };
     Ok(json!(serialize_hex(&chain.txout_proof(&txids, &hash)?)))
+}
+
+type Rest = (StatusCode, String);
+
+fn rest_err(status: StatusCode, message: impl std::fmt::Display) -> Rest {
+    (status, message.to_string())
+}
+
+async fn esplora_send(State(state): State<RpcState>, body: String) -> Rest {
+    let tx: Transaction = match deserialize_hex(body.trim()) {
+        Ok(tx) => tx,
+        Err(e) => return rest_err(StatusCode::BAD_REQUEST, e),
+    };
+    match state.chain.lock() {
+        Ok(mut chain) => match chain.send(tx) {
+            Ok(txid) => (StatusCode::OK, txid.to_string()),
+            Err(e) => rest_err(StatusCode::BAD_REQUEST, e),
+        },
+        Err(_) => rest_err(StatusCode::INTERNAL_SERVER_ERROR, "chain state poisoned"),
+    }
+}
+
+async fn esplora_get(State(state): State<RpcState>, UrlPath(path): UrlPath<String>) -> Rest {
+    let Ok(chain) = state.chain.lock() else {
+        return rest_err(StatusCode::INTERNAL_SERVER_ERROR, "chain state poisoned");
+    };
+    let parts: Vec<&str> = path.split('/').collect();
+    esplora_answer(&chain, &parts).unwrap_or_else(|| rest_err(StatusCode::NOT_FOUND, "not found"))
+}
+
+fn esplora_answer(chain: &SimChain, parts: &[&str]) -> Option<Rest> {
+    let ok = |text: String| Some((StatusCode::OK, text));
+    match parts {
+        ["address", address, "utxo"] => {
+            let address: bitcoin::Address<bitcoin::address::NetworkUnchecked> =
+                address.parse().ok()?;
+            let script = address.assume_checked().script_pubkey();
+            let utxos: Vec<Value> = chain
+                .utxos_of(&script)
+                .into_iter()
+                .map(|(o, out, height)| {
+                    json!({
+                        "txid": o.txid.to_string(), "vout": o.vout, "value": out.value.to_sat(),
+                        "status": {"confirmed": true, "block_height": height,
+                                   "block_hash": chain.block_hash(height).map(|h| h.to_string())},
+                    })
+                })
+                .collect();
+            ok(Value::Array(utxos).to_string())
+        }
+        ["tx", txid, rest] => {
+            let txid: Txid = txid.parse().ok()?;
+            let status = chain.status(&txid)?;
+            match *rest {
+                "status" => ok(json!({
+                    "confirmed": status.height.is_some(),
+                    "block_height": status.height,
+                    "block_hash": status.block_hash.map(|h| h.to_string()),
+                })
+                .to_string()),
+                "hex" => ok(serialize_hex(&chain.transaction(&txid)?)),
+                "merkleblock-proof" => ok(serialize_hex(
+                    &chain.txout_proof(&[txid], &status.block_hash?).ok()?,
+                )),
+                _ => None,
+            }
+        }
+        ["blocks", "tip", "height"] => ok(chain.height().to_string()),
+        ["block-height", height] => ok(chain.block_hash(height.parse().ok()?)?.to_string()),
+        ["block", hash, "header"] => ok(serialize_hex(&chain.header(&hash.parse().ok()?)?.0)),
+        _ => None,
+    }
 }

@@ -10,6 +10,21 @@ use serde::{Deserialize, Serialize};
 use crate::config::{ConfigError, NetworkSpec};
 
 impl AnchorSpec {
+    /// Checks that the chosen backend has what it needs.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        match self.backend {
+            BackendKind::Bitcoind if self.rpc_url.is_empty() => Err(invalid(
+                "anchor.rpc_url",
+                "the bitcoind backend needs a JSON-RPC URL",
+            )),
+            BackendKind::Esplora if self.esplora_urls.is_empty() => Err(invalid(
+                "anchor.esplora_urls",
+                "the esplora backend needs at least one endpoint",
+            )),
+            _ => Ok(()),
+        }
+    }
+
     /// The `simulated` backend on a shared in-process chain (tests and simulations).
     pub fn simulated(chain: &super::SimulatedChain, confirmations: u32) -> Self {
         Self {
@@ -64,6 +79,8 @@ pub enum BackendKind {
     None,
     /// Bitcoin Core or Elements JSON-RPC.
     Bitcoind,
+    /// A local key and Esplora REST endpoints.
+    Esplora,
     /// The in-process simulated chain: tests and simulations only.
     Simulated,
 }
@@ -89,6 +106,10 @@ pub struct AnchorSpec {
     pub rpc_user: String,
     /// JSON-RPC password. Default: empty.
     pub rpc_password: String,
+    /// Esplora base URLs (such as `https://blockstream.info/api`) for the `esplora` backend;
+    /// every one gets each transaction and must give the same proofs. The signing key is
+    /// `anchor.key` in the data dir. Default: none.
+    pub esplora_urls: Vec<String>,
 }
 
 impl Default for AnchorSpec {
@@ -101,6 +122,7 @@ impl Default for AnchorSpec {
             rpc_url: String::new(),
             rpc_user: String::new(),
             rpc_password: String::new(),
+            esplora_urls: Vec::new(),
         }
     }
 }

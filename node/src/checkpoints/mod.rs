@@ -18,8 +18,11 @@ use cairn_protocol::merkle::ReputationLeaf;
 use cairn_protocol::proof::{AnchorProof, SignedCheckpoint};
 use cairn_protocol::{Checkpoint, CheckpointHash, CheckpointVote, NodeId, Timestamp, Verified};
 
+use bitcoin::secp256k1::SecretKey;
+
 use crate::anchor::{
-    AnchorBackend, BackendKind, BitcoindBackend, NoAnchor, Simulated, SimulatedChain,
+    AnchorBackend, BackendKind, BitcoindBackend, EsploraBackend, NoAnchor, Simulated,
+    SimulatedChain,
 };
 use crate::config::NetworkSpec;
 use crate::node::{Node, NodeError, now};
@@ -134,7 +137,11 @@ fn key(prefix: u8, epoch: u64) -> Vec<u8> {
 
 impl CheckpointService {
     /// Loads the stored chain and prepares the backend the spec names.
-    pub(crate) async fn open(spec: &NetworkSpec, kv: &dyn KvStore) -> Result<Self, NodeError> {
+    pub(crate) async fn open(
+        spec: &NetworkSpec,
+        kv: &dyn KvStore,
+        data_dir: &std::path::Path,
+    ) -> Result<Self, NodeError> {
         let committee = spec
             .checkpoints
             .first_committee()
@@ -145,7 +152,7 @@ impl CheckpointService {
             committee_size: spec.checkpoints.committee_size,
             threshold: spec.checkpoints.threshold(),
         });
-        let (backend, chain) = backend(spec).await?;
+        let (backend, chain) = backend(spec, data_dir).await?;
         let mut chain_state = Vec::new();
         for k in kv.keys(Tree::Checkpoints, b"c")? {
             if let Some(bytes) = kv.get(Tree::Checkpoints, &k)? {
@@ -176,13 +183,55 @@ impl CheckpointService {
     }
 }
 
+/// File in the data dir holding the `esplora` backend's signing key (hex, owner-only).
+pub const ANCHOR_KEY_FILE: &str = "anchor.key";
+
+/// The `esplora` backend's key: read from the data dir, created on first use.
+fn anchor_key(data_dir: &std::path::Path) -> Result<SecretKey, NodeError> {
+    let path = data_dir.join(ANCHOR_KEY_FILE);
+    let io = |source| NodeError::Io {
+        path: path.clone(),
+        source,
+    };
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let text = hex::encode(rand::random::<[u8; 32]>());
+            crate::api::write_private(&path, text.as_bytes()).map_err(io)?;
+            text
+        }
+        Err(e) => return Err(io(e)),
+    };
+    let bytes = hex::decode(text.trim()).map_err(|e| NodeError::Identity(e.to_string()))?;
+    SecretKey::from_slice(&bytes).map_err(|e| NodeError::Identity(e.to_string()))
+}
+
+fn network_of(chain: &str) -> bitcoin::Network {
+    match chain {
+        "bitcoin" | "bitcoin-mainnet" => bitcoin::Network::Bitcoin,
+        "bitcoin-testnet" => bitcoin::Network::Testnet,
+        "bitcoin-signet" => bitcoin::Network::Signet,
+        _ => bitcoin::Network::Regtest,
+    }
+}
+
 async fn backend(
     spec: &NetworkSpec,
+    data_dir: &std::path::Path,
 ) -> Result<(Arc<dyn AnchorBackend>, Option<SimulatedChain>), NodeError> {
     let a = &spec.anchor;
     let chain_name = crate::anchor::chain_name(a);
     Ok(match a.backend {
         BackendKind::None => (Arc::new(NoAnchor), None),
+        BackendKind::Esplora => {
+            let key = anchor_key(data_dir)?;
+            let urls = a.esplora_urls.clone();
+            let backend = EsploraBackend::new(urls, key, network_of(&chain_name), &chain_name);
+            if let Ok(address) = backend.address() {
+                tracing::info!(target: "cairn::checkpoints", %address, "esplora anchoring pays its fees from this address");
+            }
+            (Arc::new(backend), None)
+        }
         BackendKind::Bitcoind => (
             Arc::new(BitcoindBackend::new(
                 &a.rpc_url,

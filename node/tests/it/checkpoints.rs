@@ -3,7 +3,9 @@
 //! verifier accepts.
 
 use bitcoin::consensus::encode::deserialize_hex;
-use cairn_node::anchor::{AnchorBackend, BitcoindBackend, REGTEST_BITS, SimulatedChain};
+use cairn_node::anchor::{
+    AnchorBackend, BitcoindBackend, EsploraBackend, REGTEST_BITS, SimulatedChain,
+};
 use cairn_protocol::anchor::AnchorPayload;
 use cairn_protocol::checkpoint::{self, CheckpointInput, Genesis, Threshold};
 use cairn_protocol::merkle::{MerkleTree, ReputationLeaf};
@@ -53,7 +55,7 @@ fn signed_checkpoint(
 }
 
 /// Anchors a checkpoint through `backend`, mining with `mine`, and verifies a proof offline.
-fn anchor_and_verify(backend: &BitcoindBackend, mine: &dyn Fn(u32)) -> usize {
+fn anchor_and_verify(backend: &dyn AnchorBackend, mine: &dyn Fn(u32)) -> bitcoin::Txid {
     let keys: Vec<_> = (1..=3).map(keypair).collect();
     let mut committee: Vec<NodeId> = keys.iter().map(NodeId::from_keypair).collect();
     committee.sort();
@@ -110,7 +112,7 @@ fn anchor_and_verify(backend: &BitcoindBackend, mine: &dyn Fn(u32)) -> usize {
     let verified = proof::verify(&ReputationProof::from_bytes(&bytes).unwrap(), &rules).unwrap();
     assert_eq!(verified.leaf, leaves[1]);
     assert_eq!(verified.anchor.unwrap().depth, 2);
-    txid_vsize(backend, &txid)
+    txid
 }
 
 /// Virtual size of the anchor transaction as broadcast (with its witness).
@@ -137,9 +139,10 @@ async fn bitcoind_backend_anchors_on_the_simulated_chain() {
     let miner = chain.clone();
     tokio::task::spawn_blocking(move || {
         let backend = BitcoindBackend::new(&url, &user, &password, "simulated");
-        let vsize = anchor_and_verify(&backend, &|n| {
+        let txid = anchor_and_verify(&backend, &|n| {
             miner.mine(n);
         });
+        let vsize = txid_vsize(&backend, &txid);
         // 1 P2WPKH input, the 46-byte OP_RETURN and a P2WPKH change output: 167 vB (166 when
         // the signature happens to be one byte shorter). docs/anchoring.md uses this figure.
         println!("anchor transaction: {vsize} vB");
@@ -463,12 +466,49 @@ fn bitcoind_backend_anchors_on_a_real_regtest_node() {
     backend
         .call("generatetoaddress", json!([101, address]))
         .unwrap();
-    let vsize = anchor_and_verify(&backend, &|n| {
+    let txid = anchor_and_verify(&backend, &|n| {
         backend
             .call("generatetoaddress", json!([n, address]))
             .unwrap();
     });
+    let vsize = txid_vsize(&backend, &txid);
     println!("anchor transaction on bitcoind regtest: {vsize} vB");
     let _ = backend.call("stop", json!([]));
     let _ = child.wait();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn esplora_backend_anchors_and_needs_agreeing_endpoints() {
+    let chain = std::sync::Arc::new(SimulatedChain::start([8; 32]).await.unwrap());
+    let other = SimulatedChain::start([9; 32]).await.unwrap();
+    let url = chain.esplora_url();
+    let key = bitcoin::secp256k1::SecretKey::from_slice(&[0x42; 32]).unwrap();
+    let backend = EsploraBackend::new(
+        vec![url.clone(), url.clone()],
+        key,
+        bitcoin::Network::Regtest,
+        "simulated",
+    );
+    chain.mine_to(1, &backend.script()); // fund the backend's own key
+    let miner = chain.clone();
+    let other_url = other.esplora_url();
+    tokio::task::spawn_blocking(move || {
+        let txid = anchor_and_verify(&backend, &|n| {
+            miner.mine(n);
+        });
+        // A second endpoint that answers differently (another chain) makes proofs fail.
+        let split = EsploraBackend::new(
+            vec![url, other_url],
+            key,
+            bitcoin::Network::Regtest,
+            "simulated",
+        );
+        let err = split.proof(&txid, 1).unwrap_err();
+        assert!(
+            err.to_string().contains("disagree") || err.to_string().contains("404"),
+            "{err}"
+        );
+    })
+    .await
+    .unwrap();
 }
