@@ -5,8 +5,9 @@
 //! labelled `simulated`.
 //!
 //! Simplifications, all on the side of the simulated node (none in what a verifier checks):
-//! coinbase outputs may be spent at once (no 100-block maturity), the only scripts it spends
-//! are its own wallet's, and there is no fee market (a flat 1 sat/vB).
+//! coinbase outputs may be spent at once (no 100-block maturity), it spends only P2WPKH outputs
+//! (checking their signatures), a spent output leaves the UTXO set when its transaction enters
+//! the mempool, and there is no fee market (a flat 1 sat/vB).
 
 use std::collections::{BTreeMap, HashMap};
 
