@@ -6,7 +6,7 @@ use cairn_protocol::proof::{AnchorProof, ReputationProof};
 use cairn_protocol::{AnchorReceipt, CheckpointHash, NodeId, Verified};
 use tracing::warn;
 
-use super::{ANCHOR_POLL, ANCHOR_POLLS, ProveError, key};
+use super::{ANCHOR_POLL, ANCHOR_POLL_SIMULATED, ANCHOR_POLLS, ProveError, key};
 use crate::node::{Node, NodeError};
 use crate::store::{self, Tree};
 
@@ -18,6 +18,12 @@ impl Node {
             epoch,
             checkpoint: hash,
         };
+        // The simulated chain mines on demand; real chains take minutes per block.
+        let poll = if backend.kind() == "simulated" {
+            ANCHOR_POLL_SIMULATED
+        } else {
+            ANCHOR_POLL
+        };
         let sent = tokio::task::spawn_blocking(move || {
             let txid = backend.broadcast(&payload)?;
             if let Some(txid) = txid {
@@ -26,7 +32,7 @@ impl Node {
                     if let Some(proof) = backend.proof(&txid, confirmations)? {
                         return Ok(Some((txid, proof)));
                     }
-                    std::thread::sleep(ANCHOR_POLL);
+                    std::thread::sleep(poll);
                 }
             }
             Ok::<_, crate::anchor::AnchorBackendError>(None)

@@ -33,9 +33,12 @@ mod round;
 
 /// Votes for proposals not seen yet that a node holds per epoch.
 const MAX_PENDING_VOTES: usize = 1_024;
-/// How often an anchorer asks the chain whether its transaction is confirmed.
-const ANCHOR_POLL: Duration = Duration::from_millis(200);
-/// How many times it asks before giving up on one anchor.
+/// How often an anchorer asks a real chain whether its transaction is confirmed.
+const ANCHOR_POLL: Duration = Duration::from_secs(30);
+/// The same for the simulated chain, which mines on demand.
+const ANCHOR_POLL_SIMULATED: Duration = Duration::from_millis(200);
+/// How many times it asks before giving up on one anchor (25 hours on a real chain); a later
+/// checkpoint's anchor then covers this one through the chain.
 const ANCHOR_POLLS: u32 = 3_000;
 
 /// Misbehaviour a test can switch on in one node's checkpoint service.
