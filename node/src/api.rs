@@ -61,6 +61,9 @@ pub(crate) async fn serve(node: Node) -> Result<(SocketAddr, JoinHandle<()>), No
         .route("/v1/blobs", post(put_blob))
         .route("/v1/blobs/{hash}", get(get_blob))
         .route("/v1/reputation", get(reputation))
+        .route("/v1/checkpoints", get(crate::api_checkpoints::list))
+        .route("/v1/checkpoints/{epoch}", get(crate::api_checkpoints::show))
+        .route("/v1/proofs/{node_id}", get(crate::api_checkpoints::prove))
         .route(
             "/v1/jobs",
             post(crate::api_jobs::submit).get(crate::api_jobs::list),
@@ -361,6 +364,16 @@ async fn metrics(State(s): State<ApiState>) -> Response {
             "cairn_blob_bytes",
             "Bytes of blobs held.",
             node.blobs().used_bytes(),
+        ),
+        (
+            "cairn_checkpoints_finalised",
+            "Checkpoints finalised in this node's chain.",
+            node.checkpoint_counts().finalised,
+        ),
+        (
+            "cairn_checkpoints_anchored",
+            "Checkpoints this node holds an anchor proof for.",
+            node.checkpoint_counts().anchored,
         ),
     ];
     (

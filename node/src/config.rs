@@ -104,6 +104,10 @@ pub struct NetworkSpec {
     pub advert_ttl_secs: u64,
     /// Interval between advert refreshes, in seconds. Default: `120`.
     pub advert_refresh_secs: u64,
+    /// Checkpoint rules (`[checkpoints]`). Default: no first committee, so no checkpoints.
+    pub checkpoints: crate::anchor::CheckpointSpec,
+    /// Anchoring (`[anchor]`). Default: backend `none`.
+    pub anchor: crate::anchor::AnchorSpec,
 }
 
 impl Default for NetworkSpec {
@@ -114,6 +118,8 @@ impl Default for NetworkSpec {
             mdns: false,
             advert_ttl_secs: 600,
             advert_refresh_secs: 120,
+            checkpoints: crate::anchor::CheckpointSpec::default(),
+            anchor: crate::anchor::AnchorSpec::default(),
         }
     }
 }
@@ -141,7 +147,8 @@ impl NetworkSpec {
                 reason: "must be above 0 and below advert_ttl_secs".into(),
             });
         }
-        Ok(())
+        self.checkpoints.validate()?;
+        self.anchor.validate()
     }
 }
 

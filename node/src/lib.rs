@@ -6,15 +6,19 @@
 //! - [`gpu`]: what the machine offers (NVML detection or a simulated list);
 //! - [`net`]: the swarm task and its handle;
 //! - [`node`]: the running node that ties them together; [`api`]: its HTTP control API;
-//! - [`client`]: the API client the CLI uses.
+//! - [`client`]: the API client the CLI uses;
+//! - [`anchor`]: anchoring backends (none, bitcoind, simulated) and the spec's anchor settings.
 //!
 //! Depends on `cairn-protocol` (types and rules) and `cairn-runtime` (the sandbox); nothing
 //! but `cairn-testnet` depends on it.
 #![deny(missing_docs)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod anchor;
 pub mod api;
+pub mod api_checkpoints;
 pub mod api_jobs;
+pub mod checkpoints;
 pub mod client;
 pub mod config;
 pub mod gpu;

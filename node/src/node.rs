@@ -143,6 +143,7 @@ pub(crate) struct Inner {
     pub(crate) metrics: Metrics,
     republish: Notify,
     pub(crate) market: crate::market::MarketState,
+    pub(crate) checkpoints: crate::checkpoints::CheckpointService,
     /// Tasks spawned by the node's services, aborted at shutdown.
     tasks: Mutex<Vec<tokio::task::AbortHandle>>,
 }
@@ -229,6 +230,12 @@ impl Node {
             .with_max_concurrent_jobs(usize::try_from(options.config.capacity.max(1)).unwrap_or(1));
         let sandbox = cairn_runtime::Sandbox::new(sandbox_config)
             .map_err(|e| NodeError::Sandbox(e.to_string()))?;
+        let checkpoints = crate::checkpoints::CheckpointService::open(
+            &options.spec,
+            kv.as_ref(),
+            &options.data_dir,
+        )
+        .await?;
         let swarm = net::build_swarm(Keypair::from(keypair.clone()), &net_config)?;
         let (event_loop, net, events) = EventLoop::new(swarm, net_config)?;
         let mut tasks = vec![tokio::spawn(event_loop.run())];
@@ -247,6 +254,7 @@ impl Node {
                 metrics: Metrics::default(),
                 republish: Notify::new(),
                 market,
+                checkpoints,
                 tasks: Mutex::new(Vec::new()),
             }),
         };
@@ -255,6 +263,7 @@ impl Node {
         tasks.push(tokio::spawn(node.clone().serve_network(events)));
         node.listen_and_dial().await?;
         tasks.push(tokio::spawn(node.clone().advertise()));
+        tasks.push(tokio::spawn(node.clone().run_checkpoints()));
         let (api_addr, api_task) = crate::api::serve(node.clone()).await?;
         tasks.push(api_task);
         info!(target: "cairn::node", peer_id = %node.peer_id(), %api_addr, network = %node.inner.options.spec.name, "node started");
@@ -638,6 +647,9 @@ impl Node {
                 }
                 NetworkEvent::Verdict { source, id, data } => {
                     self.on_verdict(source, id, data).await
+                }
+                NetworkEvent::Checkpoint { source, id, data } => {
+                    self.on_checkpoint_gossip(source, id, data).await
                 }
                 NetworkEvent::MarketRequest {
                     peer,

@@ -5,23 +5,32 @@
 //! - every message ([`messages`]) and the signed [`Envelope`] they travel in;
 //! - the rules, as functions and small state machines that take `now` as an argument:
 //!   the advert book ([`adverts`]), bid selection ([`auction`]), the quorum decision
-//!   ([`quorum`]), reputation ([`reputation`]) and the checkpoint Merkle tree ([`merkle`]).
+//!   ([`quorum`]), reputation ([`reputation`]) and the checkpoint Merkle tree ([`merkle`]);
+//! - checkpoints and their anchoring: committee, proposer and vote rules ([`checkpoint`]), the
+//!   OP_RETURN payload ([`anchor`]), SPV checks of an anchor transaction ([`spv`]) and offline
+//!   reputation proofs ([`proof`]).
 //!
 //! `cairn-runtime` and `cairn-node` depend on it; it depends on no other Cairn crate.
 #![deny(missing_docs)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod adverts;
+pub mod anchor;
 pub mod auction;
+pub mod checkpoint;
 pub mod codec;
 pub mod envelope;
 pub mod ids;
 pub mod merkle;
 pub mod messages;
+pub mod proof;
 pub mod quorum;
 pub mod reputation;
 pub mod requester;
+pub mod spv;
 mod time;
+
+pub use bitcoin;
 
 pub use envelope::{Envelope, EnvelopeError, Message, MessageKind, Signature, Verified};
 pub use ids::{BlobHash, CheckpointHash, JobId, NodeId, ParseIdError, VerdictId};

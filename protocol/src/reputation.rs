@@ -169,4 +169,10 @@ impl ReputationTable {
     pub fn iter(&self) -> impl Iterator<Item = (&NodeId, &Standing)> {
         self.entries.iter()
     }
+
+    /// Ids of the verdicts applied since the last [`ReputationTable::forget_applied`], sorted:
+    /// what a checkpoint's verdict root covers.
+    pub fn applied_ids(&self) -> Vec<VerdictId> {
+        self.applied.iter().copied().collect()
+    }
 }

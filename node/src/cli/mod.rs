@@ -2,6 +2,7 @@
 
 mod adverts;
 mod blob;
+mod checkpoint;
 mod gpu;
 mod init;
 mod job;
@@ -71,6 +72,8 @@ enum Command {
     Rep(rep::Args),
     /// Run a WebAssembly module in the local sandbox, with no network.
     Run(run::RunArgs),
+    /// Reputation checkpoints: list, show, prove a peer's score, verify a proof offline.
+    Checkpoint(checkpoint::Args),
 }
 
 impl Cli {
@@ -88,6 +91,7 @@ impl Cli {
             Command::Job(args) => args.execute(&self),
             Command::Rep(args) => args.execute(&self),
             Command::Run(args) => args.execute(),
+            Command::Checkpoint(args) => args.execute(&self),
         }
     }
 

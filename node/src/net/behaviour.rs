@@ -163,6 +163,10 @@ fn gossipsub(keypair: &Keypair, config: &NetConfig) -> Result<gossipsub::Behavio
     params.topics.insert(topic.hash(), topic_params.clone());
     params.topics.insert(
         gossipsub::IdentTopic::new(config.verdict_topic()).hash(),
+        topic_params.clone(),
+    );
+    params.topics.insert(
+        gossipsub::IdentTopic::new(config.checkpoint_topic()).hash(),
         topic_params,
     );
     behaviour

@@ -63,6 +63,7 @@ pub struct EventLoop {
     config: NetConfig,
     advert_topic: IdentTopic,
     verdict_topic: IdentTopic,
+    checkpoint_topic: IdentTopic,
     commands: mpsc::Receiver<Command>,
     events: mpsc::Sender<NetworkEvent>,
     listen_addrs: Vec<Multiaddr>,
@@ -82,7 +83,8 @@ impl EventLoop {
     ) -> Result<(Self, NetworkHandle, mpsc::Receiver<NetworkEvent>), NetError> {
         let advert_topic = IdentTopic::new(config.advert_topic());
         let verdict_topic = IdentTopic::new(config.verdict_topic());
-        for topic in [&advert_topic, &verdict_topic] {
+        let checkpoint_topic = IdentTopic::new(config.checkpoint_topic());
+        for topic in [&advert_topic, &verdict_topic, &checkpoint_topic] {
             swarm
                 .behaviour_mut()
                 .gossipsub
@@ -97,6 +99,7 @@ impl EventLoop {
             config,
             advert_topic,
             verdict_topic,
+            checkpoint_topic,
             commands,
             events,
             listen_addrs: Vec::new(),
@@ -200,6 +203,15 @@ impl EventLoop {
             Command::RespondBlob { channel, response } => {
                 // Fails only when the requester went away; nothing to do then.
                 let _ = swarm.behaviour_mut().blobs.send_response(channel, response);
+            }
+            Command::PublishCheckpoint { data, reply } => {
+                let topic = self.checkpoint_topic.clone();
+                let result = swarm.behaviour_mut().gossipsub.publish(topic, data);
+                let _ = reply.send(
+                    result
+                        .map(|_| ())
+                        .map_err(|e| NetError::Publish(e.to_string())),
+                );
             }
             Command::PublishVerdict { data, reply } => {
                 let topic = self.verdict_topic.clone();
@@ -313,7 +325,13 @@ impl EventLoop {
     }
 
     fn on_gossip(&mut self, source: PeerId, id: gossipsub::MessageId, message: gossipsub::Message) {
-        let event = if message.topic == self.verdict_topic.hash() {
+        let event = if message.topic == self.checkpoint_topic.hash() {
+            NetworkEvent::Checkpoint {
+                source,
+                id: id.clone(),
+                data: message.data,
+            }
+        } else if message.topic == self.verdict_topic.hash() {
             NetworkEvent::Verdict {
                 source,
                 id: id.clone(),

@@ -133,6 +133,13 @@ pub enum Command {
         /// The answer.
         response: BlobResponse,
     },
+    /// Publish on the checkpoint topic.
+    PublishCheckpoint {
+        /// Signed envelope bytes.
+        data: Vec<u8>,
+        /// Answer.
+        reply: oneshot::Sender<Result<(), NetError>>,
+    },
     /// Publish on the verdict topic.
     PublishVerdict {
         /// Signed envelope bytes.
@@ -180,6 +187,15 @@ pub enum NetworkEvent {
         source: PeerId,
         /// The original publisher, when signed.
         author: Option<PeerId>,
+        /// Gossipsub's id of it.
+        id: MessageId,
+        /// The bytes.
+        data: Vec<u8>,
+    },
+    /// A checkpoint proposal, vote or anchor receipt to validate and then report on.
+    Checkpoint {
+        /// The peer that forwarded it.
+        source: PeerId,
         /// Gossipsub's id of it.
         id: MessageId,
         /// The bytes.
@@ -332,6 +348,12 @@ impl NetworkHandle {
             .send(command)
             .await
             .map_err(|_| NetError::Stopped)
+    }
+
+    /// Publishes signed checkpoint-topic bytes (proposal, vote or anchor receipt).
+    pub async fn publish_checkpoint(&self, data: Vec<u8>) -> Result<(), NetError> {
+        self.ask(|reply| Command::PublishCheckpoint { data, reply })
+            .await?
     }
 
     /// Publishes signed verdict bytes.

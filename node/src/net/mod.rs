@@ -73,6 +73,11 @@ impl NetConfig {
         format!("cairn/{}/verdicts/1", self.network)
     }
 
+    /// The gossip topic of checkpoint proposals, votes and anchor receipts.
+    pub fn checkpoint_topic(&self) -> String {
+        format!("cairn/{}/checkpoints/1", self.network)
+    }
+
     fn market_protocol(&self) -> String {
         format!("/cairn/{}/market/1.0.0", self.network)
     }

@@ -2,6 +2,7 @@
 //! `cairn` binary as separate processes.
 
 mod blobs;
+mod checkpoints;
 mod cli;
 mod discovery;
 mod harness;

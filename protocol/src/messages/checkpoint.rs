@@ -6,15 +6,21 @@ use crate::codec::{self, CodecError};
 use crate::envelope::{Message, MessageKind};
 use crate::{CheckpointHash, NodeId, Timestamp};
 
+/// The checkpoint format this code writes and accepts.
+pub const CHECKPOINT_VERSION: u16 = 1;
+
 /// One epoch's reputation table, committed to by Merkle roots and chained to the previous
 /// checkpoint.
 #[derive(Clone, PartialEq, Eq, Debug, Encode, Decode)]
 pub struct Checkpoint {
+    /// Checkpoint format version; must equal [`CHECKPOINT_VERSION`].
+    pub version: u16,
     /// Name of the network (from its spec file).
     pub network: String,
     /// Epoch number; the first checkpoint is epoch 0.
     pub epoch: u64,
-    /// Hash of the previous epoch's checkpoint (all zero for epoch 0).
+    /// Hash of the previous epoch's checkpoint; for epoch 0 the network's genesis hash
+    /// ([`crate::checkpoint::Genesis::hash`]), so every chain leads back to one network spec.
     pub previous: CheckpointHash,
     /// Merkle root over the sorted reputation leaves.
     pub reputation_root: [u8; 32],

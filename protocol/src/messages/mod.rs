@@ -10,7 +10,7 @@ mod report;
 mod verdict;
 
 pub use advert::{CapabilityAdvert, ComputeCapability, GpuInfo, PriceSchedule};
-pub use checkpoint::{AnchorReceipt, Checkpoint, CheckpointVote};
+pub use checkpoint::{AnchorReceipt, CHECKPOINT_VERSION, Checkpoint, CheckpointVote};
 pub use job::{Award, Bid, CallForBids, Device, GpuRequirement, JobSpec, Limits, Requirements};
 pub use receipt::JobReceipt;
 pub use report::{FailureKind, Outcome, ResultReport};

@@ -282,13 +282,14 @@ fn verdict() -> impl Strategy<Value = Verdict> {
 fn checkpoint() -> impl Strategy<Value = Checkpoint> {
     (
         (text(), any::<u64>(), id32(), id32(), any::<u64>()),
-        (id32(), vec(node_id(), 0..5), node_id(), ts()),
+        (id32(), vec(node_id(), 0..5), node_id(), ts(), any::<u16>()),
     )
         .prop_map(
             |(
                 (network, epoch, previous, reputation_root, leaf_count),
-                (verdict_root, next_committee, proposer, proposed_at),
+                (verdict_root, next_committee, proposer, proposed_at, version),
             )| Checkpoint {
+                version,
                 network,
                 epoch,
                 previous: CheckpointHash(previous),

@@ -1,6 +1,7 @@
 //! Integration tests of cairn-protocol: one binary, a module per scenario.
 
 mod adverts;
+mod anchoring;
 mod codec_props;
 mod envelope;
 mod fixtures;

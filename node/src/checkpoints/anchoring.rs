@@ -1,0 +1,167 @@
+//! Anchoring a final checkpoint, receipts from other anchorers, and proofs.
+
+use cairn_protocol::anchor::AnchorPayload;
+use cairn_protocol::merkle::{MerkleTree, ReputationLeaf};
+use cairn_protocol::proof::{AnchorProof, ReputationProof};
+use cairn_protocol::{AnchorReceipt, CheckpointHash, NodeId, Verified};
+use tracing::warn;
+
+use super::{ANCHOR_POLL, ANCHOR_POLL_SIMULATED, ANCHOR_POLLS, ProveError, key};
+use crate::node::{Node, NodeError};
+use crate::store::{self, Tree};
+
+impl Node {
+    pub(super) async fn anchor(self, epoch: u64, hash: CheckpointHash) {
+        let backend = self.service().backend.clone();
+        let confirmations = self.inner.options.spec.anchor.confirmations.max(1);
+        let payload = AnchorPayload {
+            epoch,
+            checkpoint: hash,
+        };
+        // The simulated chain mines on demand; real chains take minutes per block.
+        let poll = if backend.kind() == "simulated" {
+            ANCHOR_POLL_SIMULATED
+        } else {
+            ANCHOR_POLL
+        };
+        let sent = tokio::task::spawn_blocking(move || {
+            let txid = backend.broadcast(&payload)?;
+            if let Some(txid) = txid {
+                backend.after_broadcast(confirmations)?;
+                for _ in 0..ANCHOR_POLLS {
+                    if let Some(proof) = backend.proof(&txid, confirmations)? {
+                        return Ok(Some((txid, proof)));
+                    }
+                    std::thread::sleep(poll);
+                }
+            }
+            Ok::<_, crate::anchor::AnchorBackendError>(None)
+        })
+        .await;
+        match sent {
+            Ok(Ok(Some((txid, proof)))) => {
+                self.store_anchor(epoch, &proof);
+                self.publish_receipt(epoch, hash, txid, &proof).await;
+            }
+            Ok(Ok(None)) => {
+                warn!(target: "cairn::checkpoints", epoch, "anchor not confirmed in time")
+            }
+            Ok(Err(e)) => warn!(target: "cairn::checkpoints", epoch, error = %e, "cannot anchor"),
+            Err(e) => warn!(target: "cairn::checkpoints", epoch, error = %e, "anchor task failed"),
+        }
+    }
+
+    fn store_anchor(&self, epoch: u64, proof: &AnchorProof) {
+        let stored = store::encode_value(proof)
+            .and_then(|v| self.inner.kv.put(Tree::Checkpoints, &key(b'a', epoch), &v))
+            .and_then(|()| self.inner.kv.flush());
+        match stored {
+            Ok(()) => {
+                self.with_state(|s| s.anchored.insert(epoch));
+            }
+            Err(e) => warn!(target: "cairn::checkpoints", error = %e, "cannot store anchor proof"),
+        }
+    }
+
+    async fn publish_receipt(
+        &self,
+        epoch: u64,
+        hash: CheckpointHash,
+        txid: bitcoin::Txid,
+        proof: &AnchorProof,
+    ) {
+        use bitcoin::hashes::Hash;
+        let Some(header) = proof.headers.first() else {
+            return;
+        };
+        let block_hash = bitcoin::consensus::deserialize::<bitcoin::block::Header>(header)
+            .map_or([0; 32], |h| h.block_hash().to_byte_array());
+        let receipt = AnchorReceipt {
+            checkpoint: hash,
+            epoch,
+            chain: proof.chain.clone(),
+            txid: txid.to_byte_array(),
+            block_hash,
+            height: 0,
+            anchored_by: self.node_id(),
+        };
+        if let Ok(signed) = Verified::sign(receipt, &self.inner.keypair) {
+            self.publish_checkpoint_envelope(signed.envelope()).await;
+        }
+    }
+
+    /// Another member anchored a checkpoint: fetch the proof from this node's own view of the
+    /// chain (nothing is taken on the anchorer's word).
+    pub(super) fn accept_receipt(&self, receipt: AnchorReceipt) {
+        use bitcoin::hashes::Hash;
+        let known = self
+            .with_state(|s| {
+                let c = s.chain.get(receipt.epoch as usize)?;
+                (c.checkpoint.hash().ok()? == receipt.checkpoint
+                    && !s.anchored.contains(&receipt.epoch))
+                .then_some(())
+            })
+            .flatten();
+        if known.is_none() || self.service().backend.kind() == "none" {
+            return;
+        }
+        let backend = self.service().backend.clone();
+        let confirmations = self.inner.options.spec.anchor.confirmations.max(1);
+        let txid = bitcoin::Txid::from_byte_array(receipt.txid);
+        let node = self.clone();
+        self.spawn(async move {
+            let proof =
+                tokio::task::spawn_blocking(move || backend.proof(&txid, confirmations)).await;
+            if let Ok(Ok(Some(proof))) = proof {
+                node.store_anchor(receipt.epoch, &proof);
+            }
+        });
+    }
+
+    /// A proof of `peer`'s record at `epoch` (default: the latest this node holds a table
+    /// for), chained to the network spec and, when the network anchors, to the first anchor
+    /// at or after that epoch.
+    pub fn prove(&self, peer: &NodeId, epoch: Option<u64>) -> Result<ReputationProof, ProveError> {
+        let chain = self.checkpoints();
+        let epoch = match epoch {
+            Some(e) => e,
+            None => chain
+                .len()
+                .checked_sub(1)
+                .ok_or(ProveError::NoCheckpoint { epoch })? as u64,
+        };
+        if epoch as usize >= chain.len() {
+            return Err(ProveError::NoCheckpoint { epoch: Some(epoch) });
+        }
+        let kv = &self.inner.kv;
+        let leaves: Vec<ReputationLeaf> = match kv
+            .get(Tree::Checkpoints, &key(b'l', epoch))
+            .map_err(NodeError::from)?
+        {
+            Some(bytes) => store::decode_value(&bytes).map_err(NodeError::from)?,
+            None => return Err(ProveError::NoTable { epoch }),
+        };
+        let index = leaves
+            .iter()
+            .position(|l| l.peer == *peer)
+            .ok_or(ProveError::NoLeaf { peer: *peer, epoch })?;
+        let tree =
+            MerkleTree::from_reputation(&leaves).map_err(|_| ProveError::NoTable { epoch })?;
+        let path = tree.proof(index).ok_or(ProveError::NoTable { epoch })?;
+        let (end, anchor) = if self.service().backend.kind() == "none" {
+            (chain.len() - 1, None)
+        } else {
+            let found =
+                (epoch..chain.len() as u64).find_map(|e| self.checkpoint_anchor(e).map(|a| (e, a)));
+            let (e, a) = found.ok_or(ProveError::NotAnchoredYet { epoch })?;
+            (e as usize, Some(a))
+        };
+        Ok(ReputationProof {
+            leaf: leaves[index],
+            epoch,
+            path,
+            chain: chain[..=end].to_vec(),
+            anchor,
+        })
+    }
+}

@@ -1,0 +1,344 @@
+//! The checkpoint service: every epoch the proposer (round robin over the committee, the next
+//! member after each timeout) gossips a proposal built from its reputation table; every node
+//! recomputes it from its own table and committee members sign only an equal one; at the
+//! spec's threshold the checkpoint is final, chained and stored in the sled tree
+//! `checkpoints`; its proposer anchors it through the spec's backend.
+//!
+//! The rules are `cairn_protocol::checkpoint`'s; this module carries them out on the clock,
+//! the gossip topic and the disk. Not built: fetching verdicts a member misses (a member whose
+//! table differs does not sign, and signs later if its table catches up), and catching up on
+//! checkpoints finalised while a node was offline.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use cairn_protocol::checkpoint::{Genesis, VoteTally};
+use cairn_protocol::merkle::ReputationLeaf;
+use cairn_protocol::proof::{AnchorProof, SignedCheckpoint};
+use cairn_protocol::{Checkpoint, CheckpointHash, CheckpointVote, NodeId, Timestamp, Verified};
+
+use bitcoin::secp256k1::SecretKey;
+
+use crate::anchor::{
+    AnchorBackend, BackendKind, BitcoindBackend, EsploraBackend, NoAnchor, Simulated,
+    SimulatedChain,
+};
+use crate::config::NetworkSpec;
+use crate::node::{Node, NodeError, now};
+use crate::store::{self, KvStore, Tree};
+
+mod anchoring;
+mod round;
+
+/// Votes for proposals not seen yet that a node holds per epoch.
+const MAX_PENDING_VOTES: usize = 1_024;
+/// How often an anchorer asks a real chain whether its transaction is confirmed.
+const ANCHOR_POLL: Duration = Duration::from_secs(30);
+/// The same for the simulated chain, which mines on demand.
+const ANCHOR_POLL_SIMULATED: Duration = Duration::from_millis(200);
+/// How many times it asks before giving up on one anchor (25 hours on a real chain); a later
+/// checkpoint's anchor then covers this one through the chain.
+const ANCHOR_POLLS: u32 = 3_000;
+
+/// Misbehaviour a test can switch on in one node's checkpoint service.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CheckpointFault {
+    /// Behave.
+    #[default]
+    None,
+    /// Never propose and never vote.
+    Silent,
+    /// Vote for a checkpoint with a different reputation root than proposed.
+    WrongRoot,
+}
+
+/// Checkpoints this node finalised and anchored.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct CheckpointCounts {
+    /// Finalised checkpoints in the local chain.
+    pub finalised: u64,
+    /// Of those, how many this node holds an anchor proof for.
+    pub anchored: u64,
+}
+
+/// Why a proof could not be made.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ProveError {
+    /// No finalised checkpoint at the epoch asked for.
+    #[error("no finalised checkpoint for epoch {epoch:?} on this node")]
+    NoCheckpoint {
+        /// The epoch asked for, `None` for the latest.
+        epoch: Option<u64>,
+    },
+    /// This node did not keep the table of that epoch (its own table differed).
+    #[error("this node does not hold the reputation table of epoch {epoch}")]
+    NoTable {
+        /// The epoch.
+        epoch: u64,
+    },
+    /// The peer has no leaf in that checkpoint.
+    #[error("peer {peer} has no record in the checkpoint of epoch {epoch}")]
+    NoLeaf {
+        /// The peer.
+        peer: NodeId,
+        /// The epoch.
+        epoch: u64,
+    },
+    /// The network anchors but no anchor covers the epoch yet.
+    #[error("no anchor covers epoch {epoch} yet; retry after the next checkpoint is anchored")]
+    NotAnchoredYet {
+        /// The epoch.
+        epoch: u64,
+    },
+    /// The store failed.
+    #[error(transparent)]
+    Node(#[from] NodeError),
+}
+
+#[derive(Default)]
+struct EpochState {
+    proposals: BTreeMap<CheckpointHash, (Checkpoint, Option<Vec<ReputationLeaf>>)>,
+    tallies: BTreeMap<CheckpointHash, VoteTally>,
+    pending: Vec<Verified<CheckpointVote>>,
+    proposed: BTreeSet<u64>,
+    voted: BTreeSet<CheckpointHash>,
+}
+
+struct State {
+    chain: Vec<SignedCheckpoint>,
+    opened_at: Timestamp,
+    epoch: EpochState,
+    anchored: BTreeSet<u64>,
+    fault: CheckpointFault,
+}
+
+/// The service's state and backend, held by the node.
+pub(crate) struct CheckpointService {
+    genesis: Option<Genesis>,
+    state: Mutex<State>,
+    backend: Arc<dyn AnchorBackend>,
+    /// The node's own simulated chain, when the spec asks for one without a URL.
+    _chain: Option<SimulatedChain>,
+}
+
+/// Creates (or reads) the identity of a node that will run in `data_dir`, before it starts,
+/// so that a network spec's first committee can name it (simulations and tests).
+pub fn prepare_identity(data_dir: &std::path::Path) -> Result<NodeId, NodeError> {
+    let kv = crate::store::SledStore::open(&data_dir.join("db"), 1 << 20)?;
+    let keypair = crate::node::load_or_create_identity(&kv)?;
+    Ok(NodeId::from_keypair(&keypair))
+}
+
+fn key(prefix: u8, epoch: u64) -> Vec<u8> {
+    let mut k = vec![prefix];
+    k.extend_from_slice(&epoch.to_be_bytes());
+    k
+}
+
+impl CheckpointService {
+    /// Loads the stored chain and prepares the backend the spec names.
+    pub(crate) async fn open(
+        spec: &NetworkSpec,
+        kv: &dyn KvStore,
+        data_dir: &std::path::Path,
+    ) -> Result<Self, NodeError> {
+        let committee = spec
+            .checkpoints
+            .first_committee()
+            .map_err(|e| NodeError::Sign(e.to_string()))?;
+        let genesis = (!committee.is_empty()).then(|| Genesis {
+            network: spec.name.clone(),
+            committee,
+            committee_size: spec.checkpoints.committee_size,
+            threshold: spec.checkpoints.threshold(),
+        });
+        let (backend, chain) = backend(spec, data_dir).await?;
+        let mut chain_state = Vec::new();
+        for k in kv.keys(Tree::Checkpoints, b"c")? {
+            if let Some(bytes) = kv.get(Tree::Checkpoints, &k)? {
+                chain_state.push(store::decode_value::<SignedCheckpoint>(&bytes)?);
+            }
+        }
+        let anchored = kv
+            .keys(Tree::Checkpoints, b"a")?
+            .iter()
+            .filter_map(|k| {
+                k.get(1..9)
+                    .and_then(|b| b.try_into().ok())
+                    .map(u64::from_be_bytes)
+            })
+            .collect();
+        Ok(Self {
+            genesis,
+            state: Mutex::new(State {
+                chain: chain_state,
+                opened_at: now(),
+                epoch: EpochState::default(),
+                anchored,
+                fault: CheckpointFault::None,
+            }),
+            backend,
+            _chain: chain,
+        })
+    }
+}
+
+/// File in the data dir holding the `esplora` backend's signing key (hex, owner-only).
+pub const ANCHOR_KEY_FILE: &str = "anchor.key";
+
+/// The `esplora` backend's key: read from the data dir, created on first use.
+fn anchor_key(data_dir: &std::path::Path) -> Result<SecretKey, NodeError> {
+    let path = data_dir.join(ANCHOR_KEY_FILE);
+    let io = |source| NodeError::Io {
+        path: path.clone(),
+        source,
+    };
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let text = hex::encode(rand::random::<[u8; 32]>());
+            crate::api::write_private(&path, text.as_bytes()).map_err(io)?;
+            text
+        }
+        Err(e) => return Err(io(e)),
+    };
+    let bytes = hex::decode(text.trim()).map_err(|e| NodeError::Identity(e.to_string()))?;
+    SecretKey::from_slice(&bytes).map_err(|e| NodeError::Identity(e.to_string()))
+}
+
+fn network_of(chain: &str) -> bitcoin::Network {
+    match chain {
+        "bitcoin" | "bitcoin-mainnet" => bitcoin::Network::Bitcoin,
+        "bitcoin-testnet" => bitcoin::Network::Testnet,
+        "bitcoin-signet" => bitcoin::Network::Signet,
+        _ => bitcoin::Network::Regtest,
+    }
+}
+
+async fn backend(
+    spec: &NetworkSpec,
+    data_dir: &std::path::Path,
+) -> Result<(Arc<dyn AnchorBackend>, Option<SimulatedChain>), NodeError> {
+    let a = &spec.anchor;
+    let chain_name = crate::anchor::chain_name(a);
+    Ok(match a.backend {
+        BackendKind::None => (Arc::new(NoAnchor), None),
+        BackendKind::Esplora => {
+            let key = anchor_key(data_dir)?;
+            let urls = a.esplora_urls.clone();
+            let backend = EsploraBackend::new(urls, key, network_of(&chain_name), &chain_name);
+            if let Ok(address) = backend.address() {
+                tracing::info!(target: "cairn::checkpoints", %address, "esplora anchoring pays its fees from this address");
+            }
+            (Arc::new(backend), None)
+        }
+        BackendKind::Bitcoind => (
+            Arc::new(BitcoindBackend::new(
+                &a.rpc_url,
+                &a.rpc_user,
+                &a.rpc_password,
+                &chain_name,
+            )),
+            None,
+        ),
+        BackendKind::Simulated if a.rpc_url.is_empty() => {
+            let chain = SimulatedChain::start(rand::random())
+                .await
+                .map_err(|source| NodeError::Io {
+                    path: "simulated chain".into(),
+                    source,
+                })?;
+            let client =
+                BitcoindBackend::new(&chain.url(), chain.user(), chain.password(), &chain_name);
+            (Arc::new(Simulated(client)), Some(chain))
+        }
+        BackendKind::Simulated => (
+            Arc::new(Simulated(BitcoindBackend::new(
+                &a.rpc_url,
+                &a.rpc_user,
+                &a.rpc_password,
+                &chain_name,
+            ))),
+            None,
+        ),
+    })
+}
+
+impl Node {
+    fn service(&self) -> &CheckpointService {
+        &self.inner.checkpoints
+    }
+
+    fn with_state<T>(&self, f: impl FnOnce(&mut State) -> T) -> Option<T> {
+        self.service().state.lock().ok().map(|mut s| f(&mut s))
+    }
+
+    /// Makes this node misbehave in checkpoints (tests and simulations).
+    pub fn set_checkpoint_fault(&self, fault: CheckpointFault) {
+        self.with_state(|s| s.fault = fault);
+    }
+
+    /// How many checkpoints this node finalised and holds anchors for.
+    pub fn checkpoint_counts(&self) -> CheckpointCounts {
+        self.with_state(|s| CheckpointCounts {
+            finalised: s.chain.len() as u64,
+            anchored: s.anchored.len() as u64,
+        })
+        .unwrap_or_default()
+    }
+
+    /// The finalised chain, epoch 0 first.
+    pub fn checkpoints(&self) -> Vec<SignedCheckpoint> {
+        self.with_state(|s| s.chain.clone()).unwrap_or_default()
+    }
+
+    /// The anchor proof of `epoch`, when this node holds one.
+    pub fn checkpoint_anchor(&self, epoch: u64) -> Option<AnchorProof> {
+        let bytes = self
+            .inner
+            .kv
+            .get(Tree::Checkpoints, &key(b'a', epoch))
+            .ok()??;
+        store::decode_value(&bytes).ok()
+    }
+
+    /// The anchoring backend's name and chain.
+    pub fn anchor_backend(&self) -> (&'static str, String) {
+        (
+            self.service().backend.kind(),
+            self.service().backend.chain().to_owned(),
+        )
+    }
+
+    /// Runs the epoch clock: spawned at start when the spec names a first committee.
+    pub(crate) async fn run_checkpoints(self) {
+        if self.service().genesis.is_none() {
+            return;
+        }
+        let spec = &self.inner.options.spec.checkpoints;
+        let step = spec.epoch_ms.min(spec.proposer_timeout_ms) / 4;
+        let mut ticker = tokio::time::interval(Duration::from_millis(step.clamp(20, 1_000)));
+        loop {
+            ticker.tick().await;
+            self.checkpoint_tick(now()).await;
+        }
+    }
+
+    fn committee_of(&self, s: &State) -> Vec<NodeId> {
+        match (s.chain.last(), &self.service().genesis) {
+            (Some(last), _) => last.checkpoint.next_committee.clone(),
+            (None, Some(g)) => g.committee.clone(),
+            (None, None) => Vec::new(),
+        }
+    }
+
+    fn tip(&self, s: &State) -> Option<CheckpointHash> {
+        match s.chain.last() {
+            Some(last) => last.checkpoint.hash().ok(),
+            None => self.service().genesis.as_ref()?.hash().ok(),
+        }
+    }
+}

@@ -1,0 +1,289 @@
+//! One epoch's round: the proposer's clock, proposals, recomputation, votes and finality.
+
+use cairn_protocol::checkpoint::{self, CheckpointInput, VoteOutcome, VoteTally};
+use cairn_protocol::merkle::ReputationLeaf;
+use cairn_protocol::proof::SignedCheckpoint;
+use cairn_protocol::{
+    AnchorReceipt, Checkpoint, CheckpointHash, CheckpointVote, Envelope, MessageKind, Timestamp,
+    Verified,
+};
+use libp2p::PeerId;
+use libp2p::gossipsub::MessageId;
+use tracing::{debug, info, warn};
+
+use super::{CheckpointFault, EpochState, MAX_PENDING_VOTES, State, key};
+use crate::node::{Node, now};
+use crate::store::{self, Tree};
+
+impl Node {
+    pub(super) async fn checkpoint_tick(&self, now: Timestamp) {
+        let spec = &self.inner.options.spec.checkpoints;
+        let me = self.node_id();
+        let propose = self.with_state(|s| {
+            let due = s.opened_at.plus_ms(spec.epoch_ms);
+            if now < due || s.fault == CheckpointFault::Silent {
+                return None;
+            }
+            let attempt = checkpoint::attempt_at(due, now, spec.proposer_timeout_ms);
+            let epoch = s.chain.len() as u64;
+            let mine = checkpoint::proposer(&self.committee_of(s), epoch, attempt) == Some(me);
+            (mine && s.epoch.proposed.insert(attempt)).then_some(epoch)
+        });
+        if let Some(Some(epoch)) = propose {
+            self.propose(epoch, now).await;
+        }
+        // A member whose table lagged may now agree with a proposal it saw.
+        let open: Vec<CheckpointHash> = self
+            .with_state(|s| {
+                s.epoch
+                    .proposals
+                    .iter()
+                    .filter(|(_, (_, l))| l.is_none())
+                    .map(|(h, _)| *h)
+                    .collect()
+            })
+            .unwrap_or_default();
+        for hash in open {
+            self.consider(hash).await;
+        }
+    }
+
+    /// This node's own checkpoint for `epoch` from its current table.
+    fn compute(
+        &self,
+        s: &State,
+        epoch: u64,
+        now: Timestamp,
+    ) -> Option<(Checkpoint, Vec<ReputationLeaf>)> {
+        let table = self.reputation();
+        let leaves = table.leaves();
+        let committee = self.committee_of(s);
+        let input = CheckpointInput {
+            network: &self.inner.options.spec.name,
+            epoch,
+            previous: self.tip(s)?,
+            committee: &committee,
+            committee_size: self.inner.options.spec.checkpoints.committee_size as usize,
+            verdicts: &table.applied_ids(),
+            proposer: self.node_id(),
+            now,
+        };
+        let c = checkpoint::build(&input, &leaves).ok()?;
+        Some((c, leaves))
+    }
+
+    async fn propose(&self, epoch: u64, now: Timestamp) {
+        let Some(Some((c, _))) = self.with_state(|s| self.compute(s, epoch, now)) else {
+            return;
+        };
+        let Ok(signed) = Verified::sign(c, &self.inner.keypair) else {
+            return;
+        };
+        info!(target: "cairn::checkpoints", epoch, "proposing checkpoint");
+        self.publish_checkpoint_envelope(signed.envelope()).await;
+        let _ = self.accept_proposal(signed).await;
+    }
+
+    pub(super) async fn publish_checkpoint_envelope(&self, envelope: &Envelope) {
+        if let Ok(bytes) = envelope.to_bytes()
+            && let Err(e) = self.inner.net.publish_checkpoint(bytes).await
+        {
+            debug!(target: "cairn::checkpoints", error = %e, "checkpoint message not published");
+        }
+    }
+
+    /// Handles a message from the checkpoint topic.
+    pub(crate) async fn on_checkpoint_gossip(&self, source: PeerId, id: MessageId, data: Vec<u8>) {
+        let checked = self.check_checkpoint_message(&data).await;
+        self.settle_gossip("checkpoint", source, id, checked).await;
+    }
+
+    async fn check_checkpoint_message(&self, data: &[u8]) -> Result<(), &'static str> {
+        if data.len() > crate::net::MAX_GOSSIP_BYTES {
+            return Err("oversize");
+        }
+        let envelope = Envelope::from_bytes(data).map_err(|e| e.reason())?;
+        match envelope.kind {
+            MessageKind::Checkpoint => {
+                let proposal = envelope.verify::<Checkpoint>().map_err(|e| e.reason())?;
+                self.accept_proposal(proposal).await
+            }
+            MessageKind::CheckpointVote => {
+                let vote = envelope
+                    .verify::<CheckpointVote>()
+                    .map_err(|e| e.reason())?;
+                self.accept_vote(vote).await
+            }
+            MessageKind::AnchorReceipt => {
+                let receipt = envelope.verify::<AnchorReceipt>().map_err(|e| e.reason())?;
+                self.accept_receipt(receipt.message().clone());
+                Ok(())
+            }
+            _ => Err("wrong_kind"),
+        }
+    }
+
+    async fn accept_proposal(&self, proposal: Verified<Checkpoint>) -> Result<(), &'static str> {
+        let c = proposal.message().clone();
+        let hash = c.hash().map_err(|_| "malformed")?;
+        self.with_state(|s| {
+            if c.network != self.inner.options.spec.name {
+                return Err("wrong_network");
+            }
+            if c.epoch != s.chain.len() as u64 {
+                // Late (harmless), or this node is behind (it cannot catch up yet, see the
+                // module docs): neither is the sender's fault.
+                debug!(target: "cairn::checkpoints", epoch = c.epoch, "proposal for another epoch");
+                return Ok(());
+            }
+            if Some(c.previous) != self.tip(s) {
+                return Err("wrong_previous");
+            }
+            let committee = self.committee_of(s);
+            if !committee.contains(&c.proposer) || s.epoch.proposals.len() > 2 * committee.len() {
+                return Err("not_proposer");
+            }
+            let threshold = self.inner.options.spec.checkpoints.threshold();
+            s.epoch.proposals.entry(hash).or_insert((c.clone(), None));
+            s.epoch
+                .tallies
+                .entry(hash)
+                .or_insert_with(|| VoteTally::new(c.epoch, hash, &committee, threshold));
+            Ok(())
+        })
+        .unwrap_or(Err("internal"))?;
+        let pending: Vec<_> = self
+            .with_state(|s| {
+                let (matching, rest) = std::mem::take(&mut s.epoch.pending)
+                    .into_iter()
+                    .partition(|v| v.message().checkpoint == hash);
+                s.epoch.pending = rest;
+                matching
+            })
+            .unwrap_or_default();
+        for vote in pending {
+            let _ = self.accept_vote(vote).await;
+        }
+        self.consider(hash).await;
+        Ok(())
+    }
+
+    /// Recomputes a proposal from this node's table; keeps the leaves if equal, and votes when
+    /// this node is on the committee.
+    async fn consider(&self, hash: CheckpointHash) {
+        let me = self.node_id();
+        let vote = self.with_state(|s| {
+            let (proposal, _) = s.epoch.proposals.get(&hash)?.clone();
+            let (mine, leaves) = self.compute(s, proposal.epoch, now())?;
+            if !checkpoint::same_content(&proposal, &mine) {
+                return None;
+            }
+            if let Some(entry) = s.epoch.proposals.get_mut(&hash) {
+                entry.1 = Some(leaves);
+            }
+            let member = self.committee_of(s).contains(&me);
+            let fault = s.fault;
+            if !member || fault == CheckpointFault::Silent || !s.epoch.voted.insert(hash) {
+                return None;
+            }
+            let target = match fault {
+                CheckpointFault::WrongRoot => {
+                    let mut other = proposal.clone();
+                    other.reputation_root[0] ^= 1;
+                    other.hash().ok()?
+                }
+                _ => hash,
+            };
+            Some(CheckpointVote {
+                checkpoint: target,
+                epoch: proposal.epoch,
+                voter: me,
+            })
+        });
+        let Some(Some(vote)) = vote else {
+            return;
+        };
+        let Ok(signed) = Verified::sign(vote, &self.inner.keypair) else {
+            return;
+        };
+        self.publish_checkpoint_envelope(signed.envelope()).await;
+        let _ = self.accept_vote(signed).await;
+    }
+
+    async fn accept_vote(&self, vote: Verified<CheckpointVote>) -> Result<(), &'static str> {
+        let outcome = self
+            .with_state(|s| {
+                let v = vote.message();
+                if v.epoch < s.chain.len() as u64 {
+                    return Ok(None);
+                }
+                match s.epoch.tallies.get_mut(&v.checkpoint) {
+                    Some(tally) => match tally.add(&vote) {
+                        VoteOutcome::Final => Ok(Some(v.checkpoint)),
+                        VoteOutcome::NotMember => Err("not_member"),
+                        _ => Ok(None),
+                    },
+                    None if s.epoch.pending.len() < MAX_PENDING_VOTES => {
+                        s.epoch.pending.push(vote.clone());
+                        Ok(None)
+                    }
+                    None => Err("too_many_pending"),
+                }
+            })
+            .unwrap_or(Err("internal"))?;
+        if let Some(hash) = outcome {
+            self.finalise(hash);
+        }
+        Ok(())
+    }
+
+    fn finalise(&self, hash: CheckpointHash) {
+        let done = self.with_state(|s| {
+            let tally = s.epoch.tallies.get(&hash)?;
+            let (checkpoint, leaves) = s.epoch.proposals.get(&hash)?.clone();
+            let signed = SignedCheckpoint {
+                checkpoint,
+                votes: tally.signatures(),
+            };
+            let ignored = s
+                .epoch
+                .pending
+                .iter()
+                .filter(|v| v.message().epoch == signed.checkpoint.epoch)
+                .count();
+            s.chain.push(signed.clone());
+            s.opened_at = now();
+            s.epoch = EpochState::default();
+            Some((signed, leaves, ignored))
+        });
+        let Some(Some((signed, leaves, ignored))) = done else {
+            return;
+        };
+        for _ in 0..ignored {
+            self.inner
+                .metrics
+                .reject("checkpoint_vote", "other_checkpoint");
+        }
+        let epoch = signed.checkpoint.epoch;
+        info!(target: "cairn::checkpoints", epoch, %hash, votes = signed.votes.len(), "checkpoint final");
+        let kv = &self.inner.kv;
+        let stored = store::encode_value(&signed)
+            .and_then(|v| kv.put(Tree::Checkpoints, &key(b'c', epoch), &v))
+            .and_then(|()| match &leaves {
+                Some(l) => kv.put(
+                    Tree::Checkpoints,
+                    &key(b'l', epoch),
+                    &store::encode_value(l)?,
+                ),
+                None => Ok(()),
+            })
+            .and_then(|()| kv.flush());
+        if let Err(e) = stored {
+            warn!(target: "cairn::checkpoints", error = %e, "cannot store checkpoint");
+        }
+        if signed.checkpoint.proposer == self.node_id() && self.service().backend.kind() != "none" {
+            let node = self.clone();
+            self.spawn(async move { node.anchor(epoch, hash).await });
+        }
+    }
+}

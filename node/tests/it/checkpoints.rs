@@ -1,0 +1,514 @@
+//! Anchoring: the `bitcoind` backend end to end against the simulated chain (and against a real
+//! `bitcoind -regtest` when `BITCOIND_EXE` is set), and an anchored proof that the offline
+//! verifier accepts.
+
+use bitcoin::consensus::encode::deserialize_hex;
+use cairn_node::anchor::{
+    AnchorBackend, BitcoindBackend, EsploraBackend, REGTEST_BITS, SimulatedChain,
+};
+use cairn_protocol::anchor::AnchorPayload;
+use cairn_protocol::checkpoint::{self, CheckpointInput, Genesis, Threshold};
+use cairn_protocol::merkle::{MerkleTree, ReputationLeaf};
+use cairn_protocol::proof::{self, AnchorRule, NetworkRules, ReputationProof, SignedCheckpoint};
+use cairn_protocol::spv::PowRule;
+use cairn_protocol::{CheckpointVote, Envelope, NodeId, Timestamp, VerdictId};
+use libp2p_identity::ed25519;
+use serde_json::json;
+
+fn keypair(seed: u8) -> ed25519::Keypair {
+    let mut secret = [seed; 32];
+    ed25519::Keypair::from(ed25519::SecretKey::try_from_bytes(&mut secret).unwrap())
+}
+
+/// One checkpoint at epoch 0 signed by a committee of three.
+fn signed_checkpoint(
+    genesis: &Genesis,
+    keys: &[ed25519::Keypair],
+    leaves: &[ReputationLeaf],
+) -> SignedCheckpoint {
+    let input = CheckpointInput {
+        network: &genesis.network,
+        epoch: 0,
+        previous: genesis.hash().unwrap(),
+        committee: &genesis.committee,
+        committee_size: 3,
+        verdicts: &[VerdictId::of(b"v")],
+        proposer: genesis.committee[0],
+        now: Timestamp(1),
+    };
+    let c = checkpoint::build(&input, leaves).unwrap();
+    let votes = keys
+        .iter()
+        .map(|k| {
+            let vote = CheckpointVote {
+                checkpoint: c.hash().unwrap(),
+                epoch: 0,
+                voter: NodeId::from_keypair(k),
+            };
+            Envelope::seal(&vote, k).unwrap()
+        })
+        .collect();
+    SignedCheckpoint {
+        checkpoint: c,
+        votes,
+    }
+}
+
+/// Anchors a checkpoint through `backend`, mining with `mine`, and verifies a proof offline.
+fn anchor_and_verify(backend: &dyn AnchorBackend, mine: &dyn Fn(u32)) -> bitcoin::Txid {
+    let keys: Vec<_> = (1..=3).map(keypair).collect();
+    let mut committee: Vec<NodeId> = keys.iter().map(NodeId::from_keypair).collect();
+    committee.sort();
+    let genesis = Genesis {
+        network: "anchor-it".into(),
+        committee: committee.clone(),
+        committee_size: 3,
+        threshold: Threshold::default(),
+    };
+    let mut leaves: Vec<ReputationLeaf> = committee
+        .iter()
+        .enumerate()
+        .map(|(i, peer)| ReputationLeaf {
+            peer: *peer,
+            score: 10 + i as i64,
+            evidence_count: 3,
+        })
+        .collect();
+    leaves.sort_by_key(|l| l.peer);
+    let signed = signed_checkpoint(&genesis, &keys, &leaves);
+    let payload = AnchorPayload {
+        epoch: 0,
+        checkpoint: signed.checkpoint.hash().unwrap(),
+    };
+    let txid = backend
+        .broadcast(&payload)
+        .unwrap()
+        .expect("bitcoind anchors");
+    assert!(backend.proof(&txid, 1).unwrap().is_none(), "not mined yet");
+    mine(2);
+    let anchor = backend.proof(&txid, 2).unwrap().expect("two confirmations");
+    assert_eq!(anchor.headers.len(), 2);
+    let proof = ReputationProof {
+        leaf: leaves[1],
+        epoch: 0,
+        path: MerkleTree::from_reputation(&leaves)
+            .unwrap()
+            .proof(1)
+            .unwrap(),
+        chain: vec![signed],
+        anchor: Some(anchor),
+    };
+    let rules = NetworkRules {
+        genesis,
+        anchor: Some(AnchorRule {
+            chain: backend.chain().to_owned(),
+            pow: PowRule {
+                max_target_bits: REGTEST_BITS,
+                min_confirmations: 2,
+            },
+        }),
+    };
+    let bytes = proof.to_bytes().unwrap();
+    let verified = proof::verify(&ReputationProof::from_bytes(&bytes).unwrap(), &rules).unwrap();
+    assert_eq!(verified.leaf, leaves[1]);
+    assert_eq!(verified.anchor.unwrap().depth, 2);
+    txid
+}
+
+/// Virtual size of the anchor transaction as broadcast (with its witness).
+fn txid_vsize(backend: &BitcoindBackend, txid: &bitcoin::Txid) -> usize {
+    let info = backend
+        .call("gettransaction", json!([txid.to_string()]))
+        .unwrap();
+    let tx: bitcoin::Transaction = deserialize_hex(info["hex"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        (tx.input.len(), tx.output.len()),
+        (1, 2),
+        "1-in 2-out anchor"
+    );
+    tx.vsize()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bitcoind_backend_anchors_on_the_simulated_chain() {
+    let chain = SimulatedChain::start([7; 32]).await.unwrap();
+    chain.mine(1); // a coinbase for the wallet to spend
+    let url = chain.url();
+    let (user, password) = (chain.user().to_owned(), chain.password().to_owned());
+    let chain = std::sync::Arc::new(chain);
+    let miner = chain.clone();
+    tokio::task::spawn_blocking(move || {
+        let backend = BitcoindBackend::new(&url, &user, &password, "simulated");
+        let txid = anchor_and_verify(&backend, &|n| {
+            miner.mine(n);
+        });
+        let vsize = txid_vsize(&backend, &txid);
+        // 1 P2WPKH input, the 46-byte OP_RETURN and a P2WPKH change output: 167 vB (166 when
+        // the signature happens to be one byte shorter). docs/anchoring.md uses this figure.
+        println!("anchor transaction: {vsize} vB");
+        assert!((166..=167).contains(&vsize), "{vsize} vB");
+        // Wrong credentials are refused by the simulated chain as by Bitcoin Core.
+        let wrong = BitcoindBackend::new(&url, &user, "wrong", "simulated");
+        assert!(wrong.call("getblockcount", json!([])).is_err());
+    })
+    .await
+    .unwrap();
+}
+
+/// One wordcount job with three replicas from `requester`, to give the tables some verdicts.
+async fn one_job(requester: &cairn_node::Node, nonce: u64) {
+    use cairn_protocol::{JobSpec, Limits, Requirements};
+    let wasm = cairn_runtime::guests::bytes("wordcount").unwrap();
+    let t = cairn_node::node::now();
+    let spec = JobSpec {
+        requester: requester.node_id(),
+        nonce,
+        module: requester.put_blob(wasm).await.unwrap(),
+        input: requester
+            .put_blob(b"checkpoint words".to_vec())
+            .await
+            .unwrap(),
+        args: vec![],
+        limits: Limits {
+            fuel: 100_000_000,
+            memory_bytes: 64 << 20,
+            wall_time_ms: 10_000,
+            max_output_bytes: 1 << 20,
+        },
+        requirements: Requirements::default(),
+        replicas: 3,
+        quorum: 2,
+        max_replicas: 5,
+        max_price: 1_000,
+        bid_deadline: t.plus_ms(2_000),
+        deadline: t.plus_ms(60_000),
+    };
+    let id = requester.submit_job(spec).unwrap();
+    crate::harness::wait_for(
+        "the job to finish",
+        std::time::Duration::from_secs(60),
+        || async { requester.job_finished(&id).unwrap_or(false).then_some(()) },
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn seven_nodes_finalise_and_anchor_identical_checkpoints() {
+    use cairn_node::anchor::{AnchorSpec, CheckpointSpec, network_rules};
+    use cairn_node::checkpoints::CheckpointFault;
+    use cairn_node::testing;
+    use std::time::Duration;
+
+    let dir = tempfile::tempdir().unwrap();
+    let dirs: Vec<_> = (0..7)
+        .map(|i| dir.path().join(format!("node{i}")))
+        .collect();
+    let ids: Vec<NodeId> = dirs
+        .iter()
+        .map(|d| cairn_node::checkpoints::prepare_identity(d).unwrap())
+        .collect();
+    let chain = SimulatedChain::start([3; 32]).await.unwrap();
+    chain.mine(5);
+    let mut spec = testing::spec("ckpt-seven");
+    spec.checkpoints = CheckpointSpec {
+        epoch_ms: 1_500,
+        proposer_timeout_ms: 2_000,
+        committee: ids.iter().map(ToString::to_string).collect(),
+        committee_size: 7,
+        ..CheckpointSpec::default()
+    };
+    spec.anchor = AnchorSpec::simulated(&chain, 1);
+    let mut nodes = Vec::new();
+    let mut bootstrap = Vec::new();
+    for d in &dirs {
+        let node = testing::start(d, &spec, testing::cpu_only(), bootstrap.clone())
+            .await
+            .unwrap();
+        if bootstrap.is_empty() {
+            bootstrap = testing::address(node.node()).await.into_iter().collect();
+        }
+        nodes.push(node);
+    }
+    let mut sorted = ids.clone();
+    sorted.sort();
+    // The first proposer of epoch 0 goes silent; another member signs a different root.
+    let silent = sorted[0];
+    let liar = sorted[3];
+    let index = |id: NodeId| ids.iter().position(|i| *i == id).unwrap();
+    nodes[index(silent)]
+        .node()
+        .set_checkpoint_fault(CheckpointFault::Silent);
+    nodes[index(liar)]
+        .node()
+        .set_checkpoint_fault(CheckpointFault::WrongRoot);
+    let requester = nodes[index(sorted[6])].node().clone();
+    crate::harness::wait_for("all adverts", Duration::from_secs(30), || async {
+        (requester.advert_count() == 7).then_some(())
+    })
+    .await;
+    one_job(&requester, 1).await;
+
+    // Every node finalises the same checkpoints, until one covers the job's verdict.
+    let covered = |n: &cairn_node::RunningNode| {
+        n.node()
+            .checkpoints()
+            .iter()
+            .any(|c| c.checkpoint.leaf_count > 0)
+    };
+    for n in &nodes {
+        crate::harness::wait_for(
+            "a checkpoint with the verdict",
+            Duration::from_secs(120),
+            || async { (covered(n) && n.node().checkpoint_counts().finalised >= 3).then_some(()) },
+        )
+        .await;
+    }
+    let shortest = nodes
+        .iter()
+        .map(|n| n.node().checkpoints().len())
+        .min()
+        .unwrap();
+    let reference = nodes[0].node().checkpoints();
+    for n in &nodes {
+        let chain = n.node().checkpoints();
+        for e in 0..shortest {
+            assert_eq!(
+                chain[e].checkpoint, reference[e].checkpoint,
+                "epoch {e} differs"
+            );
+        }
+    }
+    // The silent proposer was replaced; the liar's votes never counted.
+    assert_ne!(reference[0].checkpoint.proposer, silent);
+    for c in &reference {
+        assert_eq!(c.votes.len(), 5, "threshold 5 of 7");
+        for v in &c.votes {
+            assert_ne!(v.signer, liar, "a vote on another root was counted");
+            assert_ne!(v.signer, silent);
+        }
+    }
+    let ignored: u64 = nodes
+        .iter()
+        .map(|n| {
+            n.node()
+                .metrics()
+                .rejections("checkpoint_vote", "other_checkpoint")
+        })
+        .sum();
+    assert!(ignored > 0, "votes on another root are counted as ignored");
+
+    // An anchored proof of a provider's score verifies offline against the spec.
+    let epoch = reference
+        .iter()
+        .position(|c| c.checkpoint.leaf_count > 0)
+        .unwrap() as u64;
+    let table = requester.reputation();
+    let (peer, standing) = table.iter().next().map(|(p, s)| (*p, *s)).unwrap();
+    let holder = crate::harness::wait_for("an anchored proof", Duration::from_secs(60), || async {
+        nodes
+            .iter()
+            .find(|n| n.node().prove(&peer, Some(epoch)).is_ok())
+    })
+    .await;
+    let proof = holder.node().prove(&peer, Some(epoch)).unwrap();
+    let verified = proof::verify(&proof, &network_rules(&spec).unwrap()).unwrap();
+    assert_eq!(
+        (verified.leaf.peer, verified.leaf.score),
+        (peer, standing.score)
+    );
+    assert_eq!(verified.anchor.unwrap().chain, "simulated");
+    // The same through the CLI: list, prove, then verify offline against the spec file.
+    let holder_dir = dirs[index(holder.node().node_id())].clone();
+    let spec_file = dir.path().join("spec.toml");
+    std::fs::write(&spec_file, toml::to_string(&spec).unwrap()).unwrap();
+    let out_file = dir.path().join("proof.bin");
+    let (peer_hex, epoch_text) = (peer.to_string(), epoch.to_string());
+    let expected_score = standing.score;
+    tokio::task::spawn_blocking(move || {
+        cli_round_trip(
+            &holder_dir,
+            &spec_file,
+            &out_file,
+            &peer_hex,
+            &epoch_text,
+            expected_score,
+        )
+    })
+    .await
+    .unwrap();
+    // The proposer anchored, and the others fetched the proof from their view of the chain.
+    for n in &nodes {
+        crate::harness::wait_for(
+            "every node to hold an anchor",
+            Duration::from_secs(60),
+            || async { (n.node().checkpoint_counts().anchored >= 1).then_some(()) },
+        )
+        .await;
+    }
+    // A restarted node reads its chain and anchors back from sled.
+    let pick = (index(sorted[6]) + 1) % nodes.len();
+    let node = nodes.remove(pick);
+    let before = node.node().checkpoints();
+    let anchored = node.node().checkpoint_counts().anchored;
+    node.shutdown().await;
+    let again = testing::start(&dirs[pick], &spec, testing::cpu_only(), bootstrap)
+        .await
+        .unwrap();
+    let after = again.node().checkpoints();
+    assert_eq!(after[..before.len()], before[..]);
+    assert!(again.node().checkpoint_counts().anchored >= anchored);
+}
+
+fn cairn(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_cairn"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn cli_round_trip(
+    data_dir: &std::path::Path,
+    spec: &std::path::Path,
+    file: &std::path::Path,
+    peer: &str,
+    epoch: &str,
+    score: i64,
+) {
+    let (data_dir, spec, file) = (
+        data_dir.to_str().unwrap(),
+        spec.to_str().unwrap(),
+        file.to_str().unwrap(),
+    );
+    let list = cairn(&["--data-dir", data_dir, "checkpoint", "list", "--json"]);
+    assert!(list.status.success(), "{list:?}");
+    let list: serde_json::Value = serde_json::from_slice(&list.stdout).unwrap();
+    assert_eq!(list["backend"], "simulated");
+    assert!(list["finalised"].as_u64().unwrap() >= 3, "{list}");
+    let prove = cairn(&[
+        "--data-dir",
+        data_dir,
+        "checkpoint",
+        "prove",
+        peer,
+        "--epoch",
+        epoch,
+        "-o",
+        file,
+    ]);
+    assert!(prove.status.success(), "{prove:?}");
+    let verify = cairn(&["checkpoint", "verify", file, "--network", spec, "--json"]);
+    assert!(verify.status.success(), "{verify:?}");
+    let report: serde_json::Value = serde_json::from_slice(&verify.stdout).unwrap();
+    assert_eq!(report["score"], score);
+    assert_eq!(report["chain"], "simulated");
+    assert!(report["depth"].as_u64().unwrap() >= 1);
+    // A flipped byte, and the wrong network spec, fail with exit 1 naming the check.
+    let mut bytes = std::fs::read(file).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x40;
+    std::fs::write(file, &bytes).unwrap();
+    let flipped = cairn(&["checkpoint", "verify", file, "--network", spec]);
+    assert_eq!(flipped.status.code(), Some(1), "{flipped:?}");
+    assert!(String::from_utf8_lossy(&flipped.stderr).contains("check failed"));
+    bytes[middle] ^= 0x40;
+    std::fs::write(file, &bytes).unwrap();
+    let wrong = cairn(&["checkpoint", "verify", file, "--json"]);
+    assert_eq!(wrong.status.code(), Some(1), "{wrong:?}");
+    let report: serde_json::Value = serde_json::from_slice(&wrong.stdout).unwrap();
+    assert_eq!(report["check"], "network_spec", "{report}");
+}
+
+/// The same backend against a real `bitcoind -regtest`, when `BITCOIND_EXE` names one.
+#[test]
+fn bitcoind_backend_anchors_on_a_real_regtest_node() {
+    let Some(exe) = std::env::var_os("BITCOIND_EXE") else {
+        eprintln!("skipped: set BITCOIND_EXE to a bitcoind binary to run this test");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = std::process::Command::new(exe)
+        .arg("-regtest")
+        .arg(format!("-datadir={}", dir.path().display()))
+        .args([
+            "-listen=0",
+            "-server=1",
+            "-rpcbind=127.0.0.1",
+            "-rpcallowip=127.0.0.1",
+        ])
+        .args([
+            "-rpcuser=cairn",
+            "-rpcpassword=cairn",
+            "-fallbackfee=0.0001",
+        ])
+        .arg(format!("-rpcport={port}"))
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let backend = BitcoindBackend::new(
+        &format!("http://127.0.0.1:{port}/"),
+        "cairn",
+        "cairn",
+        "bitcoin-regtest",
+    );
+    let ready = (0..300).any(|_| {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        backend.call("getblockcount", json!([])).is_ok()
+    });
+    assert!(ready, "bitcoind did not answer RPC");
+    backend.call("createwallet", json!(["cairn"])).unwrap();
+    let address = backend.call("getnewaddress", json!([])).unwrap();
+    // 101 blocks: the first coinbase matures.
+    backend
+        .call("generatetoaddress", json!([101, address]))
+        .unwrap();
+    let txid = anchor_and_verify(&backend, &|n| {
+        backend
+            .call("generatetoaddress", json!([n, address]))
+            .unwrap();
+    });
+    let vsize = txid_vsize(&backend, &txid);
+    println!("anchor transaction on bitcoind regtest: {vsize} vB");
+    let _ = backend.call("stop", json!([]));
+    let _ = child.wait();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn esplora_backend_anchors_and_needs_agreeing_endpoints() {
+    let chain = std::sync::Arc::new(SimulatedChain::start([8; 32]).await.unwrap());
+    let other = SimulatedChain::start([9; 32]).await.unwrap();
+    let url = chain.esplora_url();
+    let key = bitcoin::secp256k1::SecretKey::from_slice(&[0x42; 32]).unwrap();
+    let backend = EsploraBackend::new(
+        vec![url.clone(), url.clone()],
+        key,
+        bitcoin::Network::Regtest,
+        "simulated",
+    );
+    chain.mine_to(1, &backend.script()); // fund the backend's own key
+    let miner = chain.clone();
+    let other_url = other.esplora_url();
+    tokio::task::spawn_blocking(move || {
+        let txid = anchor_and_verify(&backend, &|n| {
+            miner.mine(n);
+        });
+        // A second endpoint that answers differently (another chain) makes proofs fail.
+        let split = EsploraBackend::new(
+            vec![url, other_url],
+            key,
+            bitcoin::Network::Regtest,
+            "simulated",
+        );
+        let err = split.proof(&txid, 1).unwrap_err();
+        assert!(
+            err.to_string().contains("disagree") || err.to_string().contains("404"),
+            "{err}"
+        );
+    })
+    .await
+    .unwrap();
+}
