@@ -178,6 +178,9 @@ pub struct StatusView {
     pub gpu_source: crate::gpu::GpuSource,
     /// Cairn version.
     pub version: String,
+    /// Reachability: AutoNAT status, relay reservations, hole punching.
+    #[serde(default)]
+    pub nat: crate::net::NatInfo,
 }
 
 async fn status(State(s): State<ApiState>) -> Response {
@@ -186,14 +189,22 @@ async fn status(State(s): State<ApiState>) -> Response {
         (Ok(l), Ok(p)) => (l, p),
         (Err(e), _) | (_, Err(e)) => return error(StatusCode::SERVICE_UNAVAILABLE, "stopping", e),
     };
+    let nat = match node.net().nat().await {
+        Ok(nat) => nat,
+        Err(e) => return error(StatusCode::SERVICE_UNAVAILABLE, "stopping", e),
+    };
     let peer_id = node.peer_id();
     Json(StatusView {
         peer_id: peer_id.to_string(),
         node_id: node.node_id().to_string(),
         network: node.options().spec.name.clone(),
+        // Relayed listen addresses (`.../p2p-circuit/p2p/SELF`) already end in the peer id.
         listen_addrs: listen
             .iter()
-            .map(|a| format!("{a}/p2p/{peer_id}"))
+            .map(|a| match a.iter().last() {
+                Some(libp2p::multiaddr::Protocol::P2p(p)) if p == peer_id => a.to_string(),
+                _ => format!("{a}/p2p/{peer_id}"),
+            })
             .collect(),
         peers: peers.len(),
         adverts: node.advert_count(),
@@ -201,6 +212,7 @@ async fn status(State(s): State<ApiState>) -> Response {
         blob_bytes: node.blobs().used_bytes(),
         gpu_source: node.options().hardware.source.clone(),
         version: env!("CARGO_PKG_VERSION").to_owned(),
+        nat,
     })
     .into_response()
 }

@@ -5,14 +5,21 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
+use libp2p::Multiaddr;
 use serde::{Deserialize, Serialize};
+
+use crate::net::{NatConfig, RelayServerMode};
 
 /// Environment variable that overrides the default data directory.
 pub const DATA_DIR_ENV: &str = "CAIRN_DATA_DIR";
 
 /// Largest config or network spec file read, in bytes.
 const MAX_CONFIG_BYTES: u64 = 256 * 1024;
+
+/// Longest AutoNAT probe delay accepted in a network spec, in seconds (one hour).
+const MAX_AUTONAT_PROBE_SECS: u64 = 3600;
 
 /// Why a configuration could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -104,6 +111,13 @@ pub struct NetworkSpec {
     pub advert_ttl_secs: u64,
     /// Interval between advert refreshes, in seconds. Default: `120`.
     pub advert_refresh_secs: u64,
+    /// Let AutoNAT count private (RFC 1918 and similar) addresses as reachable: peers dial
+    /// back such addresses when asked. For lab and LAN networks only; a public network leaves
+    /// it off so that nodes cannot be used to probe private networks. Default: `false`.
+    pub autonat_private_addrs: bool,
+    /// Seconds before a node's first AutoNAT probe, and between probes while its
+    /// reachability is unknown. Default: `15`.
+    pub autonat_probe_secs: u64,
 }
 
 impl Default for NetworkSpec {
@@ -114,6 +128,8 @@ impl Default for NetworkSpec {
             mdns: false,
             advert_ttl_secs: 600,
             advert_refresh_secs: 120,
+            autonat_private_addrs: false,
+            autonat_probe_secs: 15,
         }
     }
 }
@@ -139,6 +155,12 @@ impl NetworkSpec {
             return Err(ConfigError::Invalid {
                 field: "advert_refresh_secs",
                 reason: "must be above 0 and below advert_ttl_secs".into(),
+            });
+        }
+        if self.autonat_probe_secs == 0 || self.autonat_probe_secs > MAX_AUTONAT_PROBE_SECS {
+            return Err(ConfigError::Invalid {
+                field: "autonat_probe_secs",
+                reason: format!("must be between 1 and {MAX_AUTONAT_PROBE_SECS}"),
             });
         }
         Ok(())
@@ -191,6 +213,12 @@ pub struct NodeConfig {
     pub max_connections: u32,
     /// sled page cache, in bytes. Default: 64 MiB.
     pub cache_bytes: u64,
+    /// Relay connections for peers behind NAT: `auto` (while this node has a confirmed public
+    /// address), `on` or `off`. Default: `auto`.
+    pub relay_server: RelayServerMode,
+    /// Addresses at which this node is publicly reachable, announced without waiting for
+    /// AutoNAT (for example a bootstrap node's `/ip4/PUBLIC_IP/tcp/4741`). Default: none.
+    pub external_addrs: Vec<String>,
 }
 
 impl Default for NodeConfig {
@@ -210,6 +238,8 @@ impl Default for NodeConfig {
             blob_store_bytes: 4 << 30,
             max_connections: 256,
             cache_bytes: 64 << 20,
+            relay_server: RelayServerMode::Auto,
+            external_addrs: Vec::new(),
         }
     }
 }
@@ -239,6 +269,16 @@ impl NodeConfig {
                 reason: "must be above 0 and at most blob_store_bytes".into(),
             });
         }
+        for addr in &self.external_addrs {
+            if let Err(e) = addr.parse::<Multiaddr>() {
+                return Err(ConfigError::Invalid {
+                    field: "external_addrs",
+                    reason: format!(
+                        "{addr:?} is not a multiaddr like /ip4/203.0.113.7/tcp/4741: {e}"
+                    ),
+                });
+            }
+        }
         if self.max_blob_bytes > crate::net::MAX_BLOB_TRANSFER_BYTES {
             return Err(ConfigError::Invalid {
                 field: "max_blob_bytes",
@@ -246,6 +286,22 @@ impl NodeConfig {
             });
         }
         Ok(())
+    }
+
+    /// The network layer's reachability settings from this config and the network `spec`.
+    /// External addresses that do not parse are skipped; [`NodeConfig::validate`] refuses them.
+    pub fn nat_config(&self, spec: &NetworkSpec) -> NatConfig {
+        NatConfig {
+            relay_server: self.relay_server,
+            external_addrs: self
+                .external_addrs
+                .iter()
+                .filter_map(|a| a.parse().ok())
+                .collect(),
+            autonat_private_addrs: spec.autonat_private_addrs,
+            autonat_probe_delay: Duration::from_secs(spec.autonat_probe_secs),
+            ..NatConfig::default()
+        }
     }
 
     /// The commented `config.toml` that `cairn init` writes.
@@ -271,6 +327,11 @@ blob_store_bytes = {store}
 max_connections = {conns}
 # Database page cache, in bytes.
 cache_bytes = {cache}
+# Relay connections for peers behind NAT: "auto" (while AutoNAT or external_addrs says this
+# node is publicly reachable), "on" or "off".
+relay_server = "{relay}"
+# Addresses at which this node is publicly reachable, e.g. ["/ip4/203.0.113.7/tcp/4741"].
+external_addrs = {external:?}
 
 [price]
 # Prices in the network's smallest unit.
@@ -285,6 +346,12 @@ minimum = {min}
             store = d.blob_store_bytes,
             conns = d.max_connections,
             cache = d.cache_bytes,
+            relay = match d.relay_server {
+                RelayServerMode::Auto => "auto",
+                RelayServerMode::On => "on",
+                RelayServerMode::Off => "off",
+            },
+            external = d.external_addrs,
             pmf = d.price.per_mega_fuel,
             pgs = d.price.per_gpu_second,
             min = d.price.minimum,

@@ -6,4 +6,5 @@ mod cli;
 mod discovery;
 mod harness;
 mod market;
+mod netns;
 mod run;

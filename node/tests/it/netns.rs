@@ -1,0 +1,504 @@
+//! Joining as separate hosts: `cairn node` processes in their own Linux network namespaces,
+//! joined by veth pairs through a bridge in a "switch" namespace, each given only the first
+//! node's address as bootstrap. One scenario puts a node behind a router namespace that
+//! masquerades (NAT) and lets it reach only the relay, so that it is reachable only through
+//! relay v2.
+//!
+//! Needs root, `ip` (iproute2) and, for the NAT scenario, `iptables`; without them each test
+//! prints "skipped: ..." and returns. Addresses (10.213.0.0/24 and 192.168.213.0/24) exist
+//! only inside the namespaces the test creates, so no traffic leaves them; everything created
+//! is removed on drop, also when the test fails.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const CAIRN: &str = env!("CARGO_BIN_EXE_cairn");
+/// The "public" subnet on the switch's bridge.
+const WAN: &str = "10.213.0";
+/// The private subnet behind the NAT router.
+const LAN: &str = "192.168.213";
+/// Each node has its own namespace, so all use the same ports.
+const P2P_PORT: u16 = 4741;
+const API: &str = "127.0.0.1:4740";
+/// Longest wait for any one condition (machines running these tests are shared and noisy).
+const WAIT: Duration = Duration::from_secs(90);
+
+/// Runs `ip ARGS`, returning its stderr on failure.
+fn ip(args: &[&str]) -> Result<(), String> {
+    run("ip", args)
+}
+
+fn run(program: &str, args: &[&str]) -> Result<(), String> {
+    let out = Command::new(program)
+        .args(args)
+        .output()
+        .map_err(|e| format!("cannot run {program}: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{program} {}` failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
+}
+
+/// Network namespaces owned by one test; all are deleted on drop.
+struct Lab {
+    prefix: String,
+    namespaces: Vec<String>,
+}
+
+impl Lab {
+    /// Creates the switch namespace with its bridge, or says why namespaces cannot be used.
+    fn new(tag: &str) -> Result<Self, String> {
+        let is_root = Command::new("id")
+            .arg("-u")
+            .output()
+            .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
+        if !is_root {
+            return Err("not running as root (network namespaces need it)".into());
+        }
+        if Command::new("ip").arg("-V").output().is_err() {
+            return Err("no `ip` command (install iproute2)".into());
+        }
+        let mut lab = Self {
+            prefix: format!("cairn-{}-{tag}", std::process::id()),
+            namespaces: Vec::new(),
+        };
+        let switch = lab.add_namespace("sw")?;
+        ip(&["-n", &switch, "link", "add", "br0", "type", "bridge"])?;
+        ip(&["-n", &switch, "link", "set", "br0", "up"])?;
+        Ok(lab)
+    }
+
+    fn add_namespace(&mut self, name: &str) -> Result<String, String> {
+        let ns = format!("{}-{name}", self.prefix);
+        ip(&["netns", "add", &ns])?;
+        self.namespaces.push(ns.clone());
+        ip(&["-n", &ns, "link", "set", "lo", "up"])?;
+        Ok(ns)
+    }
+
+    /// A namespace plugged into the switch as `WAN.host`, its interface named `eth0`.
+    fn host(&mut self, host: u8) -> Result<String, String> {
+        let ns = self.add_namespace(&format!("h{host}"))?;
+        self.plug(&ns, host, "eth0")?;
+        Ok(ns)
+    }
+
+    fn plug(&self, ns: &str, host: u8, iface: &str) -> Result<(), String> {
+        let switch = format!("{}-sw", self.prefix);
+        let port = format!("p{host}");
+        ip(&[
+            "-n", &switch, "link", "add", &port, "type", "veth", "peer", "name", iface, "netns", ns,
+        ])?;
+        ip(&["-n", &switch, "link", "set", &port, "master", "br0", "up"])?;
+        ip(&[
+            "-n",
+            ns,
+            "addr",
+            "add",
+            &format!("{WAN}.{host}/24"),
+            "dev",
+            iface,
+        ])?;
+        ip(&["-n", ns, "link", "set", iface, "up"])
+    }
+
+    /// A router plugged into the switch as `WAN.router` that masquerades for a host namespace
+    /// behind it at `LAN.2`, and forwards the host's traffic only to `WAN.only_to`. Returns the
+    /// host's namespace. Fails when the router cannot be set up (for example no iptables).
+    fn host_behind_nat(&mut self, router: u8, only_to: u8) -> Result<String, String> {
+        let r = self.add_namespace("router")?;
+        self.plug(&r, router, "wan")?;
+        let ns = self.add_namespace("natted")?;
+        ip(&[
+            "-n", &r, "link", "add", "lan", "type", "veth", "peer", "name", "eth0", "netns", &ns,
+        ])?;
+        ip(&[
+            "-n",
+            &r,
+            "addr",
+            "add",
+            &format!("{LAN}.1/24"),
+            "dev",
+            "lan",
+        ])?;
+        ip(&["-n", &r, "link", "set", "lan", "up"])?;
+        ip(&[
+            "-n",
+            &ns,
+            "addr",
+            "add",
+            &format!("{LAN}.2/24"),
+            "dev",
+            "eth0",
+        ])?;
+        ip(&["-n", &ns, "link", "set", "eth0", "up"])?;
+        ip(&[
+            "-n",
+            &ns,
+            "route",
+            "add",
+            "default",
+            "via",
+            &format!("{LAN}.1"),
+        ])?;
+        let exec = |args: &[&str]| {
+            let mut all = vec!["netns", "exec", r.as_str()];
+            all.extend_from_slice(args);
+            ip(&all)
+        };
+        exec(&["sysctl", "-qw", "net.ipv4.ip_forward=1"])?;
+        let allowed = format!("{WAN}.{only_to}");
+        exec(&[
+            "iptables",
+            "-t",
+            "nat",
+            "-A",
+            "POSTROUTING",
+            "-o",
+            "wan",
+            "-j",
+            "MASQUERADE",
+        ])?;
+        exec(&[
+            "iptables",
+            "-A",
+            "FORWARD",
+            "-i",
+            "wan",
+            "-m",
+            "conntrack",
+            "--ctstate",
+            "ESTABLISHED,RELATED",
+            "-j",
+            "ACCEPT",
+        ])?;
+        exec(&[
+            "iptables", "-A", "FORWARD", "-i", "lan", "-d", &allowed, "-j", "ACCEPT",
+        ])?;
+        exec(&["iptables", "-P", "FORWARD", "DROP"])?;
+        Ok(ns)
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        for ns in self.namespaces.iter().rev() {
+            if let Err(e) = ip(&["netns", "del", ns]) {
+                eprintln!("cleanup: {e}");
+            }
+        }
+    }
+}
+
+/// A `cairn node` process in a namespace; killed on drop, its log printed if the test failed.
+struct NsNode {
+    name: &'static str,
+    ns: String,
+    dir: PathBuf,
+    log: PathBuf,
+    child: Child,
+}
+
+impl NsNode {
+    fn start(name: &'static str, ns: &str, dir: &Path, listen: &[String], extra: &[&str]) -> Self {
+        std::fs::create_dir_all(dir).unwrap();
+        let log = dir.join("node.log");
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", ns, CAIRN, "--data-dir"])
+            .arg(dir)
+            .args([
+                "--api",
+                API,
+                "node",
+                "--log",
+                "info,cairn=debug,libp2p_relay=debug,libp2p_swarm=debug",
+            ]);
+        for addr in listen {
+            cmd.args(["--listen", addr]);
+        }
+        let child = cmd
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        Self {
+            name,
+            ns: ns.to_owned(),
+            dir: dir.to_owned(),
+            log,
+            child,
+        }
+    }
+
+    /// Runs the CLI against this node, inside its namespace.
+    fn cli(&self, args: &[&str]) -> Output {
+        Command::new("ip")
+            .args(["netns", "exec", &self.ns, CAIRN, "--data-dir"])
+            .arg(&self.dir)
+            .args(args)
+            .output()
+            .unwrap()
+    }
+
+    fn json(&self, args: &[&str]) -> Option<serde_json::Value> {
+        let out = self.cli(args);
+        out.status
+            .success()
+            .then(|| serde_json::from_slice(&out.stdout).ok())
+            .flatten()
+    }
+
+    /// Waits until the node answers with at least one listen address; returns its status.
+    fn status(&self) -> serde_json::Value {
+        poll(&format!("{}'s status", self.name), || {
+            let status = self.json(&["status", "--json"])?;
+            (!status["listen_addrs"].as_array()?.is_empty()).then_some(status)
+        })
+    }
+
+    fn peer_id(&self) -> String {
+        self.status()["peer_id"].as_str().unwrap().to_owned()
+    }
+}
+
+impl Drop for NsNode {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+            eprintln!("---- log of {} ({}) ----\n{log}", self.name, self.ns);
+        }
+    }
+}
+
+/// Polls `check` every 200 ms until it yields, or panics after [`WAIT`] naming `what`.
+fn poll<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = check() {
+            return v;
+        }
+        assert!(start.elapsed() < WAIT, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// What the test runs in: nodes first, so they are killed before their namespaces go.
+struct Scenario {
+    nodes: Vec<NsNode>,
+    lab: Lab,
+    tmp: tempfile::TempDir,
+    spec: PathBuf,
+}
+
+impl Scenario {
+    fn new(tag: &str) -> Result<Self, String> {
+        let lab = Lab::new(tag)?;
+        let tmp = tempfile::tempdir().unwrap();
+        let spec = tmp.path().join("lab.toml");
+        // A lab network: private addresses count as reachable for AutoNAT, probes start soon.
+        std::fs::write(
+            &spec,
+            "name = \"netns-lab\"\nautonat_private_addrs = true\nautonat_probe_secs = 1\n",
+        )
+        .unwrap();
+        Ok(Self {
+            nodes: Vec::new(),
+            lab,
+            tmp,
+            spec,
+        })
+    }
+
+    /// Starts a node; returns its index in `nodes`.
+    fn start(&mut self, name: &'static str, ns: &str, listen: &[String], extra: &[&str]) -> usize {
+        let dir = self.tmp.path().join(name);
+        let mut args = vec!["--network", self.spec.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        self.nodes
+            .push(NsNode::start(name, ns, &dir, listen, &args));
+        self.nodes.len() - 1
+    }
+
+    /// Submits wordcount from `requester` to a GPU provider (only `expected` simulates one),
+    /// checks the output against a local run, and that `expected` ran it.
+    fn job_runs_on(&self, requester: usize, expected: usize) -> serde_json::Value {
+        let provider = self.nodes[expected].peer_id();
+        poll("the provider's advert at the requester", || {
+            let adverts = self.nodes[requester].json(&["adverts", "--json"])?;
+            adverts
+                .as_array()?
+                .iter()
+                .any(|a| a.to_string().contains(&provider))
+                .then_some(())
+        });
+        let module = cairn_runtime::guests::path("wordcount");
+        let input = self.tmp.path().join("input.txt");
+        std::fs::write(&input, "across namespaces\nand through a relay\n").unwrap();
+        let out = self.tmp.path().join("out.bin");
+        let submit = self.nodes[requester].cli(&[
+            "job",
+            "submit",
+            module.to_str().unwrap(),
+            "--input",
+            input.to_str().unwrap(),
+            "--replicas",
+            "1",
+            "--quorum",
+            "1",
+            "--gpu",
+            "--deadline",
+            "120",
+            "--wait",
+            "--json",
+            "-o",
+            out.to_str().unwrap(),
+        ]);
+        let stderr = String::from_utf8_lossy(&submit.stderr);
+        assert!(
+            submit.status.success(),
+            "job failed: {stderr}\n{}",
+            String::from_utf8_lossy(&submit.stdout)
+        );
+        let status: serde_json::Value = serde_json::from_slice(&submit.stdout).unwrap();
+        assert_eq!(
+            status["providers"],
+            serde_json::json!([provider]),
+            "{status}"
+        );
+        let local = Command::new(CAIRN)
+            .args([
+                "run",
+                module.to_str().unwrap(),
+                "--input",
+                input.to_str().unwrap(),
+            ])
+            .output()
+            .unwrap();
+        assert!(local.status.success());
+        assert_eq!(
+            std::fs::read(&out).unwrap(),
+            local.stdout,
+            "the network's output is the local run's"
+        );
+        status
+    }
+}
+
+fn listen(host: u8) -> Vec<String> {
+    vec![format!("/ip4/{WAN}.{host}/tcp/{P2P_PORT}")]
+}
+
+#[test]
+fn three_hosts_in_separate_namespaces_run_a_job() {
+    let mut s = match Scenario::new("hosts") {
+        Ok(s) => s,
+        Err(why) => return eprintln!("skipped: {why}"),
+    };
+    let ns: Vec<String> = (1..=3).map(|h| s.lab.host(h).unwrap()).collect();
+    let first = s.start("first", &ns[0], &listen(1), &[]);
+    let bootstrap = format!("{}/p2p/{}", listen(1)[0], s.nodes[first].peer_id());
+    let requester = s.start(
+        "requester",
+        &ns[1],
+        &listen(2),
+        &["--bootstrap", &bootstrap],
+    );
+    let provider = s.start(
+        "provider",
+        &ns[2],
+        &listen(3),
+        &["--bootstrap", &bootstrap, "--simulate-gpu", "H100:80GB:9.0"],
+    );
+    s.job_runs_on(requester, provider);
+}
+
+#[test]
+fn a_node_behind_nat_joins_through_the_relay_and_runs_a_job() {
+    let mut s = match Scenario::new("nat") {
+        Ok(s) => s,
+        Err(why) => return eprintln!("skipped: {why}"),
+    };
+    let relay_ns = s.lab.host(1).unwrap();
+    let requester_ns = s.lab.host(2).unwrap();
+    let natted_ns = match s.lab.host_behind_nat(254, 1) {
+        Ok(ns) => ns,
+        Err(why) => return eprintln!("skipped: cannot set up the NAT router: {why}"),
+    };
+    // The relay knows its public address, so its relay server (mode `auto`) serves at once.
+    let relay = s.start(
+        "relay",
+        &relay_ns,
+        &listen(1),
+        &["--external-addr", &listen(1)[0]],
+    );
+    let relay_addr = format!("{}/p2p/{}", listen(1)[0], s.nodes[relay].peer_id());
+    let requester = s.start(
+        "requester",
+        &requester_ns,
+        &listen(2),
+        &["--bootstrap", &relay_addr],
+    );
+    let natted_listen = vec![
+        format!("/ip4/{LAN}.2/tcp/{P2P_PORT}"),
+        format!("{relay_addr}/p2p-circuit"),
+    ];
+    let natted = s.start(
+        "natted",
+        &natted_ns,
+        &natted_listen,
+        &[
+            "--bootstrap",
+            &relay_addr,
+            "--simulate-gpu",
+            "H100:80GB:9.0",
+        ],
+    );
+    let relay_id = s.nodes[relay].peer_id();
+    poll("the NAT'd node's reservation on the relay", || {
+        let status = s.nodes[natted].json(&["status", "--json"])?;
+        let reserved = status["nat"]["reservations"]
+            .as_array()?
+            .contains(&relay_id.clone().into());
+        let circuit = status["listen_addrs"].to_string().contains("p2p-circuit");
+        (reserved && circuit).then_some(())
+    });
+    poll("AutoNAT: the NAT'd node private", || {
+        let status = s.nodes[natted].json(&["status", "--json"])?;
+        (status["nat"]["status"] == "private").then_some(())
+    });
+    s.job_runs_on(requester, natted);
+    let relay_status = s.nodes[relay].status();
+    assert_eq!(relay_status["nat"]["relay_serving"], true, "{relay_status}");
+    assert!(
+        relay_status["nat"]["relayed_peers"].as_u64() >= Some(1),
+        "{relay_status}"
+    );
+    // The router lets the NAT'd node reach only the relay, so the requester reached it through
+    // a relayed connection, and hole punching (a direct dial) cannot have succeeded.
+    let natted_id = s.nodes[natted].peer_id();
+    let peers = s.nodes[requester].json(&["peers", "--json"]).unwrap();
+    let seen = peers
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["peer_id"] == natted_id.as_str());
+    assert_eq!(seen.map(|p| &p["relayed"]), Some(&true.into()), "{peers}");
+    let natted_status = s.nodes[natted].status();
+    assert_eq!(
+        natted_status["nat"]["hole_punches_succeeded"], 0,
+        "{natted_status}"
+    );
+    eprintln!(
+        "relay: {}\nNAT'd node: {}",
+        relay_status["nat"], natted_status["nat"]
+    );
+}
