@@ -14,7 +14,7 @@ use tracing::{debug, info, warn};
 
 use super::behaviour::{Behaviour, BehaviourEvent};
 use super::handle::{Command, NetError, NetworkEvent, NetworkHandle, PeerInfo};
-use super::nat::{NatState, RELAY_RETRY, RelayListens};
+use super::nat::{NatState, RELAY_RETRY, RelayListens, is_relayed};
 use super::{BlobResponse, MarketResponse, NetConfig};
 
 /// Queued commands from the node to the swarm task.
@@ -147,7 +147,7 @@ impl EventLoop {
     fn on_command(&mut self, command: Command) {
         let swarm = &mut self.swarm;
         match command {
-            Command::Listen { addr, reply } if RelayListens::is_relayed(&addr) => {
+            Command::Listen { addr, reply } if is_relayed(&addr) => {
                 let result = self.relay_listens.add(addr.clone());
                 self.relay_listens.ensure(swarm);
                 let _ = reply.send(result.map_err(|reason| NetError::Listen {

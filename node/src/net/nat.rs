@@ -218,6 +218,11 @@ impl NatState {
     }
 }
 
+/// Whether `addr` goes through a relay (has `/p2p-circuit`).
+pub(crate) fn is_relayed(addr: &Multiaddr) -> bool {
+    addr.iter().any(|p| p == Protocol::P2pCircuit)
+}
+
 /// How often the swarm task re-checks relayed listen addresses whose reservation is missing.
 pub(crate) const RELAY_RETRY: Duration = Duration::from_secs(15);
 
@@ -242,11 +247,6 @@ pub(crate) struct RelayListens {
 }
 
 impl RelayListens {
-    /// Whether `addr` is a relayed address.
-    pub(crate) fn is_relayed(addr: &Multiaddr) -> bool {
-        addr.iter().any(|p| p == Protocol::P2pCircuit)
-    }
-
     /// Adds a relayed listen address; it must name the relay (`/p2p/RELAY/p2p-circuit`).
     pub(crate) fn add(&mut self, addr: Multiaddr) -> Result<(), String> {
         let mut relay_addr = Multiaddr::empty();

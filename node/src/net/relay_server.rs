@@ -5,7 +5,8 @@
 //! `SetStatus` to the handler of *every* connection, relayed ones included, and the dummy
 //! handler's `unreachable!` panics the connection's task. [`GuardedRelay`] remembers which
 //! connections are relayed and drops handler events addressed to them; a dummy handler has
-//! nothing to configure, so nothing is lost.
+//! nothing to configure, so nothing is lost. It also keeps relayed external addresses (which a
+//! node gets from its own reservations) from switching the server on in `auto` mode.
 
 use std::collections::HashSet;
 use std::task::{Context, Poll};
@@ -17,6 +18,8 @@ use libp2p::swarm::{
     THandlerInEvent, THandlerOutEvent, ToSwarm,
 };
 use libp2p::{Multiaddr, PeerId, relay};
+
+use super::nat::is_relayed;
 
 /// [`relay::Behaviour`] that never notifies the dummy handlers of relayed connections.
 pub struct GuardedRelay {
@@ -95,8 +98,16 @@ impl NetworkBehaviour for GuardedRelay {
     }
 
     fn on_swarm_event(&mut self, event: FromSwarm) {
-        if let FromSwarm::ConnectionClosed(closed) = &event {
-            self.relayed.remove(&closed.connection_id);
+        match &event {
+            FromSwarm::ConnectionClosed(closed) => {
+                self.relayed.remove(&closed.connection_id);
+            }
+            // A reservation on another relay makes the relayed address external, but a node
+            // reachable only through a relay cannot serve as one: hide those addresses from
+            // the server's `auto` mode.
+            FromSwarm::ExternalAddrConfirmed(e) if is_relayed(e.addr) => return,
+            FromSwarm::ExternalAddrExpired(e) if is_relayed(e.addr) => return,
+            _ => {}
         }
         self.inner.on_swarm_event(event);
     }

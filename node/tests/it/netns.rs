@@ -5,7 +5,7 @@
 //! relay v2.
 //!
 //! Needs root, `ip` (iproute2) and, for the NAT scenario, `iptables`; without them each test
-//! prints "skipped: ..." and returns. Addresses (10.213.0.0/24 and 192.168.213.0/24) exist
+//! prints "skipped: ..." and returns. Addresses (10.213.0.0/24 and 192.168.R.0/24) exist
 //! only inside the namespaces the test creates, so no traffic leaves them; everything created
 //! is removed on drop, also when the test fails.
 
@@ -16,8 +16,8 @@ use std::time::{Duration, Instant};
 const CAIRN: &str = env!("CARGO_BIN_EXE_cairn");
 /// The "public" subnet on the switch's bridge.
 const WAN: &str = "10.213.0";
-/// The private subnet behind the NAT router.
-const LAN: &str = "192.168.213";
+/// The private subnet behind NAT router `R` is `LAN_PREFIX.R.0/24`.
+const LAN_PREFIX: &str = "192.168";
 /// Each node has its own namespace, so all use the same ports.
 const P2P_PORT: u16 = 4741;
 const API: &str = "127.0.0.1:4740";
@@ -109,79 +109,40 @@ impl Lab {
     }
 
     /// A router plugged into the switch as `WAN.router` that masquerades for a host namespace
-    /// behind it at `LAN.2`, and forwards the host's traffic only to `WAN.only_to`. Returns the
-    /// host's namespace. Fails when the router cannot be set up (for example no iptables).
-    fn host_behind_nat(&mut self, router: u8, only_to: u8) -> Result<String, String> {
-        let r = self.add_namespace("router")?;
+    /// behind it at `LAN.2` (`LAN` = `192.168.router`), forwarding the host's traffic only to
+    /// `WAN.only_to` when given, else anywhere; inbound only what answers the host's own
+    /// connections. Returns the host's namespace. Fails when the router cannot be set up (for
+    /// example without iptables).
+    fn host_behind_nat(&mut self, router: u8, only_to: Option<u8>) -> Result<String, String> {
+        let r = self.add_namespace(&format!("r{router}"))?;
         self.plug(&r, router, "wan")?;
-        let ns = self.add_namespace("natted")?;
-        ip(&[
-            "-n", &r, "link", "add", "lan", "type", "veth", "peer", "name", "eth0", "netns", &ns,
-        ])?;
-        ip(&[
-            "-n",
-            &r,
-            "addr",
-            "add",
-            &format!("{LAN}.1/24"),
-            "dev",
-            "lan",
-        ])?;
-        ip(&["-n", &r, "link", "set", "lan", "up"])?;
-        ip(&[
-            "-n",
-            &ns,
-            "addr",
-            "add",
-            &format!("{LAN}.2/24"),
-            "dev",
-            "eth0",
-        ])?;
-        ip(&["-n", &ns, "link", "set", "eth0", "up"])?;
-        ip(&[
-            "-n",
-            &ns,
-            "route",
-            "add",
-            "default",
-            "via",
-            &format!("{LAN}.1"),
-        ])?;
-        let exec = |args: &[&str]| {
-            let mut all = vec!["netns", "exec", r.as_str()];
-            all.extend_from_slice(args);
-            ip(&all)
-        };
-        exec(&["sysctl", "-qw", "net.ipv4.ip_forward=1"])?;
-        let allowed = format!("{WAN}.{only_to}");
-        exec(&[
-            "iptables",
-            "-t",
-            "nat",
-            "-A",
-            "POSTROUTING",
-            "-o",
-            "wan",
-            "-j",
-            "MASQUERADE",
-        ])?;
-        exec(&[
-            "iptables",
-            "-A",
-            "FORWARD",
-            "-i",
-            "wan",
-            "-m",
-            "conntrack",
-            "--ctstate",
-            "ESTABLISHED,RELATED",
-            "-j",
-            "ACCEPT",
-        ])?;
-        exec(&[
-            "iptables", "-A", "FORWARD", "-i", "lan", "-d", &allowed, "-j", "ACCEPT",
-        ])?;
-        exec(&["iptables", "-P", "FORWARD", "DROP"])?;
+        let ns = self.add_namespace(&format!("n{router}"))?;
+        let lan = format!("{LAN_PREFIX}.{router}");
+        let cmds = [
+            format!("-n {r} link add lan type veth peer name eth0 netns {ns}"),
+            format!("-n {r} addr add {lan}.1/24 dev lan"),
+            format!("-n {r} link set lan up"),
+            format!("-n {ns} addr add {lan}.2/24 dev eth0"),
+            format!("-n {ns} link set eth0 up"),
+            format!("-n {ns} route add default via {lan}.1"),
+            format!("netns exec {r} sysctl -qw net.ipv4.ip_forward=1"),
+            format!("netns exec {r} iptables -t nat -A POSTROUTING -o wan -j MASQUERADE"),
+            format!(
+                "netns exec {r} iptables -A FORWARD -i wan -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT"
+            ),
+            match only_to {
+                Some(host) => {
+                    format!("netns exec {r} iptables -A FORWARD -i lan -d {WAN}.{host} -j ACCEPT")
+                }
+                None => format!("netns exec {r} iptables -A FORWARD -i lan -j ACCEPT"),
+            },
+            format!("netns exec {r} iptables -P FORWARD DROP"),
+            // Like a home router: unsolicited packets to the router are dropped, not refused.
+            format!("netns exec {r} iptables -A INPUT -i wan -m conntrack --ctstate NEW -j DROP"),
+        ];
+        for cmd in &cmds {
+            ip(&cmd.split_whitespace().collect::<Vec<_>>())?;
+        }
         Ok(ns)
     }
 }
@@ -217,7 +178,7 @@ impl NsNode {
                 API,
                 "node",
                 "--log",
-                "info,cairn=debug,libp2p_relay=debug,libp2p_swarm=debug",
+                "info,cairn=debug,libp2p_relay=debug,libp2p_dcutr=debug",
             ]);
         for addr in listen {
             cmd.args(["--listen", addr]);
@@ -421,6 +382,65 @@ fn three_hosts_in_separate_namespaces_run_a_job() {
     s.job_runs_on(requester, provider);
 }
 
+/// The GPU a provider simulates; only the provider of each scenario has one, so a `--gpu` job
+/// can only run there.
+const GPU: &str = "H100:80GB:9.0";
+
+impl Scenario {
+    /// Starts the relay at `WAN.host`; it knows its public address, so its relay server
+    /// (mode `auto`) serves at once. Returns its index and its address with `/p2p/ID`.
+    fn start_relay(&mut self, ns: &str, host: u8) -> (usize, String) {
+        let addr = listen(host).remove(0);
+        let relay = self.start("relay", ns, &listen(host), &["--external-addr", &addr]);
+        let full = format!("{addr}/p2p/{}", self.nodes[relay].peer_id());
+        (relay, full)
+    }
+
+    /// Starts a node behind NAT router `router`, listening on its private address and through
+    /// the relay, and waits until the relay holds its reservation.
+    fn start_natted(
+        &mut self,
+        name: &'static str,
+        ns: &str,
+        router: u8,
+        relay: usize,
+        extra: &[&str],
+    ) -> usize {
+        let relay_id = self.nodes[relay].peer_id();
+        let relay_addr = self.nodes[relay].status()["listen_addrs"][0]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let addrs = vec![
+            format!("/ip4/{LAN_PREFIX}.{router}.2/tcp/{P2P_PORT}"),
+            format!("{relay_addr}/p2p-circuit"),
+        ];
+        let mut args = vec!["--bootstrap", relay_addr.as_str()];
+        args.extend_from_slice(extra);
+        let node = self.start(name, ns, &addrs, &args);
+        poll(&format!("{name}'s reservation on the relay"), || {
+            let status = self.nodes[node].json(&["status", "--json"])?;
+            let reserved = status["nat"]["reservations"]
+                .as_array()?
+                .contains(&relay_id.clone().into());
+            let circuit = status["listen_addrs"].to_string().contains("p2p-circuit");
+            (reserved && circuit).then_some(())
+        });
+        node
+    }
+
+    /// How `from` is connected to `to`: `Some(true)` relayed only, `Some(false)` directly.
+    fn relayed(&self, from: usize, to: usize) -> Option<bool> {
+        let id = self.nodes[to].peer_id();
+        let peers = self.nodes[from].json(&["peers", "--json"])?;
+        let peer = peers
+            .as_array()?
+            .iter()
+            .find(|p| p["peer_id"] == id.as_str())?;
+        peer["relayed"].as_bool()
+    }
+}
+
 #[test]
 fn a_node_behind_nat_joins_through_the_relay_and_runs_a_job() {
     let mut s = match Scenario::new("nat") {
@@ -429,48 +449,19 @@ fn a_node_behind_nat_joins_through_the_relay_and_runs_a_job() {
     };
     let relay_ns = s.lab.host(1).unwrap();
     let requester_ns = s.lab.host(2).unwrap();
-    let natted_ns = match s.lab.host_behind_nat(254, 1) {
+    // The router lets the NAT'd node reach only the relay (WAN.1).
+    let natted_ns = match s.lab.host_behind_nat(254, Some(1)) {
         Ok(ns) => ns,
         Err(why) => return eprintln!("skipped: cannot set up the NAT router: {why}"),
     };
-    // The relay knows its public address, so its relay server (mode `auto`) serves at once.
-    let relay = s.start(
-        "relay",
-        &relay_ns,
-        &listen(1),
-        &["--external-addr", &listen(1)[0]],
-    );
-    let relay_addr = format!("{}/p2p/{}", listen(1)[0], s.nodes[relay].peer_id());
+    let (relay, relay_addr) = s.start_relay(&relay_ns, 1);
     let requester = s.start(
         "requester",
         &requester_ns,
         &listen(2),
         &["--bootstrap", &relay_addr],
     );
-    let natted_listen = vec![
-        format!("/ip4/{LAN}.2/tcp/{P2P_PORT}"),
-        format!("{relay_addr}/p2p-circuit"),
-    ];
-    let natted = s.start(
-        "natted",
-        &natted_ns,
-        &natted_listen,
-        &[
-            "--bootstrap",
-            &relay_addr,
-            "--simulate-gpu",
-            "H100:80GB:9.0",
-        ],
-    );
-    let relay_id = s.nodes[relay].peer_id();
-    poll("the NAT'd node's reservation on the relay", || {
-        let status = s.nodes[natted].json(&["status", "--json"])?;
-        let reserved = status["nat"]["reservations"]
-            .as_array()?
-            .contains(&relay_id.clone().into());
-        let circuit = status["listen_addrs"].to_string().contains("p2p-circuit");
-        (reserved && circuit).then_some(())
-    });
+    let natted = s.start_natted("natted", &natted_ns, 254, relay, &["--simulate-gpu", GPU]);
     poll("AutoNAT: the NAT'd node private", || {
         let status = s.nodes[natted].json(&["status", "--json"])?;
         (status["nat"]["status"] == "private").then_some(())
@@ -482,23 +473,62 @@ fn a_node_behind_nat_joins_through_the_relay_and_runs_a_job() {
         relay_status["nat"]["relayed_peers"].as_u64() >= Some(1),
         "{relay_status}"
     );
-    // The router lets the NAT'd node reach only the relay, so the requester reached it through
-    // a relayed connection, and hole punching (a direct dial) cannot have succeeded.
-    let natted_id = s.nodes[natted].peer_id();
-    let peers = s.nodes[requester].json(&["peers", "--json"]).unwrap();
-    let seen = peers
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["peer_id"] == natted_id.as_str());
-    assert_eq!(seen.map(|p| &p["relayed"]), Some(&true.into()), "{peers}");
+    // The requester can reach the NAT'd node only through the relay, and since the NAT'd node
+    // may reach nothing but the relay, hole punching cannot have made a direct connection.
+    assert_eq!(s.relayed(requester, natted), Some(true));
     let natted_status = s.nodes[natted].status();
     assert_eq!(
         natted_status["nat"]["hole_punches_succeeded"], 0,
         "{natted_status}"
     );
+    assert_eq!(
+        natted_status["nat"]["relay_serving"], false,
+        "a relayed node is no relay"
+    );
     eprintln!(
         "relay: {}\nNAT'd node: {}",
         relay_status["nat"], natted_status["nat"]
     );
+}
+
+#[test]
+fn two_nodes_behind_nat_connect_directly_by_hole_punching() {
+    let mut s = match Scenario::new("punch") {
+        Ok(s) => s,
+        Err(why) => return eprintln!("skipped: {why}"),
+    };
+    let relay_ns = s.lab.host(1).unwrap();
+    let routers = (
+        s.lab.host_behind_nat(253, None),
+        s.lab.host_behind_nat(254, None),
+    );
+    let (requester_ns, provider_ns) = match routers {
+        (Ok(a), Ok(b)) => (a, b),
+        (Err(why), _) | (_, Err(why)) => {
+            return eprintln!("skipped: cannot set up the NAT routers: {why}");
+        }
+    };
+    let (relay, _) = s.start_relay(&relay_ns, 1);
+    let requester = s.start_natted("requester", &requester_ns, 253, relay, &[]);
+    let provider = s.start_natted(
+        "provider",
+        &provider_ns,
+        254,
+        relay,
+        &["--simulate-gpu", GPU],
+    );
+    s.job_runs_on(requester, provider);
+    // Neither can dial the other's private address; DCUtR upgrades the relayed connection.
+    poll("a direct connection made by hole punching", || {
+        (s.relayed(requester, provider)? == false).then_some(())
+    });
+    let punched: u64 = [requester, provider]
+        .iter()
+        .map(|&n| {
+            s.nodes[n].status()["nat"]["hole_punches_succeeded"]
+                .as_u64()
+                .unwrap()
+        })
+        .sum();
+    assert!(punched >= 1, "the direct connection came from DCUtR");
 }
