@@ -371,6 +371,27 @@ mod tests {
     }
 
     #[test]
+    fn nat_settings_come_from_config_and_spec() {
+        let config: NodeConfig = toml::from_str(
+            "relay_server = \"on\"\nexternal_addrs = [\"/ip4/203.0.113.7/tcp/4741\"]",
+        )
+        .unwrap();
+        config.validate().unwrap();
+        let spec: NetworkSpec =
+            toml::from_str("name = \"lab\"\nautonat_private_addrs = true\nautonat_probe_secs = 3")
+                .unwrap();
+        spec.validate().unwrap();
+        let nat = config.nat_config(&spec);
+        assert_eq!(nat.relay_server, RelayServerMode::On);
+        assert_eq!(
+            nat.external_addrs[0].to_string(),
+            "/ip4/203.0.113.7/tcp/4741"
+        );
+        assert!(nat.autonat_private_addrs);
+        assert_eq!(nat.autonat_probe_delay, Duration::from_secs(3));
+    }
+
+    #[test]
     fn bad_values_are_named() {
         let spec = NetworkSpec {
             name: "Main Net".into(),
@@ -392,5 +413,27 @@ mod tests {
             toml::from_str::<NodeConfig>("listne = []").is_err(),
             "typos are refused"
         );
+        let spec = NetworkSpec {
+            autonat_probe_secs: 0,
+            ..NetworkSpec::default()
+        };
+        assert!(matches!(
+            spec.validate(),
+            Err(ConfigError::Invalid {
+                field: "autonat_probe_secs",
+                ..
+            })
+        ));
+        let config = NodeConfig {
+            external_addrs: vec!["203.0.113.7:4741".into()],
+            ..NodeConfig::default()
+        };
+        assert!(matches!(
+            config.validate(),
+            Err(ConfigError::Invalid {
+                field: "external_addrs",
+                ..
+            })
+        ));
     }
 }

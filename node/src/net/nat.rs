@@ -303,3 +303,70 @@ impl RelayListens {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const RELAY: &str = "12D3KooWRGVEvSDk6a6V1m7QLfD5pzn1vPbt3QfSp64hgCj2wne9";
+
+    #[test]
+    fn a_relayed_listen_address_must_name_its_relay() {
+        let mut listens = RelayListens::default();
+        let addr: Multiaddr = format!("/ip4/10.0.0.1/tcp/4741/p2p/{RELAY}/p2p-circuit")
+            .parse()
+            .unwrap();
+        assert!(is_relayed(&addr));
+        listens.add(addr).unwrap();
+        let listen = &listens.listens[0];
+        assert_eq!(listen.relay.to_string(), RELAY);
+        assert_eq!(
+            listen.relay_addr.to_string(),
+            format!("/ip4/10.0.0.1/tcp/4741/p2p/{RELAY}")
+        );
+        let anonymous: Multiaddr = "/ip4/10.0.0.1/tcp/4741/p2p-circuit".parse().unwrap();
+        assert!(
+            listens
+                .add(anonymous)
+                .unwrap_err()
+                .contains("/p2p/RELAY_PEER_ID")
+        );
+        assert!(!is_relayed(&"/ip4/10.0.0.1/tcp/4741".parse().unwrap()));
+    }
+
+    #[test]
+    fn settings_reach_the_behaviours() {
+        let config = NatConfig {
+            autonat_private_addrs: true,
+            autonat_probe_delay: Duration::from_secs(2),
+            ..NatConfig::default()
+        };
+        let autonat = config.autonat();
+        assert!(!autonat.only_global_ips);
+        assert_eq!(autonat.boot_delay, Duration::from_secs(2));
+        assert!(
+            NatConfig::default().autonat().only_global_ips,
+            "public by default"
+        );
+        let relay = config.relay_server().unwrap();
+        assert_eq!(relay.max_circuit_bytes, 1 << 20);
+        let off = NatConfig {
+            relay_server: RelayServerMode::Off,
+            ..NatConfig::default()
+        };
+        assert!(off.relay_server().is_none());
+    }
+
+    #[test]
+    fn info_starts_unknown_and_the_relay_mode_sets_serving() {
+        let state = NatState::new(&NatConfig::default());
+        let info = state.info();
+        assert_eq!(info.status, "unknown");
+        assert!(!info.relay_serving, "auto mode waits for a public address");
+        let on = NatConfig {
+            relay_server: RelayServerMode::On,
+            ..NatConfig::default()
+        };
+        assert!(NatState::new(&on).info().relay_serving);
+    }
+}
