@@ -391,7 +391,7 @@ fn two_nodes_behind_nat_connect_directly_by_hole_punching() {
     s.job_runs_on(requester, provider);
     // Neither can dial the other's private address; DCUtR upgrades the relayed connection.
     poll("a direct connection made by hole punching", || {
-        (s.relayed(requester, provider)? == false).then_some(())
+        (!s.relayed(requester, provider)?).then_some(())
     });
     let punched: u64 = [requester, provider]
         .iter()
