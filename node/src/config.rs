@@ -216,6 +216,9 @@ pub struct NodeConfig {
     /// Relay connections for peers behind NAT: `auto` (while this node has a confirmed public
     /// address), `on` or `off`. Default: `auto`.
     pub relay_server: RelayServerMode,
+    /// When AutoNAT finds this node private and no `/p2p-circuit` listen address is set,
+    /// listen through the first bootstrap peers (at most two) as relays. Default: `true`.
+    pub auto_relay: bool,
     /// Addresses at which this node is publicly reachable, announced without waiting for
     /// AutoNAT (for example a bootstrap node's `/ip4/PUBLIC_IP/tcp/4741`). Default: none.
     pub external_addrs: Vec<String>,
@@ -239,6 +242,7 @@ impl Default for NodeConfig {
             max_connections: 256,
             cache_bytes: 64 << 20,
             relay_server: RelayServerMode::Auto,
+            auto_relay: true,
             external_addrs: Vec::new(),
         }
     }
@@ -298,6 +302,15 @@ impl NodeConfig {
                 .iter()
                 .filter_map(|a| a.parse().ok())
                 .collect(),
+            auto_relays: if self.auto_relay {
+                spec.bootstrap
+                    .iter()
+                    .chain(&self.bootstrap)
+                    .filter_map(|a| a.parse().ok())
+                    .collect()
+            } else {
+                Vec::new()
+            },
             autonat_private_addrs: spec.autonat_private_addrs,
             autonat_probe_delay: Duration::from_secs(spec.autonat_probe_secs),
             ..NatConfig::default()
@@ -330,6 +343,9 @@ cache_bytes = {cache}
 # Relay connections for peers behind NAT: "auto" (while AutoNAT or external_addrs says this
 # node is publicly reachable), "on" or "off".
 relay_server = "{relay}"
+# Behind NAT (AutoNAT says private) without a /p2p-circuit listen address: listen through the
+# first bootstrap peers (at most two) as relays.
+auto_relay = {auto_relay}
 # Addresses at which this node is publicly reachable, e.g. ["/ip4/203.0.113.7/tcp/4741"].
 external_addrs = {external:?}
 
@@ -351,6 +367,7 @@ minimum = {min}
                 RelayServerMode::On => "on",
                 RelayServerMode::Off => "off",
             },
+            auto_relay = d.auto_relay,
             external = d.external_addrs,
             pmf = d.price.per_mega_fuel,
             pgs = d.price.per_gpu_second,

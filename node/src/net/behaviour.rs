@@ -84,7 +84,10 @@ impl Behaviour {
 
         let identify = identify::Behaviour::new(
             identify::Config::new(config.identify_version(), keypair.public())
-                .with_agent_version(format!("cairn/{}", env!("CARGO_PKG_VERSION"))),
+                .with_agent_version(format!("cairn/{}", env!("CARGO_PKG_VERSION")))
+                // Tell peers at once when a listen address appears (a relay reservation), so
+                // that the relay's DHT hands out the relayed address.
+                .with_push_listen_addr_updates(true),
         );
 
         let mut kad_config = kad::Config::new(protocol(config.kad_protocol())?);

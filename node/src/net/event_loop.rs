@@ -8,7 +8,7 @@ use libp2p::identity::Keypair;
 use libp2p::kad::{self, GetProvidersOk, QueryId, QueryResult};
 use libp2p::request_response::{self, OutboundRequestId, ResponseChannel};
 use libp2p::swarm::{ConnectionId, SwarmEvent};
-use libp2p::{Multiaddr, PeerId, Swarm, SwarmBuilder, identify, mdns, noise, tcp, yamux};
+use libp2p::{Multiaddr, PeerId, Swarm, SwarmBuilder, autonat, identify, mdns, noise, tcp, yamux};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, warn};
 
@@ -364,7 +364,20 @@ impl EventLoop {
                     let _ = self.swarm.dial(addr);
                 }
             }
-            BehaviourEvent::Autonat(event) => self.nat.on_autonat(event),
+            BehaviourEvent::Autonat(event) => {
+                let private = matches!(
+                    &event,
+                    autonat::Event::StatusChanged {
+                        new: autonat::NatStatus::Private,
+                        ..
+                    }
+                );
+                self.nat.on_autonat(event);
+                if private {
+                    self.relay_listens.add_auto(&self.config.nat.auto_relays);
+                    self.relay_listens.ensure(&mut self.swarm);
+                }
+            }
             BehaviourEvent::Relay(event) => self.nat.on_relay_server(event),
             BehaviourEvent::RelayClient(event) => self.nat.on_relay_client(event),
             BehaviourEvent::Dcutr(event) => self.nat.on_dcutr(event),

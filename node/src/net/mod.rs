@@ -20,7 +20,7 @@ pub use blob_codec::{BlobCodec, BlobResponse};
 pub use event_loop::{EventLoop, SwarmBuildError, build_swarm};
 pub use handle::{Command, NetError, NetworkEvent, NetworkHandle, PeerInfo};
 pub use market::{MAX_MARKET_FRAME, MarketCodec, MarketRequest, MarketResponse};
-pub use nat::{NatConfig, NatInfo, RelayServerMode};
+pub use nat::{MAX_AUTO_RELAYS, NatConfig, NatInfo, RelayServerMode};
 
 /// Largest blob that can cross the wire, whatever the configuration says.
 pub const MAX_BLOB_TRANSFER_BYTES: u64 = 256 << 20;

@@ -52,7 +52,14 @@ pub struct NatConfig {
     /// Delay before the first AutoNAT probe, and between probes while the status is unknown.
     /// Default: 15 s.
     pub autonat_probe_delay: Duration,
+    /// Relays (addresses ending in `/p2p/ID`) to reserve on when AutoNAT finds this node
+    /// private and it has no relayed listen address; at most [`MAX_AUTO_RELAYS`] are used.
+    /// Default: none.
+    pub auto_relays: Vec<Multiaddr>,
 }
+
+/// Most relays a private node reserves on by itself.
+pub const MAX_AUTO_RELAYS: usize = 2;
 
 impl Default for NatConfig {
     fn default() -> Self {
@@ -65,6 +72,7 @@ impl Default for NatConfig {
             external_addrs: Vec::new(),
             autonat_private_addrs: false,
             autonat_probe_delay: Duration::from_secs(15),
+            auto_relays: Vec::new(),
         }
     }
 }
@@ -269,6 +277,25 @@ impl RelayListens {
             listener: None,
         });
         Ok(())
+    }
+
+    /// Adds a `/p2p-circuit` listen address on each of `relays` (at most [`MAX_AUTO_RELAYS`]),
+    /// unless there are relayed listen addresses already.
+    pub(crate) fn add_auto(&mut self, relays: &[Multiaddr]) {
+        if !self.listens.is_empty() {
+            return;
+        }
+        for relay in relays.iter().take(MAX_AUTO_RELAYS) {
+            let addr = relay.clone().with(Protocol::P2pCircuit);
+            match self.add(addr) {
+                Ok(()) => {
+                    info!(target: "cairn::net::nat", %relay, "private: listening through a relay")
+                }
+                Err(error) => {
+                    warn!(target: "cairn::net::nat", %relay, %error, "cannot use as relay")
+                }
+            }
+        }
     }
 
     /// Forgets a closed listener, so that [`RelayListens::ensure`] listens again.

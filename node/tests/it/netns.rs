@@ -257,6 +257,16 @@ fn three_hosts_in_separate_namespaces_run_a_job() {
 /// can only run there.
 const GPU: &str = "H100:80GB:9.0";
 
+/// How a NAT'd node comes to listen through the relay.
+#[derive(PartialEq)]
+enum Relay {
+    /// A `/p2p-circuit` listen address on the command line.
+    Listen,
+    /// Nothing: `auto_relay` (on by default) reserves on the bootstrap peer once AutoNAT says
+    /// private.
+    Auto,
+}
+
 impl Scenario {
     /// Starts the relay at `WAN.host`; it knows its public address, so its relay server
     /// (mode `auto`) serves at once. Returns its index and its address with `/p2p/ID`.
@@ -268,13 +278,15 @@ impl Scenario {
     }
 
     /// Starts a node behind NAT router `router`, listening on its private address and through
-    /// the relay, and waits until the relay holds its reservation.
+    /// the relay (given as a listen address, or found by `auto_relay` from the bootstrap list),
+    /// and waits until the relay holds its reservation.
     fn start_natted(
         &mut self,
         name: &'static str,
         ns: &str,
         router: u8,
         relay: usize,
+        listen: Relay,
         extra: &[&str],
     ) -> usize {
         let relay_id = self.nodes[relay].peer_id();
@@ -282,10 +294,10 @@ impl Scenario {
             .as_str()
             .unwrap()
             .to_owned();
-        let addrs = vec![
-            format!("/ip4/{LAN_PREFIX}.{router}.2/tcp/{P2P_PORT}"),
-            format!("{relay_addr}/p2p-circuit"),
-        ];
+        let mut addrs = vec![format!("/ip4/{LAN_PREFIX}.{router}.2/tcp/{P2P_PORT}")];
+        if listen == Relay::Listen {
+            addrs.push(format!("{relay_addr}/p2p-circuit"));
+        }
         let mut args = vec!["--bootstrap", relay_addr.as_str()];
         args.extend_from_slice(extra);
         let node = self.start(name, ns, &addrs, &args);
@@ -332,7 +344,14 @@ fn a_node_behind_nat_joins_through_the_relay_and_runs_a_job() {
         &listen(2),
         &["--bootstrap", &relay_addr],
     );
-    let natted = s.start_natted("natted", &natted_ns, 254, relay, &["--simulate-gpu", GPU]);
+    let natted = s.start_natted(
+        "natted",
+        &natted_ns,
+        254,
+        relay,
+        Relay::Auto,
+        &["--simulate-gpu", GPU],
+    );
     poll("AutoNAT: the NAT'd node private", || {
         let status = s.nodes[natted].json(&["status", "--json"])?;
         (status["nat"]["status"] == "private").then_some(())
@@ -380,12 +399,13 @@ fn two_nodes_behind_nat_connect_directly_by_hole_punching() {
         }
     };
     let (relay, _) = s.start_relay(&relay_ns, 1);
-    let requester = s.start_natted("requester", &requester_ns, 253, relay, &[]);
+    let requester = s.start_natted("requester", &requester_ns, 253, relay, Relay::Listen, &[]);
     let provider = s.start_natted(
         "provider",
         &provider_ns,
         254,
         relay,
+        Relay::Listen,
         &["--simulate-gpu", GPU],
     );
     s.job_runs_on(requester, provider);
