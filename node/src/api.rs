@@ -361,6 +361,7 @@ async fn metrics(State(s): State<ApiState>) -> Response {
     let node = &s.node;
     let peers = node.net().peers().await.map_or(0, |p| p.len()) as u64;
     let blobs = node.blobs().list().map_or(0, |l| l.len()) as u64;
+    let nat = node.net().nat().await.unwrap_or_default();
     let gauges = [
         ("cairn_peers", "Connected peers.", peers),
         (
@@ -373,6 +374,26 @@ async fn metrics(State(s): State<ApiState>) -> Response {
             "cairn_blob_bytes",
             "Bytes of blobs held.",
             node.blobs().used_bytes(),
+        ),
+        (
+            "cairn_nat_public",
+            "1 when AutoNAT found this node publicly reachable, else 0.",
+            u64::from(nat.status == "public"),
+        ),
+        (
+            "cairn_relay_reservations",
+            "Relays holding a reservation for this node.",
+            nat.reservations.len() as u64,
+        ),
+        (
+            "cairn_relay_serving",
+            "1 while this node serves as a relay, else 0.",
+            u64::from(nat.relay_serving),
+        ),
+        (
+            "cairn_relayed_peers",
+            "Peers holding a reservation on this node as their relay.",
+            nat.relayed_peers as u64,
         ),
     ];
     (
