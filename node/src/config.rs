@@ -189,6 +189,44 @@ impl Default for PriceConfig {
     }
 }
 
+/// How this node, as a requester, guards its jobs against colluding providers (see
+/// `docs/protocol.md`, "Resisting collusion").
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct VerificationConfig {
+    /// Jobs in a thousand whose first round secretly gets one replica more than asked for.
+    /// Default: `100`.
+    pub hidden_replica_per_mille: u16,
+    /// Jobs in a thousand whose agreed outcome is audited by one more replica from an
+    /// established provider before it is accepted. Default: `50`.
+    pub audit_per_mille: u16,
+    /// Whether providers on probation may never make up a quorum on their own (when any
+    /// established provider is known). Default: `true`.
+    pub require_established: bool,
+}
+
+impl Default for VerificationConfig {
+    fn default() -> Self {
+        Self {
+            hidden_replica_per_mille: 100,
+            audit_per_mille: 50,
+            require_established: true,
+        }
+    }
+}
+
+impl VerificationConfig {
+    /// No hidden replicas and no audits: every job gets exactly the replicas it asks for.
+    /// For tests that count replicas.
+    pub fn exact() -> Self {
+        Self {
+            hidden_replica_per_mille: 0,
+            audit_per_mille: 0,
+            ..Self::default()
+        }
+    }
+}
+
 /// The node's settings (`config.toml`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -213,6 +251,8 @@ pub struct NodeConfig {
     pub max_connections: u32,
     /// sled page cache, in bytes. Default: 64 MiB.
     pub cache_bytes: u64,
+    /// Verification rules for the jobs this node submits.
+    pub verification: VerificationConfig,
     /// Relay connections for peers behind NAT: `auto` (while this node has a confirmed public
     /// address), `on` or `off`. Default: `auto`.
     pub relay_server: RelayServerMode,
@@ -241,6 +281,7 @@ impl Default for NodeConfig {
             blob_store_bytes: 4 << 30,
             max_connections: 256,
             cache_bytes: 64 << 20,
+            verification: VerificationConfig::default(),
             relay_server: RelayServerMode::Auto,
             auto_relay: true,
             external_addrs: Vec::new(),
@@ -282,6 +323,13 @@ impl NodeConfig {
                     ),
                 });
             }
+        }
+        let v = &self.verification;
+        if v.hidden_replica_per_mille > 1000 || v.audit_per_mille > 1000 {
+            return Err(ConfigError::Invalid {
+                field: "verification",
+                reason: "hidden_replica_per_mille and audit_per_mille are at most 1000".into(),
+            });
         }
         if self.max_blob_bytes > crate::net::MAX_BLOB_TRANSFER_BYTES {
             return Err(ConfigError::Invalid {
@@ -354,6 +402,14 @@ external_addrs = {external:?}
 per_mega_fuel = {pmf}
 per_gpu_second = {pgs}
 minimum = {min}
+
+[verification]
+# For the jobs this node submits: jobs in a thousand that secretly get one extra replica,
+# and jobs in a thousand whose agreed output is audited by an established provider.
+hidden_replica_per_mille = {hidden}
+audit_per_mille = {audit}
+# Providers on probation (new identities) never make up a quorum on their own.
+require_established = {established}
 "#,
             listen = d.listen,
             api = d.api,
@@ -372,6 +428,9 @@ minimum = {min}
             pmf = d.price.per_mega_fuel,
             pgs = d.price.per_gpu_second,
             min = d.price.minimum,
+            hidden = d.verification.hidden_replica_per_mille,
+            audit = d.verification.audit_per_mille,
+            established = d.verification.require_established,
         )
     }
 }

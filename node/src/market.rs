@@ -9,7 +9,7 @@
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use cairn_protocol::reputation::ReputationTable;
 use cairn_protocol::requester::{Action, Context, Event, Phase, RequesterConfig, RequesterJob};
@@ -25,7 +25,7 @@ use tracing::{debug, warn};
 
 use crate::net::{MarketRequest, MarketResponse};
 use crate::node::{Node, NodeError, now};
-use crate::store::{self, Tree};
+use crate::store::{self, Durability, GroupFlush, KvStore, Tree};
 
 /// Calls for bids remembered (so an award can be matched to its spec).
 const MAX_REMEMBERED_CALLS: usize = 4096;
@@ -35,6 +35,10 @@ const JOB_EVENT_QUEUE: usize = 256;
 const TICK: Duration = Duration::from_millis(50);
 /// How long a provider's bid stays valid.
 const BID_LIFETIME_MS: u64 = 30_000;
+/// How long a DHT answer for a capability class is reused.
+const CLASS_CACHE_TTL: Duration = Duration::from_secs(10);
+/// How long a DHT lookup of candidates may take.
+const CLASS_LOOKUP_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Deliberate misbehaviour, for tests and simulations only. Off by default; a node started
 /// with it is a cheater and the network treats it as one.
@@ -48,18 +52,37 @@ pub enum FaultInjection {
     WrongOutput,
     /// Report the same wrong output as every other colluding cheater.
     ColludingWrongOutput,
+    /// Report a wrong output (its own, as [`FaultInjection::WrongOutput`]) for about
+    /// `per_mille` of every thousand jobs, chosen by hashing the job id, and behave otherwise.
+    WrongOutputSometimes {
+        /// Jobs in a thousand that get a wrong output.
+        per_mille: u16,
+    },
 }
 
 impl FaultInjection {
-    /// What this fault does to an honest output.
-    fn corrupt(self, output: Vec<u8>, me: &NodeId) -> Vec<u8> {
+    /// What this fault does to the honest output of `job`.
+    fn corrupt(self, output: Vec<u8>, job: &JobId, me: &NodeId) -> Vec<u8> {
+        let own_lie = |output: Vec<u8>| [output.as_slice(), b"cheated by ", me.as_bytes()].concat();
         match self {
             FaultInjection::None => output,
-            FaultInjection::WrongOutput => {
-                [output.as_slice(), b"cheated by ", me.as_bytes()].concat()
-            }
+            FaultInjection::WrongOutput => own_lie(output),
             FaultInjection::ColludingWrongOutput => [output.as_slice(), b"colluding"].concat(),
+            FaultInjection::WrongOutputSometimes { per_mille } => {
+                let roll = blake3::keyed_hash(me.as_bytes(), job.as_bytes());
+                let roll = u16::from_le_bytes([roll.as_bytes()[0], roll.as_bytes()[1]]) % 1000;
+                if roll < per_mille {
+                    own_lie(output)
+                } else {
+                    output
+                }
+            }
         }
+    }
+
+    /// Whether this node ever reports a wrong output.
+    pub fn is_cheating(self) -> bool {
+        !matches!(self, FaultInjection::None)
     }
 }
 
@@ -71,6 +94,10 @@ pub struct MarketState {
     running: AtomicUsize,
     jobs: Mutex<HashMap<JobId, JobHandle>>,
     config: RequesterConfig,
+    /// Group commit of job records and receipts.
+    durable: GroupFlush,
+    /// Recent DHT answers per capability class, so a burst of jobs makes one lookup.
+    class_cache: Mutex<HashMap<&'static str, (Instant, Vec<NodeId>)>>,
 }
 
 #[derive(Clone)]
@@ -91,14 +118,26 @@ pub struct JobView {
 }
 
 impl MarketState {
-    pub(crate) fn new(sandbox: Sandbox) -> Self {
+    pub(crate) fn new(
+        sandbox: Sandbox,
+        kv: Arc<dyn KvStore>,
+        verification: &crate::config::VerificationConfig,
+    ) -> Self {
+        let config = RequesterConfig {
+            hidden_replica_probability: f64::from(verification.hidden_replica_per_mille) / 1000.0,
+            audit_probability: f64::from(verification.audit_per_mille) / 1000.0,
+            require_established: verification.require_established,
+            ..RequesterConfig::default()
+        };
         Self {
             sandbox,
             reputation: Mutex::new(ReputationTable::default()),
             calls: Mutex::new((HashMap::new(), VecDeque::new())),
             running: AtomicUsize::new(0),
             jobs: Mutex::new(HashMap::new()),
-            config: RequesterConfig::default(),
+            config,
+            durable: GroupFlush::new(kv),
+            class_cache: Mutex::new(HashMap::new()),
         }
     }
 }
@@ -224,11 +263,19 @@ impl Node {
                 }
             }
         }
+        let device = match spec.requirements.matching_gpus(&caps) {
+            // Spread concurrent jobs over the group's devices.
+            Some((first, gpu)) => Device::Gpu {
+                index: first + u32::try_from(busy).unwrap_or(0) % gpu.count.max(1),
+                model: gpu.model.clone(),
+            },
+            None => Device::Cpu { cores: 1 },
+        };
         let bid = Bid {
             job,
             bidder: self.node_id(),
             price,
-            device: Device::Cpu { cores: 1 },
+            device,
             runtime: caps.runtime,
             expires_at: now().plus_ms(BID_LIFETIME_MS),
         };
@@ -309,13 +356,13 @@ impl Node {
             .with_limits(job_limits(spec));
         match self.market().sandbox.run(prepared, job).await {
             Ok(out) => {
-                let output = self
-                    .inner
-                    .options
-                    .faults
-                    .corrupt(out.output, &self.node_id());
+                let output =
+                    self.inner
+                        .options
+                        .faults
+                        .corrupt(out.output, &job_id, &self.node_id());
                 let size = output.len() as u64;
-                let digest = self.store_blob(output).await?;
+                let digest = self.keep_blob(output).await?;
                 Ok((Outcome::Output { digest, size }, out.fuel_used))
             }
             Err(e) => {
@@ -336,7 +383,7 @@ impl Node {
             return Ok(bytes);
         }
         let direct = peer_of(requester).into_iter().collect();
-        match self.fetch_blob_from(hash, direct).await {
+        match self.fetch_blob_as(hash, direct, Durability::Cached).await {
             Ok(bytes) => Ok(bytes),
             Err(_) => self.fetch_blob(hash).await,
         }
@@ -462,17 +509,39 @@ impl Node {
         if let Ok(mut jobs) = self.market().jobs.lock() {
             jobs.insert(job.id(), handle);
         }
-        self.persist(&job);
+        // The record is written now and made durable by the driver before its first action.
+        let mut last = Vec::new();
+        self.record(&job, &mut last);
         let node = self.clone();
         self.spawn(async move { node.drive(job, actions, events, rx, view).await });
     }
 
-    fn persist(&self, job: &RequesterJob) {
-        let written = store::encode_value(job)
-            .and_then(|bytes| self.inner.kv.put(Tree::Jobs, job.id().as_bytes(), &bytes))
-            .and_then(|()| self.inner.kv.flush());
-        if let Err(e) = written {
+    /// Writes the job's record when its encoding differs from `last` (most ticks change
+    /// nothing); returns whether it wrote.
+    fn record(&self, job: &RequesterJob, last: &mut Vec<u8>) -> bool {
+        let bytes = match store::encode_value(job) {
+            Ok(bytes) if bytes == *last => return false,
+            Ok(bytes) => bytes,
+            Err(e) => {
+                warn!(target: "cairn::requester", job = %job.id(), error = %e, "cannot encode job");
+                return false;
+            }
+        };
+        if let Err(e) = self.inner.kv.put(Tree::Jobs, job.id().as_bytes(), &bytes) {
             warn!(target: "cairn::requester", job = %job.id(), error = %e, "cannot persist job");
+            return false;
+        }
+        *last = bytes;
+        true
+    }
+
+    /// Records the job and waits until the record is durable (sharing the flush with every
+    /// other job that persists at the same time), so no action runs ahead of its record.
+    async fn persist(&self, job: &RequesterJob, last: &mut Vec<u8>) {
+        if self.record(job, last)
+            && let Err(e) = self.market().durable.flush().await
+        {
+            warn!(target: "cairn::requester", job = %job.id(), error = %e, "cannot flush job");
         }
     }
 
@@ -484,6 +553,8 @@ impl Node {
         mut rx: mpsc::Receiver<Event>,
         view: Arc<Mutex<JobView>>,
     ) {
+        let mut last = Vec::new();
+        self.persist(&job, &mut last).await;
         self.execute(&job, first, &events, &view);
         let mut tick = tokio::time::interval(TICK);
         while !job.is_finished() {
@@ -493,7 +564,12 @@ impl Node {
             };
             let seed: [u8; 32] = rand::random();
             let actions = {
-                let reputation = self.reputation();
+                // Held for one pure step only; cloning the table per step would cost
+                // O(verdicts applied).
+                let Ok(reputation) = self.market().reputation.lock() else {
+                    warn!(target: "cairn::requester", job = %job.id(), "reputation lock poisoned");
+                    return;
+                };
                 let cx = Context {
                     now: now(),
                     reputation: &reputation,
@@ -502,7 +578,7 @@ impl Node {
                 };
                 job.handle(event, &cx)
             };
-            self.persist(&job);
+            self.persist(&job, &mut last).await;
             if let Ok(mut v) = view.lock() {
                 v.job = job.clone();
             }
@@ -535,7 +611,7 @@ impl Node {
                         node.fetch_output(outcome, from, view).await
                     }
                     Action::PublishVerdict(verdict) => {
-                        node.issue_receipt(&verdict, &spec);
+                        node.issue_receipt(&verdict, &spec).await;
                         node.publish_verdict(verdict).await
                     }
                     _ => {}
@@ -557,17 +633,34 @@ impl Node {
         } else {
             "cpu"
         };
-        if let Ok(Ok(peers)) =
-            tokio::time::timeout(Duration::from_secs(2), self.lookup_class(class)).await
-        {
-            found.extend(peers.iter().filter_map(node_of));
-        }
+        found.extend(self.class_providers(class).await);
         // DHT providers without an advert cannot be checked against the requirements.
         found.retain(|n| {
             self.advert_of(n)
                 .is_some_and(|a| spec.requirements.matches(&a))
         });
         found.into_iter().collect()
+    }
+
+    /// DHT providers of a capability class, reusing an answer younger than
+    /// [`CLASS_CACHE_TTL`] so that a burst of jobs makes one lookup, not one each.
+    async fn class_providers(&self, class: &'static str) -> Vec<NodeId> {
+        let cached = self.market().class_cache.lock().ok().and_then(|cache| {
+            let (at, peers) = cache.get(class)?;
+            (at.elapsed() < CLASS_CACHE_TTL).then(|| peers.clone())
+        });
+        if let Some(peers) = cached {
+            return peers;
+        }
+        let peers: Vec<NodeId> =
+            match tokio::time::timeout(CLASS_LOOKUP_TIMEOUT, self.lookup_class(class)).await {
+                Ok(Ok(peers)) => peers.iter().filter_map(node_of).collect(),
+                _ => Vec::new(),
+            };
+        if let Ok(mut cache) = self.market().class_cache.lock() {
+            cache.insert(class, (Instant::now(), peers.clone()));
+        }
+        peers
     }
 
     async fn call_for_bids(&self, spec: JobSpec, to: Vec<NodeId>, events: mpsc::Sender<Event>) {
@@ -658,7 +751,7 @@ impl Node {
     }
 
     /// Signs and stores (in the `results` tree) the receipt of an accepted job with an output.
-    fn issue_receipt(&self, verdict: &Verdict, spec: &JobSpec) {
+    async fn issue_receipt(&self, verdict: &Verdict, spec: &JobSpec) {
         let VerdictDecision::Accepted(Outcome::Output { digest, size }) = verdict.decision else {
             return;
         };
@@ -692,7 +785,11 @@ impl Node {
                     .kv
                     .put(Tree::Results, verdict.job.as_bytes(), &bytes)?)
             });
-        if let Err(e) = stored.and_then(|()| Ok(self.inner.kv.flush()?)) {
+        let durable = match stored {
+            Ok(()) => self.market().durable.flush().await.map_err(NodeError::from),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = durable {
             warn!(target: "cairn::requester", job = %verdict.job, error = %e, "cannot store receipt");
         }
     }
@@ -762,5 +859,33 @@ impl Node {
             Phase::Accepted(_) | Phase::Failed(_) => true,
             _ => false,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sometimes_cheater_lies_on_about_its_share_of_jobs_and_only_there() {
+        let me = NodeId([7; 32]);
+        let fault = FaultInjection::WrongOutputSometimes { per_mille: 300 };
+        let mut lies = 0;
+        for i in 0u32..2000 {
+            let job = JobId::of(&i.to_le_bytes());
+            let out = fault.corrupt(b"honest".to_vec(), &job, &me);
+            if out != b"honest" {
+                lies += 1;
+                // The same job always gets the same answer.
+                assert_eq!(fault.corrupt(b"honest".to_vec(), &job, &me), out);
+            }
+        }
+        assert!(
+            (480..720).contains(&lies),
+            "{lies} lies in 2000 jobs at 30%"
+        );
+        let never = FaultInjection::WrongOutputSometimes { per_mille: 0 };
+        let job = JobId::of(b"job");
+        assert_eq!(never.corrupt(b"x".to_vec(), &job, &me), b"x");
     }
 }

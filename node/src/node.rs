@@ -25,7 +25,7 @@ use crate::config::{NetworkSpec, NodeConfig};
 use crate::gpu::Hardware;
 use crate::metrics::Metrics;
 use crate::net::{self, BlobResponse, EventLoop, NetConfig, NetError, NetworkEvent, NetworkHandle};
-use crate::store::{self, BlobStore, KvStore, SledStore, StoreError, Tree};
+use crate::store::{self, BlobStore, Durability, KvStore, SledStore, StoreError, Tree};
 
 const IDENTITY_KEY: &[u8] = b"ed25519";
 const ADVERT_SEQ_KEY: &[u8] = b"advert_seq";
@@ -233,6 +233,8 @@ impl Node {
         let swarm = net::build_swarm(Keypair::from(keypair.clone()), &net_config)?;
         let (event_loop, net, events) = EventLoop::new(swarm, net_config)?;
         let mut tasks = vec![tokio::spawn(event_loop.run())];
+        let market =
+            crate::market::MarketState::new(sandbox, kv.clone(), &options.config.verification);
 
         let node = Node {
             inner: Arc::new(Inner {
@@ -245,7 +247,7 @@ impl Node {
                 adverts: Mutex::new(AdvertBook::new(AdvertBookConfig::default())),
                 metrics: Metrics::default(),
                 republish: Notify::new(),
-                market: crate::market::MarketState::new(sandbox),
+                market,
                 tasks: Mutex::new(Vec::new()),
             }),
         };
@@ -382,9 +384,24 @@ impl Node {
         Ok(hash)
     }
 
+    /// Keeps a copy the job path can fetch again (a provider's module, input and output):
+    /// not synced to disk and not announced in the DHT, because its next reader asks this
+    /// node point to point and checks the hash.
+    pub(crate) async fn keep_blob(&self, bytes: Vec<u8>) -> Result<BlobHash, NodeError> {
+        self.write_blob_with(bytes, Durability::Cached).await
+    }
+
     async fn write_blob(&self, bytes: Vec<u8>) -> Result<BlobHash, NodeError> {
+        self.write_blob_with(bytes, Durability::Synced).await
+    }
+
+    async fn write_blob_with(
+        &self,
+        bytes: Vec<u8>,
+        durability: Durability,
+    ) -> Result<BlobHash, NodeError> {
         let blobs = self.inner.blobs.clone();
-        tokio::task::spawn_blocking(move || blobs.put(&bytes))
+        tokio::task::spawn_blocking(move || blobs.put_with(&bytes, durability))
             .await
             .map_err(|e| NodeError::Io {
                 path: "blob store".into(),
@@ -427,6 +444,17 @@ impl Node {
         hash: BlobHash,
         peers: Vec<PeerId>,
     ) -> Result<Vec<u8>, NodeError> {
+        self.fetch_blob_as(hash, peers, Durability::Synced).await
+    }
+
+    /// [`Node::fetch_blob_from`], keeping the bytes as `durability` says; a cached copy is not
+    /// announced in the DHT.
+    pub(crate) async fn fetch_blob_as(
+        &self,
+        hash: BlobHash,
+        peers: Vec<PeerId>,
+        durability: Durability,
+    ) -> Result<Vec<u8>, NodeError> {
         let mut tried = Vec::new();
         for peer in peers.into_iter().filter(|p| *p != self.peer_id()) {
             match self.inner.net.request_blob(peer, hash).await {
@@ -435,7 +463,10 @@ impl Node {
                         .metrics
                         .blobs_fetched
                         .fetch_add(1, Ordering::Relaxed);
-                    self.store_blob(bytes.clone()).await?;
+                    match durability {
+                        Durability::Synced => self.store_blob(bytes.clone()).await?,
+                        Durability::Cached => self.keep_blob(bytes.clone()).await?,
+                    };
                     return Ok(bytes);
                 }
                 Ok(BlobResponse::Found(_)) => {

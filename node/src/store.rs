@@ -110,6 +110,9 @@ pub enum StoreError {
         /// The capacity.
         capacity: u64,
     },
+    /// A background flush task failed to run (the runtime is shutting down).
+    #[error("background flush did not run: {0}")]
+    Background(String),
 }
 
 /// A key-value store with named trees.
@@ -190,6 +193,48 @@ impl KvStore for SledStore {
     }
 }
 
+/// Group commit over a [`KvStore`]: each caller's writes are durable when
+/// [`GroupFlush::flush`] returns, but callers that arrive while a flush is running share the
+/// next one instead of each paying for their own.
+pub struct GroupFlush {
+    kv: Arc<dyn KvStore>,
+    /// Tickets handed out; a caller takes one after its writes.
+    requested: AtomicU64,
+    /// Highest ticket that a finished flush covers.
+    done: AtomicU64,
+    /// One flush at a time.
+    running: tokio::sync::Mutex<()>,
+}
+
+impl GroupFlush {
+    /// Group commit for `kv`.
+    pub fn new(kv: Arc<dyn KvStore>) -> Self {
+        Self {
+            kv,
+            requested: AtomicU64::new(0),
+            done: AtomicU64::new(0),
+            running: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// Returns once every write this caller made before the call is durable.
+    pub async fn flush(&self) -> Result<(), StoreError> {
+        let ticket = self.requested.fetch_add(1, Ordering::SeqCst) + 1;
+        let _running = self.running.lock().await;
+        if self.done.load(Ordering::SeqCst) >= ticket {
+            return Ok(()); // a flush that started after our writes has finished
+        }
+        // Every ticket up to here was taken after its writes, so this flush covers them all.
+        let covers = self.requested.load(Ordering::SeqCst);
+        let kv = self.kv.clone();
+        tokio::task::spawn_blocking(move || kv.flush())
+            .await
+            .map_err(|e| StoreError::Background(e.to_string()))??;
+        self.done.fetch_max(covers, Ordering::SeqCst);
+        Ok(())
+    }
+}
+
 /// Encodes a value with its version byte.
 pub fn encode_value<T: Encode>(value: &T) -> Result<Vec<u8>, StoreError> {
     let mut bytes = vec![VALUE_VERSION];
@@ -207,6 +252,18 @@ pub fn decode_value<T: Decode<()>>(bytes: &[u8]) -> Result<T, StoreError> {
 }
 
 const BLOB_SIZE: &[u8] = b"s/";
+/// Whether a blob write waits for the disk.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Durability {
+    /// Synced before the write returns: blobs a user handed in, and accepted outputs.
+    Synced,
+    /// Left to the page cache: copies the job path can fetch again (a provider's module,
+    /// input and output). Every use checks the hash, so a copy a crash mangled is refetched.
+    Cached,
+}
+
+/// Numbers temporary blob files.
+static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 
 /// Content-addressed blobs with a per-blob limit and a total capacity.
 ///
@@ -285,14 +342,21 @@ impl BlobStore {
         self.dir.join(hash.to_string())
     }
 
+    /// Records a blob's size. Not flushed on its own: the file is durable before its index
+    /// entry is written, and [`BlobStore::open`] indexes any file whose entry a crash lost, so
+    /// the entry rides along with the store's next flush.
     fn index(&self, hash: &BlobHash, len: u64) -> Result<(), StoreError> {
         self.kv
-            .put(Tree::Blobs, &Self::size_key(hash), &encode_value(&len)?)?;
-        self.kv.flush()
+            .put(Tree::Blobs, &Self::size_key(hash), &encode_value(&len)?)
     }
 
     /// Stores `bytes` durably under their blake3 hash and returns it.
     pub fn put(&self, bytes: &[u8]) -> Result<BlobHash, StoreError> {
+        self.put_with(bytes, Durability::Synced)
+    }
+
+    /// Stores `bytes` under their blake3 hash, synced to disk or not, and returns it.
+    pub fn put_with(&self, bytes: &[u8], durability: Durability) -> Result<BlobHash, StoreError> {
         let hash = BlobHash::of(bytes);
         let len = bytes.len() as u64;
         if len > self.max_blob_bytes {
@@ -301,24 +365,58 @@ impl BlobStore {
                 max: self.max_blob_bytes,
             });
         }
-        if self.contains(&hash)? {
-            return Ok(hash);
-        }
-        let used = self.used.load(Ordering::Relaxed);
-        if used.saturating_add(len) > self.capacity {
-            return Err(StoreError::BlobStoreFull {
-                used,
-                capacity: self.capacity,
-            });
+        let held = self.contains(&hash)?;
+        if held {
+            // A cached copy may never have reached the disk whole: a synced write checks it
+            // and makes it durable, or writes it again.
+            if durability == Durability::Cached || self.sync_existing(&hash)? {
+                return Ok(hash);
+            }
+        } else {
+            let used = self.used.load(Ordering::Relaxed);
+            if used.saturating_add(len) > self.capacity {
+                return Err(StoreError::BlobStoreFull {
+                    used,
+                    capacity: self.capacity,
+                });
+            }
         }
         let path = self.path(&hash);
-        let tmp = self.dir.join(format!("{hash}.{}.tmp", std::process::id()));
-        write_synced(&tmp, bytes).map_err(|e| io_error(&tmp, e))?;
+        // Unique per write, so two concurrent writes of one blob never share a file.
+        let n = TMP_COUNTER.fetch_add(1, Ordering::Relaxed);
+        let tmp = self
+            .dir
+            .join(format!("{hash}.{}.{n}.tmp", std::process::id()));
+        let written = match durability {
+            Durability::Synced => write_synced(&tmp, bytes),
+            Durability::Cached => std::fs::write(&tmp, bytes),
+        };
+        written.map_err(|e| io_error(&tmp, e))?;
         std::fs::rename(&tmp, &path).map_err(|e| io_error(&path, e))?;
-        sync_dir(&self.dir).map_err(|e| io_error(&self.dir, e))?;
+        if durability == Durability::Synced {
+            sync_dir(&self.dir).map_err(|e| io_error(&self.dir, e))?;
+        }
         self.index(&hash, len)?;
-        self.used.fetch_add(len, Ordering::Relaxed);
+        if !held {
+            self.used.fetch_add(len, Ordering::Relaxed);
+        }
         Ok(hash)
+    }
+
+    /// Syncs the held copy of `hash` to disk if its bytes match; `false` when they do not
+    /// (or the file is gone) and the blob must be written again.
+    fn sync_existing(&self, hash: &BlobHash) -> Result<bool, StoreError> {
+        let path = self.path(hash);
+        match std::fs::read(&path) {
+            Ok(bytes) if BlobHash::of(&bytes) == *hash => {
+                let file = std::fs::File::open(&path).map_err(|e| io_error(&path, e))?;
+                file.sync_all().map_err(|e| io_error(&path, e))?;
+                Ok(true)
+            }
+            Ok(_) => Ok(false),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(io_error(&path, e)),
+        }
     }
 
     /// The blob's bytes as stored. Callers that act on them check the hash (bytes on disk can
@@ -335,9 +433,31 @@ impl BlobStore {
         }
     }
 
-    /// The blob's bytes, only if they still match their hash.
+    /// The blob's bytes, only if they still match their hash. A copy that does not (rot, or a
+    /// cached write a crash cut short) is dropped, so the next write of the blob replaces it.
     pub fn get_verified(&self, hash: &BlobHash) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self.get(hash)?.filter(|b| BlobHash::of(b) == *hash))
+        match self.get(hash)? {
+            Some(bytes) if BlobHash::of(&bytes) == *hash => Ok(Some(bytes)),
+            Some(_) => {
+                self.drop_blob(hash)?;
+                Ok(None)
+            }
+            None => Ok(None),
+        }
+    }
+
+    fn drop_blob(&self, hash: &BlobHash) -> Result<(), StoreError> {
+        if let Some(v) = self.kv.get(Tree::Blobs, &Self::size_key(hash))? {
+            let len = decode_value::<u64>(&v)?;
+            self.kv.remove(Tree::Blobs, &Self::size_key(hash))?;
+            self.used
+                .fetch_sub(len.min(self.used_bytes()), Ordering::Relaxed);
+        }
+        let path = self.path(hash);
+        match std::fs::remove_file(&path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io_error(&path, e)),
+            _ => Ok(()),
+        }
     }
 
     /// Where the blob's file is (for inspection; it may be absent).
@@ -426,6 +546,24 @@ mod tests {
         assert_eq!(blobs.list().unwrap(), vec![good]);
         assert_eq!(blobs.used_bytes(), 8);
         assert_eq!(std::fs::read_dir(&blobs_dir).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn a_mangled_cached_copy_is_dropped_and_a_synced_write_replaces_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let blobs = store(dir.path(), 1 << 20, 1 << 20);
+        let hash = blobs.put_with(b"cached bytes", Durability::Cached).unwrap();
+        std::fs::write(blobs.file_of(&hash), b"torn").unwrap();
+        // A synced write of the same blob notices and writes it again.
+        blobs.put(b"cached bytes").unwrap();
+        assert_eq!(blobs.get_verified(&hash).unwrap().unwrap(), b"cached bytes");
+        // A reader that finds a bad copy drops it, so a cached write can replace it.
+        std::fs::write(blobs.file_of(&hash), b"torn").unwrap();
+        assert_eq!(blobs.get_verified(&hash).unwrap(), None);
+        assert!(!blobs.contains(&hash).unwrap());
+        assert_eq!(blobs.used_bytes(), 0);
+        blobs.put_with(b"cached bytes", Durability::Cached).unwrap();
+        assert_eq!(blobs.get_verified(&hash).unwrap().unwrap(), b"cached bytes");
     }
 
     #[test]

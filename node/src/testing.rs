@@ -64,6 +64,8 @@ pub async fn start_with_faults(
         bootstrap,
         api: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
         cache_bytes: 4 << 20,
+        // Tests count replicas; simulations turn hidden replicas and audits back on.
+        verification: crate::config::VerificationConfig::exact(),
         ..NodeConfig::default()
     };
     let net = NetConfig {

@@ -13,6 +13,23 @@
 //!
 //! A job that cannot get enough bids stays queued and is re-auctioned with exponential back-off
 //! until its deadline; [`RequesterJob::log`] says why, for `cairn job explain`.
+//!
+//! Three rules make collusion costly (see `docs/protocol.md`, "Resisting collusion"):
+//! - **Hidden replicas**: with [`RequesterConfig::hidden_replica_probability`] the first round
+//!   awards one replica more than the spec asks for. Awards do not say how many replicas a job
+//!   has, so a provider cannot tell whether its report will be compared with one more.
+//! - **Probation**: providers on probation (few agreeing reports, see
+//!   [`ReputationTable::on_probation`]) never make up a quorum on their own. When only they
+//!   agree, and the requester knows any established provider, the job gets one more replica
+//!   from an established provider before it is accepted. A young network in which the requester
+//!   knows no established provider at all accepts probationers' quorums (it has no one else).
+//! - **Audits**: with [`RequesterConfig::audit_probability`] an outcome that reached its quorum
+//!   is checked by one more replica from an established provider before it is accepted. A
+//!   dissenting auditor breaks the majority, so the job escalates as for any disagreement, and
+//!   the providers caught on the wrong side lose much more than they ever earned.
+//!
+//! Every random choice (who is asked, hidden replicas, audits) comes from the requester's
+//! secret per-step seed, so bidders cannot predict it.
 
 use std::collections::BTreeSet;
 
@@ -29,6 +46,8 @@ use crate::{JobId, NodeId, Timestamp};
 const MAX_LOG: usize = 256;
 /// Most bids held for one round.
 const MAX_BIDS: usize = 256;
+/// Domain of the requester's random draws.
+const DRAW_CONTEXT: &str = "cairn 2026 requester draw v1";
 
 /// The requester's timing and fan-out rules.
 #[derive(Clone, Copy, PartialEq, Debug)]
@@ -50,6 +69,15 @@ pub struct RequesterConfig {
     pub retry_max_ms: u64,
     /// Selection rule.
     pub selection: SelectionParams,
+    /// Probability that the first round secretly awards one replica more than the spec asks
+    /// for. Default: `0.1`.
+    pub hidden_replica_probability: f64,
+    /// Probability that an outcome which reached its quorum is audited by one more replica
+    /// from an established provider before it is accepted. Default: `0.05`.
+    pub audit_probability: f64,
+    /// Whether a quorum made only of providers on probation needs an established provider
+    /// to agree too (when the requester knows any). Default: `true`.
+    pub require_established: bool,
 }
 
 impl Default for RequesterConfig {
@@ -62,6 +90,9 @@ impl Default for RequesterConfig {
             retry_initial_ms: 250,
             retry_max_ms: 10_000,
             selection: SelectionParams::default(),
+            hidden_replica_probability: 0.1,
+            audit_probability: 0.05,
+            require_established: true,
         }
     }
 }
@@ -153,6 +184,35 @@ pub struct RequesterJob {
     tally: QuorumTally,
     log: Vec<LogEntry>,
     verdict_sent: bool,
+    /// Replicas added secretly in the first round.
+    hidden: u8,
+    /// Whether the audit lottery has been drawn for this job.
+    audit_drawn: bool,
+    /// Whether the current round may only award established providers.
+    established_only: bool,
+    /// Whether an extra replica (probation check or audit) was asked for and acceptance waits
+    /// for every outstanding report.
+    checking: bool,
+}
+
+/// A number in `[0, 1)` drawn from the requester's secret seed, separated by `label`.
+fn draw(seed: &[u8; 32], job: &JobId, label: &str) -> f64 {
+    let mut hasher = blake3::Hasher::new_derive_key(DRAW_CONTEXT);
+    hasher.update(seed);
+    hasher.update(job.as_bytes());
+    hasher.update(label.as_bytes());
+    let bytes = hasher.finalize();
+    let mut word = [0u8; 8];
+    word.copy_from_slice(&bytes.as_bytes()[..8]);
+    // 53 random bits make every f64 in [0, 1) equally likely.
+    (u64::from_le_bytes(word) >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// Whether the requester knows any provider that has left probation.
+fn knows_established(reputation: &ReputationTable) -> bool {
+    reputation
+        .iter()
+        .any(|(peer, _)| !reputation.on_probation(peer))
 }
 
 /// Inputs every step needs.
@@ -187,6 +247,10 @@ impl RequesterJob {
             asked: BTreeSet::new(),
             log: Vec::new(),
             verdict_sent: false,
+            hidden: 0,
+            audit_drawn: false,
+            established_only: false,
+            checking: false,
         };
         job.note(now, format!("submitted; auction for {needed} replicas"));
         (job, vec![Action::FindCandidates])
@@ -278,7 +342,7 @@ impl RequesterJob {
 
     fn on_candidates(&mut self, candidates: Vec<NodeId>, cx: &Context<'_>) -> Vec<Action> {
         let Phase::Auction {
-            needed,
+            mut needed,
             called: false,
             ..
         } = self.phase
@@ -286,20 +350,35 @@ impl RequesterJob {
             return Vec::new();
         };
         let awarded: BTreeSet<NodeId> = self.tally.awarded().copied().collect();
-        let fresh: Vec<NodeId> = candidates
+        let eligible: BTreeSet<NodeId> = candidates
             .into_iter()
             .filter(|c| *c != self.spec.requester && !awarded.contains(c))
-            .collect::<BTreeSet<_>>()
-            .into_iter()
-            .take(cx.config.max_candidates)
+            .filter(|c| !self.established_only || !cx.reputation.on_probation(c))
             .collect();
-        if fresh.len() < usize::from(needed) {
-            let found = fresh.len();
+        if eligible.len() < usize::from(needed) {
+            let found = eligible.len();
+            let kind = if self.established_only {
+                "established "
+            } else {
+                ""
+            };
             return self.retry_later(
                 cx,
-                format!("only {found} eligible candidates for {needed} replicas"),
+                format!("only {found} eligible {kind}candidates for {needed} replicas"),
             );
         }
+        if self.round == 1 && awarded.is_empty() && eligible.len() > usize::from(needed) {
+            let room = self.spec.max_replicas.saturating_sub(needed);
+            let p = cx.config.hidden_replica_probability;
+            if room > 0 && draw(cx.seed, &self.id, "hidden replica") < p {
+                self.hidden = 1;
+                needed += 1;
+                self.note(cx.now, "one hidden extra replica".into());
+            }
+        }
+        let wanted = (usize::from(needed) * cx.config.bids_per_replica)
+            .clamp(usize::from(needed), cx.config.max_candidates.max(1));
+        let fresh = self.pick(eligible, wanted, cx);
         let window = cx.now.plus_ms(cx.config.bid_window_ms);
         let closes_at = if self.round == 1 {
             window.min(self.spec.bid_deadline.max(cx.now))
@@ -322,6 +401,31 @@ impl RequesterJob {
             ),
         );
         vec![Action::CallForBids(fresh)]
+    }
+
+    /// Up to `wanted` of `eligible`, chosen by the secret seed so that bidders cannot predict
+    /// who else is asked; sorted.
+    fn pick(&self, eligible: BTreeSet<NodeId>, wanted: usize, cx: &Context<'_>) -> Vec<NodeId> {
+        if eligible.len() <= wanted {
+            return eligible.into_iter().collect();
+        }
+        let label = format!("candidates round {}", self.round);
+        let mut keyed: Vec<(u64, NodeId)> = eligible
+            .into_iter()
+            .map(|peer| {
+                let mut hasher = blake3::Hasher::new_derive_key(DRAW_CONTEXT);
+                hasher.update(cx.seed);
+                hasher.update(label.as_bytes());
+                hasher.update(peer.as_bytes());
+                let mut word = [0u8; 8];
+                word.copy_from_slice(&hasher.finalize().as_bytes()[..8]);
+                (u64::from_le_bytes(word), peer)
+            })
+            .collect();
+        keyed.sort_unstable();
+        let mut picked: Vec<NodeId> = keyed.into_iter().take(wanted).map(|(_, p)| p).collect();
+        picked.sort();
+        picked
     }
 
     fn on_bid(&mut self, bid: Bid, cx: &Context<'_>) -> Vec<Action> {
@@ -384,9 +488,17 @@ impl RequesterJob {
         let mut actions = Vec::new();
         for winner in selection.winners {
             if self.tally.award(winner.bidder, report_by).is_ok() {
+                let device = self
+                    .bids
+                    .iter()
+                    .find(|b| b.bidder == winner.bidder)
+                    .map_or_else(String::new, |b| format!(" on {}", b.device));
                 self.note(
                     cx.now,
-                    format!("awarded {:?} at price {}", winner.bidder, winner.price),
+                    format!(
+                        "awarded {:?} at price {}{device}",
+                        winner.bidder, winner.price
+                    ),
                 );
                 actions.push(Action::Award(Award {
                     job: self.id,
@@ -399,6 +511,7 @@ impl RequesterJob {
         }
         self.phase = Phase::Running;
         self.retry_ms = 0;
+        self.established_only = false;
         actions
     }
 
@@ -443,6 +556,13 @@ impl RequesterJob {
 
     fn decide(&mut self, cx: &Context<'_>) -> Vec<Action> {
         let decision = self.tally.decide(cx.now);
+        if self.checking && matches!(decision, Decision::Accept { .. }) {
+            // The extra replica must be heard (or time out) before the quorum stands.
+            if self.tally.outstanding_at(cx.now) > 0 {
+                return Vec::new();
+            }
+            self.checking = false;
+        }
         match &decision {
             Decision::Pending => Vec::new(),
             Decision::Accept {
@@ -450,6 +570,9 @@ impl RequesterJob {
                 agreeing,
                 dissenting,
             } => {
+                if let Some(why) = self.needs_established_check(agreeing, cx) {
+                    return self.ask_established(why, cx);
+                }
                 let outcome = *outcome;
                 self.note(
                     cx.now,
@@ -493,6 +616,62 @@ impl RequesterJob {
                 actions
             }
         }
+    }
+
+    /// Why an outcome that reached its quorum still needs one more replica from an established
+    /// provider: only providers on probation agree, or the audit lottery picked this job.
+    fn needs_established_check(
+        &mut self,
+        agreeing: &[NodeId],
+        cx: &Context<'_>,
+    ) -> Option<&'static str> {
+        let rep = cx.reputation;
+        if cx.config.require_established
+            && agreeing.iter().all(|p| rep.on_probation(p))
+            && knows_established(rep)
+        {
+            return Some("only providers on probation agree");
+        }
+        if !self.audit_drawn {
+            self.audit_drawn = true;
+            if draw(cx.seed, &self.id, "audit") < cx.config.audit_probability {
+                return Some("audit");
+            }
+        }
+        None
+    }
+
+    /// Awards one more replica to an established provider (any provider in a network where
+    /// the requester knows none), or fails when the job has no replica left to give.
+    fn ask_established(&mut self, why: &str, cx: &Context<'_>) -> Vec<Action> {
+        if self.tally.awarded().count() >= usize::from(self.spec.max_replicas) {
+            if why == "audit" {
+                // No room for an audit: the quorum stands as it is.
+                self.note(
+                    cx.now,
+                    "audit skipped: no replica left under the cap".into(),
+                );
+                return self.decide(cx);
+            }
+            self.note(
+                cx.now,
+                format!("{why}, and no replica is left under the cap"),
+            );
+            return self.fail(FailReason::NoQuorum, cx.now);
+        }
+        self.note(
+            cx.now,
+            format!("{why}: one more replica from an established provider"),
+        );
+        self.established_only = knows_established(cx.reputation);
+        self.checking = true;
+        self.round += 1;
+        self.phase = Phase::Auction {
+            needed: 1,
+            closes_at: cx.now,
+            called: false,
+        };
+        vec![Action::FindCandidates]
     }
 
     /// After acceptance: count the remaining reports as evidence, then publish the verdict.

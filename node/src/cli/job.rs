@@ -276,11 +276,15 @@ impl Submit {
     }
 }
 
-/// Polls the job, printing each phase as it is entered, until it finishes.
+/// Polls the job until it finishes. On a terminal a spinner line shows the phase, its time,
+/// the providers and the job's latest event; otherwise each phase is printed as it is entered.
 fn wait(client: &Client, id: &str, deadline_secs: u64) -> Result<JobStatus> {
+    use std::io::{IsTerminal, Write};
+    const SPINNER: [char; 10] = ['⠋', '⠙', '⠹', '⠸', '⠼', '⠴', '⠦', '⠧', '⠇', '⠏'];
+    let tty = std::io::stderr().is_terminal();
     let start = Instant::now();
     let limit = Duration::from_secs(deadline_secs + 30);
-    let mut shown = String::new();
+    let (mut shown, mut phase_start, mut frame) = (String::new(), Instant::now(), 0usize);
     loop {
         let s = status(client, id)?;
         let phase = match s.state.as_str() {
@@ -288,11 +292,34 @@ fn wait(client: &Client, id: &str, deadline_secs: u64) -> Result<JobStatus> {
             other => other,
         };
         if phase != shown {
-            eprintln!("[{:>6.1}s] {phase}", start.elapsed().as_secs_f64());
+            if tty && !shown.is_empty() {
+                eprintln!(
+                    "\r\x1b[2K✓ {shown} ({:.1}s)",
+                    phase_start.elapsed().as_secs_f64()
+                );
+            } else if !tty {
+                eprintln!("[{:>6.1}s] {phase}", start.elapsed().as_secs_f64());
+            }
             shown = phase.to_owned();
+            phase_start = Instant::now();
         }
         if s.finished {
+            if tty {
+                eprint!("\r\x1b[2K");
+            }
             return Ok(s);
+        }
+        if tty {
+            let latest = s.log.last().map_or("", |(_, what)| what.as_str());
+            let latest: String = latest.chars().take(60).collect();
+            eprint!(
+                "\r\x1b[2K{} {phase} {:.1}s, {} provider(s): {latest}",
+                SPINNER[frame % SPINNER.len()],
+                phase_start.elapsed().as_secs_f64(),
+                s.providers.len()
+            );
+            let _ = std::io::stderr().flush();
+            frame += 1;
         }
         anyhow::ensure!(
             start.elapsed() < limit,

@@ -31,6 +31,10 @@ pub struct Args {
     /// penalise this node. Default: none.
     #[arg(long, value_enum, value_name = "FAULT", default_value_t = Fault::None)]
     fault_inject: Fault,
+    /// FAULT INJECTION: with `--fault-inject wrong-output`, the share of jobs (0 to 1) that get a
+    /// wrong output; the rest are answered honestly. Default: 1 (every job).
+    #[arg(long, value_name = "P", default_value_t = 1.0, value_parser = probability)]
+    fault_probability: f64,
     /// Relay connections for peers behind NAT: `auto` (while this node is confirmed publicly
     /// reachable), `on` or `off`. Default: config `relay_server` (`auto`).
     #[arg(long, value_enum, value_name = "MODE")]
@@ -101,7 +105,7 @@ impl Args {
             hardware: gpu::detect(simulated),
             runtime: runtime_identity()?,
             net: None,
-            faults: self.fault_inject.into(),
+            faults: self.fault_inject.with_probability(self.fault_probability),
         };
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
@@ -136,13 +140,26 @@ enum Fault {
     Colluding,
 }
 
-impl From<Fault> for cairn_node::market::FaultInjection {
-    fn from(f: Fault) -> Self {
-        match f {
-            Fault::None => Self::None,
-            Fault::WrongOutput => Self::WrongOutput,
-            Fault::Colluding => Self::ColludingWrongOutput,
+impl Fault {
+    fn with_probability(self, p: f64) -> cairn_node::market::FaultInjection {
+        use cairn_node::market::FaultInjection;
+        match self {
+            Fault::None => FaultInjection::None,
+            Fault::WrongOutput if p < 1.0 => FaultInjection::WrongOutputSometimes {
+                // `probability` keeps p in [0, 1], so this is at most 1000.
+                per_mille: (p * 1000.0).round() as u16,
+            },
+            Fault::WrongOutput => FaultInjection::WrongOutput,
+            Fault::Colluding => FaultInjection::ColludingWrongOutput,
         }
+    }
+}
+
+/// Parses a probability in `[0, 1]`.
+fn probability(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(p) if (0.0..=1.0).contains(&p) => Ok(p),
+        _ => Err(format!("{text:?} is not a probability between 0 and 1")),
     }
 }
 

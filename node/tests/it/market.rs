@@ -301,6 +301,15 @@ async fn gpu_jobs_go_only_to_gpu_nodes_and_unservable_jobs_wait_then_fail() {
         view.job.log()
     );
     assert_eq!(view.job.providers(), vec![gpu_node]);
+    // The winning bid named the concrete device the job runs on.
+    assert!(
+        view.job
+            .log()
+            .iter()
+            .any(|e| e.what.starts_with("awarded") && e.what.contains("on GPU 0 (H100)")),
+        "{:#?}",
+        view.job.log()
+    );
 
     // Nobody has 200 GB of VRAM: the job stays queued, says why, and fails at its deadline.
     spec.nonce = 2;

@@ -3,7 +3,7 @@
 use bincode::{Decode, Encode};
 
 use crate::envelope::{Message, MessageKind};
-use crate::messages::CapabilityAdvert;
+use crate::messages::{CapabilityAdvert, GpuInfo};
 use crate::{BlobHash, JobId, NodeId, Timestamp, codec};
 
 /// Resource limits the sandbox enforces for one run of a job.
@@ -50,15 +50,35 @@ impl Requirements {
         if self.runtime.as_ref().is_some_and(|r| *r != advert.runtime) {
             return false;
         }
-        match &self.gpu {
-            None => true,
-            Some(req) => advert.gpus.iter().any(|gpu| {
-                gpu.count > 0
-                    && gpu.vram_bytes >= req.min_vram_bytes
-                    && req
-                        .min_compute_capability
-                        .is_none_or(|cc| gpu.compute_capability >= cc)
-            }),
+        self.gpu.is_none() || self.matching_gpus(advert).is_some()
+    }
+
+    /// The first group of `advert`'s GPUs that meets the GPU requirement, with the device index
+    /// of its first device (indices count through the groups in order); `None` when no group
+    /// does or the job needs no GPU.
+    pub fn matching_gpus<'a>(&self, advert: &'a CapabilityAdvert) -> Option<(u32, &'a GpuInfo)> {
+        let req = self.gpu.as_ref()?;
+        let mut first_index = 0u32;
+        for gpu in &advert.gpus {
+            let fits = gpu.count > 0
+                && gpu.vram_bytes >= req.min_vram_bytes
+                && req
+                    .min_compute_capability
+                    .is_none_or(|cc| gpu.compute_capability >= cc);
+            if fits {
+                return Some((first_index, gpu));
+            }
+            first_index = first_index.saturating_add(gpu.count);
+        }
+        None
+    }
+}
+
+impl std::fmt::Display for Device {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Device::Cpu { cores } => write!(f, "{cores} CPU core(s)"),
+            Device::Gpu { index, model } => write!(f, "GPU {index} ({model})"),
         }
     }
 }

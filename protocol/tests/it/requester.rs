@@ -7,6 +7,16 @@ use cairn_protocol::*;
 
 use crate::fixtures::{node, output, report, spec};
 
+/// The default rules without the random extras (hidden replicas, audits), so that scenarios
+/// are exact; the extras have their own tests below.
+fn plain() -> RequesterConfig {
+    RequesterConfig {
+        hidden_replica_probability: 0.0,
+        audit_probability: 0.0,
+        ..RequesterConfig::default()
+    }
+}
+
 struct Driver {
     job: RequesterJob,
     reputation: ReputationTable,
@@ -21,7 +31,7 @@ impl Driver {
         let d = Self {
             job,
             reputation: ReputationTable::default(),
-            config: RequesterConfig::default(),
+            config: plain(),
             now: Timestamp(0),
         };
         (d, actions)
@@ -241,10 +251,212 @@ fn a_persisted_job_resumes_exactly_where_it_was() {
     let mut twin = Driver {
         job: restored,
         reputation: ReputationTable::default(),
-        config: RequesterConfig::default(),
+        config: plain(),
         now: d.now,
     };
     assert_eq!(twin.report(2, b"x"), d.report(2, b"x"));
     assert_eq!(twin.job.phase(), d.job.phase());
     assert_eq!(twin.job.log(), d.job.log());
+}
+
+/// A reputation table in which each of `established` has left probation.
+fn established(peers: &[u8]) -> ReputationTable {
+    let mut table = ReputationTable::default();
+    let jobs = table.params().probation_jobs;
+    for i in 0..jobs {
+        let evidence = cairn_protocol::messages::Evidence {
+            job: JobId::of(&i.to_le_bytes()),
+            agreeing: nodes(peers),
+            dissenting: vec![],
+            timed_out: vec![],
+        };
+        table.apply(VerdictId::of(&i.to_le_bytes()), &evidence);
+    }
+    table
+}
+
+#[test]
+fn a_hidden_replica_is_awarded_when_the_draw_says_so() {
+    let (mut d, _) = Driver::new(spec(100));
+    d.config.hidden_replica_probability = 1.0;
+    d.on(Event::Candidates(nodes(&[1, 2, 3, 4, 5])));
+    let mut actions = Vec::new();
+    for b in 1..=5 {
+        actions.extend(d.bid(b));
+    }
+    assert_eq!(awarded(&actions).len(), 4, "3 asked for, 1 hidden");
+    // The awards themselves do not say how many replicas the job has.
+    let Action::Award(award) = &actions[0] else {
+        panic!("{actions:?}")
+    };
+    assert_eq!(award.job, d.job.id());
+
+    // Never when the candidates only just suffice, and never with probability 0.
+    let (mut d, _) = Driver::new(spec(100));
+    d.config.hidden_replica_probability = 1.0;
+    assert!(
+        matches!(&d.on(Event::Candidates(nodes(&[1, 2, 3])))[..], [Action::CallForBids(to)] if to.len() == 3)
+    );
+    let (_, winners) = to_running(spec(100), 5);
+    assert_eq!(winners.len(), 3);
+}
+
+#[test]
+fn the_hidden_replica_draw_is_secret_and_near_its_probability() {
+    let mut hidden = 0;
+    for seed in 0..400u32 {
+        let (mut d, _) = Driver::new(spec(100));
+        d.config.hidden_replica_probability = 0.25;
+        let mut secret = [0u8; 32];
+        secret[..4].copy_from_slice(&seed.to_le_bytes());
+        let cx = Context {
+            now: d.now,
+            reputation: &d.reputation,
+            seed: &secret,
+            config: &d.config,
+        };
+        d.job
+            .handle(Event::Candidates(nodes(&[1, 2, 3, 4, 5, 6])), &cx);
+        if matches!(d.job.phase(), Phase::Auction { needed: 4, .. }) {
+            hidden += 1;
+        }
+    }
+    assert!((70..130).contains(&hidden), "{hidden} of 400 at p = 0.25");
+}
+
+#[test]
+fn only_some_candidates_are_asked_and_which_depends_on_the_secret_seed() {
+    let all: Vec<u8> = (1..=40).collect();
+    let asked = |seed: u8| {
+        let (mut d, _) = Driver::new(spec(100));
+        let cx = Context {
+            now: d.now,
+            reputation: &d.reputation,
+            seed: &[seed; 32],
+            config: &d.config,
+        };
+        match &d.job.handle(Event::Candidates(nodes(&all)), &cx)[..] {
+            [Action::CallForBids(to)] => to.clone(),
+            other => panic!("{other:?}"),
+        }
+    };
+    let (a, b) = (asked(1), asked(2));
+    assert_eq!(a.len(), 9, "3 replicas x 3 bids per replica");
+    assert_eq!(asked(1), a, "reproducible from the seed");
+    assert_ne!(a, b, "another seed asks others");
+}
+
+#[test]
+fn probationers_alone_never_make_a_quorum_when_an_established_provider_exists() {
+    let (mut d, _) = Driver::new(spec(100));
+    d.reputation = established(&[9]);
+    d.on(Event::Candidates(nodes(&[1, 2, 3])));
+    for b in 1..=3 {
+        d.bid(b);
+    }
+    d.report(1, b"out");
+    let actions = d.report(2, b"out");
+    assert_eq!(actions, vec![Action::FindCandidates], "not accepted yet");
+    assert!(!d.job.is_decided());
+    // Only the established node is asked for the extra replica.
+    let calls = d.on(Event::Candidates(nodes(&[1, 2, 3, 4, 5, 9])));
+    assert_eq!(calls, vec![Action::CallForBids(nodes(&[9]))]);
+    assert_eq!(awarded(&d.bid(9)), nodes(&[9]));
+    assert!(
+        d.report(3, b"out").is_empty(),
+        "waits for the established provider"
+    );
+    let actions = d.report(9, b"out");
+    assert!(matches!(d.job.phase(), Phase::Accepted(o) if *o == output(b"out")));
+    let Some(Action::PublishVerdict(verdict)) = actions.get(1) else {
+        panic!("{actions:?}")
+    };
+    assert_eq!(verdict.evidence().unwrap().agreeing.len(), 4);
+}
+
+#[test]
+fn probationers_wait_queued_while_no_established_provider_is_reachable() {
+    let (mut d, _) = Driver::new(spec(100));
+    d.reputation = established(&[9]);
+    d.on(Event::Candidates(nodes(&[1, 2, 3])));
+    for b in 1..=3 {
+        d.bid(b);
+    }
+    d.report(1, b"out");
+    d.report(2, b"out");
+    assert!(d.on(Event::Candidates(nodes(&[4, 5]))).is_empty());
+    let last = &d.job.log().last().unwrap().what;
+    assert!(
+        last.contains("only 0 eligible established candidates"),
+        "{last}"
+    );
+    d.now = Timestamp(100_000);
+    d.on(Event::Tick);
+    assert_eq!(d.job.phase(), &Phase::Failed(FailReason::DeadlinePassed));
+}
+
+#[test]
+fn an_established_provider_in_the_quorum_is_enough() {
+    let (mut d, _) = Driver::new(spec(100));
+    d.reputation = established(&[1]);
+    d.on(Event::Candidates(nodes(&[1, 2, 3])));
+    for b in 1..=3 {
+        d.bid(b);
+    }
+    d.report(1, b"out");
+    d.report(2, b"out");
+    assert!(matches!(d.job.phase(), Phase::Accepted(_)));
+}
+
+#[test]
+fn an_audit_catches_a_colluding_majority() {
+    // Nodes 1 and 2 collude on one wrong output; 3 is honest; 9 is established and honest.
+    let (mut d, _) = Driver::new(spec(100));
+    d.reputation = established(&[1, 2, 9]);
+    d.config.audit_probability = 1.0;
+    d.on(Event::Candidates(nodes(&[1, 2, 3])));
+    for b in 1..=3 {
+        d.bid(b);
+    }
+    d.report(1, b"wrong");
+    let actions = d.report(2, b"wrong");
+    assert_eq!(
+        actions,
+        vec![Action::FindCandidates],
+        "audited, not accepted"
+    );
+    assert!(d.job.log().iter().any(|e| e.what.starts_with("audit")));
+    d.report(3, b"right");
+    // The audit goes to an established provider that does not hold a replica.
+    let calls = d.on(Event::Candidates(nodes(&[1, 2, 3, 4, 9])));
+    assert_eq!(calls, vec![Action::CallForBids(nodes(&[9]))]);
+    d.bid(9);
+    // 2 against 2: no majority, so the job escalates and the honest side wins.
+    assert_eq!(d.report(9, b"right"), vec![Action::FindCandidates]);
+    d.on(Event::Candidates(nodes(&[4])));
+    d.bid(4);
+    let actions = d.report(4, b"right");
+    assert!(matches!(d.job.phase(), Phase::Accepted(o) if *o == output(b"right")));
+    let Some(Action::PublishVerdict(verdict)) = actions.get(1) else {
+        panic!("{actions:?}")
+    };
+    let evidence = verdict.evidence().unwrap();
+    assert_eq!(evidence.dissenting, sorted(&[1, 2]));
+    assert_eq!(evidence.agreeing.len(), 3);
+}
+
+#[test]
+fn an_audit_without_room_under_the_cap_leaves_the_quorum_standing() {
+    let mut s = spec(100);
+    s.max_replicas = 3;
+    let (mut d, _) = Driver::new(s);
+    d.config.audit_probability = 1.0;
+    d.on(Event::Candidates(nodes(&[1, 2, 3])));
+    for b in 1..=3 {
+        d.bid(b);
+    }
+    d.report(1, b"out");
+    d.report(2, b"out");
+    assert!(matches!(d.job.phase(), Phase::Accepted(_)));
+    assert!(d.job.log().iter().any(|e| e.what.contains("audit skipped")));
 }
