@@ -181,6 +181,9 @@ pub struct StatusView {
     pub gpu_source: crate::gpu::GpuSource,
     /// Cairn version.
     pub version: String,
+    /// Reachability: AutoNAT status, relay reservations, hole punching.
+    #[serde(default)]
+    pub nat: crate::net::NatInfo,
 }
 
 async fn status(State(s): State<ApiState>) -> Response {
@@ -189,14 +192,22 @@ async fn status(State(s): State<ApiState>) -> Response {
         (Ok(l), Ok(p)) => (l, p),
         (Err(e), _) | (_, Err(e)) => return error(StatusCode::SERVICE_UNAVAILABLE, "stopping", e),
     };
+    let nat = match node.net().nat().await {
+        Ok(nat) => nat,
+        Err(e) => return error(StatusCode::SERVICE_UNAVAILABLE, "stopping", e),
+    };
     let peer_id = node.peer_id();
     Json(StatusView {
         peer_id: peer_id.to_string(),
         node_id: node.node_id().to_string(),
         network: node.options().spec.name.clone(),
+        // Relayed listen addresses (`.../p2p-circuit/p2p/SELF`) already end in the peer id.
         listen_addrs: listen
             .iter()
-            .map(|a| format!("{a}/p2p/{peer_id}"))
+            .map(|a| match a.iter().last() {
+                Some(libp2p::multiaddr::Protocol::P2p(p)) if p == peer_id => a.to_string(),
+                _ => format!("{a}/p2p/{peer_id}"),
+            })
             .collect(),
         peers: peers.len(),
         adverts: node.advert_count(),
@@ -204,6 +215,7 @@ async fn status(State(s): State<ApiState>) -> Response {
         blob_bytes: node.blobs().used_bytes(),
         gpu_source: node.options().hardware.source.clone(),
         version: env!("CARGO_PKG_VERSION").to_owned(),
+        nat,
     })
     .into_response()
 }
@@ -352,6 +364,7 @@ async fn metrics(State(s): State<ApiState>) -> Response {
     let node = &s.node;
     let peers = node.net().peers().await.map_or(0, |p| p.len()) as u64;
     let blobs = node.blobs().list().map_or(0, |l| l.len()) as u64;
+    let nat = node.net().nat().await.unwrap_or_default();
     let gauges = [
         ("cairn_peers", "Connected peers.", peers),
         (
@@ -374,6 +387,26 @@ async fn metrics(State(s): State<ApiState>) -> Response {
             "cairn_checkpoints_anchored",
             "Checkpoints this node holds an anchor proof for.",
             node.checkpoint_counts().anchored,
+        ),
+        (
+            "cairn_nat_public",
+            "1 when AutoNAT found this node publicly reachable, else 0.",
+            u64::from(nat.status == "public"),
+        ),
+        (
+            "cairn_relay_reservations",
+            "Relays holding a reservation for this node.",
+            nat.reservations.len() as u64,
+        ),
+        (
+            "cairn_relay_serving",
+            "1 while this node serves as a relay, else 0.",
+            u64::from(nat.relay_serving),
+        ),
+        (
+            "cairn_relayed_peers",
+            "Peers holding a reservation on this node as their relay.",
+            nat.relayed_peers as u64,
         ),
     ];
     (

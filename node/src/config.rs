@@ -5,14 +5,21 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
+use libp2p::Multiaddr;
 use serde::{Deserialize, Serialize};
+
+use crate::net::{NatConfig, RelayServerMode};
 
 /// Environment variable that overrides the default data directory.
 pub const DATA_DIR_ENV: &str = "CAIRN_DATA_DIR";
 
 /// Largest config or network spec file read, in bytes.
 const MAX_CONFIG_BYTES: u64 = 256 * 1024;
+
+/// Longest AutoNAT probe delay accepted in a network spec, in seconds (one hour).
+const MAX_AUTONAT_PROBE_SECS: u64 = 3600;
 
 /// Why a configuration could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -108,6 +115,13 @@ pub struct NetworkSpec {
     pub checkpoints: crate::anchor::CheckpointSpec,
     /// Anchoring (`[anchor]`). Default: backend `none`.
     pub anchor: crate::anchor::AnchorSpec,
+    /// Let AutoNAT count private (RFC 1918 and similar) addresses as reachable: peers dial
+    /// back such addresses when asked. For lab and LAN networks only; a public network leaves
+    /// it off so that nodes cannot be used to probe private networks. Default: `false`.
+    pub autonat_private_addrs: bool,
+    /// Seconds before a node's first AutoNAT probe, and between probes while its
+    /// reachability is unknown. Default: `15`.
+    pub autonat_probe_secs: u64,
 }
 
 impl Default for NetworkSpec {
@@ -120,6 +134,8 @@ impl Default for NetworkSpec {
             advert_refresh_secs: 120,
             checkpoints: crate::anchor::CheckpointSpec::default(),
             anchor: crate::anchor::AnchorSpec::default(),
+            autonat_private_addrs: false,
+            autonat_probe_secs: 15,
         }
     }
 }
@@ -145,6 +161,12 @@ impl NetworkSpec {
             return Err(ConfigError::Invalid {
                 field: "advert_refresh_secs",
                 reason: "must be above 0 and below advert_ttl_secs".into(),
+            });
+        }
+        if self.autonat_probe_secs == 0 || self.autonat_probe_secs > MAX_AUTONAT_PROBE_SECS {
+            return Err(ConfigError::Invalid {
+                field: "autonat_probe_secs",
+                reason: format!("must be between 1 and {MAX_AUTONAT_PROBE_SECS}"),
             });
         }
         self.checkpoints.validate()?;
@@ -238,6 +260,15 @@ pub struct NodeConfig {
     pub cache_bytes: u64,
     /// Verification rules for the jobs this node submits.
     pub verification: VerificationConfig,
+    /// Relay connections for peers behind NAT: `auto` (while this node has a confirmed public
+    /// address), `on` or `off`. Default: `auto`.
+    pub relay_server: RelayServerMode,
+    /// When AutoNAT finds this node private and no `/p2p-circuit` listen address is set,
+    /// listen through the first bootstrap peers (at most two) as relays. Default: `true`.
+    pub auto_relay: bool,
+    /// Addresses at which this node is publicly reachable, announced without waiting for
+    /// AutoNAT (for example a bootstrap node's `/ip4/PUBLIC_IP/tcp/4741`). Default: none.
+    pub external_addrs: Vec<String>,
 }
 
 impl Default for NodeConfig {
@@ -258,6 +289,9 @@ impl Default for NodeConfig {
             max_connections: 256,
             cache_bytes: 64 << 20,
             verification: VerificationConfig::default(),
+            relay_server: RelayServerMode::Auto,
+            auto_relay: true,
+            external_addrs: Vec::new(),
         }
     }
 }
@@ -287,6 +321,16 @@ impl NodeConfig {
                 reason: "must be above 0 and at most blob_store_bytes".into(),
             });
         }
+        for addr in &self.external_addrs {
+            if let Err(e) = addr.parse::<Multiaddr>() {
+                return Err(ConfigError::Invalid {
+                    field: "external_addrs",
+                    reason: format!(
+                        "{addr:?} is not a multiaddr like /ip4/203.0.113.7/tcp/4741: {e}"
+                    ),
+                });
+            }
+        }
         let v = &self.verification;
         if v.hidden_replica_per_mille > 1000 || v.audit_per_mille > 1000 {
             return Err(ConfigError::Invalid {
@@ -301,6 +345,31 @@ impl NodeConfig {
             });
         }
         Ok(())
+    }
+
+    /// The network layer's reachability settings from this config and the network `spec`.
+    /// External addresses that do not parse are skipped; [`NodeConfig::validate`] refuses them.
+    pub fn nat_config(&self, spec: &NetworkSpec) -> NatConfig {
+        NatConfig {
+            relay_server: self.relay_server,
+            external_addrs: self
+                .external_addrs
+                .iter()
+                .filter_map(|a| a.parse().ok())
+                .collect(),
+            auto_relays: if self.auto_relay {
+                spec.bootstrap
+                    .iter()
+                    .chain(&self.bootstrap)
+                    .filter_map(|a| a.parse().ok())
+                    .collect()
+            } else {
+                Vec::new()
+            },
+            autonat_private_addrs: spec.autonat_private_addrs,
+            autonat_probe_delay: Duration::from_secs(spec.autonat_probe_secs),
+            ..NatConfig::default()
+        }
     }
 
     /// The commented `config.toml` that `cairn init` writes.
@@ -326,6 +395,14 @@ blob_store_bytes = {store}
 max_connections = {conns}
 # Database page cache, in bytes.
 cache_bytes = {cache}
+# Relay connections for peers behind NAT: "auto" (while AutoNAT or external_addrs says this
+# node is publicly reachable), "on" or "off".
+relay_server = "{relay}"
+# Behind NAT (AutoNAT says private) without a /p2p-circuit listen address: listen through the
+# first bootstrap peers (at most two) as relays.
+auto_relay = {auto_relay}
+# Addresses at which this node is publicly reachable, e.g. ["/ip4/203.0.113.7/tcp/4741"].
+external_addrs = {external:?}
 
 [price]
 # Prices in the network's smallest unit.
@@ -348,6 +425,13 @@ require_established = {established}
             store = d.blob_store_bytes,
             conns = d.max_connections,
             cache = d.cache_bytes,
+            relay = match d.relay_server {
+                RelayServerMode::Auto => "auto",
+                RelayServerMode::On => "on",
+                RelayServerMode::Off => "off",
+            },
+            auto_relay = d.auto_relay,
+            external = d.external_addrs,
             pmf = d.price.per_mega_fuel,
             pgs = d.price.per_gpu_second,
             min = d.price.minimum,
@@ -367,6 +451,27 @@ mod tests {
         let config = NodeConfig::default();
         let parsed: NodeConfig = toml::from_str(&config.commented_toml()).unwrap();
         assert_eq!(parsed, config);
+    }
+
+    #[test]
+    fn nat_settings_come_from_config_and_spec() {
+        let config: NodeConfig = toml::from_str(
+            "relay_server = \"on\"\nexternal_addrs = [\"/ip4/203.0.113.7/tcp/4741\"]",
+        )
+        .unwrap();
+        config.validate().unwrap();
+        let spec: NetworkSpec =
+            toml::from_str("name = \"lab\"\nautonat_private_addrs = true\nautonat_probe_secs = 3")
+                .unwrap();
+        spec.validate().unwrap();
+        let nat = config.nat_config(&spec);
+        assert_eq!(nat.relay_server, RelayServerMode::On);
+        assert_eq!(
+            nat.external_addrs[0].to_string(),
+            "/ip4/203.0.113.7/tcp/4741"
+        );
+        assert!(nat.autonat_private_addrs);
+        assert_eq!(nat.autonat_probe_delay, Duration::from_secs(3));
     }
 
     #[test]
@@ -391,5 +496,27 @@ mod tests {
             toml::from_str::<NodeConfig>("listne = []").is_err(),
             "typos are refused"
         );
+        let spec = NetworkSpec {
+            autonat_probe_secs: 0,
+            ..NetworkSpec::default()
+        };
+        assert!(matches!(
+            spec.validate(),
+            Err(ConfigError::Invalid {
+                field: "autonat_probe_secs",
+                ..
+            })
+        ));
+        let config = NodeConfig {
+            external_addrs: vec!["203.0.113.7:4741".into()],
+            ..NodeConfig::default()
+        };
+        assert!(matches!(
+            config.validate(),
+            Err(ConfigError::Invalid {
+                field: "external_addrs",
+                ..
+            })
+        ));
     }
 }

@@ -226,6 +226,7 @@ impl Node {
         net_config.mdns = options.spec.mdns;
         net_config.max_connections = options.config.max_connections;
         net_config.max_blob_bytes = options.config.max_blob_bytes;
+        net_config.nat = options.config.nat_config(&options.spec);
         let sandbox_config = cairn_runtime::SandboxConfig::default()
             .with_max_concurrent_jobs(usize::try_from(options.config.capacity.max(1)).unwrap_or(1));
         let sandbox = cairn_runtime::Sandbox::new(sandbox_config)

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use cairn_node::config::{NetworkSpec, NodeConfig};
+use cairn_node::net::RelayServerMode;
 use cairn_node::{Node, NodeOptions, gpu};
 
 use super::Cli;
@@ -34,6 +35,14 @@ pub struct Args {
     /// wrong output; the rest are answered honestly. Default: 1 (every job).
     #[arg(long, value_name = "P", default_value_t = 1.0, value_parser = probability)]
     fault_probability: f64,
+    /// Relay connections for peers behind NAT: `auto` (while this node is confirmed publicly
+    /// reachable), `on` or `off`. Default: config `relay_server` (`auto`).
+    #[arg(long, value_enum, value_name = "MODE")]
+    relay_server: Option<RelayServer>,
+    /// Address at which this node is publicly reachable (repeatable), announced without
+    /// waiting for AutoNAT; added to config `external_addrs`.
+    #[arg(long, value_name = "MULTIADDR")]
+    external_addr: Vec<String>,
     /// Log filter (tracing syntax). Default: $RUST_LOG, else `info`.
     #[arg(long, value_name = "FILTER")]
     log: Option<String>,
@@ -65,6 +74,12 @@ impl Args {
             config.listen = self.listen.clone();
         }
         config.bootstrap.extend(self.bootstrap.iter().cloned());
+        config
+            .external_addrs
+            .extend(self.external_addr.iter().cloned());
+        if let Some(mode) = self.relay_server {
+            config.relay_server = mode.into();
+        }
         if let Some(api) = &cli.api {
             config.api = api
                 .parse()
@@ -96,6 +111,24 @@ impl Args {
             .enable_all()
             .build()?;
         runtime.block_on(run(options))
+    }
+}
+
+/// Choices of `--relay-server`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+enum RelayServer {
+    Auto,
+    On,
+    Off,
+}
+
+impl From<RelayServer> for RelayServerMode {
+    fn from(mode: RelayServer) -> Self {
+        match mode {
+            RelayServer::Auto => Self::Auto,
+            RelayServer::On => Self::On,
+            RelayServer::Off => Self::Off,
+        }
     }
 }
 

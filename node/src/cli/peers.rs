@@ -9,7 +9,8 @@ use super::Cli;
 /// Arguments of `cairn peers`.
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// Print JSON: a list of objects with `peer_id`, `addresses` and `agent`.
+    /// Print JSON: a list of objects with `peer_id`, `addresses`, `agent` and
+    /// `relayed`.
     #[arg(long)]
     json: bool,
 }
@@ -27,7 +28,12 @@ impl Args {
         }
         for peer in list {
             let agent = peer["agent"].as_str().unwrap_or("-");
-            println!("{}  {agent}", peer["peer_id"].as_str().unwrap_or("?"));
+            let via = if peer["relayed"] == true {
+                "  (relayed)"
+            } else {
+                ""
+            };
+            println!("{}  {agent}{via}", peer["peer_id"].as_str().unwrap_or("?"));
         }
         Ok(ExitCode::SUCCESS)
     }

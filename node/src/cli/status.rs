@@ -31,6 +31,24 @@ impl Args {
         println!("adverts:  {}", status.adverts);
         println!("blobs:    {} ({} bytes)", status.blobs, status.blob_bytes);
         println!("version:  {}", status.version);
+        print_nat(&status.nat);
         Ok(ExitCode::SUCCESS)
     }
+}
+
+fn print_nat(nat: &cairn_node::net::NatInfo) {
+    match &nat.public_addr {
+        Some(addr) => println!("nat:      {} ({addr})", nat.status),
+        None => println!("nat:      {}", nat.status),
+    }
+    for relay in &nat.reservations {
+        println!("relay:    reserved on {relay}");
+    }
+    if nat.relay_serving {
+        println!("relaying: for {} peer(s)", nat.relayed_peers);
+    }
+    println!(
+        "punching: {} direct upgrade(s), {} failed",
+        nat.hole_punches_succeeded, nat.hole_punches_failed
+    );
 }

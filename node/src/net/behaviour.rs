@@ -9,8 +9,13 @@ use libp2p::identity::Keypair;
 use libp2p::kad::store::{MemoryStore, MemoryStoreConfig};
 use libp2p::swarm::NetworkBehaviour;
 use libp2p::swarm::behaviour::toggle::Toggle;
-use libp2p::{StreamProtocol, connection_limits, identify, kad, mdns, ping, request_response};
+use libp2p::{
+    StreamProtocol, autonat, connection_limits, dcutr, identify, kad, mdns, ping, relay,
+    request_response,
+};
 
+use super::nat::RelayServerMode;
+use super::relay_server::GuardedRelay;
 use super::{BlobCodec, MAX_GOSSIP_BYTES, MarketCodec, NetConfig};
 
 /// Everything a Cairn node speaks.
@@ -32,6 +37,15 @@ pub struct Behaviour {
     pub market: request_response::Behaviour<MarketCodec>,
     /// Local discovery, off unless the network spec turns it on.
     pub mdns: Toggle<mdns::tokio::Behaviour>,
+    /// Asks peers to dial back (am I reachable?) and answers their requests.
+    pub autonat: autonat::Behaviour,
+    /// Relay v2 server for peers behind NAT; absent when its mode is off.
+    pub relay: Toggle<GuardedRelay>,
+    /// Relay v2 client: reservations on relays (`/p2p-circuit` listen addresses) and relayed
+    /// dials.
+    pub relay_client: relay::client::Behaviour,
+    /// Upgrades relayed connections to direct ones by hole punching.
+    pub dcutr: dcutr::Behaviour,
 }
 
 /// Why the behaviour could not be built.
@@ -54,8 +68,13 @@ fn protocol(name: String) -> Result<StreamProtocol, BuildError> {
 }
 
 impl Behaviour {
-    /// Builds the behaviour for `keypair` on the network in `config`.
-    pub fn new(keypair: &Keypair, config: &NetConfig) -> Result<Self, BuildError> {
+    /// Builds the behaviour for `keypair` on the network in `config`, with the relay client
+    /// that the swarm builder made along with its transport.
+    pub fn new(
+        keypair: &Keypair,
+        config: &NetConfig,
+        relay_client: relay::client::Behaviour,
+    ) -> Result<Self, BuildError> {
         let peer_id = keypair.public().to_peer_id();
         let limits = connection_limits::ConnectionLimits::default()
             .with_max_established(Some(config.max_connections))
@@ -65,7 +84,10 @@ impl Behaviour {
 
         let identify = identify::Behaviour::new(
             identify::Config::new(config.identify_version(), keypair.public())
-                .with_agent_version(format!("cairn/{}", env!("CARGO_PKG_VERSION"))),
+                .with_agent_version(format!("cairn/{}", env!("CARGO_PKG_VERSION")))
+                // Tell peers at once when a listen address appears (a relay reservation), so
+                // that the relay's DHT hands out the relayed address.
+                .with_push_listen_addr_updates(true),
         );
 
         let mut kad_config = kad::Config::new(protocol(config.kad_protocol())?);
@@ -124,8 +146,22 @@ impl Behaviour {
             blobs,
             market,
             mdns: mdns.into(),
+            autonat: autonat::Behaviour::new(peer_id, config.nat.autonat()),
+            relay: relay_server(peer_id, config).into(),
+            relay_client,
+            dcutr: dcutr::Behaviour::new(peer_id),
         })
     }
+}
+
+/// The relay server, `None` when off. In `auto` mode it serves only while the node has a
+/// confirmed external address; `on` forces it to serve.
+fn relay_server(peer_id: libp2p::PeerId, config: &NetConfig) -> Option<GuardedRelay> {
+    let mut server = relay::Behaviour::new(peer_id, config.nat.relay_server()?);
+    if config.nat.relay_server == RelayServerMode::On {
+        server.set_status(Some(relay::Status::Enable));
+    }
+    Some(GuardedRelay::new(server))
 }
 
 fn gossipsub(keypair: &Keypair, config: &NetConfig) -> Result<gossipsub::Behaviour, BuildError> {

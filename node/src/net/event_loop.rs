@@ -7,13 +7,14 @@ use libp2p::gossipsub::{self, IdentTopic, MessageAcceptance};
 use libp2p::identity::Keypair;
 use libp2p::kad::{self, GetProvidersOk, QueryId, QueryResult};
 use libp2p::request_response::{self, OutboundRequestId, ResponseChannel};
-use libp2p::swarm::SwarmEvent;
-use libp2p::{Multiaddr, PeerId, Swarm, SwarmBuilder, identify, mdns, noise, tcp, yamux};
+use libp2p::swarm::{ConnectionId, SwarmEvent};
+use libp2p::{Multiaddr, PeerId, Swarm, SwarmBuilder, autonat, identify, mdns, noise, tcp, yamux};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, warn};
 
 use super::behaviour::{Behaviour, BehaviourEvent};
 use super::handle::{Command, NetError, NetworkEvent, NetworkHandle, PeerInfo};
+use super::nat::{NatState, RELAY_RETRY, RelayListens, is_relayed};
 use super::{BlobResponse, MarketResponse, NetConfig};
 
 /// Queued commands from the node to the swarm task.
@@ -27,7 +28,8 @@ const EVENT_QUEUE: usize = 1024;
 #[error("cannot build the libp2p swarm: {0}")]
 pub struct SwarmBuildError(String);
 
-/// Builds the swarm: TCP and QUIC, noise, yamux, DNS, and the [`Behaviour`].
+/// Builds the swarm: TCP and QUIC, noise, yamux, DNS, the relay client transport, and the
+/// [`Behaviour`].
 pub fn build_swarm(
     keypair: Keypair,
     config: &NetConfig,
@@ -44,7 +46,11 @@ pub fn build_swarm(
         .with_quic()
         .with_dns()
         .map_err(|e| err(&e))?
-        .with_behaviour(|key| Behaviour::new(key, config).map_err(Box::from))
+        .with_relay_client(noise::Config::new, yamux::Config::default)
+        .map_err(|e| err(&e))?
+        .with_behaviour(|key, relay_client| {
+            Behaviour::new(key, config, relay_client).map_err(Box::from)
+        })
         .map_err(|e| err(&e))?
         .with_swarm_config(|c| c.with_idle_connection_timeout(config.idle_timeout))
         .build();
@@ -68,11 +74,15 @@ pub struct EventLoop {
     events: mpsc::Sender<NetworkEvent>,
     listen_addrs: Vec<Multiaddr>,
     identified: HashMap<PeerId, (Vec<Multiaddr>, String)>,
+    /// Open connections per peer, each marked relayed or direct.
+    connections: HashMap<PeerId, HashMap<ConnectionId, bool>>,
     bootstrapped: bool,
     providing: HashMap<QueryId, oneshot::Sender<Result<(), NetError>>>,
     finding: HashMap<QueryId, ProviderSearch>,
     blob_requests: HashMap<OutboundRequestId, oneshot::Sender<Result<BlobResponse, NetError>>>,
     market_requests: HashMap<OutboundRequestId, oneshot::Sender<Result<MarketResponse, NetError>>>,
+    nat: NatState,
+    relay_listens: RelayListens,
 }
 
 impl EventLoop {
@@ -91,10 +101,17 @@ impl EventLoop {
                 .subscribe(topic)
                 .map_err(|e| NetError::Publish(e.to_string()))?;
         }
+        for addr in &config.nat.external_addrs {
+            // Announced as confirmed: identify tells peers, and the relay server (in `auto`
+            // mode) starts serving.
+            swarm.add_external_address(addr.clone());
+        }
         let (command_tx, commands) = mpsc::channel(COMMAND_QUEUE);
         let (events, event_rx) = mpsc::channel(EVENT_QUEUE);
         let handle = NetworkHandle::new(command_tx, *swarm.local_peer_id());
         let this = Self {
+            nat: NatState::new(&config.nat),
+            relay_listens: RelayListens::default(),
             swarm,
             config,
             advert_topic,
@@ -104,6 +121,7 @@ impl EventLoop {
             events,
             listen_addrs: Vec::new(),
             identified: HashMap::new(),
+            connections: HashMap::new(),
             bootstrapped: false,
             providing: HashMap::new(),
             finding: HashMap::new(),
@@ -115,6 +133,7 @@ impl EventLoop {
 
     /// Runs until every handle is dropped.
     pub async fn run(mut self) {
+        let mut relay_retry = tokio::time::interval(RELAY_RETRY);
         loop {
             tokio::select! {
                 command = self.commands.recv() => match command {
@@ -122,6 +141,7 @@ impl EventLoop {
                     None => break,
                 },
                 event = self.swarm.select_next_some() => self.on_swarm_event(event),
+                _ = relay_retry.tick() => self.relay_listens.ensure(&mut self.swarm),
             }
         }
         debug!(target: "cairn::net", "network task stopped");
@@ -130,6 +150,14 @@ impl EventLoop {
     fn on_command(&mut self, command: Command) {
         let swarm = &mut self.swarm;
         match command {
+            Command::Listen { addr, reply } if is_relayed(&addr) => {
+                let result = self.relay_listens.add(addr.clone());
+                self.relay_listens.ensure(swarm);
+                let _ = reply.send(result.map_err(|reason| NetError::Listen {
+                    addr: addr.to_string(),
+                    reason,
+                }));
+            }
             Command::Listen { addr, reply } => {
                 let result =
                     swarm
@@ -157,10 +185,15 @@ impl EventLoop {
                         Some((addrs, agent)) => (addrs.clone(), Some(agent.clone())),
                         None => (Vec::new(), None),
                     };
+                    let relayed = self
+                        .connections
+                        .get(peer)
+                        .is_some_and(|c| !c.is_empty() && c.values().all(|relayed| *relayed));
                     PeerInfo {
                         peer_id: peer.to_string(),
                         addresses: addrs.iter().map(ToString::to_string).collect(),
                         agent,
+                        relayed,
                     }
                 });
                 let _ = reply.send(peers.collect());
@@ -239,6 +272,9 @@ impl EventLoop {
             Command::PeerScore { peer, reply } => {
                 let _ = reply.send(swarm.behaviour().gossipsub.peer_score(&peer));
             }
+            Command::Nat { reply } => {
+                let _ = reply.send(self.nat.info());
+            }
             Command::AdvertTopicPeers { reply } => {
                 let topic = self.advert_topic.hash();
                 let peers = swarm.behaviour().gossipsub.all_peers();
@@ -259,17 +295,37 @@ impl EventLoop {
             }
             SwarmEvent::ConnectionEstablished {
                 peer_id,
+                connection_id,
+                endpoint,
                 num_established,
                 ..
-            } if num_established.get() == 1 => {
-                self.emit(NetworkEvent::PeerConnected { peer: peer_id });
+            } => {
+                let relayed = endpoint.is_relayed();
+                let connections = self.connections.entry(peer_id).or_default();
+                connections.insert(connection_id, relayed);
+                if num_established.get() == 1 {
+                    self.relay_listens.ensure(&mut self.swarm);
+                    self.emit(NetworkEvent::PeerConnected { peer: peer_id });
+                }
+            }
+            SwarmEvent::ListenerClosed { listener_id, .. } => {
+                self.relay_listens.on_listener_closed(listener_id);
             }
             SwarmEvent::ConnectionClosed {
                 peer_id,
-                num_established: 0,
+                connection_id,
+                num_established,
                 ..
             } => {
+                if let Some(connections) = self.connections.get_mut(&peer_id) {
+                    connections.remove(&connection_id);
+                }
+                if num_established > 0 {
+                    return;
+                }
+                self.connections.remove(&peer_id);
                 self.identified.remove(&peer_id);
+                self.nat.on_connection_closed(&peer_id);
             }
             SwarmEvent::OutgoingConnectionError { peer_id, error, .. } => {
                 debug!(target: "cairn::net", ?peer_id, %error, "outgoing connection failed");
@@ -320,6 +376,23 @@ impl EventLoop {
                     let _ = self.swarm.dial(addr);
                 }
             }
+            BehaviourEvent::Autonat(event) => {
+                let private = matches!(
+                    &event,
+                    autonat::Event::StatusChanged {
+                        new: autonat::NatStatus::Private,
+                        ..
+                    }
+                );
+                self.nat.on_autonat(event);
+                if private {
+                    self.relay_listens.add_auto(&self.config.nat.auto_relays);
+                    self.relay_listens.ensure(&mut self.swarm);
+                }
+            }
+            BehaviourEvent::Relay(event) => self.nat.on_relay_server(event),
+            BehaviourEvent::RelayClient(event) => self.nat.on_relay_client(event),
+            BehaviourEvent::Dcutr(event) => self.nat.on_dcutr(event),
             _ => {}
         }
     }

@@ -7,7 +7,7 @@ use libp2p::{Multiaddr, PeerId};
 use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
 
-use super::{BlobResponse, MarketRequest, MarketResponse};
+use super::{BlobResponse, MarketRequest, MarketResponse, NatInfo};
 
 /// Why a network operation failed.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -57,6 +57,8 @@ pub struct PeerInfo {
     pub addresses: Vec<String>,
     /// Its agent version (`cairn/0.1.0`), once identify ran.
     pub agent: Option<String>,
+    /// Whether every connection to it goes through a relay (none is direct).
+    pub relayed: bool,
 }
 
 /// Requests to the swarm task. Each carries a oneshot for the answer, where there is one.
@@ -174,6 +176,11 @@ pub enum Command {
     AdvertTopicPeers {
         /// Answer.
         reply: oneshot::Sender<usize>,
+    },
+    /// Reachability: AutoNAT status, relay reservations, hole punching counts.
+    Nat {
+        /// Answer.
+        reply: oneshot::Sender<NatInfo>,
     },
 }
 
@@ -397,5 +404,10 @@ impl NetworkHandle {
     /// Peers subscribed to the advert topic.
     pub async fn advert_topic_peers(&self) -> Result<usize, NetError> {
         self.ask(|reply| Command::AdvertTopicPeers { reply }).await
+    }
+
+    /// Reachability: AutoNAT's status, relay reservations held and served, hole punching.
+    pub async fn nat(&self) -> Result<NatInfo, NetError> {
+        self.ask(|reply| Command::Nat { reply }).await
     }
 }

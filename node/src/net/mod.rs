@@ -10,6 +10,8 @@ mod blob_codec;
 mod event_loop;
 mod handle;
 mod market;
+mod nat;
+mod relay_server;
 
 use std::time::Duration;
 
@@ -18,6 +20,7 @@ pub use blob_codec::{BlobCodec, BlobResponse};
 pub use event_loop::{EventLoop, SwarmBuildError, build_swarm};
 pub use handle::{Command, NetError, NetworkEvent, NetworkHandle, PeerInfo};
 pub use market::{MAX_MARKET_FRAME, MarketCodec, MarketRequest, MarketResponse};
+pub use nat::{MAX_AUTO_RELAYS, NatConfig, NatInfo, RelayServerMode};
 
 /// Largest blob that can cross the wire, whatever the configuration says.
 pub const MAX_BLOB_TRANSFER_BYTES: u64 = 256 << 20;
@@ -42,6 +45,8 @@ pub struct NetConfig {
     pub request_timeout: Duration,
     /// How long an idle connection stays open. Default: 60 s.
     pub idle_timeout: Duration,
+    /// AutoNAT, relay and hole punching settings. Default: [`NatConfig::default`].
+    pub nat: NatConfig,
 }
 
 impl NetConfig {
@@ -55,6 +60,7 @@ impl NetConfig {
             heartbeat: Duration::from_millis(500),
             request_timeout: Duration::from_secs(60),
             idle_timeout: Duration::from_secs(60),
+            nat: NatConfig::default(),
         }
     }
 

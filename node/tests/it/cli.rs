@@ -186,7 +186,10 @@ fn the_api_refuses_requests_without_the_token() {
     // /metrics answers without the token.
     let metrics = client.get_text_unauthenticated("/metrics").unwrap();
     assert!(
-        metrics.contains("cairn_peers 0") && metrics.contains("cairn_rejections_total"),
+        metrics.contains("cairn_peers 0")
+            && metrics.contains("cairn_rejections_total")
+            && metrics.contains("cairn_nat_public 0")
+            && metrics.contains("cairn_relay_reservations 0"),
         "{metrics}"
     );
 }

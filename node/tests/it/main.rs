@@ -7,4 +7,5 @@ mod cli;
 mod discovery;
 mod harness;
 mod market;
+mod netns;
 mod run;
