@@ -150,6 +150,7 @@ async fn throughput(
 ) -> f64 {
     let start = Instant::now();
     let mut pending: Vec<(usize, JobId)> = Vec::new();
+    let mut finished: Vec<(u64, usize, JobId)> = Vec::new();
     let mut submitted = 0u64;
     let mut done = 0u64;
     while done < THROUGHPUT_JOBS {
@@ -160,7 +161,13 @@ async fn throughput(
             submitted += 1;
         }
         let before = pending.len();
-        pending.retain(|(r, id)| latencies(requesters[*r], id).is_none());
+        pending.retain(|(r, id)| match latencies(requesters[*r], id) {
+            Some((_, accepted)) => {
+                finished.push((accepted, *r, *id));
+                false
+            }
+            None => true,
+        });
         done += (before - pending.len()) as u64;
         tokio::time::sleep(Duration::from_millis(2)).await;
         assert!(
@@ -168,5 +175,22 @@ async fn throughput(
             "throughput run did not finish"
         );
     }
-    THROUGHPUT_JOBS as f64 / start.elapsed().as_secs_f64()
+    let rate = THROUGHPUT_JOBS as f64 / start.elapsed().as_secs_f64();
+    finished.sort_unstable_by_key(|f| f.0);
+    let ms: Vec<u64> = finished.iter().map(|f| f.0).collect();
+    println!(
+        "  submit-to-accepted under load: p50 {} ms, p99 {} ms",
+        percentile(&ms, 0.5),
+        percentile(&ms, 0.99)
+    );
+    if std::env::var_os("CAIRN_BENCH_VERBOSE").is_some()
+        && let Some((_, r, id)) = finished.last()
+        && let Some(view) = requesters[*r].job(id)
+    {
+        let t0 = view.job.log().first().map_or(0, |e| e.at.0);
+        for e in view.job.log() {
+            eprintln!("  +{:>5} ms {}", e.at.0 - t0, e.what);
+        }
+    }
+    rate
 }

@@ -250,6 +250,10 @@ pub struct NodeConfig {
     pub price: PriceConfig,
     /// Jobs run at once. Default: number of CPU cores.
     pub capacity: u32,
+    /// Awarded jobs a provider may hold waiting for a free slot, per slot, beyond those
+    /// running. Short jobs wait a few ms; a job that waits past its report deadline costs a
+    /// timeout, so lower this for long jobs. Default: `4`.
+    pub backlog_per_slot: u32,
     /// Largest single blob accepted, in bytes. Default: 64 MiB.
     pub max_blob_bytes: u64,
     /// Total blob storage, in bytes. Default: 4 GiB.
@@ -284,6 +288,7 @@ impl Default for NodeConfig {
             api: SocketAddr::from(([127, 0, 0, 1], 4740)),
             price: PriceConfig::default(),
             capacity: u32::try_from(cores).unwrap_or(1),
+            backlog_per_slot: 4,
             max_blob_bytes: 64 << 20,
             blob_store_bytes: 4 << 30,
             max_connections: 256,
@@ -388,6 +393,9 @@ bootstrap = []
 api = "{api}"
 # Jobs run at once.
 capacity = {capacity}
+# Awarded jobs held waiting for a free slot, per slot (a job that waits past its deadline
+# costs a timeout: lower this if you run long jobs).
+backlog_per_slot = {backlog}
 # Largest blob (module, input, output) accepted, and total blob storage, in bytes.
 max_blob_bytes = {max_blob}
 blob_store_bytes = {store}
@@ -421,6 +429,7 @@ require_established = {established}
             listen = d.listen,
             api = d.api,
             capacity = d.capacity,
+            backlog = d.backlog_per_slot,
             max_blob = d.max_blob_bytes,
             store = d.blob_store_bytes,
             conns = d.max_connections,

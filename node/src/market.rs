@@ -242,8 +242,15 @@ impl Node {
             return Err("this node does not meet the job's requirements".into());
         }
         let busy = self.market().running.load(Ordering::Relaxed);
-        if busy >= caps.capacity as usize {
-            return Err(format!("busy: {busy} of {} slots in use", caps.capacity));
+        // Up to `capacity` run at once (the sandbox's permits); a bounded backlog waits.
+        let backlog = self.inner.options.config.backlog_per_slot;
+        let most = caps.capacity.saturating_mul(backlog.saturating_add(1)) as usize;
+        if busy >= most {
+            return Err(format!(
+                "busy: {busy} jobs held, {} running at once plus a backlog of {}",
+                caps.capacity,
+                most - caps.capacity as usize
+            ));
         }
         let price = price_for(spec, &self.inner.options.config.price);
         if price > spec.max_price {

@@ -44,8 +44,12 @@ use crate::{JobId, NodeId, Timestamp};
 
 /// Most entries kept in a job's log.
 const MAX_LOG: usize = 256;
-/// Most bids held for one round.
+/// Most bids held at once.
 const MAX_BIDS: usize = 256;
+/// Most candidates remembered as asked.
+const MAX_ASKED: usize = 1024;
+/// How long a candidate lookup may take before the job asks again, in ms.
+const LOOKUP_RETRY_MS: u64 = 3_000;
 /// Domain of the requester's random draws.
 const DRAW_CONTEXT: &str = "cairn 2026 requester draw v1";
 
@@ -179,8 +183,12 @@ pub struct RequesterJob {
     phase: Phase,
     round: u32,
     retry_ms: u64,
+    /// Bids of every round so far (a late bid still counts in the next round).
     bids: Vec<Bid>,
+    /// Candidates asked in any round (bids from others are unsolicited).
     asked: BTreeSet<NodeId>,
+    /// Candidates of the current round that have not answered yet.
+    waiting: BTreeSet<NodeId>,
     tally: QuorumTally,
     log: Vec<LogEntry>,
     verdict_sent: bool,
@@ -255,6 +263,7 @@ impl RequesterJob {
             retry_ms: 0,
             bids: Vec::new(),
             asked: BTreeSet::new(),
+            waiting: BTreeSet::new(),
             log: Vec::new(),
             verdict_sent: false,
             hidden: 0,
@@ -327,15 +336,22 @@ impl RequesterJob {
             Event::Bid(bid) => self.on_bid(bid, cx),
             Event::Declined { peer, reason } => {
                 self.note(cx.now, format!("{peer:?} declined: {reason}"));
+                self.waiting.remove(&peer);
                 self.maybe_close(cx)
             }
             Event::Report(report) => self.on_report(report, cx),
             Event::Tick => match self.phase {
                 Phase::Auction {
+                    needed,
                     called: false,
                     closes_at,
-                    ..
                 } if cx.now >= closes_at => {
+                    // Ask again only if this lookup never answers.
+                    self.phase = Phase::Auction {
+                        needed,
+                        called: false,
+                        closes_at: cx.now.plus_ms(LOOKUP_RETRY_MS),
+                    };
                     vec![Action::FindCandidates]
                 }
                 Phase::Auction {
@@ -360,6 +376,7 @@ impl RequesterJob {
             return Vec::new();
         };
         let awarded: BTreeSet<NodeId> = self.tally.awarded().copied().collect();
+        let held: BTreeSet<NodeId> = self.bids.iter().map(|b| b.bidder).collect();
         let eligible: BTreeSet<NodeId> = candidates
             .into_iter()
             .filter(|c| *c != self.spec.requester && !awarded.contains(c))
@@ -388,7 +405,9 @@ impl RequesterJob {
         }
         let wanted = (usize::from(needed) * cx.config.bids_per_replica)
             .clamp(usize::from(needed), cx.config.max_candidates.max(1));
-        let fresh = self.pick(eligible, wanted, cx);
+        // Bidders whose bid is still held are not asked again; their bids count.
+        let unasked: BTreeSet<NodeId> = eligible.difference(&held).copied().collect();
+        let fresh = self.pick(unasked, wanted, cx);
         let window = cx.now.plus_ms(cx.config.bid_window_ms);
         let closes_at = if self.round == 1 {
             window.min(self.spec.bid_deadline.max(cx.now))
@@ -400,8 +419,10 @@ impl RequesterJob {
             closes_at,
             called: true,
         };
-        self.asked = fresh.iter().copied().collect();
-        self.bids.clear();
+        if self.asked.len() + fresh.len() <= MAX_ASKED {
+            self.asked.extend(fresh.iter().copied());
+        }
+        self.waiting = fresh.iter().copied().collect();
         self.note(
             cx.now,
             format!(
@@ -410,6 +431,9 @@ impl RequesterJob {
                 fresh.len()
             ),
         );
+        if fresh.is_empty() {
+            return self.close_round(cx); // every eligible candidate's bid is already held
+        }
         vec![Action::CallForBids(fresh)]
     }
 
@@ -439,21 +463,27 @@ impl RequesterJob {
     }
 
     fn on_bid(&mut self, bid: Bid, cx: &Context<'_>) -> Vec<Action> {
-        if !matches!(self.phase, Phase::Auction { called: true, .. }) {
+        if !matches!(self.phase, Phase::Auction { .. }) {
             return Vec::new();
         }
-        if !self.asked.contains(&bid.bidder) || self.bids.len() >= MAX_BIDS {
+        if !self.asked.contains(&bid.bidder) {
             self.note(
                 cx.now,
                 format!("ignored an unsolicited bid from {:?}", bid.bidder),
             );
             return Vec::new();
         }
-        self.bids.push(bid);
+        self.waiting.remove(&bid.bidder);
+        // A bidder's newest bid replaces its older one (a late answer to an earlier round).
+        self.bids.retain(|b| b.bidder != bid.bidder);
+        if self.bids.len() < MAX_BIDS {
+            self.bids.push(bid);
+        }
         self.maybe_close(cx)
     }
 
-    /// Closes the round early once enough bids (or answers) are in.
+    /// Closes the round early once enough bids are in, or every candidate asked in this
+    /// round has answered.
     fn maybe_close(&mut self, cx: &Context<'_>) -> Vec<Action> {
         let Phase::Auction {
             needed,
@@ -463,8 +493,10 @@ impl RequesterJob {
         else {
             return Vec::new();
         };
-        let enough = self.bids.len() >= usize::from(needed) * cx.config.bids_per_replica;
-        if enough || self.bids.len() >= self.asked.len() {
+        let awarded: BTreeSet<&NodeId> = self.tally.awarded().collect();
+        let usable = self.bids.iter().filter(|b| !awarded.contains(&b.bidder));
+        let enough = usable.count() >= usize::from(needed) * cx.config.bids_per_replica;
+        if enough || self.waiting.is_empty() {
             return self.close_round(cx);
         }
         Vec::new()
@@ -480,14 +512,19 @@ impl RequesterJob {
             reputation: cx.reputation,
             params: cx.config.selection,
         };
-        let exclude: BTreeSet<NodeId> = self.tally.awarded().copied().collect();
+        let mut exclude: BTreeSet<NodeId> = self.tally.awarded().copied().collect();
+        if self.established_only {
+            let probationers = self.bids.iter().map(|b| b.bidder);
+            exclude.extend(probationers.filter(|p| cx.reputation.on_probation(p)));
+        }
         let selection = auction.select(&self.bids, usize::from(needed), &exclude, cx.seed, cx.now);
         for (peer, why) in &selection.rejected {
-            self.note(cx.now, format!("bid from {peer:?} rejected: {why}"));
+            if !exclude.contains(peer) {
+                self.note(cx.now, format!("bid from {peer:?} rejected: {why}"));
+            }
         }
-        if selection.winners.len() < usize::from(needed) {
-            let got = selection.winners.len();
-            return self.retry_later(cx, format!("{got} acceptable bids for {needed} replicas"));
+        if selection.winners.is_empty() {
+            return self.retry_later(cx, format!("0 acceptable bids for {needed} replicas"));
         }
         let report_by = cx.now.plus_ms(
             self.spec
@@ -519,8 +556,24 @@ impl RequesterJob {
                 }));
             }
         }
-        self.phase = Phase::Running;
         self.retry_ms = 0;
+        let got = u8::try_from(actions.len()).unwrap_or(u8::MAX);
+        if got < needed {
+            // Progress: the rest is auctioned at once, from the bids still held and new ones.
+            let rest = needed - got;
+            self.note(
+                cx.now,
+                format!("{got} of {needed} replicas awarded; auction continues for {rest}"),
+            );
+            self.round += 1;
+            self.phase = Phase::Auction {
+                needed: rest,
+                closes_at: cx.now,
+                called: false,
+            };
+            return actions;
+        }
+        self.phase = Phase::Running;
         self.established_only = false;
         actions
     }
@@ -611,7 +664,7 @@ impl RequesterJob {
                 self.round += 1;
                 self.phase = Phase::Auction {
                     needed: additional,
-                    closes_at: cx.now,
+                    closes_at: cx.now.plus_ms(LOOKUP_RETRY_MS),
                     called: false,
                 };
                 vec![Action::FindCandidates]
@@ -680,7 +733,7 @@ impl RequesterJob {
         self.round += 1;
         self.phase = Phase::Auction {
             needed: 1,
-            closes_at: cx.now,
+            closes_at: cx.now.plus_ms(LOOKUP_RETRY_MS),
             called: false,
         };
         vec![Action::FindCandidates]

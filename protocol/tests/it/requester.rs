@@ -479,3 +479,73 @@ fn probationers_wait_for_an_established_provider_that_already_holds_a_replica() 
     assert!(matches!(d.job.phase(), Phase::Accepted(_)), "{actions:?}");
     assert_eq!(awarded(&actions), vec![], "no replica beyond the three");
 }
+
+#[test]
+fn a_round_with_too_few_bids_awards_what_it_has_and_auctions_the_rest() {
+    let (mut d, _) = Driver::new(spec(100));
+    d.on(Event::Candidates(nodes(&[1, 2, 3, 4])));
+    d.bid(1);
+    d.on(Event::Declined {
+        peer: node(2),
+        reason: "busy".into(),
+    });
+    d.on(Event::Declined {
+        peer: node(3),
+        reason: "busy".into(),
+    });
+    let actions = d.on(Event::Declined {
+        peer: node(4),
+        reason: "busy".into(),
+    });
+    assert_eq!(
+        awarded(&actions),
+        nodes(&[1]),
+        "one replica awarded at once"
+    );
+    assert!(matches!(d.job.phase(), Phase::Auction { needed: 2, .. }));
+    // The rest is auctioned on the next tick, without back-off, and not asked of node 1.
+    assert_eq!(d.on(Event::Tick), vec![Action::FindCandidates]);
+    assert!(d.on(Event::Tick).is_empty(), "one lookup at a time");
+    let calls = d.on(Event::Candidates(nodes(&[1, 2, 3, 4, 5])));
+    assert_eq!(calls, vec![Action::CallForBids(sorted(&[2, 3, 4, 5]))]);
+    d.bid(5);
+    d.report(1, b"out");
+    let actions = d.bid(2);
+    assert!(actions.is_empty(), "waits for more answers: {actions:?}");
+    d.on(Event::Declined {
+        peer: node(3),
+        reason: "busy".into(),
+    });
+    let actions = d.on(Event::Declined {
+        peer: node(4),
+        reason: "busy".into(),
+    });
+    assert_eq!(awarded(&actions), sorted(&[2, 5]));
+    assert_eq!(d.job.phase(), &Phase::Running);
+    assert_eq!(d.job.providers().len(), 3);
+}
+
+#[test]
+fn a_late_bid_from_an_earlier_round_still_counts() {
+    let (mut d, _) = Driver::new(spec(100));
+    d.on(Event::Candidates(nodes(&[1, 2, 3])));
+    d.bid(1);
+    d.bid(2);
+    // Node 3 is slow: the window closes with two bids, which win two replicas.
+    d.now = Timestamp(600);
+    let actions = d.on(Event::Tick);
+    assert_eq!(awarded(&actions).len(), 2);
+    // Its bid arrives between rounds and fills the last replica in the next one.
+    assert!(d.bid(3).is_empty());
+    d.now = Timestamp(650);
+    d.on(Event::Tick);
+    let actions = d.on(Event::Candidates(nodes(&[3, 4])));
+    assert_eq!(
+        actions,
+        vec![Action::CallForBids(nodes(&[4]))],
+        "node 3's bid is held"
+    );
+    let actions = d.bid(4);
+    assert_eq!(awarded(&actions).len(), 1, "{:#?}", d.job.log());
+    assert_eq!(d.job.phase(), &Phase::Running);
+}
