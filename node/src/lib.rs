@@ -25,4 +25,4 @@ pub mod node;
 pub mod store;
 pub mod testing;
 
-pub use node::{Node, NodeError, NodeOptions, RunningNode};
+pub use node::{Node, NodeError, NodeOptions, RunningNode, SharedSandbox};
