@@ -93,6 +93,10 @@ pub struct SimReport {
     pub crashes: usize,
     /// Restarts of crashed nodes.
     pub restarts: usize,
+    /// Replicas that missed their deadline (node 0's reputation table), crashes' main cost.
+    pub replica_timeouts: u64,
+    /// Reports that contradicted the accepted output (node 0's reputation table).
+    pub dissenting_reports: u64,
     /// Time to start every node, in seconds.
     pub startup_secs: f64,
     /// Time from the first submission to the last job's end, in seconds.
@@ -182,7 +186,11 @@ impl SimReport {
             "  reputation (node 0's table): honest mean {:.1}, cheater mean {cheater}",
             self.reputation.honest_mean
         );
-        let _ = writeln!(s, "  crashes {}, restarts {}", self.crashes, self.restarts);
+        let _ = writeln!(
+            s,
+            "  crashes {}, restarts {}; replicas timed out {}, dissenting reports {}",
+            self.crashes, self.restarts, self.replica_timeouts, self.dissenting_reports
+        );
         let _ = writeln!(
             s,
             "  peak memory {:.1} MiB ({:.1} MiB per node)",
@@ -192,7 +200,7 @@ impl SimReport {
         if let Some(dir) = &self.kept_in {
             let _ = writeln!(
                 s,
-                "  node data kept in {dir}/node0.. (inspect with: cairn --data-dir {dir}/node0 job list)"
+                "  node data kept in {dir}/node0..; to inspect one: cairn --data-dir {dir}/node0 --api 127.0.0.1:0 node --listen /ip4/127.0.0.1/tcp/0 &, then cairn --data-dir {dir}/node0 job list"
             );
         }
         let verdict = match (self.finished, self.wrongly_accepted) {

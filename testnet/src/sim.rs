@@ -519,6 +519,10 @@ impl Driver<'_> {
         let t = &self.tally;
         let ended = t.ended();
         let peak = peak_rss_bytes();
+        let table = testnet.node(0).map(|n| n.reputation()).unwrap_or_default();
+        let (timeouts, dissents) = table
+            .iter()
+            .fold((0, 0), |(t, d), (_, s)| (t + s.timed_out, d + s.dissented));
         let report = SimReport {
             nodes: self.config.nodes,
             jobs: self.config.jobs,
@@ -538,6 +542,8 @@ impl Driver<'_> {
             requesters: self.roles.requesters,
             crashes: t.crashes,
             restarts: t.restarts,
+            replica_timeouts: timeouts,
+            dissenting_reports: dissents,
             startup_secs,
             run_secs,
             auction_ms: Percentiles::of(&t.auction),
