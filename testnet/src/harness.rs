@@ -333,10 +333,13 @@ impl Testnet {
     }
 }
 
-/// The sandbox all nodes of a testnet share.
+/// The sandbox all nodes of a testnet share. Without the pooling allocator, which was seen to
+/// refuse an instance while fewer than `max_concurrent_jobs` runs held permits (see
+/// `sim::reference_sandbox`); results and fuel do not depend on the allocator.
 fn shared_sandbox() -> Result<SharedSandbox, TestnetError> {
-    let config =
-        cairn_runtime::SandboxConfig::default().with_max_concurrent_jobs(SHARED_SANDBOX_SLOTS);
+    let config = cairn_runtime::SandboxConfig::default()
+        .with_max_concurrent_jobs(SHARED_SANDBOX_SLOTS)
+        .with_pooling(false);
     cairn_runtime::Sandbox::new(config)
         .map(SharedSandbox)
         .map_err(|e| TestnetError::Sandbox {
