@@ -97,6 +97,10 @@ pub struct SimReport {
     pub replica_timeouts: u64,
     /// Reports that contradicted the accepted output (node 0's reputation table).
     pub dissenting_reports: u64,
+    /// Jobs that required a GPU.
+    pub gpu_jobs: usize,
+    /// Replicas of GPU jobs awarded to CPU-only machines (must be 0).
+    pub gpu_runs_on_cpu_only: usize,
     /// Time to start every node, in seconds.
     pub startup_secs: f64,
     /// Time from the first submission to the last job's end, in seconds.
@@ -160,6 +164,13 @@ impl SimReport {
         );
         for (reason, n) in &self.failure_reasons {
             let _ = writeln!(s, "    failed: {n} x {reason}");
+        }
+        if self.gpu_jobs > 0 {
+            let _ = writeln!(
+                s,
+                "    {} jobs required a GPU; replicas of them on CPU-only machines: {}",
+                self.gpu_jobs, self.gpu_runs_on_cpu_only
+            );
         }
         let (a, e) = (self.auction_ms, self.end_to_end_ms);
         let _ = writeln!(

@@ -22,6 +22,7 @@ pub(super) struct InFlight {
     requester: usize,
     id: JobId,
     submitted: Instant,
+    gpu: bool,
     expected: tokio::task::JoinHandle<Result<BlobHash, String>>,
 }
 
@@ -38,6 +39,8 @@ pub(super) struct Tally {
     samples: Vec<ReputationSample>,
     crashes: usize,
     restarts: usize,
+    gpu_jobs: usize,
+    gpu_runs_on_cpu_only: usize,
 }
 
 impl Tally {
@@ -169,6 +172,7 @@ impl Driver<'_> {
         let id = node
             .submit_job(spec)
             .map_err(|e| job_error(format!("submit refused: {e}")))?;
+        let gpu = plan.gpu;
         let sandbox = self.reference.clone();
         let expected =
             tokio::task::spawn_blocking(move || plan.expected_digest(&sandbox, &wasm, id));
@@ -176,6 +180,7 @@ impl Driver<'_> {
             requester,
             id,
             submitted: Instant::now(),
+            gpu,
             expected,
         });
         Ok(())
@@ -188,7 +193,7 @@ impl Driver<'_> {
             match testnet.node(job.requester) {
                 Some(node) if node.job_finished(&job.id) == Some(true) => {
                     let ended = job.submitted.elapsed();
-                    self.record(node, job, ended).await;
+                    self.record(testnet, node, job, ended).await;
                 }
                 _ => still.push(job),
             }
@@ -196,11 +201,28 @@ impl Driver<'_> {
         self.in_flight = still;
     }
 
-    async fn record(&mut self, node: &cairn_node::Node, job: InFlight, ended: Duration) {
+    async fn record(
+        &mut self,
+        testnet: &Testnet,
+        node: &cairn_node::Node,
+        job: InFlight,
+        ended: Duration,
+    ) {
         let Some(view) = node.job(&job.id) else {
             return self.tally.fail("job vanished from its requester".into());
         };
-        self.tally.executions += view.job.providers().len();
+        let providers = view.job.providers();
+        self.tally.executions += providers.len();
+        if job.gpu {
+            self.tally.gpu_jobs += 1;
+            let cpu_only = |id: &cairn_protocol::NodeId| {
+                (0..testnet.len()).any(|i| {
+                    testnet.node_id(i) == Some(*id)
+                        && testnet.profile(i).is_some_and(|p| !p.has_gpu())
+                })
+            };
+            self.tally.gpu_runs_on_cpu_only += providers.iter().filter(|p| cpu_only(p)).count();
+        }
         let log = view.job.log();
         let start = log.first().map_or(0, |e| e.at.0);
         let at = |prefix: &str| {
@@ -302,6 +324,8 @@ impl Driver<'_> {
             restarts: t.restarts,
             replica_timeouts: timeouts,
             dissenting_reports: dissents,
+            gpu_jobs: t.gpu_jobs,
+            gpu_runs_on_cpu_only: t.gpu_runs_on_cpu_only,
             startup_secs,
             run_secs,
             auction_ms: Percentiles::of(&t.auction),

@@ -31,6 +31,11 @@ async fn a_small_mixed_sim_accepts_every_job_and_checks_each_against_a_local_run
     assert_eq!(outcome.end_to_end_ms.len(), 20);
     assert!(r.executions_per_job >= 3.0, "{}", r.executions_per_job);
     assert_eq!(r.advert_coverage, 1.0);
+    assert!(r.gpu_jobs > 0, "the mixed run has GPU jobs");
+    assert_eq!(
+        r.gpu_runs_on_cpu_only, 0,
+        "GPU jobs ran on GPU machines only"
+    );
     assert!(r.reputation.honest_mean > 0.0 && r.reputation.cheater_mean.is_none());
 }
 
