@@ -38,6 +38,9 @@ pub struct TestnetConfig {
     /// Keep the node data dirs under this directory (`DIR/node0`, ...); `None` uses a
     /// temporary directory removed at the end.
     pub keep: Option<PathBuf>,
+    /// Gossipsub heartbeat of every node. Default: [`TestnetConfig::heartbeat_for`] the
+    /// number of nodes.
+    pub heartbeat: Duration,
 }
 
 impl TestnetConfig {
@@ -49,7 +52,22 @@ impl TestnetConfig {
             seed: 0,
             faults: Vec::new(),
             keep: None,
+            heartbeat: Self::heartbeat_for(nodes),
         }
+    }
+
+    /// The default heartbeat for `nodes` nodes on one machine: 100 ms (fast mesh forming)
+    /// up to 20 nodes, then 5 ms per node up to 1 s, so that the heartbeats of all nodes
+    /// together stay near 200 per second instead of growing with N.
+    pub fn heartbeat_for(nodes: usize) -> Duration {
+        let ms = u64::try_from(nodes).unwrap_or(u64::MAX).saturating_mul(5);
+        Duration::from_millis(ms.clamp(100, 1_000))
+    }
+
+    /// Sets the gossipsub heartbeat of every node.
+    pub fn with_heartbeat(mut self, heartbeat: Duration) -> Self {
+        self.heartbeat = heartbeat;
+        self
     }
 
     /// Sets the seed (default 0).
@@ -142,7 +160,10 @@ impl Testnet {
                 .find(|(n, _)| *n == i)
                 .map_or(FaultInjection::None, |(_, f)| *f);
             let profile = profile_for(i, offset);
-            let slot = testnet.slot(i, &spec, profile, fault, &sandbox, &mut rng)?;
+            let mut slot = testnet.slot(i, &spec, profile, fault, &sandbox, &mut rng)?;
+            if let Some(net) = slot.options.net.as_mut() {
+                net.heartbeat = config.heartbeat;
+            }
             testnet.slots.push(slot);
             testnet.start_slot(i).await?;
             if i == 0 {
