@@ -120,6 +120,7 @@ struct Slot {
 #[must_use = "the nodes stop when the testnet is dropped"]
 pub struct Testnet {
     slots: Vec<Slot>,
+    sandbox: SharedSandbox,
     bootstrap: Vec<String>,
     clock: Instant,
     // Dropped last, after the nodes: removes a temporary directory.
@@ -149,6 +150,7 @@ impl Testnet {
         let offset = rng.below(crate::profiles::MIX.len());
         let mut testnet = Self {
             slots: Vec::with_capacity(config.nodes),
+            sandbox: sandbox.clone(),
             bootstrap: Vec::new(),
             clock,
             root,
@@ -190,6 +192,9 @@ impl Testnet {
             self.bootstrap.clone(),
             fault,
         );
+        // Jobs run at once, as the simulated machine would (the node's default is this
+        // machine's core count, 2 here, which would make every node look saturated).
+        options.config.capacity = profile.cpu_cores;
         options.sandbox = Some(sandbox.clone());
         let seed = rng.bytes32();
         options.identity_seed = Some(seed);
@@ -274,6 +279,11 @@ impl Testnet {
     /// The nodes that are up, with their indices.
     pub fn up_nodes(&self) -> impl Iterator<Item = (usize, &Node)> {
         (0..self.len()).filter_map(|i| Some((i, self.node(i)?)))
+    }
+
+    /// The sandbox every node runs its jobs in.
+    pub fn sandbox(&self) -> &cairn_runtime::Sandbox {
+        &self.sandbox.0
     }
 
     /// The shared clock: when the testnet started.

@@ -196,12 +196,14 @@ pub async fn run(config: &SimConfig) -> Result<SimOutcome, TestnetError> {
         ),
     );
     let modules = upload_modules(&testnet, roles.requesters).await?;
+    let reference = reference_sandbox()?;
+    compile_once(&[testnet.sandbox(), &reference], &modules).await?;
     let mut driver = Driver {
         config,
         roles,
         rng,
         modules,
-        reference: reference_sandbox()?,
+        reference,
         tally: Tally::default(),
         in_flight: Vec::new(),
         restarts: Vec::new(),
@@ -244,6 +246,30 @@ async fn upload_modules(
         }
     }
     Ok(modules)
+}
+
+/// Compiles every guest in each sandbox before the first job. Without this, the first
+/// replicas of every node miss the module cache at the same moment and each compiles the
+/// module again (the cache has no single-flight), which costs seconds of CPU at the start.
+async fn compile_once(
+    sandboxes: &[&Sandbox],
+    modules: &HashMap<(usize, &'static str), (BlobHash, Vec<u8>)>,
+) -> Result<(), TestnetError> {
+    for sandbox in sandboxes {
+        for guest in Guest::ALL {
+            let Some((_, wasm)) = modules.get(&(0, guest.name())).cloned() else {
+                continue;
+            };
+            let sandbox = (*sandbox).clone();
+            let compiled = tokio::task::spawn_blocking(move || sandbox.prepare(&wasm).is_ok());
+            if !compiled.await.unwrap_or(false) {
+                return Err(TestnetError::Sandbox {
+                    reason: format!("example guest {} does not compile", guest.name()),
+                });
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The sandbox of the reference runs. Without the pooling allocator: with it, runs from
