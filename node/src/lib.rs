@@ -29,4 +29,4 @@ pub mod node;
 pub mod store;
 pub mod testing;
 
-pub use node::{Node, NodeError, NodeOptions, RunningNode};
+pub use node::{Node, NodeError, NodeOptions, RunningNode, SharedSandbox};

@@ -51,6 +51,24 @@ pub struct NodeOptions {
     pub net: Option<NetConfig>,
     /// Fault injection for tests and simulations; off by default.
     pub faults: crate::market::FaultInjection,
+    /// A sandbox to share with other nodes in the same process (simulations: one engine,
+    /// one compiled-module cache, one ticker thread); `None` builds the node's own.
+    pub sandbox: Option<SharedSandbox>,
+    /// The ed25519 secret key to create the identity from when the data dir has none yet
+    /// (seeded simulations); `None` generates a random one. A stored identity always wins.
+    pub identity_seed: Option<[u8; 32]>,
+}
+
+/// A [`cairn_runtime::Sandbox`] shared by several in-process nodes.
+#[derive(Clone)]
+pub struct SharedSandbox(pub cairn_runtime::Sandbox);
+
+impl std::fmt::Debug for SharedSandbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SharedSandbox")
+            .field("config", self.0.config())
+            .finish()
+    }
 }
 
 /// Why a node could not start or an operation failed.
@@ -111,12 +129,35 @@ pub fn now() -> Timestamp {
 
 /// Loads the node's key from the store, creating it on first start.
 pub fn load_or_create_identity(kv: &dyn KvStore) -> Result<ed25519::Keypair, NodeError> {
+    load_or_create_identity_from(kv, None)
+}
+
+/// The node id a fresh data dir gets from identity seed `seed` (see
+/// [`NodeOptions::identity_seed`]), known before the node starts (a simulation's first
+/// checkpoint committee names it).
+pub fn node_id_from_seed(mut seed: [u8; 32]) -> Result<NodeId, NodeError> {
+    let secret = ed25519::SecretKey::try_from_bytes(&mut seed)
+        .map_err(|e| NodeError::Identity(e.to_string()))?;
+    Ok(NodeId::from_keypair(&ed25519::Keypair::from(secret)))
+}
+
+/// [`load_or_create_identity`], creating the key from `seed` (an ed25519 secret key) when
+/// the store has none and a seed is given.
+pub fn load_or_create_identity_from(
+    kv: &dyn KvStore,
+    seed: Option<[u8; 32]>,
+) -> Result<ed25519::Keypair, NodeError> {
     if let Some(bytes) = kv.get(Tree::Identity, IDENTITY_KEY)? {
         let mut raw: Vec<u8> = store::decode_value(&bytes)?;
         return ed25519::Keypair::try_from_bytes(&mut raw)
             .map_err(|e| NodeError::Identity(e.to_string()));
     }
-    let keypair = ed25519::Keypair::generate();
+    let keypair = match seed {
+        Some(mut seed) => ed25519::SecretKey::try_from_bytes(&mut seed)
+            .map(ed25519::Keypair::from)
+            .map_err(|e| NodeError::Identity(e.to_string()))?,
+        None => ed25519::Keypair::generate(),
+    };
     kv.put(
         Tree::Identity,
         IDENTITY_KEY,
@@ -210,7 +251,7 @@ impl Node {
             &options.data_dir.join("db"),
             options.config.cache_bytes,
         )?);
-        let keypair = load_or_create_identity(kv.as_ref())?;
+        let keypair = load_or_create_identity_from(kv.as_ref(), options.identity_seed)?;
         let blobs = BlobStore::open(
             kv.clone(),
             &options.data_dir.join("blobs"),
@@ -229,8 +270,11 @@ impl Node {
         net_config.nat = options.config.nat_config(&options.spec);
         let sandbox_config = cairn_runtime::SandboxConfig::default()
             .with_max_concurrent_jobs(usize::try_from(options.config.capacity.max(1)).unwrap_or(1));
-        let sandbox = cairn_runtime::Sandbox::new(sandbox_config)
-            .map_err(|e| NodeError::Sandbox(e.to_string()))?;
+        let sandbox = match &options.sandbox {
+            Some(shared) => shared.0.clone(),
+            None => cairn_runtime::Sandbox::new(sandbox_config)
+                .map_err(|e| NodeError::Sandbox(e.to_string()))?,
+        };
         let checkpoints = crate::checkpoints::CheckpointService::open(
             &options.spec,
             kv.as_ref(),

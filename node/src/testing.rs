@@ -59,6 +59,19 @@ pub async fn start_with_faults(
     bootstrap: Vec<String>,
     faults: FaultInjection,
 ) -> Result<RunningNode, NodeError> {
+    Node::start(options(dir, spec, hardware, bootstrap, faults)).await
+}
+
+/// The options [`start_with_faults`] uses: loopback on port 0, API on a free port, a 4 MiB
+/// store cache, a 100 ms gossip heartbeat, its own sandbox and a random identity. Callers may
+/// change fields (a shared sandbox, a seeded identity) before [`Node::start`].
+pub fn options(
+    dir: &Path,
+    spec: &NetworkSpec,
+    hardware: Hardware,
+    bootstrap: Vec<String>,
+    faults: FaultInjection,
+) -> NodeOptions {
     let config = NodeConfig {
         listen: vec!["/ip4/127.0.0.1/tcp/0".into()],
         bootstrap,
@@ -72,7 +85,7 @@ pub async fn start_with_faults(
         heartbeat: Duration::from_millis(100),
         ..NetConfig::new(&spec.name)
     };
-    let options = NodeOptions {
+    NodeOptions {
         data_dir: dir.to_owned(),
         config,
         spec: spec.clone(),
@@ -80,8 +93,9 @@ pub async fn start_with_faults(
         runtime: "test-runtime".into(),
         net: Some(net),
         faults,
-    };
-    Node::start(options).await
+        sandbox: None,
+        identity_seed: None,
+    }
 }
 
 /// The first listen address of `node`, ending in `/p2p/PEER_ID`; waits up to 5 s for one.

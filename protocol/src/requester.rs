@@ -201,6 +201,11 @@ pub struct RequesterJob {
     /// Whether an extra replica (probation check or audit) was asked for and acceptance waits
     /// for every outstanding report.
     checking: bool,
+    /// Whether the probation rule was waived because no established provider can run the job.
+    probation_waived: bool,
+    /// Whether the established-only auction under way is for the probation rule (else for an
+    /// audit).
+    probation_check: bool,
 }
 
 /// What the probation and audit rules say of an outcome that reached its quorum.
@@ -270,6 +275,8 @@ impl RequesterJob {
             audit_drawn: false,
             established_only: false,
             checking: false,
+            probation_waived: false,
+            probation_check: false,
         };
         job.note(now, format!("submitted; auction for {needed} replicas"));
         (job, vec![Action::FindCandidates])
@@ -375,6 +382,27 @@ impl RequesterJob {
         else {
             return Vec::new();
         };
+        if self.established_only && candidates.iter().all(|c| cx.reputation.on_probation(c)) {
+            // Nobody able to run this job (candidates are filtered by its requirements) has
+            // left probation.
+            self.established_only = false;
+            if self.probation_check {
+                // As in a young network, the probationers' quorum has to do.
+                self.note(
+                    cx.now,
+                    "no established provider can run this job; the quorum of providers on probation stands"
+                        .into(),
+                );
+                self.probation_waived = true;
+                self.checking = false;
+                self.phase = Phase::Running;
+                return self.decide(cx);
+            }
+            self.note(
+                cx.now,
+                "no established provider can run this job; any provider audits it".into(),
+            );
+        }
         let awarded: BTreeSet<NodeId> = self.tally.awarded().copied().collect();
         let held: BTreeSet<NodeId> = self.bids.iter().map(|b| b.bidder).collect();
         let eligible: BTreeSet<NodeId> = candidates
@@ -689,6 +717,7 @@ impl RequesterJob {
     fn needs_established_check(&mut self, agreeing: &[NodeId], cx: &Context<'_>) -> Check {
         let rep = cx.reputation;
         if cx.config.require_established
+            && !self.probation_waived
             && agreeing.iter().all(|p| rep.on_probation(p))
             && knows_established(rep)
         {
@@ -729,6 +758,7 @@ impl RequesterJob {
             format!("{why}: one more replica from an established provider"),
         );
         self.established_only = knows_established(cx.reputation);
+        self.probation_check = why != "audit";
         self.checking = true;
         self.round += 1;
         self.phase = Phase::Auction {

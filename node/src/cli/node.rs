@@ -106,6 +106,8 @@ impl Args {
             runtime: runtime_identity()?,
             net: None,
             faults: self.fault_inject.with_probability(self.fault_probability),
+            sandbox: None,
+            identity_seed: None,
         };
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .enable_all()

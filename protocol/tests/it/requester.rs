@@ -2,7 +2,9 @@
 
 use cairn_protocol::quorum::FailReason;
 use cairn_protocol::reputation::ReputationTable;
-use cairn_protocol::requester::{Action, Context, Event, Phase, RequesterConfig, RequesterJob};
+use cairn_protocol::requester::{
+    Action, Context, Event, LogEntry, Phase, RequesterConfig, RequesterJob,
+};
 use cairn_protocol::*;
 
 use crate::fixtures::{node, output, report, spec};
@@ -375,7 +377,7 @@ fn probationers_alone_never_make_a_quorum_when_an_established_provider_exists() 
 }
 
 #[test]
-fn probationers_wait_queued_while_no_established_provider_is_reachable() {
+fn probationers_wait_queued_while_the_established_provider_is_busy() {
     let (mut d, _) = Driver::new(spec(100));
     d.reputation = established(&[9]);
     d.on(Event::Candidates(nodes(&[1, 2, 3])));
@@ -384,10 +386,17 @@ fn probationers_wait_queued_while_no_established_provider_is_reachable() {
     }
     d.report(1, b"out");
     d.report(2, b"out");
-    assert!(d.on(Event::Candidates(nodes(&[4, 5]))).is_empty());
+    assert_eq!(
+        d.on(Event::Candidates(nodes(&[4, 5, 9]))),
+        vec![Action::CallForBids(nodes(&[9]))]
+    );
+    d.on(Event::Declined {
+        peer: node(9),
+        reason: "busy".into(),
+    });
     let last = &d.job.log().last().unwrap().what;
     assert!(
-        last.contains("only 0 eligible established candidates"),
+        last.starts_with("queued: 0 acceptable bids for 1 replicas"),
         "{last}"
     );
     d.now = Timestamp(100_000);
@@ -548,4 +557,35 @@ fn a_late_bid_from_an_earlier_round_still_counts() {
     let actions = d.bid(4);
     assert_eq!(awarded(&actions).len(), 1, "{:#?}", d.job.log());
     assert_eq!(d.job.phase(), &Phase::Running);
+}
+
+#[test]
+fn probation_is_waived_when_no_established_provider_can_run_the_job() {
+    // Node 9 is established but cannot run this job (the node filters candidates by the
+    // job's requirements, so it never appears among them).
+    let (mut d, _) = Driver::new(spec(100));
+    d.reputation = established(&[9]);
+    d.on(Event::Candidates(nodes(&[1, 2, 3])));
+    for b in 1..=3 {
+        d.bid(b);
+    }
+    d.report(1, b"out");
+    assert_eq!(d.report(2, b"out"), vec![Action::FindCandidates]);
+    // The able candidates are all on probation: the quorum stands, no replica is added.
+    let actions = d.on(Event::Candidates(nodes(&[1, 2, 3, 4])));
+    let waived = |e: &LogEntry| {
+        e.what
+            .starts_with("no established provider can run this job")
+    };
+    assert!(d.job.log().iter().any(waived));
+    assert!(
+        matches!(d.job.phase(), Phase::Accepted(_)),
+        "{:#?}",
+        d.job.log()
+    );
+    assert!(
+        matches!(&actions[..], [Action::FetchOutput { .. }]),
+        "{actions:?}"
+    );
+    assert_eq!(d.job.providers().len(), 3);
 }

@@ -1,0 +1,349 @@
+//! The loop of a run: submit, collect, crash and restart, sample.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::{Duration, Instant};
+
+use cairn_node::node::now;
+use cairn_protocol::requester::Phase;
+use cairn_protocol::{BlobHash, JobId, Outcome};
+use cairn_runtime::Sandbox;
+
+use super::{
+    CRASH_DOWNTIME, POLL, PROGRESS_EVERY, Roles, SAMPLE_EVERY, SimConfig, SimOutcome, progress,
+};
+use crate::TestnetError;
+use crate::harness::Testnet;
+use crate::jobs::{JobPlan, SpecBlobs};
+use crate::report::{Percentiles, ReputationMeans, ReputationSample, SimReport, peak_rss_bytes};
+use crate::rng::SimRng;
+
+/// A submitted job the run is waiting for.
+pub(super) struct InFlight {
+    requester: usize,
+    id: JobId,
+    submitted: Instant,
+    gpu: bool,
+    expected: tokio::task::JoinHandle<Result<BlobHash, String>>,
+}
+
+/// Counts and series as jobs end.
+#[derive(Default)]
+pub(super) struct Tally {
+    accepted: usize,
+    failed: usize,
+    wrong: usize,
+    executions: usize,
+    reasons: BTreeMap<String, usize>,
+    auction: Vec<u64>,
+    end_to_end: Vec<u64>,
+    samples: Vec<ReputationSample>,
+    crashes: usize,
+    restarts: usize,
+    gpu_jobs: usize,
+    gpu_runs_on_cpu_only: usize,
+}
+
+impl Tally {
+    fn ended(&self) -> usize {
+        self.accepted + self.failed + self.wrong
+    }
+
+    fn fail(&mut self, reason: String) {
+        self.failed += 1;
+        *self.reasons.entry(reason).or_default() += 1;
+    }
+}
+
+/// The run's loop state.
+pub(super) struct Driver<'a> {
+    pub(super) config: &'a SimConfig,
+    pub(super) roles: Roles,
+    pub(super) rng: SimRng,
+    pub(super) modules: HashMap<(usize, &'static str), (BlobHash, Vec<u8>)>,
+    pub(super) reference: Sandbox,
+    pub(super) tally: Tally,
+    pub(super) in_flight: Vec<InFlight>,
+    /// (when, node) of crashed nodes to restart.
+    pub(super) restarts: Vec<(Instant, usize)>,
+    pub(super) next: usize,
+    pub(super) start: Instant,
+}
+
+impl Driver<'_> {
+    /// Submits and collects until every job ended or the timeout; returns whether all ended.
+    pub(super) async fn drive(&mut self, testnet: &mut Testnet) -> Result<bool, TestnetError> {
+        let (mut last_sample, mut last_progress) = (Instant::now(), Instant::now());
+        self.sample(testnet);
+        while self.tally.ended() < self.config.jobs {
+            if self.start.elapsed() > self.config.timeout {
+                return Ok(false);
+            }
+            while self.in_flight.len() < self.config.concurrency && self.next < self.config.jobs {
+                self.chaos(testnet).await?;
+                self.submit(testnet).await?;
+            }
+            self.collect(testnet).await;
+            self.restart_due(testnet).await?;
+            if last_sample.elapsed() >= SAMPLE_EVERY {
+                self.sample(testnet);
+                last_sample = Instant::now();
+            }
+            if last_progress.elapsed() >= PROGRESS_EVERY {
+                self.report_progress();
+                last_progress = Instant::now();
+            }
+            tokio::time::sleep(POLL).await;
+        }
+        self.sample(testnet);
+        Ok(true)
+    }
+
+    fn report_progress(&self) {
+        let t = &self.tally;
+        progress(
+            self.config,
+            format_args!(
+                "{:.1} s: {}/{} jobs ended ({} accepted, {} failed, {} wrongly accepted), {} in flight",
+                self.start.elapsed().as_secs_f64(),
+                t.ended(),
+                self.config.jobs,
+                t.accepted,
+                t.failed,
+                t.wrong,
+                self.in_flight.len()
+            ),
+        );
+    }
+
+    /// Crashes the nodes scheduled for the job about to be submitted.
+    async fn chaos(&mut self, testnet: &mut Testnet) -> Result<(), TestnetError> {
+        let due: Vec<usize> = self
+            .roles
+            .crashes
+            .iter()
+            .filter(|(at, _)| *at == self.next)
+            .map(|(_, n)| *n)
+            .collect();
+        for node in due {
+            progress(self.config, format_args!("crashing node {node}"));
+            testnet.crash(node).await?;
+            self.tally.crashes += 1;
+            self.restarts.push((Instant::now() + CRASH_DOWNTIME, node));
+        }
+        Ok(())
+    }
+
+    async fn restart_due(&mut self, testnet: &mut Testnet) -> Result<(), TestnetError> {
+        let now = Instant::now();
+        let (due, later): (Vec<_>, Vec<_>) = self.restarts.drain(..).partition(|(t, _)| *t <= now);
+        self.restarts = later;
+        for (_, node) in due {
+            testnet.restart(node).await?;
+            self.tally.restarts += 1;
+            progress(self.config, format_args!("restarted node {node}"));
+        }
+        Ok(())
+    }
+
+    async fn submit(&mut self, testnet: &Testnet) -> Result<(), TestnetError> {
+        let index = self.next;
+        self.next += 1;
+        let requester = index % self.roles.requesters;
+        let node = testnet
+            .node(requester)
+            .ok_or(TestnetError::NoSuchNode { index: requester })?;
+        let plan = JobPlan::new(self.config.job_mix, index, &mut self.rng);
+        let job_error = |reason: String| TestnetError::Job { index, reason };
+        let (module, wasm) = self
+            .modules
+            .get(&(requester, plan.guest.name()))
+            .cloned()
+            .ok_or_else(|| job_error("module not uploaded".into()))?;
+        let input = node
+            .store_blob(plan.input.clone())
+            .await
+            .map_err(|e| job_error(format!("cannot store the input: {e}")))?;
+        let blobs = SpecBlobs {
+            requester: node.node_id(),
+            module,
+            input,
+        };
+        let spec = plan.spec(blobs, index as u64, self.config.replicas, now());
+        let id = node
+            .submit_job(spec)
+            .map_err(|e| job_error(format!("submit refused: {e}")))?;
+        let gpu = plan.gpu;
+        let sandbox = self.reference.clone();
+        let expected =
+            tokio::task::spawn_blocking(move || plan.expected_digest(&sandbox, &wasm, id));
+        self.in_flight.push(InFlight {
+            requester,
+            id,
+            submitted: Instant::now(),
+            gpu,
+            expected,
+        });
+        Ok(())
+    }
+
+    /// Records every in-flight job that has ended.
+    async fn collect(&mut self, testnet: &Testnet) {
+        let mut still = Vec::with_capacity(self.in_flight.len());
+        for job in std::mem::take(&mut self.in_flight) {
+            match testnet.node(job.requester) {
+                Some(node) if node.job_finished(&job.id) == Some(true) => {
+                    let ended = job.submitted.elapsed();
+                    self.record(testnet, node, job, ended).await;
+                }
+                _ => still.push(job),
+            }
+        }
+        self.in_flight = still;
+    }
+
+    async fn record(
+        &mut self,
+        testnet: &Testnet,
+        node: &cairn_node::Node,
+        job: InFlight,
+        ended: Duration,
+    ) {
+        let Some(view) = node.job(&job.id) else {
+            return self.tally.fail("job vanished from its requester".into());
+        };
+        let providers = view.job.providers();
+        self.tally.executions += providers.len();
+        if job.gpu {
+            self.tally.gpu_jobs += 1;
+            let cpu_only = |id: &cairn_protocol::NodeId| {
+                (0..testnet.len()).any(|i| {
+                    testnet.node_id(i) == Some(*id)
+                        && testnet.profile(i).is_some_and(|p| !p.has_gpu())
+                })
+            };
+            self.tally.gpu_runs_on_cpu_only += providers.iter().filter(|p| cpu_only(p)).count();
+        }
+        let log = view.job.log();
+        let start = log.first().map_or(0, |e| e.at.0);
+        let at = |prefix: &str| {
+            log.iter()
+                .find(|e| e.what.starts_with(prefix))
+                .map(|e| e.at.0.saturating_sub(start))
+        };
+        if let Some(award) = at("awarded") {
+            self.tally.auction.push(award);
+        }
+        let expected = match job.expected.await {
+            Ok(Ok(digest)) => digest,
+            Ok(Err(e)) => return self.tally.fail(e),
+            Err(e) => return self.tally.fail(format!("reference run panicked: {e}")),
+        };
+        match view.job.phase() {
+            Phase::Accepted(Outcome::Output { digest, .. }) if *digest != expected => {
+                self.tally.wrong += 1;
+            }
+            Phase::Accepted(Outcome::Output { .. }) if view.output.is_some() => {
+                self.tally.accepted += 1;
+                let e2e = at("accepted").unwrap_or(ended.as_millis() as u64);
+                self.tally.end_to_end.push(e2e);
+            }
+            Phase::Accepted(Outcome::Output { .. }) => {
+                let why = view.output_error.unwrap_or_default();
+                self.tally.fail(format!("output not fetched: {why}"));
+            }
+            // The job succeeds when run locally, so an accepted failure is a wrong outcome.
+            Phase::Accepted(_) => self.tally.wrong += 1,
+            Phase::Failed(reason) => self.tally.fail(format!("{reason:?}")),
+            other => self.tally.fail(format!("ended in phase {other:?}")),
+        }
+    }
+
+    /// Reputation means as node 0 sees them.
+    fn means(&self, testnet: &Testnet) -> ReputationMeans {
+        let Some(table) = testnet.node(0).map(|n| n.reputation()) else {
+            return ReputationMeans::default();
+        };
+        let mean = |nodes: Vec<usize>| {
+            let scores: Vec<f64> = nodes
+                .iter()
+                .filter_map(|i| testnet.node_id(*i))
+                .map(|id| table.standing(&id).score as f64)
+                .collect();
+            (!scores.is_empty()).then(|| scores.iter().sum::<f64>() / scores.len() as f64)
+        };
+        let honest = (0..testnet.len())
+            .filter(|i| !self.roles.cheaters.contains(i))
+            .collect();
+        ReputationMeans {
+            honest_mean: mean(honest).unwrap_or(0.0),
+            cheater_mean: mean(self.roles.cheaters.clone()),
+        }
+    }
+
+    fn sample(&mut self, testnet: &Testnet) {
+        let means = self.means(testnet);
+        self.tally.samples.push(ReputationSample {
+            at_secs: self.start.elapsed().as_secs_f64(),
+            means,
+        });
+    }
+
+    pub(super) fn finish(
+        self,
+        testnet: &Testnet,
+        finished: bool,
+        startup_secs: f64,
+        coverage: f64,
+    ) -> SimOutcome {
+        let run_secs = self.start.elapsed().as_secs_f64();
+        let t = &self.tally;
+        let ended = t.ended();
+        let peak = peak_rss_bytes();
+        let table = testnet.node(0).map(|n| n.reputation()).unwrap_or_default();
+        let (timeouts, dissents) = table
+            .iter()
+            .fold((0, 0), |(t, d), (_, s)| (t + s.timed_out, d + s.dissented));
+        let report = SimReport {
+            nodes: self.config.nodes,
+            jobs: self.config.jobs,
+            submitted: self.next,
+            accepted: t.accepted,
+            failed: t.failed,
+            wrongly_accepted: t.wrong,
+            unfinished: self.config.jobs - ended,
+            finished: finished && ended == self.config.jobs,
+            failure_reasons: t.reasons.clone(),
+            replicas: self.config.replicas,
+            job_mix: self.config.job_mix,
+            concurrency: self.config.concurrency,
+            seed: self.config.seed,
+            cheaters: self.roles.cheaters.len(),
+            colluding: self.config.colluding,
+            requesters: self.roles.requesters,
+            crashes: t.crashes,
+            restarts: t.restarts,
+            replica_timeouts: timeouts,
+            dissenting_reports: dissents,
+            gpu_jobs: t.gpu_jobs,
+            gpu_runs_on_cpu_only: t.gpu_runs_on_cpu_only,
+            startup_secs,
+            run_secs,
+            auction_ms: Percentiles::of(&t.auction),
+            end_to_end_ms: Percentiles::of(&t.end_to_end),
+            jobs_per_sec: t.accepted as f64 / run_secs.max(1e-9),
+            executions_per_job: t.executions as f64 / ended.max(1) as f64,
+            advert_coverage: coverage,
+            peak_rss_bytes: peak,
+            peak_rss_per_node_bytes: peak / self.config.nodes.max(1) as u64,
+            reputation: self.means(testnet),
+            kept_in: self.config.keep.as_ref().map(|d| d.display().to_string()),
+            checkpoints: testnet.checkpoint_counts(),
+        };
+        SimOutcome {
+            report,
+            auction_ms: self.tally.auction,
+            end_to_end_ms: self.tally.end_to_end,
+            reputation: self.tally.samples,
+        }
+    }
+}
