@@ -186,14 +186,14 @@ impl Testnet {
             clock,
             root,
         };
-        for i in 0..config.nodes {
+        for (i, seed) in seeds.into_iter().enumerate() {
             let fault = config
                 .faults
                 .iter()
                 .find(|(n, _)| *n == i)
                 .map_or(FaultInjection::None, |(_, f)| *f);
             let profile = profile_for(i, offset);
-            let mut slot = testnet.slot(i, &spec, profile, fault, &sandbox, seeds[i])?;
+            let mut slot = testnet.slot(i, &spec, profile, fault, &sandbox, seed)?;
             if let Some(net) = slot.options.net.as_mut() {
                 net.heartbeat = config.heartbeat;
             }
