@@ -76,7 +76,7 @@ struct Sim {
     timeout: u64,
     /// Reputation checkpoint epoch in ms, anchored on an in-process SIMULATED chain (real
     /// regtest blocks, no real coins); 0 turns checkpoints off.
-    #[arg(long, default_value_t = 2000, value_name = "MS")]
+    #[arg(long, default_value_t = 1000, value_name = "MS")]
     epoch_ms: u64,
     /// Jobs in a thousand that secretly get one extra replica (requesters' verification).
     #[arg(long, default_value_t = 100, value_name = "N", value_parser = clap::value_parser!(u16).range(0..=1000))]

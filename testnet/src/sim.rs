@@ -83,7 +83,7 @@ impl Default for SimConfig {
             keep: None,
             progress: false,
             timeout: Duration::from_secs(600),
-            checkpoint_epoch: Some(Duration::from_secs(2)),
+            checkpoint_epoch: Some(Duration::from_secs(1)),
             verification: VerificationConfig::default(),
         }
     }
