@@ -33,6 +33,10 @@ const ADVERT_SEQ_KEY: &[u8] = b"advert_seq";
 const PROVIDE_WAIT: Duration = Duration::from_secs(10);
 /// Adverts are republished at most this often, however many new peers appear.
 const REPUBLISH_DEBOUNCE: Duration = Duration::from_millis(750);
+/// ...and, in larger networks, at most once per this much per peer known: every republish is
+/// checked by every node, so while many nodes join, republishing on each arrival would cost
+/// the network O(N^2) verifications per newcomer.
+const REPUBLISH_DEBOUNCE_PER_PEER: Duration = Duration::from_millis(25);
 
 /// Everything a node needs to start.
 #[derive(Clone, Debug)]
@@ -641,7 +645,11 @@ impl Node {
             tokio::select! {
                 _ = ticker.tick() => {}
                 () = self.inner.republish.notified() => {
-                    tokio::time::sleep(REPUBLISH_DEBOUNCE).await;
+                    let known = u32::try_from(self.advert_count()).unwrap_or(u32::MAX);
+                    let wait = REPUBLISH_DEBOUNCE
+                        .max(REPUBLISH_DEBOUNCE_PER_PEER.saturating_mul(known))
+                        .min(refresh);
+                    tokio::time::sleep(wait).await;
                 }
             }
             if let Err(e) = self.publish_advert().await {
