@@ -410,6 +410,19 @@ impl RequesterJob {
             .filter(|c| *c != self.spec.requester && !awarded.contains(c))
             .filter(|c| !self.established_only || !cx.reputation.on_probation(c))
             .collect();
+        if eligible.len() < usize::from(needed) && self.checking {
+            // A check (probation or audit) that no other provider able to run the job can
+            // make: the quorum stands as it is, rather than the job waiting for nobody.
+            self.note(
+                cx.now,
+                "no other provider can run this job; the extra check is skipped".into(),
+            );
+            self.probation_waived |= self.probation_check;
+            self.checking = false;
+            self.established_only = false;
+            self.phase = Phase::Running;
+            return self.decide(cx);
+        }
         if eligible.len() < usize::from(needed) {
             let found = eligible.len();
             let kind = if self.established_only {

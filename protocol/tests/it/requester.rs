@@ -589,3 +589,32 @@ fn probation_is_waived_when_no_established_provider_can_run_the_job() {
     );
     assert_eq!(d.job.providers().len(), 3);
 }
+
+#[test]
+fn an_audit_that_no_other_provider_can_make_is_skipped_not_waited_for() {
+    // One replica, and the only able provider already holds it: the audit cannot happen.
+    let mut s = spec(100);
+    s.replicas = 1;
+    s.quorum = 1;
+    let (mut d, _) = Driver::new(s);
+    d.config.audit_probability = 1.0;
+    d.on(Event::Candidates(nodes(&[1])));
+    d.bid(1);
+    assert_eq!(
+        d.report(1, b"out"),
+        vec![Action::FindCandidates],
+        "audit asked"
+    );
+    let actions = d.on(Event::Candidates(nodes(&[1])));
+    assert!(
+        matches!(d.job.phase(), Phase::Accepted(_)),
+        "{:#?}",
+        d.job.log()
+    );
+    assert!(
+        matches!(&actions[0], Action::FetchOutput { .. }),
+        "{actions:?}"
+    );
+    let skipped = |e: &LogEntry| e.what.contains("the extra check is skipped");
+    assert!(d.job.log().iter().any(skipped));
+}
