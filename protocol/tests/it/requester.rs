@@ -261,6 +261,18 @@ fn a_persisted_job_resumes_exactly_where_it_was() {
     assert_eq!(twin.job.log(), d.job.log());
 }
 
+/// A job awarded to nodes 1, 2 and 3 (all bidding), with `established` out of probation.
+fn running_on_1_2_3(established_peers: &[u8]) -> Driver {
+    let (mut d, _) = Driver::new(spec(100));
+    d.reputation = established(established_peers);
+    d.on(Event::Candidates(nodes(&[1, 2, 3])));
+    for b in 1..=3 {
+        d.bid(b);
+    }
+    assert_eq!(d.job.providers().len(), 3);
+    d
+}
+
 /// A reputation table in which each of `established` has left probation.
 fn established(peers: &[u8]) -> ReputationTable {
     let mut table = ReputationTable::default();
@@ -350,12 +362,7 @@ fn only_some_candidates_are_asked_and_which_depends_on_the_secret_seed() {
 
 #[test]
 fn probationers_alone_never_make_a_quorum_when_an_established_provider_exists() {
-    let (mut d, _) = Driver::new(spec(100));
-    d.reputation = established(&[9]);
-    d.on(Event::Candidates(nodes(&[1, 2, 3])));
-    for b in 1..=3 {
-        d.bid(b);
-    }
+    let mut d = running_on_1_2_3(&[9]);
     d.report(1, b"out");
     let actions = d.report(2, b"out");
     assert_eq!(actions, vec![Action::FindCandidates], "not accepted yet");
@@ -378,12 +385,7 @@ fn probationers_alone_never_make_a_quorum_when_an_established_provider_exists() 
 
 #[test]
 fn probationers_wait_queued_while_the_established_provider_is_busy() {
-    let (mut d, _) = Driver::new(spec(100));
-    d.reputation = established(&[9]);
-    d.on(Event::Candidates(nodes(&[1, 2, 3])));
-    for b in 1..=3 {
-        d.bid(b);
-    }
+    let mut d = running_on_1_2_3(&[9]);
     d.report(1, b"out");
     d.report(2, b"out");
     assert_eq!(
@@ -406,12 +408,7 @@ fn probationers_wait_queued_while_the_established_provider_is_busy() {
 
 #[test]
 fn an_established_provider_in_the_quorum_is_enough() {
-    let (mut d, _) = Driver::new(spec(100));
-    d.reputation = established(&[1]);
-    d.on(Event::Candidates(nodes(&[1, 2, 3])));
-    for b in 1..=3 {
-        d.bid(b);
-    }
+    let mut d = running_on_1_2_3(&[1]);
     d.report(1, b"out");
     d.report(2, b"out");
     assert!(matches!(d.job.phase(), Phase::Accepted(_)));
@@ -420,13 +417,8 @@ fn an_established_provider_in_the_quorum_is_enough() {
 #[test]
 fn an_audit_catches_a_colluding_majority() {
     // Nodes 1 and 2 collude on one wrong output; 3 is honest; 9 is established and honest.
-    let (mut d, _) = Driver::new(spec(100));
-    d.reputation = established(&[1, 2, 9]);
+    let mut d = running_on_1_2_3(&[1, 2, 9]);
     d.config.audit_probability = 1.0;
-    d.on(Event::Candidates(nodes(&[1, 2, 3])));
-    for b in 1..=3 {
-        d.bid(b);
-    }
     d.report(1, b"wrong");
     let actions = d.report(2, b"wrong");
     assert_eq!(
@@ -472,12 +464,7 @@ fn an_audit_without_room_under_the_cap_leaves_the_quorum_standing() {
 
 #[test]
 fn probationers_wait_for_an_established_provider_that_already_holds_a_replica() {
-    let (mut d, _) = Driver::new(spec(100));
-    d.reputation = established(&[3]);
-    d.on(Event::Candidates(nodes(&[1, 2, 3])));
-    for b in 1..=3 {
-        d.bid(b);
-    }
+    let mut d = running_on_1_2_3(&[3]);
     d.report(1, b"out");
     assert!(
         d.report(2, b"out").is_empty(),
@@ -563,12 +550,7 @@ fn a_late_bid_from_an_earlier_round_still_counts() {
 fn probation_is_waived_when_no_established_provider_can_run_the_job() {
     // Node 9 is established but cannot run this job (the node filters candidates by the
     // job's requirements, so it never appears among them).
-    let (mut d, _) = Driver::new(spec(100));
-    d.reputation = established(&[9]);
-    d.on(Event::Candidates(nodes(&[1, 2, 3])));
-    for b in 1..=3 {
-        d.bid(b);
-    }
+    let mut d = running_on_1_2_3(&[9]);
     d.report(1, b"out");
     assert_eq!(d.report(2, b"out"), vec![Action::FindCandidates]);
     // The able candidates are all on probation: the quorum stands, no replica is added.
