@@ -50,6 +50,9 @@ pub struct TestnetConfig {
     /// everywhere it shows), with the first nodes (up to 7) as the first committee; `None`
     /// runs without checkpoints. Default: `None`.
     pub checkpoint_epoch: Option<Duration>,
+    /// Delay each node adds before every market and blob request it sends (simulated link
+    /// latency; gossip and the DHT are not delayed). Default: none.
+    pub latency: Duration,
 }
 
 impl TestnetConfig {
@@ -64,7 +67,14 @@ impl TestnetConfig {
             heartbeat: Self::heartbeat_for(nodes),
             verification: VerificationConfig::default(),
             checkpoint_epoch: None,
+            latency: Duration::ZERO,
         }
+    }
+
+    /// Simulated link latency on the job path.
+    pub fn with_latency(mut self, latency: Duration) -> Self {
+        self.latency = latency;
+        self
     }
 
     /// Requesters' verification rules.
@@ -196,6 +206,7 @@ impl Testnet {
             let mut slot = testnet.slot(i, &spec, profile, fault, &sandbox, seed)?;
             if let Some(net) = slot.options.net.as_mut() {
                 net.heartbeat = config.heartbeat;
+                net.added_latency = config.latency;
             }
             slot.options.config.verification = config.verification;
             testnet.slots.push(slot);

@@ -78,6 +78,10 @@ struct Sim {
     /// regtest blocks, no real coins); 0 turns checkpoints off.
     #[arg(long, default_value_t = 1000, value_name = "MS")]
     epoch_ms: u64,
+    /// Simulated link latency: each node waits this long before every market and blob request
+    /// it sends (gossip and the DHT are not delayed).
+    #[arg(long, default_value_t = 0, value_name = "M")]
+    latency_ms: u64,
     /// Jobs in a thousand that secretly get one extra replica (requesters' verification).
     #[arg(long, default_value_t = 100, value_name = "N", value_parser = clap::value_parser!(u16).range(0..=1000))]
     hidden_replica_per_mille: u16,
@@ -143,6 +147,7 @@ impl Sim {
                 audit_per_mille: self.audit_per_mille,
                 ..Default::default()
             },
+            latency: Duration::from_millis(self.latency_ms),
         }
     }
 

@@ -66,6 +66,8 @@ pub struct SimConfig {
     pub checkpoint_epoch: Option<Duration>,
     /// How requesters guard their jobs (hidden replicas, audits, probation).
     pub verification: VerificationConfig,
+    /// Simulated link latency added before every market and blob request.
+    pub latency: Duration,
 }
 
 impl Default for SimConfig {
@@ -85,6 +87,7 @@ impl Default for SimConfig {
             timeout: Duration::from_secs(600),
             checkpoint_epoch: Some(Duration::from_secs(1)),
             verification: VerificationConfig::default(),
+            latency: Duration::ZERO,
         }
     }
 }
@@ -192,7 +195,9 @@ pub async fn run(config: &SimConfig) -> Result<SimOutcome, TestnetError> {
     if let Some(epoch) = config.checkpoint_epoch {
         tn_config = tn_config.with_checkpoints(epoch);
     }
-    tn_config = tn_config.with_verification(config.verification);
+    tn_config = tn_config
+        .with_verification(config.verification)
+        .with_latency(config.latency);
     progress(config, format_args!("starting {} nodes", config.nodes));
     let mut testnet = Testnet::start(tn_config).await?;
     let startup_secs = testnet.elapsed().as_secs_f64();

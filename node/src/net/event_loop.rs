@@ -108,7 +108,7 @@ impl EventLoop {
         }
         let (command_tx, commands) = mpsc::channel(COMMAND_QUEUE);
         let (events, event_rx) = mpsc::channel(EVENT_QUEUE);
-        let handle = NetworkHandle::new(command_tx, *swarm.local_peer_id());
+        let handle = NetworkHandle::new(command_tx, *swarm.local_peer_id(), config.added_latency);
         let this = Self {
             nat: NatState::new(&config.nat),
             relay_listens: RelayListens::default(),

@@ -254,11 +254,21 @@ pub enum NetworkEvent {
 pub struct NetworkHandle {
     commands: mpsc::Sender<Command>,
     peer_id: PeerId,
+    /// Simulated link latency before each market and blob request.
+    latency: std::time::Duration,
 }
 
 impl NetworkHandle {
-    pub(crate) fn new(commands: mpsc::Sender<Command>, peer_id: PeerId) -> Self {
-        Self { commands, peer_id }
+    pub(crate) fn new(
+        commands: mpsc::Sender<Command>,
+        peer_id: PeerId,
+        latency: std::time::Duration,
+    ) -> Self {
+        Self {
+            commands,
+            peer_id,
+            latency,
+        }
     }
 
     /// This node's peer id.
@@ -340,8 +350,15 @@ impl NetworkHandle {
         peer: PeerId,
         hash: BlobHash,
     ) -> Result<BlobResponse, NetError> {
+        self.simulated_latency().await;
         self.ask(|reply| Command::RequestBlob { peer, hash, reply })
             .await?
+    }
+
+    async fn simulated_latency(&self) {
+        if !self.latency.is_zero() {
+            tokio::time::sleep(self.latency).await;
+        }
     }
 
     /// Answers a peer's blob request.
@@ -375,6 +392,7 @@ impl NetworkHandle {
         peer: PeerId,
         request: MarketRequest,
     ) -> Result<MarketResponse, NetError> {
+        self.simulated_latency().await;
         self.ask(|reply| Command::Market {
             peer,
             request,

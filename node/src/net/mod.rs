@@ -47,6 +47,9 @@ pub struct NetConfig {
     pub idle_timeout: Duration,
     /// AutoNAT, relay and hole punching settings. Default: [`NatConfig::default`].
     pub nat: NatConfig,
+    /// SIMULATION ONLY: delay added before every market and blob request this node sends, to
+    /// model link latency in in-process clusters. Default: none.
+    pub added_latency: Duration,
 }
 
 impl NetConfig {
@@ -60,6 +63,7 @@ impl NetConfig {
             heartbeat: Duration::from_millis(500),
             request_timeout: Duration::from_secs(60),
             idle_timeout: Duration::from_secs(60),
+            added_latency: Duration::ZERO,
             nat: NatConfig::default(),
         }
     }

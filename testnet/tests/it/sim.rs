@@ -159,3 +159,16 @@ fn bad_flags_are_refused_with_a_clear_message() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("invalid setting nodes"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn added_link_latency_delays_every_auction_and_jobs_still_complete() {
+    let config = SimConfig {
+        latency: Duration::from_millis(60),
+        ..small(8)
+    };
+    let r = run(&config).await.unwrap().report;
+    assert!(r.success(), "{}", r.human());
+    assert_eq!(r.accepted, 8, "{}", r.human());
+    // A call for bids waits 60 ms before it leaves, so no award comes sooner.
+    assert!(r.auction_ms.p50 >= 60, "{}", r.human());
+}
