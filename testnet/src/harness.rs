@@ -153,6 +153,8 @@ struct Slot {
 #[must_use = "the nodes stop when the testnet is dropped"]
 pub struct Testnet {
     slots: Vec<Slot>,
+    /// The nodes of one side of the current partition (empty: none).
+    partition: Vec<usize>,
     // After the nodes, which talk to it.
     chain: Option<SimulatedChain>,
     sandbox: SharedSandbox,
@@ -190,6 +192,7 @@ impl Testnet {
         };
         let mut testnet = Self {
             slots: Vec::with_capacity(config.nodes),
+            partition: Vec::new(),
             chain,
             sandbox: sandbox.clone(),
             bootstrap: Vec::new(),
@@ -276,6 +279,52 @@ impl Testnet {
             reason: "no listen address after 5 s".into(),
         })?;
         Ok(vec![addr])
+    }
+
+    /// Cuts the network in two: every running node in `side` refuses every running node
+    /// outside it, and the other way round (open connections close, new ones are refused).
+    /// [`Testnet::heal`] ends it.
+    pub async fn partition(&mut self, side: &[usize]) -> Result<(), TestnetError> {
+        self.set_blocked(side, true).await?;
+        self.partition = side.to_vec();
+        Ok(())
+    }
+
+    /// Ends a [`Testnet::partition`]: the two sides accept each other again and each node of
+    /// the cut-off side dials every node of the other.
+    pub async fn heal(&mut self) -> Result<(), TestnetError> {
+        let side = std::mem::take(&mut self.partition);
+        self.set_blocked(&side, false).await?;
+        for (i, node) in self.up_nodes().filter(|(i, _)| side.contains(i)) {
+            for (_, other) in self.up_nodes().filter(|(j, _)| !side.contains(j)) {
+                let addr = testing::address(other).await.ok_or(TestnetError::Start {
+                    index: i,
+                    reason: "a node lost its listen address".into(),
+                })?;
+                if let Ok(addr) = addr.parse() {
+                    // A failed dial is retried by the next request to that peer.
+                    let _ = node.net().dial(addr).await;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn set_blocked(&self, side: &[usize], blocked: bool) -> Result<(), TestnetError> {
+        for (i, node) in self.up_nodes() {
+            for (j, other) in self.up_nodes() {
+                if side.contains(&i) != side.contains(&j) {
+                    node.net()
+                        .set_blocked(other.peer_id(), blocked)
+                        .await
+                        .map_err(|e| TestnetError::Start {
+                            index: i,
+                            reason: format!("cannot change the partition: {e}"),
+                        })?;
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Checkpoints finalised and anchored, as node 0 counts them; `None` without checkpoints.

@@ -10,8 +10,8 @@ use libp2p::kad::store::{MemoryStore, MemoryStoreConfig};
 use libp2p::swarm::NetworkBehaviour;
 use libp2p::swarm::behaviour::toggle::Toggle;
 use libp2p::{
-    StreamProtocol, autonat, connection_limits, dcutr, identify, kad, mdns, ping, relay,
-    request_response,
+    StreamProtocol, allow_block_list, autonat, connection_limits, dcutr, identify, kad, mdns, ping,
+    relay, request_response,
 };
 
 use super::nat::RelayServerMode;
@@ -46,6 +46,8 @@ pub struct Behaviour {
     pub relay_client: relay::client::Behaviour,
     /// Upgrades relayed connections to direct ones by hole punching.
     pub dcutr: dcutr::Behaviour,
+    /// Peers this node refuses (simulated partitions).
+    pub blocked: allow_block_list::Behaviour<allow_block_list::BlockedPeers>,
 }
 
 /// Why the behaviour could not be built.
@@ -150,6 +152,7 @@ impl Behaviour {
             relay: relay_server(peer_id, config).into(),
             relay_client,
             dcutr: dcutr::Behaviour::new(peer_id),
+            blocked: allow_block_list::Behaviour::default(),
         })
     }
 }

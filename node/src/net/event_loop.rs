@@ -269,6 +269,19 @@ impl EventLoop {
                     .market
                     .send_response(channel, response);
             }
+            Command::Block {
+                peer,
+                blocked,
+                reply,
+            } => {
+                let list = &mut swarm.behaviour_mut().blocked;
+                if blocked {
+                    list.block_peer(peer);
+                } else {
+                    list.unblock_peer(peer);
+                }
+                let _ = reply.send(());
+            }
             Command::PeerScore { peer, reply } => {
                 let _ = reply.send(swarm.behaviour().gossipsub.peer_score(&peer));
             }

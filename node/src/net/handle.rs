@@ -165,6 +165,16 @@ pub enum Command {
         /// The answer.
         response: MarketResponse,
     },
+    /// Refuse (`true`) or accept again (`false`) every connection with a peer; refusing closes
+    /// the open ones. For simulated partitions.
+    Block {
+        /// The peer.
+        peer: PeerId,
+        /// Refuse or accept again.
+        blocked: bool,
+        /// Done.
+        reply: oneshot::Sender<()>,
+    },
     /// Gossipsub's score of a peer.
     PeerScore {
         /// The peer.
@@ -353,6 +363,17 @@ impl NetworkHandle {
         self.simulated_latency().await;
         self.ask(|reply| Command::RequestBlob { peer, hash, reply })
             .await?
+    }
+
+    /// Refuses every connection with `peer` (closing the open ones), or accepts it again:
+    /// a simulated partition.
+    pub async fn set_blocked(&self, peer: PeerId, blocked: bool) -> Result<(), NetError> {
+        self.ask(|reply| Command::Block {
+            peer,
+            blocked,
+            reply,
+        })
+        .await
     }
 
     async fn simulated_latency(&self) {

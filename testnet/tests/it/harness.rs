@@ -2,7 +2,11 @@
 
 use std::time::Duration;
 
+use cairn_node::Node;
+use cairn_node::config::VerificationConfig;
 use cairn_node::market::FaultInjection;
+use cairn_protocol::requester::Phase;
+use cairn_protocol::{JobId, JobSpec, Limits, NodeId, Requirements};
 use cairn_testnet::{Testnet, TestnetConfig};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -44,4 +48,72 @@ async fn nodes_start_with_seeded_keys_and_a_crashed_node_comes_back_with_its_ide
         kept.path().join("node3").join("db").exists(),
         "--keep leaves the data dirs"
     );
+}
+
+/// A wordcount job with `replicas` replicas, submitted by `requester`.
+async fn wordcount(requester: &Node, nonce: u64, replicas: u8) -> JobId {
+    let t = cairn_node::node::now();
+    let wasm = cairn_runtime::guests::bytes("wordcount").unwrap();
+    let spec = JobSpec {
+        requester: requester.node_id(),
+        nonce,
+        module: requester.store_blob(wasm).await.unwrap(),
+        input: requester.store_blob(b"a b c".to_vec()).await.unwrap(),
+        args: vec![],
+        limits: Limits {
+            fuel: 100_000_000,
+            memory_bytes: 64 << 20,
+            wall_time_ms: 2_000,
+            max_output_bytes: 1 << 16,
+        },
+        requirements: Requirements::default(),
+        replicas,
+        quorum: replicas / 2 + 1,
+        max_replicas: replicas,
+        max_price: u64::MAX,
+        bid_deadline: t.plus_ms(2_000),
+        deadline: t.plus_ms(60_000),
+    };
+    requester.submit_job(spec).unwrap()
+}
+
+/// The providers of `id` once it is accepted (panics if it fails).
+async fn accepted_providers(node: &Node, id: &JobId) -> Vec<NodeId> {
+    let done = cairn_node::testing::wait_for(Duration::from_secs(60), || async {
+        (node.job_finished(id) == Some(true)).then_some(())
+    })
+    .await;
+    let view = node.job(id).unwrap();
+    assert!(
+        done.is_some() && matches!(view.job.phase(), Phase::Accepted(_)),
+        "{:#?}",
+        view.job.log()
+    );
+    view.job.providers()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partition_keeps_jobs_on_the_requesters_side_until_it_heals() {
+    let config = TestnetConfig::new("it-partition", 6)
+        .with_seed(3)
+        .with_verification(VerificationConfig::exact());
+    let mut tn = Testnet::start(config).await.unwrap();
+    assert_eq!(tn.wait_for_adverts(Duration::from_secs(30)).await, 1.0);
+    let ids: Vec<NodeId> = (0..6).map(|i| tn.node_id(i).unwrap()).collect();
+
+    tn.partition(&[0, 1, 2]).await.unwrap();
+    let id = wordcount(tn.node(0).unwrap(), 1, 2).await;
+    let providers = accepted_providers(tn.node(0).unwrap(), &id).await;
+    assert!(
+        providers.iter().all(|p| ids[1..3].contains(p)),
+        "only nodes 1 and 2 are reachable from node 0"
+    );
+
+    tn.heal().await.unwrap();
+    // Four replicas from five other nodes: at least two from the side that was cut off.
+    let id = wordcount(tn.node(0).unwrap(), 2, 4).await;
+    let providers = accepted_providers(tn.node(0).unwrap(), &id).await;
+    let across = providers.iter().filter(|p| ids[3..].contains(p)).count();
+    assert!(across >= 2, "{across} providers from the other side");
+    tn.shutdown().await;
 }
