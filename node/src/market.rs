@@ -516,11 +516,12 @@ impl Node {
         if let Ok(mut jobs) = self.market().jobs.lock() {
             jobs.insert(job.id(), handle);
         }
-        // The record is written now and made durable by the driver before its first action.
+        // Written now, made durable by the driver before its first action; `last` tells the
+        // driver not to write the same bytes again.
         let mut last = Vec::new();
         self.record(&job, &mut last);
         let node = self.clone();
-        self.spawn(async move { node.drive(job, actions, events, rx, view).await });
+        self.spawn(async move { node.drive(job, actions, events, rx, view, last).await });
     }
 
     /// Writes the job's record when its encoding differs from `last` (most ticks change
@@ -559,9 +560,13 @@ impl Node {
         events: mpsc::Sender<Event>,
         mut rx: mpsc::Receiver<Event>,
         view: Arc<Mutex<JobView>>,
+        mut last: Vec<u8>,
     ) {
-        let mut last = Vec::new();
-        self.persist(&job, &mut last).await;
+        // The record spawn_driver wrote becomes durable before the first action runs.
+        if let Err(e) = self.market().durable.flush().await {
+            warn!(target: "cairn::requester", job = %job.id(), error = %e, "cannot flush job");
+        }
+        self.persist(&job, &mut last).await; // writes only if spawn_driver could not
         self.execute(&job, first, &events, &view);
         let mut tick = tokio::time::interval(TICK);
         while !job.is_finished() {

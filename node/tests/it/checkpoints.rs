@@ -157,32 +157,7 @@ async fn bitcoind_backend_anchors_on_the_simulated_chain() {
 
 /// One wordcount job with three replicas from `requester`, to give the tables some verdicts.
 async fn one_job(requester: &cairn_node::Node, nonce: u64) {
-    use cairn_protocol::{JobSpec, Limits, Requirements};
-    let wasm = cairn_runtime::guests::bytes("wordcount").unwrap();
-    let t = cairn_node::node::now();
-    let spec = JobSpec {
-        requester: requester.node_id(),
-        nonce,
-        module: requester.put_blob(wasm).await.unwrap(),
-        input: requester
-            .put_blob(b"checkpoint words".to_vec())
-            .await
-            .unwrap(),
-        args: vec![],
-        limits: Limits {
-            fuel: 100_000_000,
-            memory_bytes: 64 << 20,
-            wall_time_ms: 10_000,
-            max_output_bytes: 1 << 20,
-        },
-        requirements: Requirements::default(),
-        replicas: 3,
-        quorum: 2,
-        max_replicas: 5,
-        max_price: 1_000,
-        bid_deadline: t.plus_ms(2_000),
-        deadline: t.plus_ms(60_000),
-    };
+    let spec = crate::market::wordcount_spec(requester, b"checkpoint words", nonce, 3, 2).await;
     let id = requester.submit_job(spec).unwrap();
     crate::harness::wait_for(
         "the job to finish",

@@ -15,7 +15,7 @@ use cairn_protocol::{GpuRequirement, JobId, NodeId};
 use crate::harness::{Cluster, cluster, cpu_only, h100, wait_for};
 
 /// A job of the `wordcount` guest over `input`, submitted by `requester`.
-async fn wordcount_spec(
+pub(crate) async fn wordcount_spec(
     requester: &Node,
     input: &[u8],
     nonce: u64,
