@@ -12,6 +12,8 @@ pub struct Metrics {
     pub adverts_accepted: AtomicU64,
     /// Adverts this node published.
     pub adverts_published: AtomicU64,
+    /// Adverts learned from peers' sync answers (not gossip).
+    pub adverts_synced: AtomicU64,
     /// Blobs fetched from peers and verified.
     pub blobs_fetched: AtomicU64,
     /// Blob requests served.
@@ -66,6 +68,11 @@ impl Metrics {
                 "cairn_adverts_published_total",
                 "Adverts this node published.",
                 &self.adverts_published,
+            ),
+            (
+                "cairn_adverts_synced_total",
+                "Adverts learned from peers' sync answers.",
+                &self.adverts_synced,
             ),
             (
                 "cairn_blobs_fetched_total",

@@ -24,19 +24,27 @@ use tracing::{debug, info, warn};
 use crate::config::{NetworkSpec, NodeConfig};
 use crate::gpu::Hardware;
 use crate::metrics::Metrics;
-use crate::net::{self, BlobResponse, EventLoop, NetConfig, NetError, NetworkEvent, NetworkHandle};
+use crate::net::{
+    self, BlobResponse, EventLoop, NetConfig, NetError, NetworkEvent, NetworkHandle, SyncRequest,
+    SyncResponse,
+};
 use crate::store::{self, BlobStore, Durability, KvStore, SledStore, StoreError, Tree};
 
 const IDENTITY_KEY: &[u8] = b"ed25519";
 const ADVERT_SEQ_KEY: &[u8] = b"advert_seq";
 /// How long storing a blob waits for its DHT announcement before returning.
 const PROVIDE_WAIT: Duration = Duration::from_secs(10);
-/// Adverts are republished at most this often, however many new peers appear.
+/// After the first peer connects, the advert goes out this much later (gossipsub needs a
+/// moment to learn the peer's subscriptions).
 const REPUBLISH_DEBOUNCE: Duration = Duration::from_millis(750);
-/// ...and, in larger networks, at most once per this much per peer known: every republish is
-/// checked by every node, so while many nodes join, republishing on each arrival would cost
-/// the network O(N^2) verifications per newcomer.
-const REPUBLISH_DEBOUNCE_PER_PEER: Duration = Duration::from_millis(25);
+/// An advert that reached nobody (no subscribed peer yet) is tried again this often...
+const PUBLISH_RETRY: Duration = Duration::from_secs(1);
+/// ...at most this many times before waiting for the next refresh.
+const PUBLISH_TRIES: u32 = 30;
+/// A node asks its first this-many peers for their adverts (the sync protocol) rather than
+/// waiting for republication; more than one in case a peer is slow, partial or lying by
+/// omission.
+const SYNC_PEERS: usize = 3;
 
 /// Everything a node needs to start.
 #[derive(Clone, Debug)]
@@ -187,6 +195,10 @@ pub(crate) struct Inner {
     adverts: Mutex<AdvertBook>,
     pub(crate) metrics: Metrics,
     republish: Notify,
+    /// The addresses this node's advert lists, as of its last publication.
+    advertised: Mutex<Vec<String>>,
+    /// Peers asked for their adverts since start (see [`SYNC_PEERS`]).
+    synced_from: std::sync::atomic::AtomicUsize,
     pub(crate) market: crate::market::MarketState,
     pub(crate) checkpoints: crate::checkpoints::CheckpointService,
     /// Tasks spawned by the node's services, aborted at shutdown.
@@ -302,12 +314,14 @@ impl Node {
                 adverts: Mutex::new(AdvertBook::new(AdvertBookConfig::default())),
                 metrics: Metrics::default(),
                 republish: Notify::new(),
+                synced_from: std::sync::atomic::AtomicUsize::new(0),
+                advertised: Mutex::new(Vec::new()),
                 market,
                 checkpoints,
                 tasks: Mutex::new(Vec::new()),
             }),
         };
-        node.load_adverts();
+        node.load_adverts().await;
         node.resume_jobs();
         tasks.push(tokio::spawn(node.clone().serve_network(events)));
         node.listen_and_dial().await?;
@@ -441,6 +455,14 @@ impl Node {
         Ok(hash)
     }
 
+    /// Stores a blob durably without announcing it in the DHT: a job's module and input on
+    /// its requester, and its accepted output, which providers and the requester fetch point
+    /// to point from a holder they know. Announcing each would cost a DHT walk (a few dozen
+    /// requests, most over new connections) per blob.
+    pub async fn save_blob(&self, bytes: Vec<u8>) -> Result<BlobHash, NodeError> {
+        self.write_blob(bytes).await
+    }
+
     /// Keeps a copy the job path can fetch again (a provider's module, input and output):
     /// not synced to disk and not announced in the DHT, because its next reader asks this
     /// node point to point and checks the hash.
@@ -491,11 +513,15 @@ impl Node {
             let reason = "no provider in the DHT".to_owned();
             return Err(NodeError::BlobUnavailable { hash, reason });
         }
-        self.fetch_blob_from(hash, providers).await
+        let bytes = self.fetch_blob_from(hash, providers).await?;
+        // Found through the DHT: this node becomes one more holder others can find.
+        self.provide_in_background(net::blob_key(&self.inner.options.spec.name, &hash));
+        Ok(bytes)
     }
 
-    /// Fetches a blob from the first of `peers` that sends bytes matching the hash; stores and
-    /// announces it. Mismatching bytes are refused and counted, and the next peer is tried.
+    /// Fetches a blob from the first of `peers` that sends bytes matching the hash, and
+    /// stores it durably without announcing it (see [`Node::save_blob`]). Mismatching bytes
+    /// are refused and counted, and the next peer is tried.
     pub async fn fetch_blob_from(
         &self,
         hash: BlobHash,
@@ -504,8 +530,8 @@ impl Node {
         self.fetch_blob_as(hash, peers, Durability::Synced).await
     }
 
-    /// [`Node::fetch_blob_from`], keeping the bytes as `durability` says; a cached copy is not
-    /// announced in the DHT.
+    /// [`Node::fetch_blob_from`], keeping the bytes as `durability` says; neither is announced
+    /// in the DHT.
     pub(crate) async fn fetch_blob_as(
         &self,
         hash: BlobHash,
@@ -520,10 +546,7 @@ impl Node {
                         .metrics
                         .blobs_fetched
                         .fetch_add(1, Ordering::Relaxed);
-                    match durability {
-                        Durability::Synced => self.store_blob(bytes.clone()).await?,
-                        Durability::Cached => self.keep_blob(bytes.clone()).await?,
-                    };
+                    self.write_blob_with(bytes.clone(), durability).await?;
                     return Ok(bytes);
                 }
                 Ok(BlobResponse::Found(_)) => {
@@ -578,6 +601,12 @@ impl Node {
                 minimum: o.config.price.minimum,
             },
             capacity: o.config.capacity,
+            addresses: self
+                .inner
+                .advertised
+                .lock()
+                .map(|a| a.clone())
+                .unwrap_or_default(),
         }
     }
 
@@ -608,7 +637,12 @@ impl Node {
     }
 
     /// Signs and publishes a fresh advert, and registers its capability classes in the DHT.
-    pub async fn publish_advert(&self) -> Result<(), NodeError> {
+    /// Yields whether any peer was sent it (`false`: no subscribed peer yet).
+    pub async fn publish_advert(&self) -> Result<bool, NodeError> {
+        let addrs = self.inner.net.advertised_addrs().await?;
+        if let Ok(mut advertised) = self.inner.advertised.lock() {
+            *advertised = addrs.iter().map(ToString::to_string).collect();
+        }
         let advert = self.make_advert()?;
         for class in advert.message().classes() {
             self.provide_in_background(net::class_key(&self.inner.options.spec.name, &class));
@@ -626,18 +660,19 @@ impl Node {
                     .metrics
                     .adverts_published
                     .fetch_add(1, Ordering::Relaxed);
-                Ok(())
+                Ok(true)
             }
-            // Nobody to send to yet: the advert goes out when the first peer connects.
             Err(NetError::Publish(reason)) => {
                 debug!(target: "cairn::adverts", %reason, "advert not published");
-                Ok(())
+                Ok(false)
             }
             Err(e) => Err(e.into()),
         }
     }
 
-    /// Publishes at start, on request (new peers, debounced) and on the refresh interval.
+    /// Publishes at start, when the first peer connects (and again until some peer hears
+    /// it), and on the refresh interval. Nodes that join later ask for the book (the sync
+    /// protocol) rather than have everyone republish for them.
     async fn advertise(self) {
         let refresh = Duration::from_secs(self.inner.options.spec.advert_refresh_secs);
         let mut ticker = tokio::time::interval(refresh);
@@ -645,15 +680,18 @@ impl Node {
             tokio::select! {
                 _ = ticker.tick() => {}
                 () = self.inner.republish.notified() => {
-                    let known = u32::try_from(self.advert_count()).unwrap_or(u32::MAX);
-                    let wait = REPUBLISH_DEBOUNCE
-                        .max(REPUBLISH_DEBOUNCE_PER_PEER.saturating_mul(known))
-                        .min(refresh);
-                    tokio::time::sleep(wait).await;
+                    tokio::time::sleep(REPUBLISH_DEBOUNCE.min(refresh)).await;
                 }
             }
-            if let Err(e) = self.publish_advert().await {
-                warn!(target: "cairn::adverts", error = %e, "cannot publish advert");
+            for _ in 0..PUBLISH_TRIES {
+                match self.publish_advert().await {
+                    Ok(true) => break,
+                    Ok(false) => tokio::time::sleep(PUBLISH_RETRY).await,
+                    Err(e) => {
+                        warn!(target: "cairn::adverts", error = %e, "cannot publish advert");
+                        break;
+                    }
+                }
             }
             if let Ok(mut book) = self.inner.adverts.lock() {
                 book.prune(now());
@@ -664,12 +702,7 @@ impl Node {
     async fn serve_network(self, mut events: mpsc::Receiver<NetworkEvent>) {
         while let Some(event) = events.recv().await {
             match event {
-                NetworkEvent::Advert {
-                    source,
-                    author,
-                    id,
-                    data,
-                } => self.on_advert(source, author, id, data).await,
+                NetworkEvent::Advert { source, id, data } => self.on_advert(source, id, data).await,
                 NetworkEvent::BlobRequest {
                     peer,
                     hash,
@@ -691,9 +724,30 @@ impl Node {
                         let _ = node.inner.net.respond_blob(channel, response).await;
                     });
                 }
-                NetworkEvent::PeerConnected { .. } => {
-                    self.inner.republish.notify_one();
-                    self.reprovide_blobs();
+                NetworkEvent::PeerConnected { peer, peers } => {
+                    if peers == 1 {
+                        // The first peer after being alone (start, or a network outage):
+                        // what was announced meanwhile reached nobody.
+                        self.inner.republish.notify_one();
+                        self.reprovide_blobs();
+                    }
+                    if self.inner.synced_from.fetch_add(1, Ordering::Relaxed) < SYNC_PEERS {
+                        let node = self.clone();
+                        self.spawn(async move { node.sync_adverts_from(peer).await });
+                    }
+                }
+                NetworkEvent::SyncRequest {
+                    peer,
+                    request: SyncRequest::Adverts,
+                    channel,
+                } => {
+                    let adverts = self.advert_envelopes();
+                    debug!(target: "cairn::adverts", %peer, count = adverts.len(), "advert sync served");
+                    let _ = self
+                        .inner
+                        .net
+                        .respond_sync(channel, SyncResponse::Adverts(adverts))
+                        .await;
                 }
                 NetworkEvent::WrongNetwork { .. } => {
                     self.inner.metrics.reject("peer", "wrong_network")
@@ -727,24 +781,68 @@ impl Node {
         }
     }
 
-    async fn on_advert(
-        &self,
-        source: PeerId,
-        author: Option<PeerId>,
-        id: MessageId,
-        data: Vec<u8>,
-    ) {
-        let checked = self.accept_advert(author, &data);
+    async fn on_advert(&self, source: PeerId, id: MessageId, data: Vec<u8>) {
+        let checked = self.accept_advert(&data).await;
         if let Some(inserted) = self.settle_gossip("advert", source, id, checked).await {
             self.inner
                 .metrics
                 .adverts_accepted
                 .fetch_add(1, Ordering::Relaxed);
             if inserted == Inserted::New {
-                // A peer we did not know: let it learn of us without waiting for a refresh.
-                self.inner.republish.notify_one();
+                debug!(target: "cairn::adverts", "advert of a new peer");
             }
         }
+    }
+
+    /// The signed bytes of every unexpired advert held (this node's own included), as a sync
+    /// answer: at most [`net::MAX_SYNC_ADVERTS`] adverts and [`net::MAX_SYNC_FRAME`] bytes.
+    fn advert_envelopes(&self) -> Vec<Vec<u8>> {
+        let Ok(book) = self.inner.adverts.lock() else {
+            return Vec::new();
+        };
+        let now = now();
+        let mut total = 0usize;
+        let mut out = Vec::new();
+        for advert in book.verified().filter(|a| a.message().expires_at > now) {
+            let Ok(bytes) = advert.envelope().to_bytes() else {
+                continue;
+            };
+            // Room for the frame's length prefixes.
+            total += bytes.len() + 16;
+            if out.len() >= net::MAX_SYNC_ADVERTS || total > net::MAX_SYNC_FRAME - 1024 {
+                break;
+            }
+            out.push(bytes);
+        }
+        out
+    }
+
+    /// Asks `peer` for its adverts and takes every valid one that is newer than what is held.
+    /// Each is checked as a gossiped advert would be; bad ones are counted, not kept.
+    async fn sync_adverts_from(self, peer: PeerId) {
+        let adverts = match self.inner.net.sync(peer, SyncRequest::Adverts).await {
+            Ok(SyncResponse::Adverts(adverts)) => adverts,
+            Err(e) => {
+                debug!(target: "cairn::adverts", %peer, error = %e, "advert sync failed");
+                // Let another peer be asked instead.
+                self.inner.synced_from.fetch_sub(1, Ordering::Relaxed);
+                return;
+            }
+        };
+        let mut learned = 0u64;
+        for data in adverts {
+            match self.accept_advert(&data).await {
+                Ok(_) => learned += 1,
+                // Already held (the same or a newer sequence): not an offence.
+                Err("replayed") => {}
+                Err(reason) => self.inner.metrics.reject("synced_advert", reason),
+            }
+        }
+        self.inner
+            .metrics
+            .adverts_synced
+            .fetch_add(learned, Ordering::Relaxed);
+        debug!(target: "cairn::adverts", %peer, learned, "advert sync done");
     }
 
     /// Reports a checked gossip message to gossipsub (which forwards it or penalises the
@@ -772,54 +870,78 @@ impl Node {
         value
     }
 
-    fn accept_advert(&self, author: Option<PeerId>, data: &[u8]) -> Result<Inserted, &'static str> {
+    /// Checks and keeps an advert, gossiped or synced: its signature vouches for it,
+    /// whoever forwarded it.
+    async fn accept_advert(&self, data: &[u8]) -> Result<Inserted, &'static str> {
         if data.len() > net::MAX_GOSSIP_BYTES {
             return Err("oversize");
         }
         let advert = Envelope::open::<CapabilityAdvert>(data).map_err(|e| e.reason())?;
-        if author.is_none() || author != advert.signer().peer_id().ok() {
-            return Err("author_mismatch");
-        }
         let peer = advert.signer();
-        let mut book = self.inner.adverts.lock().map_err(|_| "internal")?;
-        let inserted = book.insert(advert, now()).map_err(|e| e.reason())?;
-        drop(book);
+        let reach = reachable_at(advert.message());
+        let inserted = {
+            let mut book = self.inner.adverts.lock().map_err(|_| "internal")?;
+            book.insert(advert, now()).map_err(|e| e.reason())?
+        };
+        // Not flushed: the book is a cache that peers and refreshes rebuild, and a sync per
+        // advert would cost every node a disk flush for every advert in the network.
         if self
             .inner
             .kv
             .put(Tree::Adverts, peer.as_bytes(), data)
-            .and_then(|()| self.inner.kv.flush())
             .is_err()
         {
             warn!(target: "cairn::adverts", "cannot persist advert");
         }
+        if let Some((peer, addrs)) = reach {
+            let _ = self.inner.net.add_peer_addresses(peer, addrs).await;
+        }
         Ok(inserted)
     }
 
-    fn load_adverts(&self) {
-        let kv = &self.inner.kv;
-        let Ok(keys) = kv.keys(Tree::Adverts, b"") else {
-            return;
-        };
-        let Ok(mut book) = self.inner.adverts.lock() else {
-            return;
-        };
-        for key in keys {
-            let Ok(Some(bytes)) = kv.get(Tree::Adverts, &key) else {
-                continue;
+    /// Loads the adverts kept from the last run that are still valid, and where their peers
+    /// said they can be reached.
+    async fn load_adverts(&self) {
+        let mut reach = Vec::new();
+        {
+            let kv = &self.inner.kv;
+            let Ok(keys) = kv.keys(Tree::Adverts, b"") else {
+                return;
             };
-            match Envelope::open::<CapabilityAdvert>(&bytes) {
-                Ok(advert) => {
-                    if book.insert(advert, now()).is_err() {
-                        let _ = kv.remove(Tree::Adverts, &key);
-                    }
-                }
-                Err(_) => {
+            let Ok(mut book) = self.inner.adverts.lock() else {
+                return;
+            };
+            for key in keys {
+                let Ok(Some(bytes)) = kv.get(Tree::Adverts, &key) else {
+                    continue;
+                };
+                let Ok(advert) = Envelope::open::<CapabilityAdvert>(&bytes) else {
                     let _ = kv.remove(Tree::Adverts, &key);
+                    continue;
+                };
+                let at = reachable_at(advert.message());
+                if book.insert(advert, now()).is_err() {
+                    let _ = kv.remove(Tree::Adverts, &key);
+                } else {
+                    reach.extend(at);
                 }
             }
         }
+        for (peer, addrs) in reach {
+            let _ = self.inner.net.add_peer_addresses(peer, addrs).await;
+        }
     }
+}
+
+/// The peer of an advert and the addresses it lists that parse (the rest are ignored).
+fn reachable_at(advert: &CapabilityAdvert) -> Option<(PeerId, Vec<Multiaddr>)> {
+    let peer = advert.peer.peer_id().ok()?;
+    let addrs: Vec<Multiaddr> = advert
+        .addresses
+        .iter()
+        .filter_map(|a| a.parse().ok())
+        .collect();
+    (!addrs.is_empty()).then_some((peer, addrs))
 }
 
 fn parse_addr(text: &str) -> Result<Multiaddr, NodeError> {

@@ -3,7 +3,9 @@
 use std::collections::HashMap;
 
 use crate::envelope::Verified;
-use crate::messages::{CapabilityAdvert, Requirements};
+use crate::messages::{
+    CapabilityAdvert, MAX_ADVERT_ADDRESS_LEN, MAX_ADVERT_ADDRESSES, Requirements,
+};
 use crate::{NodeId, Timestamp};
 
 /// The advert book's limits.
@@ -64,6 +66,14 @@ pub enum AdvertRejection {
         /// The maximum.
         max_ms: u64,
     },
+    /// The advert lists too many addresses, or one too long.
+    #[error("advert addresses exceed {max} of {max_len} bytes each")]
+    Addresses {
+        /// Most addresses allowed.
+        max: usize,
+        /// Longest address allowed.
+        max_len: usize,
+    },
     /// The book is full of adverts that outlive this one.
     #[error("advert book is full ({max} peers)")]
     BookFull {
@@ -80,6 +90,7 @@ impl AdvertRejection {
             AdvertRejection::Replayed { .. } => "replayed",
             AdvertRejection::FromTheFuture { .. } => "from_the_future",
             AdvertRejection::LifetimeTooLong { .. } => "lifetime_too_long",
+            AdvertRejection::Addresses { .. } => "addresses",
             AdvertRejection::BookFull { .. } => "book_full",
         }
     }
@@ -127,6 +138,14 @@ impl AdvertBook {
             return Err(AdvertRejection::FromTheFuture {
                 issued_at: a.issued_at,
                 now,
+            });
+        }
+        if a.addresses.len() > MAX_ADVERT_ADDRESSES
+            || a.addresses.iter().any(|x| x.len() > MAX_ADVERT_ADDRESS_LEN)
+        {
+            return Err(AdvertRejection::Addresses {
+                max: MAX_ADVERT_ADDRESSES,
+                max_len: MAX_ADVERT_ADDRESS_LEN,
             });
         }
         let lifetime_ms = a.expires_at.since(a.issued_at);
@@ -192,6 +211,12 @@ impl AdvertBook {
             self.entries.values().map(Verified::message).collect();
         all.sort_by_key(|a| a.peer);
         all
+    }
+
+    /// Every advert held with its signature, in no particular order (expired ones included
+    /// until pruned).
+    pub fn verified(&self) -> impl Iterator<Item = &Verified<CapabilityAdvert>> {
+        self.entries.values()
     }
 
     /// The advert held for `peer`.

@@ -53,6 +53,9 @@ pub struct TestnetConfig {
     /// Delay each node adds before every market and blob request it sends (simulated link
     /// latency; gossip and the DHT are not delayed). Default: none.
     pub latency: Duration,
+    /// Connections each node keeps when idle ([`cairn_node::net::NetConfig::peer_target`]).
+    /// Default: [`TestnetConfig::PEER_TARGET`].
+    pub peer_target: usize,
 }
 
 impl TestnetConfig {
@@ -68,8 +71,14 @@ impl TestnetConfig {
             verification: VerificationConfig::default(),
             checkpoint_epoch: None,
             latency: Duration::ZERO,
+            peer_target: Self::PEER_TARGET,
         }
     }
+
+    /// Idle connections per node in simulations: half a real node's default, because both
+    /// ends of every connection are file descriptors of this one process (200 nodes at 24
+    /// connections each, plus the moments above it, fit a 20,000 descriptor limit).
+    pub const PEER_TARGET: usize = 16;
 
     /// Simulated link latency on the job path.
     pub fn with_latency(mut self, latency: Duration) -> Self {
@@ -210,6 +219,7 @@ impl Testnet {
             if let Some(net) = slot.options.net.as_mut() {
                 net.heartbeat = config.heartbeat;
                 net.added_latency = config.latency;
+                net.peer_target = config.peer_target;
             }
             slot.options.config.verification = config.verification;
             testnet.slots.push(slot);

@@ -75,9 +75,10 @@ struct Sim {
     #[arg(long, default_value_t = 600, value_name = "SECS")]
     timeout: u64,
     /// Reputation checkpoint epoch in ms, anchored on an in-process SIMULATED chain (real
-    /// regtest blocks, no real coins); 0 turns checkpoints off.
-    #[arg(long, default_value_t = 1000, value_name = "MS")]
-    epoch_ms: u64,
+    /// regtest blocks, no real coins); 0 turns checkpoints off. Default: 1000, or 25 ms per
+    /// node above 40 nodes (every epoch's proposal, votes and receipt reach every node).
+    #[arg(long, value_name = "MS")]
+    epoch_ms: Option<u64>,
     /// Simulated link latency: each node waits this long before every market and blob request
     /// it sends (gossip and the DHT are not delayed).
     #[arg(long, default_value_t = 0, value_name = "M")]
@@ -141,7 +142,13 @@ impl Sim {
             keep: self.keep.clone(),
             progress: !self.quiet,
             timeout: Duration::from_secs(self.timeout),
-            checkpoint_epoch: (self.epoch_ms > 0).then(|| Duration::from_millis(self.epoch_ms)),
+            checkpoint_epoch: {
+                let nodes = u64::try_from(self.nodes).unwrap_or(u64::MAX);
+                let epoch_ms = self
+                    .epoch_ms
+                    .unwrap_or_else(|| nodes.saturating_mul(25).max(1000));
+                (epoch_ms > 0).then(|| Duration::from_millis(epoch_ms))
+            },
             verification: cairn_node::config::VerificationConfig {
                 hidden_replica_per_mille: self.hidden_replica_per_mille,
                 audit_per_mille: self.audit_per_mille,

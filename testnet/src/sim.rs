@@ -264,7 +264,7 @@ async fn upload_modules(
                 .node(r)
                 .ok_or(TestnetError::NoSuchNode { index: r })?;
             let hash = node
-                .store_blob(wasm.clone())
+                .save_blob(wasm.clone())
                 .await
                 .map_err(|e| TestnetError::Job {
                     index: 0,

@@ -46,6 +46,7 @@ impl Args {
             runtime: String::new(),
             price: cairn_protocol::PriceSchedule::default(),
             capacity: 0,
+            addresses: Vec::new(),
         };
         let report = Report {
             gpus: hw.gpus.iter().map(GpuView::from).collect(),

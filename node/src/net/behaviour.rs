@@ -16,7 +16,7 @@ use libp2p::{
 
 use super::nat::RelayServerMode;
 use super::relay_server::GuardedRelay;
-use super::{BlobCodec, MAX_GOSSIP_BYTES, MarketCodec, NetConfig};
+use super::{BlobCodec, MAX_GOSSIP_BYTES, MarketCodec, NetConfig, SyncCodec};
 
 /// Everything a Cairn node speaks.
 #[derive(NetworkBehaviour)]
@@ -35,6 +35,8 @@ pub struct Behaviour {
     pub blobs: request_response::Behaviour<BlobCodec>,
     /// Calls for bids, bids, awards and reports.
     pub market: request_response::Behaviour<MarketCodec>,
+    /// A newcomer's pull of what its first peers know (adverts).
+    pub sync: request_response::Behaviour<SyncCodec>,
     /// Local discovery, off unless the network spec turns it on.
     pub mdns: Toggle<mdns::tokio::Behaviour>,
     /// Asks peers to dial back (am I reachable?) and answers their requests.
@@ -130,6 +132,15 @@ impl Behaviour {
             request_response::Config::default().with_request_timeout(Duration::from_secs(30)),
         );
 
+        let sync = request_response::Behaviour::with_codec(
+            SyncCodec,
+            [(
+                protocol(config.sync_protocol())?,
+                request_response::ProtocolSupport::Full,
+            )],
+            request_response::Config::default().with_request_timeout(Duration::from_secs(30)),
+        );
+
         let mdns = if config.mdns {
             Some(mdns::tokio::Behaviour::new(
                 mdns::Config::default(),
@@ -143,10 +154,11 @@ impl Behaviour {
             limits: connection_limits::Behaviour::new(limits),
             identify,
             ping: ping::Behaviour::new(ping::Config::new()),
-            gossipsub: gossipsub(keypair, config)?,
+            gossipsub: gossipsub(config)?,
             kad,
             blobs,
             market,
+            sync,
             mdns: mdns.into(),
             autonat: autonat::Behaviour::new(peer_id, config.nat.autonat()),
             relay: relay_server(peer_id, config).into(),
@@ -167,12 +179,19 @@ fn relay_server(peer_id: libp2p::PeerId, config: &NetConfig) -> Option<GuardedRe
     Some(GuardedRelay::new(server))
 }
 
-fn gossipsub(keypair: &Keypair, config: &NetConfig) -> Result<gossipsub::Behaviour, BuildError> {
+fn gossipsub(config: &NetConfig) -> Result<gossipsub::Behaviour, BuildError> {
     let gossip_config = gossipsub::ConfigBuilder::default()
         .heartbeat_interval(config.heartbeat)
         .heartbeat_initial_delay(Duration::from_millis(100))
         .max_transmit_size(MAX_GOSSIP_BYTES)
-        .validation_mode(gossipsub::ValidationMode::Strict)
+        // A node's own messages go to its mesh peers, as forwarded ones do, not to every
+        // connected subscriber: a requester connected to hundreds of providers would
+        // otherwise send each verdict hundreds of times.
+        .flood_publish(false)
+        // Every payload is an envelope signed by its author and checked by the node once per
+        // message. Gossipsub's own signatures would add nothing but cost: it checks them on
+        // every copy received, before de-duplication (about D copies per message per node).
+        .validation_mode(gossipsub::ValidationMode::Anonymous)
         .validate_messages()
         // De-duplicate by content, not by source and sequence number.
         .message_id_fn(|m: &gossipsub::Message| {
@@ -180,15 +199,14 @@ fn gossipsub(keypair: &Keypair, config: &NetConfig) -> Result<gossipsub::Behavio
         })
         .build()
         .map_err(|e| BuildError::Gossipsub(e.to_string()))?;
-    let mut behaviour =
-        gossipsub::Behaviour::new(MessageAuthenticity::Signed(keypair.clone()), gossip_config)
-            .map_err(|e| BuildError::Gossipsub(e.to_string()))?;
+    let mut behaviour = gossipsub::Behaviour::new(MessageAuthenticity::Anonymous, gossip_config)
+        .map_err(|e| BuildError::Gossipsub(e.to_string()))?;
 
     // Invalid messages cost the peer that forwarded them: the penalty grows with the square of
     // the count, so a few (a clock-skewed advert) are tolerated and about nine bring the peer
     // below the graylist threshold (-80), after which its messages are ignored. Many peers on
     // one IP are normal in local clusters, so the colocation penalty is off.
-    let topic = gossipsub::IdentTopic::new(config.advert_topic());
+    let topic = gossipsub::IdentTopic::new(config.gossip_topic());
     let mut params = PeerScoreParams {
         ip_colocation_factor_weight: 0.0,
         ..PeerScoreParams::default()
@@ -199,15 +217,7 @@ fn gossipsub(keypair: &Keypair, config: &NetConfig) -> Result<gossipsub::Behavio
         invalid_message_deliveries_decay: 0.9,
         ..gossipsub::TopicScoreParams::default()
     };
-    params.topics.insert(topic.hash(), topic_params.clone());
-    params.topics.insert(
-        gossipsub::IdentTopic::new(config.verdict_topic()).hash(),
-        topic_params.clone(),
-    );
-    params.topics.insert(
-        gossipsub::IdentTopic::new(config.checkpoint_topic()).hash(),
-        topic_params,
-    );
+    params.topics.insert(topic.hash(), topic_params);
     behaviour
         .with_peer_score(params, PeerScoreThresholds::default())
         .map_err(|e| BuildError::Gossipsub(e.to_string()))?;

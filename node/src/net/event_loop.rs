@@ -1,6 +1,7 @@
 //! The task that owns the swarm.
 
 use std::collections::{HashMap, HashSet};
+use std::time::Instant;
 
 use futures::StreamExt;
 use libp2p::gossipsub::{self, IdentTopic, MessageAcceptance};
@@ -12,16 +13,22 @@ use libp2p::{Multiaddr, PeerId, Swarm, SwarmBuilder, autonat, identify, mdns, no
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, warn};
 
+use cairn_protocol::{Envelope, MessageKind};
+
 use super::behaviour::{Behaviour, BehaviourEvent};
 use super::handle::{Command, NetError, NetworkEvent, NetworkHandle, PeerInfo};
 use super::nat::{NatState, RELAY_RETRY, RelayListens, is_relayed};
-use super::{BlobResponse, MarketResponse, NetConfig};
+use super::peers::{self, PeerActivity};
+use super::{BlobResponse, MarketResponse, NetConfig, SyncResponse};
 
 /// Queued commands from the node to the swarm task.
 const COMMAND_QUEUE: usize = 256;
 /// Queued events from the swarm task to the node; when full, gossip is ignored and blob
 /// requests dropped rather than stalling the swarm.
 const EVENT_QUEUE: usize = 1024;
+
+/// Most peers whose advertised addresses are remembered (about the advert book's size).
+const MAX_PEER_ADDRS: usize = 16_384;
 
 /// Why the swarm could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -67,9 +74,7 @@ type ProviderSearch = (
 pub struct EventLoop {
     swarm: Swarm<Behaviour>,
     config: NetConfig,
-    advert_topic: IdentTopic,
-    verdict_topic: IdentTopic,
-    checkpoint_topic: IdentTopic,
+    topic: IdentTopic,
     commands: mpsc::Receiver<Command>,
     events: mpsc::Sender<NetworkEvent>,
     listen_addrs: Vec<Multiaddr>,
@@ -81,8 +86,12 @@ pub struct EventLoop {
     finding: HashMap<QueryId, ProviderSearch>,
     blob_requests: HashMap<OutboundRequestId, oneshot::Sender<Result<BlobResponse, NetError>>>,
     market_requests: HashMap<OutboundRequestId, oneshot::Sender<Result<MarketResponse, NetError>>>,
+    sync_requests: HashMap<OutboundRequestId, oneshot::Sender<Result<SyncResponse, NetError>>>,
     nat: NatState,
     relay_listens: RelayListens,
+    activity: PeerActivity,
+    /// Where peers say they can be reached (their adverts), for dialing them by peer id.
+    peer_addrs: HashMap<PeerId, Vec<Multiaddr>>,
 }
 
 impl EventLoop {
@@ -91,16 +100,12 @@ impl EventLoop {
         mut swarm: Swarm<Behaviour>,
         config: NetConfig,
     ) -> Result<(Self, NetworkHandle, mpsc::Receiver<NetworkEvent>), NetError> {
-        let advert_topic = IdentTopic::new(config.advert_topic());
-        let verdict_topic = IdentTopic::new(config.verdict_topic());
-        let checkpoint_topic = IdentTopic::new(config.checkpoint_topic());
-        for topic in [&advert_topic, &verdict_topic, &checkpoint_topic] {
-            swarm
-                .behaviour_mut()
-                .gossipsub
-                .subscribe(topic)
-                .map_err(|e| NetError::Publish(e.to_string()))?;
-        }
+        let topic = IdentTopic::new(config.gossip_topic());
+        swarm
+            .behaviour_mut()
+            .gossipsub
+            .subscribe(&topic)
+            .map_err(|e| NetError::Publish(e.to_string()))?;
         for addr in &config.nat.external_addrs {
             // Announced as confirmed: identify tells peers, and the relay server (in `auto`
             // mode) starts serving.
@@ -109,14 +114,13 @@ impl EventLoop {
         let (command_tx, commands) = mpsc::channel(COMMAND_QUEUE);
         let (events, event_rx) = mpsc::channel(EVENT_QUEUE);
         let handle = NetworkHandle::new(command_tx, *swarm.local_peer_id(), config.added_latency);
+        let peer_target = config.peer_target;
         let this = Self {
             nat: NatState::new(&config.nat),
             relay_listens: RelayListens::default(),
             swarm,
             config,
-            advert_topic,
-            verdict_topic,
-            checkpoint_topic,
+            topic,
             commands,
             events,
             listen_addrs: Vec::new(),
@@ -127,6 +131,9 @@ impl EventLoop {
             finding: HashMap::new(),
             blob_requests: HashMap::new(),
             market_requests: HashMap::new(),
+            sync_requests: HashMap::new(),
+            activity: PeerActivity::new(peer_target, peers::GRACE),
+            peer_addrs: HashMap::new(),
         };
         Ok((this, handle, event_rx))
     }
@@ -134,6 +141,8 @@ impl EventLoop {
     /// Runs until every handle is dropped.
     pub async fn run(mut self) {
         let mut relay_retry = tokio::time::interval(RELAY_RETRY);
+        let mut trim = tokio::time::interval(peers::TRIM_INTERVAL);
+        trim.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 command = self.commands.recv() => match command {
@@ -142,6 +151,7 @@ impl EventLoop {
                 },
                 event = self.swarm.select_next_some() => self.on_swarm_event(event),
                 _ = relay_retry.tick() => self.relay_listens.ensure(&mut self.swarm),
+                _ = trim.tick() => self.trim_connections(),
             }
         }
         debug!(target: "cairn::net", "network task stopped");
@@ -179,6 +189,30 @@ impl EventLoop {
             Command::ListenAddrs { reply } => {
                 let _ = reply.send(self.listen_addrs.clone());
             }
+            Command::AdvertisedAddrs { reply } => {
+                let mut addrs: Vec<Multiaddr> = swarm.external_addresses().cloned().collect();
+                // Relayed addresses reach a node behind NAT; loopback ones only reach it from
+                // its own machine, so they go last.
+                let mut listen = self.listen_addrs.clone();
+                listen.sort_by_key(|a| (!is_relayed(a), is_loopback(a)));
+                for addr in listen {
+                    if !addrs.contains(&addr) {
+                        addrs.push(addr);
+                    }
+                }
+                addrs.truncate(cairn_protocol::MAX_ADVERT_ADDRESSES);
+                let _ = reply.send(addrs);
+            }
+            Command::PeerAddresses { peer, mut addrs } => {
+                addrs.truncate(cairn_protocol::MAX_ADVERT_ADDRESSES);
+                if self.peer_addrs.len() >= MAX_PEER_ADDRS
+                    && !self.peer_addrs.contains_key(&peer)
+                    && let Some(evict) = self.peer_addrs.keys().next().copied()
+                {
+                    self.peer_addrs.remove(&evict);
+                }
+                self.peer_addrs.insert(peer, addrs);
+            }
             Command::Peers { reply } => {
                 let peers = swarm.connected_peers().map(|peer| {
                     let (addrs, agent) = match self.identified.get(peer) {
@@ -199,7 +233,7 @@ impl EventLoop {
                 let _ = reply.send(peers.collect());
             }
             Command::PublishAdvert { data, reply } => {
-                let topic = self.advert_topic.clone();
+                let topic = self.topic.clone();
                 let result = swarm.behaviour_mut().gossipsub.publish(topic, data);
                 let _ = reply.send(
                     result
@@ -230,7 +264,12 @@ impl EventLoop {
                 self.finding.insert(query, (reply, HashSet::new()));
             }
             Command::RequestBlob { peer, hash, reply } => {
-                let request = swarm.behaviour_mut().blobs.send_request(&peer, hash);
+                let addrs = self.peer_addrs.get(&peer).cloned().unwrap_or_default();
+                let request = swarm
+                    .behaviour_mut()
+                    .blobs
+                    .send_request_with_addresses(&peer, hash, addrs);
+                self.activity.request_sent(peer, Instant::now());
                 self.blob_requests.insert(request, reply);
             }
             Command::RespondBlob { channel, response } => {
@@ -238,7 +277,7 @@ impl EventLoop {
                 let _ = swarm.behaviour_mut().blobs.send_response(channel, response);
             }
             Command::PublishCheckpoint { data, reply } => {
-                let topic = self.checkpoint_topic.clone();
+                let topic = self.topic.clone();
                 let result = swarm.behaviour_mut().gossipsub.publish(topic, data);
                 let _ = reply.send(
                     result
@@ -247,7 +286,7 @@ impl EventLoop {
                 );
             }
             Command::PublishVerdict { data, reply } => {
-                let topic = self.verdict_topic.clone();
+                let topic = self.topic.clone();
                 let result = swarm.behaviour_mut().gossipsub.publish(topic, data);
                 let _ = reply.send(
                     result
@@ -260,7 +299,12 @@ impl EventLoop {
                 request,
                 reply,
             } => {
-                let id = swarm.behaviour_mut().market.send_request(&peer, request);
+                let addrs = self.peer_addrs.get(&peer).cloned().unwrap_or_default();
+                let id = swarm
+                    .behaviour_mut()
+                    .market
+                    .send_request_with_addresses(&peer, request, addrs);
+                self.activity.request_sent(peer, Instant::now());
                 self.market_requests.insert(id, reply);
             }
             Command::RespondMarket { channel, response } => {
@@ -268,6 +312,22 @@ impl EventLoop {
                     .behaviour_mut()
                     .market
                     .send_response(channel, response);
+            }
+            Command::Sync {
+                peer,
+                request,
+                reply,
+            } => {
+                let addrs = self.peer_addrs.get(&peer).cloned().unwrap_or_default();
+                let id = swarm
+                    .behaviour_mut()
+                    .sync
+                    .send_request_with_addresses(&peer, request, addrs);
+                self.activity.request_sent(peer, Instant::now());
+                self.sync_requests.insert(id, reply);
+            }
+            Command::RespondSync { channel, response } => {
+                let _ = swarm.behaviour_mut().sync.send_response(channel, response);
             }
             Command::Block {
                 peer,
@@ -289,7 +349,7 @@ impl EventLoop {
                 let _ = reply.send(self.nat.info());
             }
             Command::AdvertTopicPeers { reply } => {
-                let topic = self.advert_topic.hash();
+                let topic = self.topic.hash();
                 let peers = swarm.behaviour().gossipsub.all_peers();
                 let _ = reply.send(peers.filter(|(_, topics)| topics.contains(&&topic)).count());
             }
@@ -316,9 +376,14 @@ impl EventLoop {
                 let relayed = endpoint.is_relayed();
                 let connections = self.connections.entry(peer_id).or_default();
                 connections.insert(connection_id, relayed);
+                self.activity.touch(peer_id, Instant::now());
                 if num_established.get() == 1 {
                     self.relay_listens.ensure(&mut self.swarm);
-                    self.emit(NetworkEvent::PeerConnected { peer: peer_id });
+                    let peers = self.swarm.connected_peers().count();
+                    self.emit(NetworkEvent::PeerConnected {
+                        peer: peer_id,
+                        peers,
+                    });
                 }
             }
             SwarmEvent::ListenerClosed { listener_id, .. } => {
@@ -337,6 +402,7 @@ impl EventLoop {
                     return;
                 }
                 self.connections.remove(&peer_id);
+                self.activity.forget(&peer_id);
                 self.identified.remove(&peer_id);
                 self.nat.on_connection_closed(&peer_id);
             }
@@ -363,6 +429,7 @@ impl EventLoop {
             BehaviourEvent::Blobs(event) => route_request_response(
                 event,
                 &mut self.blob_requests,
+                &mut self.activity,
                 &self.events,
                 |peer, hash, channel| NetworkEvent::BlobRequest {
                     peer,
@@ -373,8 +440,20 @@ impl EventLoop {
             BehaviourEvent::Market(event) => route_request_response(
                 event,
                 &mut self.market_requests,
+                &mut self.activity,
                 &self.events,
                 |peer, request, channel| NetworkEvent::MarketRequest {
+                    peer,
+                    request,
+                    channel,
+                },
+            ),
+            BehaviourEvent::Sync(event) => route_request_response(
+                event,
+                &mut self.sync_requests,
+                &mut self.activity,
+                &self.events,
+                |peer, request, channel| NetworkEvent::SyncRequest {
                     peer,
                     request,
                     channel,
@@ -411,25 +490,28 @@ impl EventLoop {
     }
 
     fn on_gossip(&mut self, source: PeerId, id: gossipsub::MessageId, message: gossipsub::Message) {
-        let event = if message.topic == self.checkpoint_topic.hash() {
-            NetworkEvent::Checkpoint {
+        // Routed by the envelope's kind; the node checks everything else. Bytes that are not
+        // an envelope go the advert way, to be rejected and counted there.
+        let kind = Envelope::from_bytes(&message.data).map(|e| e.kind);
+        let (msg_id, data) = (id.clone(), message.data);
+        let event = match kind {
+            Ok(
+                MessageKind::Checkpoint | MessageKind::CheckpointVote | MessageKind::AnchorReceipt,
+            ) => NetworkEvent::Checkpoint {
                 source,
-                id: id.clone(),
-                data: message.data,
-            }
-        } else if message.topic == self.verdict_topic.hash() {
-            NetworkEvent::Verdict {
+                id: msg_id,
+                data,
+            },
+            Ok(MessageKind::Verdict) => NetworkEvent::Verdict {
                 source,
-                id: id.clone(),
-                data: message.data,
-            }
-        } else {
-            NetworkEvent::Advert {
+                id: msg_id,
+                data,
+            },
+            _ => NetworkEvent::Advert {
                 source,
-                author: message.source,
-                id: id.clone(),
-                data: message.data,
-            }
+                id: msg_id,
+                data,
+            },
         };
         if self.events.try_send(event).is_err() {
             warn!(target: "cairn::net", "node busy; ignoring a gossip message");
@@ -487,11 +569,52 @@ impl EventLoop {
         }
     }
 
+    /// Closes the least recently used connections nothing needs while there are more than
+    /// the high-water mark (see [`peers`]).
+    fn trim_connections(&mut self) {
+        let connected: Vec<PeerId> = self.swarm.connected_peers().copied().collect();
+        if connected.len() <= self.activity.high_water() {
+            return;
+        }
+        let mut protected: HashSet<PeerId> = self
+            .swarm
+            .behaviour()
+            .gossipsub
+            .all_mesh_peers()
+            .copied()
+            .collect();
+        protected.extend(self.nat.relay_peers().copied());
+        protected.extend(
+            self.connections
+                .iter()
+                .filter(|(_, c)| c.values().any(|relayed| *relayed))
+                .map(|(p, _)| *p),
+        );
+        protected.extend(self.relay_listens.relays());
+        let close = self
+            .activity
+            .to_close(&connected, &protected, Instant::now());
+        if !close.is_empty() {
+            debug!(target: "cairn::net", connected = connected.len(), closing = close.len(), "trimming idle connections");
+        }
+        for peer in close {
+            let _ = self.swarm.disconnect_peer_id(peer);
+        }
+    }
+
     fn emit(&self, event: NetworkEvent) {
         if self.events.try_send(event).is_err() {
             debug!(target: "cairn::net", "node busy; dropped a network event");
         }
     }
+}
+
+fn is_loopback(addr: &Multiaddr) -> bool {
+    addr.iter().any(|p| match p {
+        libp2p::multiaddr::Protocol::Ip4(ip) => ip.is_loopback(),
+        libp2p::multiaddr::Protocol::Ip6(ip) => ip.is_loopback(),
+        _ => false,
+    })
 }
 
 /// Routes a request-response event: inbound requests go to the node as the event `inbound`
@@ -500,6 +623,7 @@ impl EventLoop {
 fn route_request_response<Req, Resp>(
     event: request_response::Event<Req, Resp>,
     pending: &mut HashMap<OutboundRequestId, oneshot::Sender<Result<Resp, NetError>>>,
+    activity: &mut PeerActivity,
     events: &mpsc::Sender<NetworkEvent>,
     inbound: impl FnOnce(PeerId, Req, ResponseChannel<Resp>) -> NetworkEvent,
 ) {
@@ -508,6 +632,7 @@ fn route_request_response<Req, Resp>(
             request_response::Message::Request {
                 request, channel, ..
             } => {
+                activity.touch(peer, Instant::now());
                 if events.try_send(inbound(peer, request, channel)).is_err() {
                     warn!(target: "cairn::net", %peer, "node busy; dropping a request");
                 }
@@ -516,6 +641,7 @@ fn route_request_response<Req, Resp>(
                 request_id,
                 response,
             } => {
+                activity.request_ended(peer, Instant::now());
                 if let Some(reply) = pending.remove(&request_id) {
                     let _ = reply.send(Ok(response));
                 }
@@ -527,6 +653,7 @@ fn route_request_response<Req, Resp>(
             error,
             ..
         } => {
+            activity.request_ended(peer, Instant::now());
             if let Some(reply) = pending.remove(&request_id) {
                 let _ = reply.send(Err(NetError::Request {
                     peer,

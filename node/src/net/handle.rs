@@ -7,7 +7,7 @@ use libp2p::{Multiaddr, PeerId};
 use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
 
-use super::{BlobResponse, MarketRequest, MarketResponse, NatInfo};
+use super::{BlobResponse, MarketRequest, MarketResponse, NatInfo, SyncRequest, SyncResponse};
 
 /// Why a network operation failed.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -83,6 +83,20 @@ pub enum Command {
     ListenAddrs {
         /// Answer.
         reply: oneshot::Sender<Vec<Multiaddr>>,
+    },
+    /// Addresses to put in this node's advert: confirmed external ones first, then listen
+    /// addresses (relayed ones included), at most [`cairn_protocol::MAX_ADVERT_ADDRESSES`].
+    AdvertisedAddrs {
+        /// Answer.
+        reply: oneshot::Sender<Vec<Multiaddr>>,
+    },
+    /// Where a peer says it can be reached (from its signed advert); used to dial it for
+    /// market, blob and sync requests.
+    PeerAddresses {
+        /// The peer.
+        peer: PeerId,
+        /// Its addresses.
+        addrs: Vec<Multiaddr>,
     },
     /// Connected peers.
     Peers {
@@ -165,6 +179,22 @@ pub enum Command {
         /// The answer.
         response: MarketResponse,
     },
+    /// Ask a peer for what it knows.
+    Sync {
+        /// The peer.
+        peer: PeerId,
+        /// The request.
+        request: SyncRequest,
+        /// Answer.
+        reply: oneshot::Sender<Result<SyncResponse, NetError>>,
+    },
+    /// Answer a peer's sync request.
+    RespondSync {
+        /// The request's channel.
+        channel: ResponseChannel<SyncResponse>,
+        /// The answer.
+        response: SyncResponse,
+    },
     /// Refuse (`true`) or accept again (`false`) every connection with a peer; refusing closes
     /// the open ones. For simulated partitions.
     Block {
@@ -202,8 +232,6 @@ pub enum NetworkEvent {
     Advert {
         /// The peer that forwarded it.
         source: PeerId,
-        /// The original publisher, when signed.
-        author: Option<PeerId>,
         /// Gossipsub's id of it.
         id: MessageId,
         /// The bytes.
@@ -245,10 +273,21 @@ pub enum NetworkEvent {
         /// Where the answer goes.
         channel: ResponseChannel<BlobResponse>,
     },
+    /// A peer asks what this node knows; answer with [`Command::RespondSync`].
+    SyncRequest {
+        /// The peer.
+        peer: PeerId,
+        /// The request.
+        request: SyncRequest,
+        /// Where the answer goes.
+        channel: ResponseChannel<SyncResponse>,
+    },
     /// A connection to a new peer was established.
     PeerConnected {
         /// The peer.
         peer: PeerId,
+        /// Peers connected now, this one included.
+        peers: usize,
     },
     /// A peer of another network (or another protocol version) was disconnected.
     WrongNetwork {
@@ -311,6 +350,23 @@ impl NetworkHandle {
     /// Addresses the node listens on.
     pub async fn listen_addrs(&self) -> Result<Vec<Multiaddr>, NetError> {
         self.ask(|reply| Command::ListenAddrs { reply }).await
+    }
+
+    /// Addresses for this node's advert (see [`Command::AdvertisedAddrs`]).
+    pub async fn advertised_addrs(&self) -> Result<Vec<Multiaddr>, NetError> {
+        self.ask(|reply| Command::AdvertisedAddrs { reply }).await
+    }
+
+    /// Remembers where `peer` can be reached (see [`Command::PeerAddresses`]).
+    pub async fn add_peer_addresses(
+        &self,
+        peer: PeerId,
+        addrs: Vec<Multiaddr>,
+    ) -> Result<(), NetError> {
+        self.commands
+            .send(Command::PeerAddresses { peer, addrs })
+            .await
+            .map_err(|_| NetError::Stopped)
     }
 
     /// Connected peers.
@@ -429,6 +485,29 @@ impl NetworkHandle {
         response: MarketResponse,
     ) -> Result<(), NetError> {
         let command = Command::RespondMarket { channel, response };
+        self.commands
+            .send(command)
+            .await
+            .map_err(|_| NetError::Stopped)
+    }
+
+    /// Asks `peer` for what it knows.
+    pub async fn sync(&self, peer: PeerId, request: SyncRequest) -> Result<SyncResponse, NetError> {
+        self.ask(|reply| Command::Sync {
+            peer,
+            request,
+            reply,
+        })
+        .await?
+    }
+
+    /// Answers a peer's sync request.
+    pub async fn respond_sync(
+        &self,
+        channel: ResponseChannel<SyncResponse>,
+        response: SyncResponse,
+    ) -> Result<(), NetError> {
+        let command = Command::RespondSync { channel, response };
         self.commands
             .send(command)
             .await

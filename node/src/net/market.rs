@@ -42,21 +42,26 @@ pub enum MarketResponse {
 #[derive(Clone, Debug, Default)]
 pub struct MarketCodec;
 
-async fn read_frame<T: Decode<()>, R: AsyncRead + Unpin + Send>(io: &mut R) -> io::Result<T> {
+/// Reads one frame of at most `limit` bytes; the length is checked before anything is
+/// allocated.
+pub(super) async fn read_frame<T: Decode<()>, R: AsyncRead + Unpin + Send>(
+    io: &mut R,
+    limit: usize,
+) -> io::Result<T> {
     let mut len = [0u8; 4];
     io.read_exact(&mut len).await?;
     let len = u32::from_le_bytes(len) as usize;
-    if len > MAX_MARKET_FRAME {
-        let msg = format!("market frame of {len} bytes exceeds {MAX_MARKET_FRAME}");
+    if len > limit {
+        let msg = format!("frame of {len} bytes exceeds {limit}");
         return Err(io::Error::new(io::ErrorKind::InvalidData, msg));
     }
     let mut bytes = vec![0u8; len];
     io.read_exact(&mut bytes).await?;
-    codec::decode(&bytes, MAX_MARKET_FRAME)
-        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+    codec::decode(&bytes, limit).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
 }
 
-async fn write_frame<T: Encode, W: AsyncWrite + Unpin + Send>(
+/// Writes one frame and closes the stream.
+pub(super) async fn write_frame<T: Encode, W: AsyncWrite + Unpin + Send>(
     io: &mut W,
     value: &T,
 ) -> io::Result<()> {
@@ -77,7 +82,7 @@ impl Codec for MarketCodec {
     where
         T: AsyncRead + Unpin + Send,
     {
-        read_frame(io).await
+        read_frame(io, MAX_MARKET_FRAME).await
     }
 
     async fn read_response<T>(
@@ -88,7 +93,7 @@ impl Codec for MarketCodec {
     where
         T: AsyncRead + Unpin + Send,
     {
-        read_frame(io).await
+        read_frame(io, MAX_MARKET_FRAME).await
     }
 
     async fn write_request<T>(

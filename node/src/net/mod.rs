@@ -11,7 +11,9 @@ mod event_loop;
 mod handle;
 mod market;
 mod nat;
+mod peers;
 mod relay_server;
+mod sync;
 
 use std::time::Duration;
 
@@ -21,6 +23,7 @@ pub use event_loop::{EventLoop, SwarmBuildError, build_swarm};
 pub use handle::{Command, NetError, NetworkEvent, NetworkHandle, PeerInfo};
 pub use market::{MAX_MARKET_FRAME, MarketCodec, MarketRequest, MarketResponse};
 pub use nat::{MAX_AUTO_RELAYS, NatConfig, NatInfo, RelayServerMode};
+pub use sync::{MAX_SYNC_ADVERTS, MAX_SYNC_FRAME, SyncCodec, SyncRequest, SyncResponse};
 
 /// Largest blob that can cross the wire, whatever the configuration says.
 pub const MAX_BLOB_TRANSFER_BYTES: u64 = 256 << 20;
@@ -37,6 +40,10 @@ pub struct NetConfig {
     pub mdns: bool,
     /// Most established connections. Default: 256.
     pub max_connections: u32,
+    /// Peers kept connected when idle: above one and a half times this many, the least
+    /// recently used connections that nothing needs are closed, down to this many. 0 keeps
+    /// every connection. Default: 32.
+    pub peer_target: usize,
     /// Largest blob accepted in a transfer.
     pub max_blob_bytes: u64,
     /// Gossipsub heartbeat. Default: 500 ms.
@@ -59,6 +66,7 @@ impl NetConfig {
             network: network.to_owned(),
             mdns: false,
             max_connections: 256,
+            peer_target: 32,
             max_blob_bytes: 64 << 20,
             heartbeat: Duration::from_millis(500),
             request_timeout: Duration::from_secs(60),
@@ -73,19 +81,11 @@ impl NetConfig {
         format!("/cairn/{}/1.0.0", self.network)
     }
 
-    /// The gossip topic of capability adverts.
-    pub fn advert_topic(&self) -> String {
-        format!("cairn/{}/adverts/1", self.network)
-    }
-
-    /// The gossip topic of verdicts.
-    pub fn verdict_topic(&self) -> String {
-        format!("cairn/{}/verdicts/1", self.network)
-    }
-
-    /// The gossip topic of checkpoint proposals, votes and anchor receipts.
-    pub fn checkpoint_topic(&self) -> String {
-        format!("cairn/{}/checkpoints/1", self.network)
+    /// The one gossip topic: capability adverts, verdicts, checkpoint proposals, votes and
+    /// anchor receipts, told apart by their envelopes' kind. One topic means one mesh and one
+    /// set of gossip control messages per node instead of one per kind.
+    pub fn gossip_topic(&self) -> String {
+        format!("cairn/{}/gossip/1", self.network)
     }
 
     fn market_protocol(&self) -> String {
@@ -98,6 +98,10 @@ impl NetConfig {
 
     fn blob_protocol(&self) -> String {
         format!("/cairn/{}/blob/1.0.0", self.network)
+    }
+
+    fn sync_protocol(&self) -> String {
+        format!("/cairn/{}/sync/1.0.0", self.network)
     }
 }
 

@@ -158,6 +158,11 @@ impl NatState {
         }
     }
 
+    /// Peers whose connections reachability depends on: our relays and the peers we relay.
+    pub(crate) fn relay_peers(&self) -> impl Iterator<Item = &PeerId> {
+        self.reservations.iter().chain(&self.relayed_peers)
+    }
+
     pub(crate) fn on_autonat(&mut self, event: autonat::Event) {
         if let autonat::Event::StatusChanged { old, new } = event {
             info!(target: "cairn::net::nat", ?old, ?new, "reachability changed");
@@ -299,6 +304,11 @@ impl RelayListens {
     }
 
     /// Forgets a closed listener, so that [`RelayListens::ensure`] listens again.
+    /// The relays named by relayed listen addresses.
+    pub(crate) fn relays(&self) -> impl Iterator<Item = PeerId> + '_ {
+        self.listens.iter().map(|l| l.relay)
+    }
+
     pub(crate) fn on_listener_closed(&mut self, id: ListenerId) {
         for listen in &mut self.listens {
             if listen.listener == Some(id) {

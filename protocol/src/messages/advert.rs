@@ -74,7 +74,17 @@ pub struct CapabilityAdvert {
     pub price: PriceSchedule,
     /// Jobs the provider runs at once.
     pub capacity: u32,
+    /// Where the node can be reached: multiaddrs as text (public or relayed ones first), at
+    /// most [`MAX_ADVERT_ADDRESSES`] of at most [`MAX_ADVERT_ADDRESS_LEN`] bytes. Requesters
+    /// dial these, so a provider found through gossip is reachable without a DHT walk.
+    pub addresses: Vec<String>,
 }
+
+/// Most addresses in an advert.
+pub const MAX_ADVERT_ADDRESSES: usize = 8;
+
+/// Longest address in an advert, in bytes.
+pub const MAX_ADVERT_ADDRESS_LEN: usize = 256;
 
 impl CapabilityAdvert {
     /// The capability classes this advert belongs to, as used for DHT provider records:

@@ -9,7 +9,10 @@ mod receipt;
 mod report;
 mod verdict;
 
-pub use advert::{CapabilityAdvert, ComputeCapability, GpuInfo, PriceSchedule};
+pub use advert::{
+    CapabilityAdvert, ComputeCapability, GpuInfo, MAX_ADVERT_ADDRESS_LEN, MAX_ADVERT_ADDRESSES,
+    PriceSchedule,
+};
 pub use checkpoint::{AnchorReceipt, CHECKPOINT_VERSION, Checkpoint, CheckpointVote};
 pub use job::{Award, Bid, CallForBids, Device, GpuRequirement, JobSpec, Limits, Requirements};
 pub use receipt::JobReceipt;

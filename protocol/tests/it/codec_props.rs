@@ -77,6 +77,7 @@ fn advert() -> impl Strategy<Value = CapabilityAdvert> {
                 runtime,
                 price,
                 capacity,
+                addresses: vec!["/ip4/10.0.0.1/tcp/4001".into()],
             },
         )
 }

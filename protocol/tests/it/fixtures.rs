@@ -72,6 +72,7 @@ pub fn advert(peer: u8, sequence: u64, issued: u64, expires: u64) -> CapabilityA
             minimum: 1,
         },
         capacity: 2,
+        addresses: vec!["/ip4/127.0.0.1/tcp/4001".into()],
     }
 }
 

@@ -160,7 +160,7 @@ impl Driver<'_> {
             .cloned()
             .ok_or_else(|| job_error("module not uploaded".into()))?;
         let input = node
-            .store_blob(plan.input.clone())
+            .save_blob(plan.input.clone())
             .await
             .map_err(|e| job_error(format!("cannot store the input: {e}")))?;
         let blobs = SpecBlobs {

@@ -1,0 +1,155 @@
+//! The sync protocol: a node that has just joined asks a few peers for what they know instead
+//! of waiting for everyone to republish. Frames are those of the market protocol (a u32
+//! length, then bincode) with a larger limit, checked before anything is read; every item in
+//! an answer is a signed envelope that the asker verifies like gossip.
+
+use std::io;
+
+use bincode::{Decode, Encode};
+use futures::{AsyncRead, AsyncWrite};
+use libp2p::StreamProtocol;
+use libp2p::request_response::Codec;
+
+use super::market::{read_frame, write_frame};
+
+/// Largest sync frame, in bytes.
+pub const MAX_SYNC_FRAME: usize = 4 << 20;
+
+/// Most adverts in one answer.
+pub const MAX_SYNC_ADVERTS: usize = 4096;
+
+/// What a node asks a peer for.
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+#[non_exhaustive]
+pub enum SyncRequest {
+    /// Every unexpired capability advert the peer holds.
+    Adverts,
+}
+
+/// The answer.
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+#[non_exhaustive]
+pub enum SyncResponse {
+    /// Signed advert envelopes, at most [`MAX_SYNC_ADVERTS`] and [`MAX_SYNC_FRAME`] bytes.
+    Adverts(Vec<Vec<u8>>),
+}
+
+/// Codec of the sync protocol.
+#[derive(Clone, Debug, Default)]
+pub struct SyncCodec;
+
+impl Codec for SyncCodec {
+    type Protocol = StreamProtocol;
+    type Request = SyncRequest;
+    type Response = SyncResponse;
+
+    async fn read_request<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<SyncRequest>
+    where
+        T: AsyncRead + Unpin + Send,
+    {
+        // A request is a few bytes; a large one is hostile.
+        read_frame(io, 64).await
+    }
+
+    async fn read_response<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<SyncResponse>
+    where
+        T: AsyncRead + Unpin + Send,
+    {
+        let response: SyncResponse = read_frame(io, MAX_SYNC_FRAME).await?;
+        let SyncResponse::Adverts(adverts) = &response;
+        if adverts.len() > MAX_SYNC_ADVERTS {
+            let msg = format!(
+                "{} adverts in a sync answer exceed {MAX_SYNC_ADVERTS}",
+                adverts.len()
+            );
+            return Err(io::Error::new(io::ErrorKind::InvalidData, msg));
+        }
+        Ok(response)
+    }
+
+    async fn write_request<T>(
+        &mut self,
+        _: &StreamProtocol,
+        io: &mut T,
+        req: SyncRequest,
+    ) -> io::Result<()>
+    where
+        T: AsyncWrite + Unpin + Send,
+    {
+        write_frame(io, &req).await
+    }
+
+    async fn write_response<T>(
+        &mut self,
+        _: &StreamProtocol,
+        io: &mut T,
+        res: SyncResponse,
+    ) -> io::Result<()>
+    where
+        T: AsyncWrite + Unpin + Send,
+    {
+        write_frame(io, &res).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures::io::Cursor;
+
+    fn proto() -> StreamProtocol {
+        StreamProtocol::new("/test/sync")
+    }
+
+    #[tokio::test]
+    async fn an_answer_round_trips() {
+        let answer = SyncResponse::Adverts(vec![vec![1, 2, 3], vec![4; 100]]);
+        let mut wire = Cursor::new(Vec::new());
+        SyncCodec
+            .write_response(&proto(), &mut wire, answer.clone())
+            .await
+            .unwrap();
+        let mut read = Cursor::new(wire.into_inner());
+        let back = SyncCodec.read_response(&proto(), &mut read).await.unwrap();
+        assert_eq!(back, answer);
+    }
+
+    #[tokio::test]
+    async fn an_oversized_frame_is_refused_before_reading_it() {
+        let mut wire = ((MAX_SYNC_FRAME + 1) as u32).to_le_bytes().to_vec();
+        wire.extend([0u8; 16]);
+        let err = SyncCodec
+            .read_response(&proto(), &mut Cursor::new(wire))
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+        assert!(err.to_string().contains("exceeds"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn too_many_adverts_are_refused() {
+        let answer = SyncResponse::Adverts(vec![Vec::new(); MAX_SYNC_ADVERTS + 1]);
+        let mut wire = Cursor::new(Vec::new());
+        SyncCodec
+            .write_response(&proto(), &mut wire, answer)
+            .await
+            .unwrap();
+        let err = SyncCodec
+            .read_response(&proto(), &mut Cursor::new(wire.into_inner()))
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("exceed"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_large_request_is_refused() {
+        let mut wire = 1000u32.to_le_bytes().to_vec();
+        wire.extend([0u8; 1000]);
+        assert!(
+            SyncCodec
+                .read_request(&proto(), &mut Cursor::new(wire))
+                .await
+                .is_err()
+        );
+    }
+}
