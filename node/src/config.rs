@@ -260,6 +260,10 @@ pub struct NodeConfig {
     pub blob_store_bytes: u64,
     /// Most simultaneous connections. Default: `256`.
     pub max_connections: u32,
+    /// Connections kept when idle: above one and a half times this many, the least recently
+    /// used ones that no gossip mesh, relay or request needs are closed. `0` keeps every
+    /// connection. Default: `32`.
+    pub peer_target: usize,
     /// sled page cache, in bytes. Default: 64 MiB.
     pub cache_bytes: u64,
     /// Verification rules for the jobs this node submits.
@@ -292,6 +296,7 @@ impl Default for NodeConfig {
             max_blob_bytes: 64 << 20,
             blob_store_bytes: 4 << 30,
             max_connections: 256,
+            peer_target: 32,
             cache_bytes: 64 << 20,
             verification: VerificationConfig::default(),
             relay_server: RelayServerMode::Auto,
@@ -399,8 +404,10 @@ backlog_per_slot = {backlog}
 # Largest blob (module, input, output) accepted, and total blob storage, in bytes.
 max_blob_bytes = {max_blob}
 blob_store_bytes = {store}
-# Most simultaneous connections.
+# Most simultaneous connections, and how many are kept when idle (above 1.5 times that, the
+# least recently used ones nothing needs are closed; 0 keeps them all).
 max_connections = {conns}
+peer_target = {peer_target}
 # Database page cache, in bytes.
 cache_bytes = {cache}
 # Relay connections for peers behind NAT: "auto" (while AutoNAT or external_addrs says this
@@ -433,6 +440,7 @@ require_established = {established}
             max_blob = d.max_blob_bytes,
             store = d.blob_store_bytes,
             conns = d.max_connections,
+            peer_target = d.peer_target,
             cache = d.cache_bytes,
             relay = match d.relay_server {
                 RelayServerMode::Auto => "auto",

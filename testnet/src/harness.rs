@@ -53,7 +53,7 @@ pub struct TestnetConfig {
     /// Delay each node adds before every market and blob request it sends (simulated link
     /// latency; gossip and the DHT are not delayed). Default: none.
     pub latency: Duration,
-    /// Connections each node keeps when idle ([`cairn_node::net::NetConfig::peer_target`]).
+    /// Connections each node keeps when idle ([`cairn_node::config::NodeConfig::peer_target`]).
     /// Default: [`TestnetConfig::PEER_TARGET`].
     pub peer_target: usize,
 }
@@ -219,9 +219,9 @@ impl Testnet {
             if let Some(net) = slot.options.net.as_mut() {
                 net.heartbeat = config.heartbeat;
                 net.added_latency = config.latency;
-                net.peer_target = config.peer_target;
             }
             slot.options.config.verification = config.verification;
+            slot.options.config.peer_target = config.peer_target;
             testnet.slots.push(slot);
             testnet.start_slot(i).await?;
             if i == 0 {

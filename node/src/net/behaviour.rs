@@ -96,6 +96,9 @@ impl Behaviour {
 
         let mut kad_config = kad::Config::new(protocol(config.kad_protocol())?);
         kad_config
+            // The swarm task adds peers itself, and only to buckets with room (see
+            // `EventLoop::add_to_routing_table`).
+            .set_kbucket_inserts(kad::BucketInserts::Manual)
             .set_max_packet_size(64 * 1024)
             .set_query_timeout(Duration::from_secs(30));
         let store_config = MemoryStoreConfig {

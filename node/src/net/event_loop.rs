@@ -376,7 +376,9 @@ impl EventLoop {
                 let relayed = endpoint.is_relayed();
                 let connections = self.connections.entry(peer_id).or_default();
                 connections.insert(connection_id, relayed);
-                self.activity.touch(peer_id, Instant::now());
+                if num_established.get() == 1 {
+                    self.activity.connected(peer_id, Instant::now());
+                }
                 if num_established.get() == 1 {
                     self.relay_listens.ensure(&mut self.swarm);
                     let peers = self.swarm.connected_peers().count();
@@ -530,12 +532,7 @@ impl EventLoop {
             });
             return;
         }
-        for addr in &info.listen_addrs {
-            self.swarm
-                .behaviour_mut()
-                .kad
-                .add_address(&peer, addr.clone());
-        }
+        self.add_to_routing_table(peer, &info.listen_addrs);
         self.identified
             .insert(peer, (info.listen_addrs, info.agent_version));
         if !self.bootstrapped {
@@ -566,6 +563,23 @@ impl EventLoop {
                 }
             }
             _ => {}
+        }
+    }
+
+    /// Adds `peer` to the DHT routing table, unless its bucket is full: kad would then dial the
+    /// bucket's oldest disconnected entry to see whether it is alive, and with connections
+    /// trimmed that is a dial for nearly every newly identified peer, each dial identifying
+    /// the next.
+    fn add_to_routing_table(&mut self, peer: PeerId, addrs: &[Multiaddr]) {
+        let kad = &mut self.swarm.behaviour_mut().kad;
+        let room = kad.kbucket(peer).is_some_and(|bucket| {
+            (bucket.num_entries() < kad::K_VALUE.get() && !bucket.has_pending())
+                || bucket.iter().any(|e| *e.node.key.preimage() == peer)
+        });
+        if room {
+            for addr in addrs {
+                kad.add_address(&peer, addr.clone());
+            }
         }
     }
 

@@ -13,8 +13,12 @@ use std::time::{Duration, Instant};
 
 use libp2p::PeerId;
 
-/// How long a used connection is kept however many there are.
+/// How long a connection a request used is kept however many there are.
 pub(crate) const GRACE: Duration = Duration::from_secs(10);
+
+/// How long a new connection no request has used yet is kept (a DHT query's, say): long
+/// enough for identify and the query's round trip.
+pub(crate) const CONNECT_GRACE: Duration = Duration::from_secs(3);
 
 /// How often the swarm task checks.
 pub(crate) const TRIM_INTERVAL: Duration = Duration::from_secs(5);
@@ -25,6 +29,7 @@ pub(crate) struct PeerActivity {
     target: usize,
     grace: Duration,
     last_used: HashMap<PeerId, Instant>,
+    connected_at: HashMap<PeerId, Instant>,
     in_flight: HashMap<PeerId, usize>,
 }
 
@@ -35,6 +40,7 @@ impl PeerActivity {
             target,
             grace,
             last_used: HashMap::new(),
+            connected_at: HashMap::new(),
             in_flight: HashMap::new(),
         }
     }
@@ -44,7 +50,12 @@ impl PeerActivity {
         self.target + self.target / 2
     }
 
-    /// `peer` was used (connected, asked or answered) at `now`.
+    /// A first connection to `peer` opened at `now`.
+    pub(crate) fn connected(&mut self, peer: PeerId, now: Instant) {
+        self.connected_at.insert(peer, now);
+    }
+
+    /// `peer` was used (asked or answered) at `now`.
     pub(crate) fn touch(&mut self, peer: PeerId, now: Instant) {
         self.last_used.insert(peer, now);
     }
@@ -69,13 +80,14 @@ impl PeerActivity {
     /// The last connection to `peer` closed.
     pub(crate) fn forget(&mut self, peer: &PeerId) {
         self.last_used.remove(peer);
+        self.connected_at.remove(peer);
         self.in_flight.remove(peer);
     }
 
     /// Which of the `connected` peers to disconnect now: none at or below the high-water mark;
     /// above it, the least recently used ones that are neither `protected`, nor waiting on a
-    /// request, nor used within the grace period, until `target` remain (or none is left to
-    /// close).
+    /// request, nor used within the grace period (or, never used, opened within
+    /// [`CONNECT_GRACE`]), until `target` remain (or none is left to close).
     pub(crate) fn to_close(
         &self,
         connected: &[PeerId],
@@ -88,8 +100,14 @@ impl PeerActivity {
         let mut idle: Vec<(Option<Instant>, PeerId)> = connected
             .iter()
             .filter(|p| !protected.contains(p) && !self.in_flight.contains_key(p))
+            .filter(
+                |p| match (self.last_used.get(p), self.connected_at.get(p)) {
+                    (Some(used), _) => now.saturating_duration_since(*used) >= self.grace,
+                    (None, Some(opened)) => now.saturating_duration_since(*opened) >= CONNECT_GRACE,
+                    (None, None) => true,
+                },
+            )
             .map(|p| (self.last_used.get(p).copied(), *p))
-            .filter(|(used, _)| used.is_none_or(|t| now.saturating_duration_since(t) >= self.grace))
             .collect();
         // Never used first, then the longest idle.
         idle.sort();
@@ -153,6 +171,24 @@ mod tests {
         activity.request_ended(connected[1], start);
         let closed = activity.to_close(&connected, &protected, later);
         assert!(closed.contains(&connected[1]));
+    }
+
+    #[test]
+    fn an_unused_new_connection_goes_sooner_than_a_used_one() {
+        let mut activity = PeerActivity::new(1, Duration::from_secs(10));
+        let start = Instant::now();
+        let connected = peers(3);
+        for p in &connected {
+            activity.connected(*p, start);
+        }
+        activity.touch(connected[0], start);
+        let later = start + CONNECT_GRACE;
+        let closed = activity.to_close(&connected, &HashSet::new(), later);
+        assert_eq!(closed.len(), 2);
+        assert!(!closed.contains(&connected[0]));
+        // Just opened: kept.
+        let closed = activity.to_close(&connected, &HashSet::new(), start);
+        assert!(closed.is_empty());
     }
 
     #[test]

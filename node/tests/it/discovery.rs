@@ -4,7 +4,9 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
+use cairn_node::market::FaultInjection;
 use cairn_node::node::{load_or_create_identity, now};
+use cairn_node::{Node, testing};
 use cairn_protocol::{CapabilityAdvert, Envelope, NodeId, Requirements, Timestamp};
 
 use crate::harness::{cluster, cpu_only, h100, wait_for};
@@ -137,4 +139,65 @@ async fn invalid_adverts_are_rejected_counted_and_penalised() {
     assert!(score < 0.0, "gossipsub score of the sender is {score}");
     // The node keeps serving: the sender's real advert is still held and a new one is taken.
     assert_eq!(good.advert_count(), 2);
+}
+
+/// A node that joins late learns the adverts published before it arrived by asking its first
+/// peers (the sync protocol): nobody republishes for it, and the refresh interval (60 s) is
+/// far longer than the wait. Its own advert reaches the nodes already there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_joiner_pulls_the_advert_book() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = cluster("adverts-sync", vec![cpu_only(), h100(), cpu_only(), h100()]).await;
+    for (i, n) in c.nodes.iter().enumerate() {
+        wait_for(
+            &format!("node {i} to hold 4 adverts"),
+            Duration::from_secs(30),
+            || async { (n.node().advert_count() == 4).then_some(()) },
+        )
+        .await;
+    }
+    let bootstrap = testing::address(c.nodes[0].node())
+        .await
+        .into_iter()
+        .collect();
+    let spec = testing::spec("adverts-sync");
+    let late = Node::start(testing::options(
+        &dir.path().join("late"),
+        &spec,
+        cpu_only(),
+        bootstrap,
+        FaultInjection::None,
+    ))
+    .await
+    .unwrap();
+    wait_for(
+        "the late node to hold 5 adverts",
+        Duration::from_secs(20),
+        || async { (late.node().advert_count() == 5).then_some(()) },
+    )
+    .await;
+    let synced = late
+        .node()
+        .metrics()
+        .adverts_synced
+        .load(std::sync::atomic::Ordering::Relaxed);
+    assert!(synced >= 4, "learned {synced} adverts by sync");
+    for (i, n) in c.nodes.iter().enumerate() {
+        wait_for(
+            &format!("node {i} to hold the late node's advert"),
+            Duration::from_secs(20),
+            || async { (n.node().advert_count() == 5).then_some(()) },
+        )
+        .await;
+    }
+    // The late node's advert lists where it listens, so peers can dial it by its advert.
+    let advert = c.nodes[0].node().advert_of(&late.node().node_id()).unwrap();
+    assert!(
+        advert
+            .addresses
+            .iter()
+            .any(|a| a.starts_with("/ip4/127.0.0.1/tcp/")),
+        "{:?}",
+        advert.addresses
+    );
 }
