@@ -784,14 +784,15 @@ impl Node {
 
     async fn on_advert(&self, source: PeerId, id: MessageId, data: Vec<u8>) {
         let checked = self.accept_advert(&data).await;
-        if let Some(inserted) = self.settle_gossip("advert", source, id, checked).await {
+        if self
+            .settle_gossip("advert", source, id, checked)
+            .await
+            .is_some()
+        {
             self.inner
                 .metrics
                 .adverts_accepted
                 .fetch_add(1, Ordering::Relaxed);
-            if inserted == Inserted::New {
-                debug!(target: "cairn::adverts", "advert of a new peer");
-            }
         }
     }
 
