@@ -442,8 +442,17 @@ impl Node {
     fn apply_verdict_bytes(&self, data: &[u8]) -> Result<bool, &'static str> {
         let verdict = Envelope::open::<Verdict>(data).map_err(|e| e.reason())?;
         let evidence = verdict.message().evidence().map_err(|_| "bad_evidence")?;
-        let mut table = self.market().reputation.lock().map_err(|_| "internal")?;
-        Ok(table.apply(VerdictId::of(data), &evidence))
+        let id = VerdictId::of(data);
+        let applied = self
+            .market()
+            .reputation
+            .lock()
+            .map_err(|_| "internal")?
+            .apply(id, &evidence);
+        if applied {
+            self.note_checked_verdict(id, verdict.message().issued_at, evidence);
+        }
+        Ok(applied)
     }
 
     // ----- requester -----

@@ -1,13 +1,18 @@
 //! The checkpoint service: every epoch the proposer (round robin over the committee, the next
-//! member after each timeout) gossips a proposal built from its reputation table; every node
-//! recomputes it from its own table and committee members sign only an equal one; at the
+//! member after each timeout) gossips a proposal built from its reputation ledger; every node
+//! recomputes it from its own ledger and committee members sign only an equal one; at the
 //! spec's threshold the checkpoint is final, chained and stored in the sled tree
 //! `checkpoints`; its proposer anchors it through the spec's backend.
 //!
+//! A proposal made at time `t` covers the table of the previous checkpoint plus every verdict
+//! issued by `t` minus a settle time (half an epoch, at most 10 s), applied in id order
+//! (`ledger.rs`), so members agree while new verdicts keep arriving.
+//!
 //! The rules are `cairn_protocol::checkpoint`'s; this module carries them out on the clock,
 //! the gossip topic and the disk. Not built: fetching verdicts a member misses (a member whose
-//! table differs does not sign, and signs later if its table catches up), and catching up on
-//! checkpoints finalised while a node was offline.
+//! ledger differs does not sign, and signs later if the missing verdict arrives before the
+//! checkpoint is final), and catching up on checkpoints finalised while a node was offline
+//! (the ledger lives in memory).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
@@ -15,8 +20,11 @@ use std::time::Duration;
 
 use cairn_protocol::checkpoint::{Genesis, VoteTally};
 use cairn_protocol::merkle::ReputationLeaf;
+use cairn_protocol::messages::Evidence;
 use cairn_protocol::proof::{AnchorProof, SignedCheckpoint};
-use cairn_protocol::{Checkpoint, CheckpointHash, CheckpointVote, NodeId, Timestamp, Verified};
+use cairn_protocol::{
+    Checkpoint, CheckpointHash, CheckpointVote, NodeId, Timestamp, VerdictId, Verified,
+};
 
 use bitcoin::secp256k1::SecretKey;
 
@@ -29,7 +37,10 @@ use crate::node::{Node, NodeError, now};
 use crate::store::{self, KvStore, Tree};
 
 mod anchoring;
+mod ledger;
 mod round;
+
+use ledger::Ledger;
 
 /// Votes for proposals not seen yet that a node holds per epoch.
 const MAX_PENDING_VOTES: usize = 1_024;
@@ -105,6 +116,8 @@ struct EpochState {
     pending: Vec<Verified<CheckpointVote>>,
     proposed: BTreeSet<u64>,
     voted: BTreeSet<CheckpointHash>,
+    /// The ledger version each proposal was last recomputed at.
+    considered: BTreeMap<CheckpointHash, u64>,
 }
 
 struct State {
@@ -113,6 +126,7 @@ struct State {
     epoch: EpochState,
     anchored: BTreeSet<u64>,
     fault: CheckpointFault,
+    ledger: Ledger,
 }
 
 /// The service's state and backend, held by the node.
@@ -179,6 +193,7 @@ impl CheckpointService {
                 epoch: EpochState::default(),
                 anchored,
                 fault: CheckpointFault::None,
+                ledger: Ledger::default(),
             }),
             backend,
             _chain: chain,
@@ -274,6 +289,23 @@ impl Node {
 
     fn with_state<T>(&self, f: impl FnOnce(&mut State) -> T) -> Option<T> {
         self.service().state.lock().ok().map(|mut s| f(&mut s))
+    }
+
+    /// Hands a newly applied verdict to the checkpoint ledger (when the network checkpoints).
+    pub(crate) fn note_checked_verdict(
+        &self,
+        id: VerdictId,
+        issued_at: Timestamp,
+        evidence: Evidence,
+    ) {
+        if self.service().genesis.is_none() {
+            return;
+        }
+        if self.with_state(|s| s.ledger.note(id, issued_at, evidence)) == Some(false) {
+            self.inner
+                .metrics
+                .reject("verdict", "checkpoint_ledger_full");
+        }
     }
 
     /// Makes this node misbehave in checkpoints (tests and simulations).

@@ -48,14 +48,15 @@ impl Node {
         }
     }
 
-    /// This node's own checkpoint for `epoch` from its current table.
+    /// This node's own checkpoint for `epoch` proposed at `at`: the covered table plus the
+    /// verdicts it holds that were issued by `at` minus the settle time.
     fn compute(
         &self,
         s: &State,
         epoch: u64,
-        now: Timestamp,
+        at: Timestamp,
     ) -> Option<(Checkpoint, Vec<ReputationLeaf>)> {
-        let table = self.reputation();
+        let table = s.ledger.table_at(self.cutoff(at));
         let leaves = table.leaves();
         let committee = self.committee_of(s);
         let input = CheckpointInput {
@@ -66,10 +67,16 @@ impl Node {
             committee_size: self.inner.options.spec.checkpoints.committee_size as usize,
             verdicts: &table.applied_ids(),
             proposer: self.node_id(),
-            now,
+            now: at,
         };
         let c = checkpoint::build(&input, &leaves).ok()?;
         Some((c, leaves))
+    }
+
+    /// The latest issue time of the verdicts a checkpoint proposed at `at` covers.
+    fn cutoff(&self, at: Timestamp) -> Timestamp {
+        let settle = super::ledger::settle_ms(self.inner.options.spec.checkpoints.epoch_ms);
+        Timestamp(at.0.saturating_sub(settle))
     }
 
     async fn propose(&self, epoch: u64, now: Timestamp) {
@@ -174,7 +181,12 @@ impl Node {
         let me = self.node_id();
         let vote = self.with_state(|s| {
             let (proposal, _) = s.epoch.proposals.get(&hash)?.clone();
-            let (mine, leaves) = self.compute(s, proposal.epoch, now())?;
+            // Nothing changed since the last look: the answer would be the same.
+            let version = s.ledger.version();
+            if s.epoch.considered.insert(hash, version) == Some(version) {
+                return None;
+            }
+            let (mine, leaves) = self.compute(s, proposal.epoch, proposal.proposed_at)?;
             if !checkpoint::same_content(&proposal, &mine) {
                 return None;
             }
@@ -251,6 +263,8 @@ impl Node {
                 .iter()
                 .filter(|v| v.message().epoch == signed.checkpoint.epoch)
                 .count();
+            // Its verdicts leave the uncovered set whether or not this node agreed.
+            s.ledger.cover(self.cutoff(signed.checkpoint.proposed_at));
             s.chain.push(signed.clone());
             s.opened_at = now();
             s.epoch = EpochState::default();

@@ -487,3 +487,129 @@ async fn esplora_backend_anchors_and_needs_agreeing_endpoints() {
     .await
     .unwrap();
 }
+
+/// While jobs keep ending, checkpoints keep finalising on one chain, and once the stream stops
+/// a checkpoint covers every verdict: its leaves equal the live table of every node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn checkpoints_finalise_while_verdicts_stream_in_and_cover_them_all() {
+    use cairn_node::anchor::CheckpointSpec;
+    use cairn_node::testing;
+    use std::time::Duration;
+
+    let dir = tempfile::tempdir().unwrap();
+    let dirs: Vec<_> = (0..5)
+        .map(|i| dir.path().join(format!("node{i}")))
+        .collect();
+    let ids: Vec<NodeId> = dirs
+        .iter()
+        .map(|d| cairn_node::checkpoints::prepare_identity(d).unwrap())
+        .collect();
+    let mut spec = testing::spec("ckpt-stream");
+    spec.checkpoints = CheckpointSpec {
+        epoch_ms: 600,
+        proposer_timeout_ms: 1_000,
+        committee: ids.iter().map(ToString::to_string).collect(),
+        committee_size: 5,
+        ..CheckpointSpec::default()
+    };
+    let mut nodes = Vec::new();
+    let mut bootstrap = Vec::new();
+    for d in &dirs {
+        let node = testing::start(d, &spec, testing::cpu_only(), bootstrap.clone())
+            .await
+            .unwrap();
+        if bootstrap.is_empty() {
+            bootstrap = testing::address(node.node()).await.into_iter().collect();
+        }
+        nodes.push(node);
+    }
+    crate::harness::wait_for("all adverts", Duration::from_secs(30), || async {
+        nodes
+            .iter()
+            .all(|n| n.node().advert_count() == 5)
+            .then_some(())
+    })
+    .await;
+
+    // Two requesters, three jobs in flight each, for six seconds (ten epochs).
+    let covering = |n: &cairn_node::RunningNode| {
+        n.node()
+            .checkpoints()
+            .iter()
+            .filter(|c| c.checkpoint.leaf_count > 0)
+            .count()
+    };
+    let until = std::time::Instant::now() + Duration::from_secs(6);
+    let mut streams = Vec::new();
+    for (r, requester) in [nodes[0].node().clone(), nodes[1].node().clone()]
+        .into_iter()
+        .enumerate()
+    {
+        for lane in 0..3u64 {
+            let requester = requester.clone();
+            streams.push(tokio::spawn(async move {
+                let mut nonce = 1_000_000 * r as u64 + 1_000 * lane;
+                while std::time::Instant::now() < until {
+                    one_job(&requester, nonce).await;
+                    nonce += 1;
+                }
+            }));
+        }
+    }
+    let mut during = 0;
+    while !streams.iter().all(|s| s.is_finished()) {
+        during = covering(&nodes[2]);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for s in streams {
+        s.await.unwrap();
+    }
+    assert!(
+        during >= 2,
+        "checkpoints with verdicts finalised while jobs ran: {during}"
+    );
+
+    // After the stream, some checkpoint covers every verdict on every node.
+    let live = nodes[0].node().reputation();
+    assert!(live.iter().map(|(_, s)| s.agreed).sum::<u64>() >= 6 * 3);
+    for n in &nodes {
+        assert_eq!(
+            n.node().reputation().leaves(),
+            live.leaves(),
+            "the live tables agree"
+        );
+    }
+    let all_covered = |n: &cairn_node::RunningNode| {
+        let epoch = n.node().checkpoints().len().checked_sub(1)? as u64;
+        live.iter()
+            .all(|(peer, s)| {
+                n.node().prove(peer, Some(epoch)).is_ok_and(|p| {
+                    (p.leaf.score, p.leaf.evidence_count) == (s.score, s.evidence_count())
+                })
+            })
+            .then_some(())
+    };
+    for n in &nodes {
+        crate::harness::wait_for(
+            "a checkpoint covering every verdict",
+            Duration::from_secs(30),
+            || async { all_covered(n) },
+        )
+        .await;
+    }
+    let shortest = nodes
+        .iter()
+        .map(|n| n.node().checkpoints().len())
+        .min()
+        .unwrap();
+    // Votes may differ (each node keeps the first threshold it saw); checkpoints may not.
+    let contents = |n: &cairn_node::RunningNode| -> Vec<_> {
+        n.node().checkpoints()[..shortest]
+            .iter()
+            .map(|c| c.checkpoint.hash().unwrap())
+            .collect()
+    };
+    for n in &nodes {
+        assert_eq!(contents(n), contents(&nodes[0]), "one chain");
+    }
+}

@@ -1,0 +1,189 @@
+//! The reputation ledger as checkpoints see it: the table the finalised chain covers, and the
+//! checked verdicts that came after it.
+//!
+//! A checkpoint proposed at time `t` covers exactly the uncovered verdicts issued at or before
+//! `t - settle`. Every node derives that set from the proposal alone, so members agree while
+//! verdicts keep arriving (which they did not when a proposal covered "everything the proposer
+//! had", and a busy network finalised nothing). Within one checkpoint the verdicts apply in id
+//! order, so clamped scores come out the same on every node whatever the order of arrival.
+
+use std::collections::BTreeMap;
+
+use cairn_protocol::messages::Evidence;
+use cairn_protocol::reputation::ReputationTable;
+use cairn_protocol::{Timestamp, VerdictId};
+
+/// Verdicts a node holds that no finalised checkpoint covers yet, at most. Past it, new
+/// verdicts still count in the live table but not in checkpoints (the caller counts them).
+pub(super) const MAX_UNCOVERED: usize = 262_144;
+
+/// The longest a verdict waits after it was issued before a proposal may cover it.
+const MAX_SETTLE_MS: u64 = 10_000;
+
+/// How long after a verdict was issued a proposal may cover it: half an epoch, at most
+/// [`MAX_SETTLE_MS`]. Long enough for gossip to bring it to every member first.
+pub(super) fn settle_ms(epoch_ms: u64) -> u64 {
+    (epoch_ms / 2).min(MAX_SETTLE_MS)
+}
+
+/// Covered table plus uncovered verdicts.
+#[derive(Default)]
+pub(super) struct Ledger {
+    /// The table the last finalised checkpoint covers; its applied-id set is kept empty.
+    base: ReputationTable,
+    /// Checked verdicts no finalised checkpoint covers: id -> (issued at, evidence).
+    uncovered: BTreeMap<VerdictId, (Timestamp, Evidence)>,
+    /// Changes on every new verdict and every finalised checkpoint.
+    version: u64,
+}
+
+impl Ledger {
+    /// Records a checked verdict; `false` when the ledger is full.
+    pub(super) fn note(&mut self, id: VerdictId, issued_at: Timestamp, evidence: Evidence) -> bool {
+        if self.uncovered.len() >= MAX_UNCOVERED && !self.uncovered.contains_key(&id) {
+            return false;
+        }
+        self.uncovered.insert(id, (issued_at, evidence));
+        self.version += 1;
+        true
+    }
+
+    /// Changes whenever [`Ledger::table_at`] may give another answer for some cutoff.
+    pub(super) fn version(&self) -> u64 {
+        self.version
+    }
+
+    /// The table a checkpoint with this cutoff covers; its `applied_ids` are the verdicts.
+    pub(super) fn table_at(&self, cutoff: Timestamp) -> ReputationTable {
+        let mut table = self.base.clone();
+        for (id, evidence) in self.covered(cutoff) {
+            table.apply(*id, evidence);
+        }
+        table
+    }
+
+    /// Moves the verdicts a finalised checkpoint with this cutoff covers into the base.
+    pub(super) fn cover(&mut self, cutoff: Timestamp) {
+        let ids: Vec<VerdictId> = self.covered(cutoff).map(|(id, _)| *id).collect();
+        for id in ids {
+            if let Some((_, evidence)) = self.uncovered.remove(&id) {
+                self.base.apply(id, &evidence);
+            }
+        }
+        self.base.forget_applied();
+        self.version += 1;
+    }
+
+    /// Uncovered verdicts issued at or before `cutoff`, in id order.
+    fn covered(&self, cutoff: Timestamp) -> impl Iterator<Item = (&VerdictId, &Evidence)> {
+        self.uncovered
+            .iter()
+            .filter(move |(_, (issued, _))| *issued <= cutoff)
+            .map(|(id, (_, evidence))| (id, evidence))
+    }
+
+    /// Verdicts not covered yet.
+    #[cfg(test)]
+    fn uncovered(&self) -> usize {
+        self.uncovered.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cairn_protocol::{JobId, NodeId};
+
+    fn node(i: u8) -> NodeId {
+        NodeId([i; 32])
+    }
+
+    fn evidence(agreeing: &[u8], dissenting: &[u8]) -> Evidence {
+        Evidence {
+            job: JobId([0; 32]),
+            agreeing: agreeing.iter().map(|i| node(*i)).collect(),
+            dissenting: dissenting.iter().map(|i| node(*i)).collect(),
+            timed_out: Vec::new(),
+        }
+    }
+
+    fn id(i: u8) -> VerdictId {
+        VerdictId::of(&[i])
+    }
+
+    #[test]
+    fn a_cutoff_covers_only_verdicts_issued_by_then() {
+        let mut ledger = Ledger::default();
+        ledger.note(id(1), Timestamp(100), evidence(&[1, 2], &[]));
+        ledger.note(id(2), Timestamp(200), evidence(&[1], &[3]));
+        let early = ledger.table_at(Timestamp(150));
+        assert_eq!(early.applied_ids(), vec![id(1)]);
+        assert_eq!(early.standing(&node(1)).agreed, 1);
+        assert_eq!(early.standing(&node(3)).dissented, 0);
+        let late = ledger.table_at(Timestamp(200));
+        assert_eq!(late.applied_ids().len(), 2);
+        assert_eq!(late.standing(&node(3)).dissented, 1);
+    }
+
+    #[test]
+    fn arrival_order_does_not_change_the_table() {
+        // Clamping makes the order of application matter: at the maximum, dissent then agree
+        // differs from agree then dissent. The ledger applies in id order either way.
+        let verdicts: Vec<(VerdictId, Evidence)> = (0..40)
+            .map(|i| (id(i), evidence(&[1], &[])))
+            .chain([
+                (id(200), evidence(&[], &[1])),
+                (id(201), evidence(&[1], &[])),
+            ])
+            .collect();
+        let table = |order: &mut dyn Iterator<Item = &(VerdictId, Evidence)>| {
+            let mut ledger = Ledger::default();
+            for (i, e) in order {
+                ledger.note(*i, Timestamp(1), e.clone());
+            }
+            ledger.table_at(Timestamp(1)).leaves()
+        };
+        assert_eq!(
+            table(&mut verdicts.iter()),
+            table(&mut verdicts.iter().rev())
+        );
+    }
+
+    #[test]
+    fn covering_moves_verdicts_into_the_base_once() {
+        let mut ledger = Ledger::default();
+        ledger.note(id(1), Timestamp(100), evidence(&[1], &[]));
+        ledger.note(id(2), Timestamp(300), evidence(&[1], &[]));
+        let before = ledger.version();
+        ledger.cover(Timestamp(100));
+        assert_ne!(ledger.version(), before);
+        assert_eq!(ledger.uncovered(), 1);
+        // The next checkpoint's verdicts are only the new one, on top of the covered table.
+        let next = ledger.table_at(Timestamp(1_000));
+        assert_eq!(next.applied_ids(), vec![id(2)]);
+        assert_eq!(next.standing(&node(1)).agreed, 2);
+        // Covering again with the same cutoff changes nothing.
+        ledger.cover(Timestamp(100));
+        assert_eq!(ledger.table_at(Timestamp(100)).standing(&node(1)).agreed, 1);
+    }
+
+    #[test]
+    fn a_full_ledger_refuses_new_verdicts() {
+        let mut ledger = Ledger::default();
+        for i in 0..MAX_UNCOVERED as u32 {
+            assert!(ledger.note(
+                VerdictId::of(&i.to_be_bytes()),
+                Timestamp(1),
+                evidence(&[], &[])
+            ));
+        }
+        assert!(!ledger.note(id(0), Timestamp(1), evidence(&[1], &[])));
+        assert_eq!(ledger.uncovered(), MAX_UNCOVERED);
+    }
+
+    #[test]
+    fn settle_is_half_an_epoch_at_most_ten_seconds() {
+        assert_eq!(settle_ms(1_500), 750);
+        assert_eq!(settle_ms(600_000), 10_000);
+    }
+}
