@@ -365,8 +365,24 @@ async fn metrics(State(s): State<ApiState>) -> Response {
     let peers = node.net().peers().await.map_or(0, |p| p.len()) as u64;
     let blobs = node.blobs().list().map_or(0, |l| l.len()) as u64;
     let nat = node.net().nat().await.unwrap_or_default();
+    let connections = node.net().connection_stats().await.unwrap_or_default();
     let gauges = [
         ("cairn_peers", "Connected peers.", peers),
+        (
+            "cairn_connections_outbound",
+            "Connections this node dialed since it started.",
+            connections.outbound,
+        ),
+        (
+            "cairn_connections_inbound",
+            "Connections peers dialed to this node since it started.",
+            connections.inbound,
+        ),
+        (
+            "cairn_connections_trimmed",
+            "Connections closed since start because the node held more than its peer target.",
+            connections.trimmed,
+        ),
         (
             "cairn_adverts",
             "Adverts held, this node's own included.",

@@ -4,6 +4,7 @@
 //! dials the bootstrap peers, and spawns the background tasks. The returned [`RunningNode`]
 //! stops them when dropped or shut down (swarm, services, then a final store flush).
 
+use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
@@ -197,6 +198,10 @@ pub(crate) struct Inner {
     republish: Notify,
     /// The addresses this node's advert lists, as of its last publication.
     advertised: Mutex<Vec<String>>,
+    /// Capability classes registered in the DHT since the node last had no peer. Provider
+    /// records live 48 h and kad republishes them itself, so an advert refresh does not
+    /// register them again (each registration is a DHT walk that dials about 20 peers).
+    provided_classes: Mutex<BTreeSet<String>>,
     /// Peers asked for their adverts since start (see [`SYNC_PEERS`]).
     synced_from: std::sync::atomic::AtomicUsize,
     pub(crate) market: crate::market::MarketState,
@@ -317,6 +322,7 @@ impl Node {
                 republish: Notify::new(),
                 synced_from: std::sync::atomic::AtomicUsize::new(0),
                 advertised: Mutex::new(Vec::new()),
+                provided_classes: Mutex::new(BTreeSet::new()),
                 market,
                 checkpoints,
                 tasks: Mutex::new(Vec::new()),
@@ -645,7 +651,16 @@ impl Node {
             *advertised = addrs.iter().map(ToString::to_string).collect();
         }
         let advert = self.make_advert()?;
-        for class in advert.message().classes() {
+        let new_classes: Vec<String> = match self.inner.provided_classes.lock() {
+            Ok(mut provided) => advert
+                .message()
+                .classes()
+                .into_iter()
+                .filter(|class| provided.insert(class.clone()))
+                .collect(),
+            Err(_) => advert.message().classes(),
+        };
+        for class in new_classes {
             self.provide_in_background(net::class_key(&self.inner.options.spec.name, &class));
         }
         let bytes = advert
@@ -729,6 +744,9 @@ impl Node {
                     if peers == 1 {
                         // The first peer after being alone (start, or a network outage):
                         // what was announced meanwhile reached nobody.
+                        if let Ok(mut provided) = self.inner.provided_classes.lock() {
+                            provided.clear();
+                        }
                         self.inner.republish.notify_one();
                         self.reprovide_blobs();
                     }

@@ -16,7 +16,7 @@ use tracing::{debug, info, warn};
 use cairn_protocol::{Envelope, MessageKind};
 
 use super::behaviour::{Behaviour, BehaviourEvent};
-use super::handle::{Command, NetError, NetworkEvent, NetworkHandle, PeerInfo};
+use super::handle::{Command, ConnectionStats, NetError, NetworkEvent, NetworkHandle, PeerInfo};
 use super::nat::{NatState, RELAY_RETRY, RelayListens, is_relayed};
 use super::peers::{self, PeerActivity};
 use super::{BlobResponse, MarketResponse, NetConfig, SyncResponse};
@@ -92,6 +92,7 @@ pub struct EventLoop {
     activity: PeerActivity,
     /// Where peers say they can be reached (their adverts), for dialing them by peer id.
     peer_addrs: HashMap<PeerId, Vec<Multiaddr>>,
+    stats: ConnectionStats,
 }
 
 impl EventLoop {
@@ -134,6 +135,7 @@ impl EventLoop {
             sync_requests: HashMap::new(),
             activity: PeerActivity::new(peer_target, peers::GRACE),
             peer_addrs: HashMap::new(),
+            stats: ConnectionStats::default(),
         };
         Ok((this, handle, event_rx))
     }
@@ -348,6 +350,9 @@ impl EventLoop {
             Command::Nat { reply } => {
                 let _ = reply.send(self.nat.info());
             }
+            Command::Connections { reply } => {
+                let _ = reply.send(self.stats);
+            }
             Command::AdvertTopicPeers { reply } => {
                 let topic = self.topic.hash();
                 let peers = swarm.behaviour().gossipsub.all_peers();
@@ -374,6 +379,11 @@ impl EventLoop {
                 ..
             } => {
                 let relayed = endpoint.is_relayed();
+                if endpoint.is_dialer() {
+                    self.stats.outbound += 1;
+                } else {
+                    self.stats.inbound += 1;
+                }
                 let connections = self.connections.entry(peer_id).or_default();
                 connections.insert(connection_id, relayed);
                 if num_established.get() == 1 {
@@ -612,7 +622,9 @@ impl EventLoop {
             debug!(target: "cairn::net", connected = connected.len(), closing = close.len(), "trimming idle connections");
         }
         for peer in close {
-            let _ = self.swarm.disconnect_peer_id(peer);
+            if self.swarm.disconnect_peer_id(peer).is_ok() {
+                self.stats.trimmed += 1;
+            }
         }
     }
 

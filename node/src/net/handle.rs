@@ -222,6 +222,22 @@ pub enum Command {
         /// Answer.
         reply: oneshot::Sender<NatInfo>,
     },
+    /// Connections opened and trimmed since start.
+    Connections {
+        /// Answer.
+        reply: oneshot::Sender<ConnectionStats>,
+    },
+}
+
+/// Connections a node opened, accepted and trimmed since it started.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ConnectionStats {
+    /// Connections this node dialed.
+    pub outbound: u64,
+    /// Connections peers dialed to this node.
+    pub inbound: u64,
+    /// Connections closed because the node held more than its peer target.
+    pub trimmed: u64,
 }
 
 /// What the swarm task tells the node.
@@ -527,5 +543,10 @@ impl NetworkHandle {
     /// Reachability: AutoNAT's status, relay reservations held and served, hole punching.
     pub async fn nat(&self) -> Result<NatInfo, NetError> {
         self.ask(|reply| Command::Nat { reply }).await
+    }
+
+    /// Connections opened, accepted and trimmed since start.
+    pub async fn connection_stats(&self) -> Result<ConnectionStats, NetError> {
+        self.ask(|reply| Command::Connections { reply }).await
     }
 }

@@ -20,7 +20,7 @@ use std::time::Duration;
 pub use behaviour::{Behaviour, BehaviourEvent};
 pub use blob_codec::{BlobCodec, BlobResponse};
 pub use event_loop::{EventLoop, SwarmBuildError, build_swarm};
-pub use handle::{Command, NetError, NetworkEvent, NetworkHandle, PeerInfo};
+pub use handle::{Command, ConnectionStats, NetError, NetworkEvent, NetworkHandle, PeerInfo};
 pub use market::{MAX_MARKET_FRAME, MarketCodec, MarketRequest, MarketResponse};
 pub use nat::{MAX_AUTO_RELAYS, NatConfig, NatInfo, RelayServerMode};
 pub use sync::{MAX_SYNC_ADVERTS, MAX_SYNC_FRAME, SyncCodec, SyncRequest, SyncResponse};
