@@ -369,19 +369,9 @@ async fn metrics(State(s): State<ApiState>) -> Response {
     let gauges = [
         ("cairn_peers", "Connected peers.", peers),
         (
-            "cairn_connections_outbound",
-            "Connections this node dialed since it started.",
-            connections.outbound,
-        ),
-        (
-            "cairn_connections_inbound",
-            "Connections peers dialed to this node since it started.",
-            connections.inbound,
-        ),
-        (
-            "cairn_connections_trimmed",
-            "Connections closed since start because the node held more than its peer target.",
-            connections.trimmed,
+            "cairn_dht_routing_peers",
+            "Peers in the DHT routing table.",
+            connections.routing_table,
         ),
         (
             "cairn_adverts",
@@ -425,9 +415,26 @@ async fn metrics(State(s): State<ApiState>) -> Response {
             nat.relayed_peers as u64,
         ),
     ];
+    let counters = [
+        (
+            "cairn_connections_outbound_total",
+            "Connections this node dialed.",
+            connections.outbound,
+        ),
+        (
+            "cairn_connections_inbound_total",
+            "Connections peers dialed to this node.",
+            connections.inbound,
+        ),
+        (
+            "cairn_connections_trimmed_total",
+            "Connections closed because the node held more than its peer target.",
+            connections.trimmed,
+        ),
+    ];
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        node.metrics().render(&gauges),
+        node.metrics().render(&gauges, &counters),
     )
         .into_response()
 }

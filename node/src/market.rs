@@ -642,13 +642,18 @@ impl Node {
     }
 
     /// Candidates: nodes whose adverts meet the requirements, plus DHT providers of the job's
-    /// capability class.
+    /// capability class when the advert book alone has fewer than a round can ask (a node
+    /// that joined moments ago). A DHT provider counts only with an advert held here, so a
+    /// full book makes the lookup, a walk that dials a few dozen peers, redundant.
     async fn find_candidates(&self, spec: &JobSpec) -> Vec<NodeId> {
         let mut found: BTreeSet<NodeId> = self
             .adverts_matching(&spec.requirements)
             .iter()
             .map(|a| a.peer)
             .collect();
+        if found.len() > self.market().config.max_candidates {
+            return found.into_iter().collect();
+        }
         let class = if spec.requirements.gpu.is_some() {
             "gpu"
         } else {

@@ -49,8 +49,9 @@ impl Metrics {
         )
     }
 
-    /// Renders the counters and the given gauges in Prometheus text format.
-    pub fn render(&self, gauges: &[(&str, &str, u64)]) -> String {
+    /// Renders these counters, the given gauges and the given counters kept elsewhere (the
+    /// swarm task's, say) in Prometheus text format.
+    pub fn render(&self, gauges: &[(&str, &str, u64)], counters: &[(&str, &str, u64)]) -> String {
         let mut out = String::new();
         for (name, help, value) in gauges {
             let _ = writeln!(
@@ -58,7 +59,7 @@ impl Metrics {
                 "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}"
             );
         }
-        let counters = [
+        let own = [
             (
                 "cairn_adverts_accepted_total",
                 "Adverts accepted from peers.",
@@ -85,8 +86,8 @@ impl Metrics {
                 &self.blobs_served,
             ),
         ];
-        for (name, help, value) in counters {
-            let value = value.load(Ordering::Relaxed);
+        let own = own.map(|(name, help, value)| (name, help, value.load(Ordering::Relaxed)));
+        for (name, help, value) in own.iter().chain(counters) {
             let _ = writeln!(
                 out,
                 "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}"

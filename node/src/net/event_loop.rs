@@ -351,7 +351,16 @@ impl EventLoop {
                 let _ = reply.send(self.nat.info());
             }
             Command::Connections { reply } => {
-                let _ = reply.send(self.stats);
+                let routing_table = swarm
+                    .behaviour_mut()
+                    .kad
+                    .kbuckets()
+                    .map(|b| b.num_entries() as u64)
+                    .sum();
+                let _ = reply.send(ConnectionStats {
+                    routing_table,
+                    ..self.stats
+                });
             }
             Command::AdvertTopicPeers { reply } => {
                 let topic = self.topic.hash();

@@ -238,6 +238,8 @@ pub struct ConnectionStats {
     pub inbound: u64,
     /// Connections closed because the node held more than its peer target.
     pub trimmed: u64,
+    /// Peers in the DHT routing table now.
+    pub routing_table: u64,
 }
 
 /// What the swarm task tells the node.

@@ -52,6 +52,14 @@ async fn every_node_learns_every_advert() {
             .iter()
             .all(|a| a.simulated_gpus)
     );
+    // Every other node dialed the first one, which counts them as inbound; each later node
+    // counts its own dials, and everyone's DHT routing table holds someone.
+    let first = c.nodes[0].node().net().connection_stats().await.unwrap();
+    assert!(first.inbound >= 4, "{first:?}");
+    for n in &c.nodes[1..] {
+        let stats = n.node().net().connection_stats().await.unwrap();
+        assert!(stats.outbound >= 1 && stats.routing_table >= 1, "{stats:?}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
