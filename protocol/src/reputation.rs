@@ -1,7 +1,8 @@
 //! Reputation: a deterministic function of checked verdict evidence.
 //!
-//! Every node that applies the same verdicts computes the same table, whatever the order of
-//! arrival, because each verdict moves scores by fixed amounts and a verdict applies once.
+//! Every node that applies the same verdicts in the same order computes the same table: each
+//! verdict moves scores by fixed amounts and applies once. Scores are clamped, so the order
+//! matters at the bounds; checkpoints therefore apply each epoch's verdicts in id order.
 //! Agreeing with an accepted outcome earns little; dissenting costs much more; missing a
 //! deadline costs in between (it rests on the requester's word alone). New identities start at
 //! the initial score and stay on probation until they have agreed enough times.
