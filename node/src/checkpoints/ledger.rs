@@ -35,11 +35,23 @@ pub(super) struct Ledger {
     uncovered: BTreeMap<VerdictId, (Timestamp, Evidence)>,
     /// Changes on every new verdict and every finalised checkpoint.
     version: u64,
+    /// The cutoff of the last finalised checkpoint.
+    covered_until: Timestamp,
 }
 
 impl Ledger {
     /// Records a checked verdict; `false` when the ledger is full.
+    ///
+    /// A verdict issued by the last finalised cutoff arrived after that checkpoint was final;
+    /// the members that had it in time put it there, so it goes straight into the covered
+    /// table (left uncovered, it would make this node's next table differ from everyone's).
     pub(super) fn note(&mut self, id: VerdictId, issued_at: Timestamp, evidence: Evidence) -> bool {
+        if issued_at <= self.covered_until {
+            self.base.apply(id, &evidence);
+            self.base.forget_applied();
+            self.version += 1;
+            return true;
+        }
         if self.uncovered.len() >= MAX_UNCOVERED && !self.uncovered.contains_key(&id) {
             return false;
         }
@@ -71,6 +83,7 @@ impl Ledger {
             }
         }
         self.base.forget_applied();
+        self.covered_until = self.covered_until.max(cutoff);
         self.version += 1;
     }
 
@@ -165,6 +178,22 @@ mod tests {
         // Covering again with the same cutoff changes nothing.
         ledger.cover(Timestamp(100));
         assert_eq!(ledger.table_at(Timestamp(100)).standing(&node(1)).agreed, 1);
+    }
+
+    #[test]
+    fn a_verdict_arriving_after_its_checkpoint_joins_the_covered_table() {
+        let mut ledger = Ledger::default();
+        ledger.note(id(1), Timestamp(100), evidence(&[1], &[]));
+        ledger.cover(Timestamp(150));
+        // Issued at 120, before the final cutoff, but received only now.
+        ledger.note(id(2), Timestamp(120), evidence(&[1], &[]));
+        assert_eq!(ledger.uncovered(), 0);
+        let next = ledger.table_at(Timestamp(1_000));
+        assert!(
+            next.applied_ids().is_empty(),
+            "not in the next checkpoint's verdicts"
+        );
+        assert_eq!(next.standing(&node(1)).agreed, 2, "but in its table");
     }
 
     #[test]
