@@ -854,7 +854,7 @@ impl Node {
         if let Err(reason) = self.apply_verdict_bytes(&bytes) {
             warn!(target: "cairn::requester", reason, "own verdict does not check out");
         }
-        if let Err(e) = self.inner.net.publish_verdict(bytes).await {
+        if let Err(e) = self.inner.net.publish(bytes).await {
             debug!(target: "cairn::requester", error = %e, "verdict not published");
         }
     }

@@ -670,7 +670,7 @@ impl Node {
         if let Ok(mut book) = self.inner.adverts.lock() {
             let _ = book.insert(advert, now());
         }
-        match self.inner.net.publish_advert(bytes).await {
+        match self.inner.net.publish(bytes).await {
             Ok(()) => {
                 self.inner
                     .metrics

@@ -93,13 +93,13 @@ impl Node {
 
     pub(super) async fn publish_checkpoint_envelope(&self, envelope: &Envelope) {
         if let Ok(bytes) = envelope.to_bytes()
-            && let Err(e) = self.inner.net.publish_checkpoint(bytes).await
+            && let Err(e) = self.inner.net.publish(bytes).await
         {
             debug!(target: "cairn::checkpoints", error = %e, "checkpoint message not published");
         }
     }
 
-    /// Handles a message from the checkpoint topic.
+    /// Handles a gossiped checkpoint message (proposal, vote or anchor receipt).
     pub(crate) async fn on_checkpoint_gossip(&self, source: PeerId, id: MessageId, data: Vec<u8>) {
         let checked = self.check_checkpoint_message(&data).await;
         self.settle_gossip("checkpoint", source, id, checked).await;

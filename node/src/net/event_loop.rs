@@ -234,7 +234,7 @@ impl EventLoop {
                 });
                 let _ = reply.send(peers.collect());
             }
-            Command::PublishAdvert { data, reply } => {
+            Command::Publish { data, reply } => {
                 let topic = self.topic.clone();
                 let result = swarm.behaviour_mut().gossipsub.publish(topic, data);
                 let _ = reply.send(
@@ -277,24 +277,6 @@ impl EventLoop {
             Command::RespondBlob { channel, response } => {
                 // Fails only when the requester went away; nothing to do then.
                 let _ = swarm.behaviour_mut().blobs.send_response(channel, response);
-            }
-            Command::PublishCheckpoint { data, reply } => {
-                let topic = self.topic.clone();
-                let result = swarm.behaviour_mut().gossipsub.publish(topic, data);
-                let _ = reply.send(
-                    result
-                        .map(|_| ())
-                        .map_err(|e| NetError::Publish(e.to_string())),
-                );
-            }
-            Command::PublishVerdict { data, reply } => {
-                let topic = self.topic.clone();
-                let result = swarm.behaviour_mut().gossipsub.publish(topic, data);
-                let _ = reply.send(
-                    result
-                        .map(|_| ())
-                        .map_err(|e| NetError::Publish(e.to_string())),
-                );
             }
             Command::Market {
                 peer,
@@ -361,11 +343,6 @@ impl EventLoop {
                     routing_table,
                     ..self.stats
                 });
-            }
-            Command::AdvertTopicPeers { reply } => {
-                let topic = self.topic.hash();
-                let peers = swarm.behaviour().gossipsub.all_peers();
-                let _ = reply.send(peers.filter(|(_, topics)| topics.contains(&&topic)).count());
             }
         }
     }

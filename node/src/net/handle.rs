@@ -103,8 +103,9 @@ pub enum Command {
         /// Answer.
         reply: oneshot::Sender<Vec<PeerInfo>>,
     },
-    /// Publish on the advert topic.
-    PublishAdvert {
+    /// Publish on the network's gossip topic (adverts, verdicts, checkpoint messages; the
+    /// receiver routes them by envelope kind).
+    Publish {
         /// Signed envelope bytes.
         data: Vec<u8>,
         /// Answer.
@@ -148,20 +149,6 @@ pub enum Command {
         channel: ResponseChannel<BlobResponse>,
         /// The answer.
         response: BlobResponse,
-    },
-    /// Publish on the checkpoint topic.
-    PublishCheckpoint {
-        /// Signed envelope bytes.
-        data: Vec<u8>,
-        /// Answer.
-        reply: oneshot::Sender<Result<(), NetError>>,
-    },
-    /// Publish on the verdict topic.
-    PublishVerdict {
-        /// Signed envelope bytes.
-        data: Vec<u8>,
-        /// Answer.
-        reply: oneshot::Sender<Result<(), NetError>>,
     },
     /// Send a market request to a peer.
     Market {
@@ -211,11 +198,6 @@ pub enum Command {
         peer: PeerId,
         /// Answer.
         reply: oneshot::Sender<Option<f64>>,
-    },
-    /// Peers subscribed to the advert topic.
-    AdvertTopicPeers {
-        /// Answer.
-        reply: oneshot::Sender<usize>,
     },
     /// Reachability: AutoNAT status, relay reservations, hole punching counts.
     Nat {
@@ -392,10 +374,10 @@ impl NetworkHandle {
         self.ask(|reply| Command::Peers { reply }).await
     }
 
-    /// Publishes signed advert bytes.
-    pub async fn publish_advert(&self, data: Vec<u8>) -> Result<(), NetError> {
-        self.ask(|reply| Command::PublishAdvert { data, reply })
-            .await?
+    /// Publishes signed envelope bytes (an advert, a verdict, a checkpoint message) on the
+    /// network's gossip topic.
+    pub async fn publish(&self, data: Vec<u8>) -> Result<(), NetError> {
+        self.ask(|reply| Command::Publish { data, reply }).await?
     }
 
     /// Reports a validation result to gossipsub.
@@ -469,18 +451,6 @@ impl NetworkHandle {
             .map_err(|_| NetError::Stopped)
     }
 
-    /// Publishes signed checkpoint-topic bytes (proposal, vote or anchor receipt).
-    pub async fn publish_checkpoint(&self, data: Vec<u8>) -> Result<(), NetError> {
-        self.ask(|reply| Command::PublishCheckpoint { data, reply })
-            .await?
-    }
-
-    /// Publishes signed verdict bytes.
-    pub async fn publish_verdict(&self, data: Vec<u8>) -> Result<(), NetError> {
-        self.ask(|reply| Command::PublishVerdict { data, reply })
-            .await?
-    }
-
     /// Sends a market request to `peer` and waits for the answer.
     pub async fn market(
         &self,
@@ -535,11 +505,6 @@ impl NetworkHandle {
     /// Gossipsub's score of `peer` (negative after invalid messages).
     pub async fn peer_score(&self, peer: PeerId) -> Result<Option<f64>, NetError> {
         self.ask(|reply| Command::PeerScore { peer, reply }).await
-    }
-
-    /// Peers subscribed to the advert topic.
-    pub async fn advert_topic_peers(&self) -> Result<usize, NetError> {
-        self.ask(|reply| Command::AdvertTopicPeers { reply }).await
     }
 
     /// Reachability: AutoNAT's status, relay reservations held and served, hole punching.

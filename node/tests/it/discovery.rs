@@ -92,7 +92,7 @@ async fn dht_lookup_by_class_finds_exactly_that_class() {
 
 /// Publishes raw bytes on the advert topic from `from`.
 async fn publish_raw(node: &cairn_node::Node, bytes: Vec<u8>) {
-    node.net().publish_advert(bytes).await.unwrap();
+    node.net().publish(bytes).await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
