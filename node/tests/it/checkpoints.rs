@@ -167,32 +167,43 @@ async fn one_job(requester: &cairn_node::Node, nonce: u64) {
     .await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn seven_nodes_finalise_and_anchor_identical_checkpoints() {
-    use cairn_node::anchor::{AnchorSpec, CheckpointSpec, network_rules};
-    use cairn_node::checkpoints::CheckpointFault;
-    use cairn_node::testing;
-    use std::time::Duration;
+/// Nodes under `dir` that form the first checkpoint committee of their spec, started in order,
+/// each bootstrapping from the first.
+struct Committee {
+    dirs: Vec<std::path::PathBuf>,
+    ids: Vec<NodeId>,
+    spec: cairn_node::config::NetworkSpec,
+    nodes: Vec<cairn_node::RunningNode>,
+}
 
-    let dir = tempfile::tempdir().unwrap();
-    let dirs: Vec<_> = (0..7)
-        .map(|i| dir.path().join(format!("node{i}")))
-        .collect();
+/// Starts `n` nodes named in the spec `name` as its committee, with these epoch and proposer
+/// timeouts and `anchor` (none when `None`).
+async fn committee(
+    dir: &std::path::Path,
+    name: &str,
+    n: usize,
+    (epoch_ms, proposer_timeout_ms): (u64, u64),
+    anchor: Option<cairn_node::anchor::AnchorSpec>,
+) -> Committee {
+    use cairn_node::anchor::CheckpointSpec;
+    use cairn_node::testing;
+
+    let dirs: Vec<_> = (0..n).map(|i| dir.join(format!("node{i}"))).collect();
     let ids: Vec<NodeId> = dirs
         .iter()
         .map(|d| cairn_node::checkpoints::prepare_identity(d).unwrap())
         .collect();
-    let chain = SimulatedChain::start([3; 32]).await.unwrap();
-    chain.mine(5);
-    let mut spec = testing::spec("ckpt-seven");
+    let mut spec = testing::spec(name);
     spec.checkpoints = CheckpointSpec {
-        epoch_ms: 1_500,
-        proposer_timeout_ms: 2_000,
+        epoch_ms,
+        proposer_timeout_ms,
         committee: ids.iter().map(ToString::to_string).collect(),
-        committee_size: 7,
+        committee_size: n as u32,
         ..CheckpointSpec::default()
     };
-    spec.anchor = AnchorSpec::simulated(&chain, 1);
+    if let Some(anchor) = anchor {
+        spec.anchor = anchor;
+    }
     let mut nodes = Vec::new();
     let mut bootstrap = Vec::new();
     for d in &dirs {
@@ -204,6 +215,31 @@ async fn seven_nodes_finalise_and_anchor_identical_checkpoints() {
         }
         nodes.push(node);
     }
+    Committee {
+        dirs,
+        ids,
+        spec,
+        nodes,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn seven_nodes_finalise_and_anchor_identical_checkpoints() {
+    use cairn_node::anchor::{AnchorSpec, network_rules};
+    use cairn_node::checkpoints::CheckpointFault;
+    use cairn_node::testing;
+    use std::time::Duration;
+
+    let dir = tempfile::tempdir().unwrap();
+    let chain = SimulatedChain::start([3; 32]).await.unwrap();
+    chain.mine(5);
+    let anchor = AnchorSpec::simulated(&chain, 1);
+    let Committee {
+        dirs,
+        ids,
+        spec,
+        mut nodes,
+    } = committee(dir.path(), "ckpt-seven", 7, (1_500, 2_000), Some(anchor)).await;
     let mut sorted = ids.clone();
     sorted.sort();
     // The first proposer of epoch 0 goes silent; another member signs a different root.
@@ -321,6 +357,10 @@ async fn seven_nodes_finalise_and_anchor_identical_checkpoints() {
         .await;
     }
     // A restarted node reads its chain and anchors back from sled.
+    let bootstrap: Vec<String> = testing::address(nodes[0].node())
+        .await
+        .into_iter()
+        .collect();
     let pick = (index(sorted[6]) + 1) % nodes.len();
     let node = nodes.remove(pick);
     let before = node.node().checkpoints();
@@ -492,37 +532,12 @@ async fn esplora_backend_anchors_and_needs_agreeing_endpoints() {
 /// a checkpoint covers every verdict: its leaves equal the live table of every node.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn checkpoints_finalise_while_verdicts_stream_in_and_cover_them_all() {
-    use cairn_node::anchor::CheckpointSpec;
-    use cairn_node::testing;
     use std::time::Duration;
 
     let dir = tempfile::tempdir().unwrap();
-    let dirs: Vec<_> = (0..5)
-        .map(|i| dir.path().join(format!("node{i}")))
-        .collect();
-    let ids: Vec<NodeId> = dirs
-        .iter()
-        .map(|d| cairn_node::checkpoints::prepare_identity(d).unwrap())
-        .collect();
-    let mut spec = testing::spec("ckpt-stream");
-    spec.checkpoints = CheckpointSpec {
-        epoch_ms: 600,
-        proposer_timeout_ms: 1_000,
-        committee: ids.iter().map(ToString::to_string).collect(),
-        committee_size: 5,
-        ..CheckpointSpec::default()
-    };
-    let mut nodes = Vec::new();
-    let mut bootstrap = Vec::new();
-    for d in &dirs {
-        let node = testing::start(d, &spec, testing::cpu_only(), bootstrap.clone())
-            .await
-            .unwrap();
-        if bootstrap.is_empty() {
-            bootstrap = testing::address(node.node()).await.into_iter().collect();
-        }
-        nodes.push(node);
-    }
+    let nodes = committee(dir.path(), "ckpt-stream", 5, (600, 1_000), None)
+        .await
+        .nodes;
     crate::harness::wait_for("all adverts", Duration::from_secs(30), || async {
         nodes
             .iter()
