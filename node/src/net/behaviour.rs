@@ -127,7 +127,7 @@ impl Behaviour {
         );
 
         let market = request_response::Behaviour::with_codec(
-            MarketCodec,
+            MarketCodec::default(),
             [(
                 protocol(config.market_protocol())?,
                 request_response::ProtocolSupport::Full,
@@ -136,7 +136,7 @@ impl Behaviour {
         );
 
         let sync = request_response::Behaviour::with_codec(
-            SyncCodec,
+            SyncCodec::default(),
             [(
                 protocol(config.sync_protocol())?,
                 request_response::ProtocolSupport::Full,

@@ -8,6 +8,7 @@
 mod behaviour;
 mod blob_codec;
 mod event_loop;
+mod framed;
 mod handle;
 mod market;
 mod nat;
@@ -20,6 +21,7 @@ use std::time::Duration;
 pub use behaviour::{Behaviour, BehaviourEvent};
 pub use blob_codec::{BlobCodec, BlobResponse};
 pub use event_loop::{EventLoop, SwarmBuildError, build_swarm};
+pub use framed::{Frame, Framed};
 pub use handle::{Command, ConnectionStats, NetError, NetworkEvent, NetworkHandle, PeerInfo};
 pub use market::{MAX_MARKET_FRAME, MarketCodec, MarketRequest, MarketResponse};
 pub use nat::{MAX_AUTO_RELAYS, NatConfig, NatInfo, RelayServerMode};

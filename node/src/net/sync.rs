@@ -1,16 +1,13 @@
 //! The sync protocol: a node that has just joined asks a few peers for what they know instead
-//! of waiting for everyone to republish. Frames are those of the market protocol (a u32
-//! length, then bincode) with a larger limit, checked before anything is read; every item in
-//! an answer is a signed envelope that the asker verifies like gossip.
+//! of waiting for everyone to republish. One frame each way (see [`super::framed`]), with a
+//! larger limit than the market's; every item in an answer is a signed envelope that the asker
+//! verifies like gossip.
 
 use std::io;
 
 use bincode::{Decode, Encode};
-use futures::{AsyncRead, AsyncWrite};
-use libp2p::StreamProtocol;
-use libp2p::request_response::Codec;
 
-use super::market::{read_frame, write_frame};
+use super::framed::{Frame, Framed};
 
 /// Largest sync frame, in bytes.
 pub const MAX_SYNC_FRAME: usize = 4 << 20;
@@ -34,29 +31,16 @@ pub enum SyncResponse {
     Adverts(Vec<Vec<u8>>),
 }
 
-/// Codec of the sync protocol.
-#[derive(Clone, Debug, Default)]
-pub struct SyncCodec;
+impl Frame for SyncRequest {
+    // A request is a few bytes; a large one is hostile.
+    const LIMIT: usize = 64;
+}
 
-impl Codec for SyncCodec {
-    type Protocol = StreamProtocol;
-    type Request = SyncRequest;
-    type Response = SyncResponse;
+impl Frame for SyncResponse {
+    const LIMIT: usize = MAX_SYNC_FRAME;
 
-    async fn read_request<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<SyncRequest>
-    where
-        T: AsyncRead + Unpin + Send,
-    {
-        // A request is a few bytes; a large one is hostile.
-        read_frame(io, 64).await
-    }
-
-    async fn read_response<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<SyncResponse>
-    where
-        T: AsyncRead + Unpin + Send,
-    {
-        let response: SyncResponse = read_frame(io, MAX_SYNC_FRAME).await?;
-        let SyncResponse::Adverts(adverts) = &response;
+    fn check(&self) -> io::Result<()> {
+        let SyncResponse::Adverts(adverts) = self;
         if adverts.len() > MAX_SYNC_ADVERTS {
             let msg = format!(
                 "{} adverts in a sync answer exceed {MAX_SYNC_ADVERTS}",
@@ -64,38 +48,19 @@ impl Codec for SyncCodec {
             );
             return Err(io::Error::new(io::ErrorKind::InvalidData, msg));
         }
-        Ok(response)
-    }
-
-    async fn write_request<T>(
-        &mut self,
-        _: &StreamProtocol,
-        io: &mut T,
-        req: SyncRequest,
-    ) -> io::Result<()>
-    where
-        T: AsyncWrite + Unpin + Send,
-    {
-        write_frame(io, &req).await
-    }
-
-    async fn write_response<T>(
-        &mut self,
-        _: &StreamProtocol,
-        io: &mut T,
-        res: SyncResponse,
-    ) -> io::Result<()>
-    where
-        T: AsyncWrite + Unpin + Send,
-    {
-        write_frame(io, &res).await
+        Ok(())
     }
 }
+
+/// Codec of the sync protocol.
+pub type SyncCodec = Framed<SyncRequest, SyncResponse>;
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use futures::io::Cursor;
+    use libp2p::StreamProtocol;
+    use libp2p::request_response::Codec;
 
     fn proto() -> StreamProtocol {
         StreamProtocol::new("/test/sync")
@@ -105,12 +70,15 @@ mod tests {
     async fn an_answer_round_trips() {
         let answer = SyncResponse::Adverts(vec![vec![1, 2, 3], vec![4; 100]]);
         let mut wire = Cursor::new(Vec::new());
-        SyncCodec
+        SyncCodec::default()
             .write_response(&proto(), &mut wire, answer.clone())
             .await
             .unwrap();
         let mut read = Cursor::new(wire.into_inner());
-        let back = SyncCodec.read_response(&proto(), &mut read).await.unwrap();
+        let back = SyncCodec::default()
+            .read_response(&proto(), &mut read)
+            .await
+            .unwrap();
         assert_eq!(back, answer);
     }
 
@@ -118,7 +86,7 @@ mod tests {
     async fn an_oversized_frame_is_refused_before_reading_it() {
         let mut wire = ((MAX_SYNC_FRAME + 1) as u32).to_le_bytes().to_vec();
         wire.extend([0u8; 16]);
-        let err = SyncCodec
+        let err = SyncCodec::default()
             .read_response(&proto(), &mut Cursor::new(wire))
             .await
             .unwrap_err();
@@ -130,11 +98,11 @@ mod tests {
     async fn too_many_adverts_are_refused() {
         let answer = SyncResponse::Adverts(vec![Vec::new(); MAX_SYNC_ADVERTS + 1]);
         let mut wire = Cursor::new(Vec::new());
-        SyncCodec
+        SyncCodec::default()
             .write_response(&proto(), &mut wire, answer)
             .await
             .unwrap();
-        let err = SyncCodec
+        let err = SyncCodec::default()
             .read_response(&proto(), &mut Cursor::new(wire.into_inner()))
             .await
             .unwrap_err();
@@ -146,7 +114,7 @@ mod tests {
         let mut wire = 1000u32.to_le_bytes().to_vec();
         wire.extend([0u8; 1000]);
         assert!(
-            SyncCodec
+            SyncCodec::default()
                 .read_request(&proto(), &mut Cursor::new(wire))
                 .await
                 .is_err()
