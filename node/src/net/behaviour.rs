@@ -100,7 +100,8 @@ impl Behaviour {
             // `EventLoop::add_to_routing_table`).
             .set_kbucket_inserts(kad::BucketInserts::Manual)
             .set_max_packet_size(64 * 1024)
-            .set_query_timeout(Duration::from_secs(30));
+            .set_query_timeout(Duration::from_secs(30))
+            .set_periodic_bootstrap_interval(Some(super::dht::BUCKET_REFRESH));
         let store_config = MemoryStoreConfig {
             max_records: 4096,
             max_value_bytes: 64 * 1024,

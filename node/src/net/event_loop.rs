@@ -16,6 +16,7 @@ use tracing::{debug, info, warn};
 use cairn_protocol::{Envelope, MessageKind};
 
 use super::behaviour::{Behaviour, BehaviourEvent};
+use super::dht::{BUCKET_REFRESH, BucketRefresh};
 use super::handle::{Command, ConnectionStats, NetError, NetworkEvent, NetworkHandle, PeerInfo};
 use super::nat::{NatState, RELAY_RETRY, RelayListens, is_relayed};
 use super::peers::{self, PeerActivity};
@@ -81,7 +82,7 @@ pub struct EventLoop {
     identified: HashMap<PeerId, (Vec<Multiaddr>, String)>,
     /// Open connections per peer, each marked relayed or direct.
     connections: HashMap<PeerId, HashMap<ConnectionId, bool>>,
-    bootstrapped: bool,
+    refresh: BucketRefresh,
     providing: HashMap<QueryId, oneshot::Sender<Result<(), NetError>>>,
     finding: HashMap<QueryId, ProviderSearch>,
     blob_requests: HashMap<OutboundRequestId, oneshot::Sender<Result<BlobResponse, NetError>>>,
@@ -127,7 +128,7 @@ impl EventLoop {
             listen_addrs: Vec::new(),
             identified: HashMap::new(),
             connections: HashMap::new(),
-            bootstrapped: false,
+            refresh: BucketRefresh::new(BUCKET_REFRESH, Instant::now()),
             providing: HashMap::new(),
             finding: HashMap::new(),
             blob_requests: HashMap::new(),
@@ -271,7 +272,7 @@ impl EventLoop {
                     .behaviour_mut()
                     .blobs
                     .send_request_with_addresses(&peer, hash, addrs);
-                self.activity.request_sent(peer, Instant::now());
+                self.activity.request_started(peer, Instant::now());
                 self.blob_requests.insert(request, reply);
             }
             Command::RespondBlob { channel, response } => {
@@ -288,7 +289,7 @@ impl EventLoop {
                     .behaviour_mut()
                     .market
                     .send_request_with_addresses(&peer, request, addrs);
-                self.activity.request_sent(peer, Instant::now());
+                self.activity.request_started(peer, Instant::now());
                 self.market_requests.insert(id, reply);
             }
             Command::RespondMarket { channel, response } => {
@@ -307,7 +308,7 @@ impl EventLoop {
                     .behaviour_mut()
                     .sync
                     .send_request_with_addresses(&peer, request, addrs);
-                self.activity.request_sent(peer, Instant::now());
+                self.activity.request_started(peer, Instant::now());
                 self.sync_requests.insert(id, reply);
             }
             Command::RespondSync { channel, response } => {
@@ -422,6 +423,19 @@ impl EventLoop {
                 self.on_identify(peer_id, info)
             }
             BehaviourEvent::Kad(kad::Event::OutboundQueryProgressed {
+                id,
+                result: QueryResult::Bootstrap(_),
+                step,
+                ..
+            }) => {
+                let now = Instant::now();
+                if !self.refresh.go_on(id, step.count.get(), step.last, now)
+                    && let Some(mut query) = self.swarm.behaviour_mut().kad.query_mut(&id)
+                {
+                    query.finish();
+                }
+            }
+            BehaviourEvent::Kad(kad::Event::OutboundQueryProgressed {
                 id, result, step, ..
             }) => self.on_query(id, result, step.last),
             BehaviourEvent::Blobs(event) => route_request_response(
@@ -528,12 +542,10 @@ impl EventLoop {
             });
             return;
         }
+        // The first peer in the routing table starts kad's bootstrap (see [`super::dht`]).
         self.add_to_routing_table(peer, &info.listen_addrs);
         self.identified
             .insert(peer, (info.listen_addrs, info.agent_version));
-        if !self.bootstrapped {
-            self.bootstrapped = self.swarm.behaviour_mut().kad.bootstrap().is_ok();
-        }
     }
 
     fn on_query(&mut self, id: QueryId, result: QueryResult, last: bool) {
@@ -644,7 +656,8 @@ fn route_request_response<Req, Resp>(
             request_response::Message::Request {
                 request, channel, ..
             } => {
-                activity.touch(peer, Instant::now());
+                // Until answered: closing the connection now would fail the request.
+                activity.request_started(peer, Instant::now());
                 if events.try_send(inbound(peer, request, channel)).is_err() {
                     warn!(target: "cairn::net", %peer, "node busy; dropping a request");
                 }
@@ -673,6 +686,9 @@ fn route_request_response<Req, Resp>(
                 }));
             }
         }
-        _ => {}
+        request_response::Event::ResponseSent { peer, .. }
+        | request_response::Event::InboundFailure { peer, .. } => {
+            activity.request_ended(peer, Instant::now());
+        }
     }
 }

@@ -7,6 +7,7 @@
 
 mod behaviour;
 mod blob_codec;
+mod dht;
 mod event_loop;
 mod framed;
 mod handle;

@@ -1,12 +1,13 @@
-//! Connection trimming. Every protocol that reaches a peer leaves a connection behind, and
-//! gossipsub keeps each one open (it holds a stream on it), so without trimming a node ends
-//! up connected to every peer its DHT queries and auctions ever touched: a full mesh, whose
-//! keep-alives, gossip and timers cost each node O(N). Above a high-water mark the swarm task
-//! closes the least recently used connections that no one needs, down to the target.
+//! Connection trimming. Every protocol that reaches a peer leaves a connection behind, kept
+//! for the swarm's idle timeout after its last request, so without trimming a busy node stays
+//! connected to most peers its DHT queries and auctions touched in the last minute, whose
+//! keep-alives, gossip and timers cost it O(N). Above a high-water mark the swarm task closes
+//! the least recently used connections that no one needs, down to the target.
 //!
 //! Needed, and never closed: gossipsub mesh peers, relays and relayed peers (the caller
-//! protects them), peers with a request of ours in flight, and peers used within the grace
-//! period (a connection that just opened, or served a request, is about to be used again).
+//! protects them), peers with a request in flight either way (ours unanswered, or theirs that
+//! this node has not answered yet), and peers used within the grace period (a connection that
+//! just opened, or served a request, is about to be used again).
 
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
@@ -60,13 +61,14 @@ impl PeerActivity {
         self.last_used.insert(peer, now);
     }
 
-    /// A request of ours to `peer` was sent.
-    pub(crate) fn request_sent(&mut self, peer: PeerId, now: Instant) {
+    /// A request of ours to `peer` was sent, or one of its to us arrived: the connection is
+    /// needed until [`Self::request_ended`].
+    pub(crate) fn request_started(&mut self, peer: PeerId, now: Instant) {
         *self.in_flight.entry(peer).or_default() += 1;
         self.touch(peer, now);
     }
 
-    /// A request of ours to `peer` was answered or failed.
+    /// A request either way was answered or failed.
     pub(crate) fn request_ended(&mut self, peer: PeerId, now: Instant) {
         if let Some(n) = self.in_flight.get_mut(&peer) {
             *n = n.saturating_sub(1);
@@ -159,7 +161,7 @@ mod tests {
         }
         let later = start + Duration::from_secs(60);
         let protected: HashSet<PeerId> = [connected[0]].into();
-        activity.request_sent(connected[1], start);
+        activity.request_started(connected[1], start);
         activity.touch(connected[2], later - Duration::from_secs(1));
         let closed = activity.to_close(&connected, &protected, later);
         assert_eq!(closed.len(), 3);
