@@ -110,6 +110,27 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_frame_of_millions_of_empty_adverts_is_refused_by_the_decoder() {
+        // 4 MiB of one-byte empty adverts would be 4 million Vec headers (96 MiB) if the
+        // decoder allocated what the count claims; bincode's limit counts each claimed
+        // element's in-memory size against the frame limit and refuses first.
+        let count: u32 = 4_000_000;
+        let mut body = vec![0u8]; // the enum variant
+        body.push(252); // bincode varint: a u32 follows
+        body.extend(count.to_le_bytes());
+        body.resize(body.len() + count as usize, 0);
+        let mut wire = (body.len() as u32).to_le_bytes().to_vec();
+        assert!(body.len() <= MAX_SYNC_FRAME);
+        wire.extend(body);
+        let err = SyncCodec::default()
+            .read_response(&proto(), &mut Cursor::new(wire))
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+        assert!(err.to_string().to_lowercase().contains("limit"), "{err}");
+    }
+
+    #[tokio::test]
     async fn a_large_request_is_refused() {
         let mut wire = 1000u32.to_le_bytes().to_vec();
         wire.extend([0u8; 1000]);
