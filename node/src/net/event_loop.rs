@@ -7,7 +7,7 @@ use futures::StreamExt;
 use libp2p::gossipsub::{self, IdentTopic, MessageAcceptance};
 use libp2p::identity::Keypair;
 use libp2p::kad::{self, GetProvidersOk, QueryId, QueryResult};
-use libp2p::request_response::{self, OutboundRequestId, ResponseChannel};
+use libp2p::request_response::{self, InboundRequestId, OutboundRequestId, ResponseChannel};
 use libp2p::swarm::{ConnectionId, SwarmEvent};
 use libp2p::{Multiaddr, PeerId, Swarm, SwarmBuilder, autonat, identify, mdns, noise, tcp, yamux};
 use tokio::sync::{mpsc, oneshot};
@@ -85,9 +85,9 @@ pub struct EventLoop {
     refresh: BucketRefresh,
     providing: HashMap<QueryId, oneshot::Sender<Result<(), NetError>>>,
     finding: HashMap<QueryId, ProviderSearch>,
-    blob_requests: HashMap<OutboundRequestId, oneshot::Sender<Result<BlobResponse, NetError>>>,
-    market_requests: HashMap<OutboundRequestId, oneshot::Sender<Result<MarketResponse, NetError>>>,
-    sync_requests: HashMap<OutboundRequestId, oneshot::Sender<Result<SyncResponse, NetError>>>,
+    blob_requests: InFlight<BlobResponse>,
+    market_requests: InFlight<MarketResponse>,
+    sync_requests: InFlight<SyncResponse>,
     nat: NatState,
     relay_listens: RelayListens,
     activity: PeerActivity,
@@ -131,9 +131,9 @@ impl EventLoop {
             refresh: BucketRefresh::new(BUCKET_REFRESH, Instant::now()),
             providing: HashMap::new(),
             finding: HashMap::new(),
-            blob_requests: HashMap::new(),
-            market_requests: HashMap::new(),
-            sync_requests: HashMap::new(),
+            blob_requests: InFlight::default(),
+            market_requests: InFlight::default(),
+            sync_requests: InFlight::default(),
             activity: PeerActivity::new(peer_target, peers::GRACE),
             peer_addrs: HashMap::new(),
             stats: ConnectionStats::default(),
@@ -273,7 +273,7 @@ impl EventLoop {
                     .blobs
                     .send_request_with_addresses(&peer, hash, addrs);
                 self.activity.request_started(peer, Instant::now());
-                self.blob_requests.insert(request, reply);
+                self.blob_requests.ours.insert(request, reply);
             }
             Command::RespondBlob { channel, response } => {
                 // Fails only when the requester went away; nothing to do then.
@@ -290,7 +290,7 @@ impl EventLoop {
                     .market
                     .send_request_with_addresses(&peer, request, addrs);
                 self.activity.request_started(peer, Instant::now());
-                self.market_requests.insert(id, reply);
+                self.market_requests.ours.insert(id, reply);
             }
             Command::RespondMarket { channel, response } => {
                 let _ = swarm
@@ -309,7 +309,7 @@ impl EventLoop {
                     .sync
                     .send_request_with_addresses(&peer, request, addrs);
                 self.activity.request_started(peer, Instant::now());
-                self.sync_requests.insert(id, reply);
+                self.sync_requests.ours.insert(id, reply);
             }
             Command::RespondSync { channel, response } => {
                 let _ = swarm.behaviour_mut().sync.send_response(channel, response);
@@ -641,12 +641,30 @@ fn is_loopback(addr: &Multiaddr) -> bool {
     })
 }
 
+/// One request-response protocol's requests in flight.
+struct InFlight<Resp> {
+    /// Ours, each with whoever waits for the answer.
+    ours: HashMap<OutboundRequestId, oneshot::Sender<Result<Resp, NetError>>>,
+    /// Peers', until this node answers them or they fail.
+    theirs: HashSet<InboundRequestId>,
+}
+
+impl<Resp> Default for InFlight<Resp> {
+    fn default() -> Self {
+        Self {
+            ours: HashMap::new(),
+            theirs: HashSet::new(),
+        }
+    }
+}
+
 /// Routes a request-response event: inbound requests go to the node as the event `inbound`
 /// makes (dropped, and the requester times out, when the node is busy); answers and failures
-/// of our own requests go to whoever is waiting in `pending`.
+/// of our own requests go to whoever is waiting in `requests`. Either way the peer counts as
+/// needed (see [`peers`]) until the request ends.
 fn route_request_response<Req, Resp>(
     event: request_response::Event<Req, Resp>,
-    pending: &mut HashMap<OutboundRequestId, oneshot::Sender<Result<Resp, NetError>>>,
+    requests: &mut InFlight<Resp>,
     activity: &mut PeerActivity,
     events: &mpsc::Sender<NetworkEvent>,
     inbound: impl FnOnce(PeerId, Req, ResponseChannel<Resp>) -> NetworkEvent,
@@ -654,9 +672,11 @@ fn route_request_response<Req, Resp>(
     match event {
         request_response::Event::Message { peer, message, .. } => match message {
             request_response::Message::Request {
-                request, channel, ..
+                request_id,
+                request,
+                channel,
             } => {
-                // Until answered: closing the connection now would fail the request.
+                requests.theirs.insert(request_id);
                 activity.request_started(peer, Instant::now());
                 if events.try_send(inbound(peer, request, channel)).is_err() {
                     warn!(target: "cairn::net", %peer, "node busy; dropping a request");
@@ -667,7 +687,7 @@ fn route_request_response<Req, Resp>(
                 response,
             } => {
                 activity.request_ended(peer, Instant::now());
-                if let Some(reply) = pending.remove(&request_id) {
+                if let Some(reply) = requests.ours.remove(&request_id) {
                     let _ = reply.send(Ok(response));
                 }
             }
@@ -679,16 +699,23 @@ fn route_request_response<Req, Resp>(
             ..
         } => {
             activity.request_ended(peer, Instant::now());
-            if let Some(reply) = pending.remove(&request_id) {
+            if let Some(reply) = requests.ours.remove(&request_id) {
                 let _ = reply.send(Err(NetError::Request {
                     peer,
                     reason: error.to_string(),
                 }));
             }
         }
-        request_response::Event::ResponseSent { peer, .. }
-        | request_response::Event::InboundFailure { peer, .. } => {
-            activity.request_ended(peer, Instant::now());
+        // A failure to read a request ends one that was never counted.
+        request_response::Event::ResponseSent {
+            peer, request_id, ..
+        }
+        | request_response::Event::InboundFailure {
+            peer, request_id, ..
+        } => {
+            if requests.theirs.remove(&request_id) {
+                activity.request_ended(peer, Instant::now());
+            }
         }
     }
 }
