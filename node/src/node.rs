@@ -757,16 +757,23 @@ impl Node {
                 }
                 NetworkEvent::SyncRequest {
                     peer,
-                    request: SyncRequest::Adverts,
+                    request,
                     channel,
                 } => {
-                    let adverts = self.advert_envelopes();
-                    debug!(target: "cairn::adverts", %peer, count = adverts.len(), "advert sync served");
-                    let _ = self
-                        .inner
-                        .net
-                        .respond_sync(channel, SyncResponse::Adverts(adverts))
-                        .await;
+                    let response = match request {
+                        SyncRequest::Adverts => {
+                            let adverts = self.advert_envelopes();
+                            debug!(target: "cairn::adverts", %peer, count = adverts.len(), "advert sync served");
+                            SyncResponse::Adverts(adverts)
+                        }
+                        SyncRequest::Checkpoints { from } => {
+                            SyncResponse::Checkpoints(self.checkpoints_from(from))
+                        }
+                        SyncRequest::Leaves { epoch } => {
+                            SyncResponse::Leaves(self.checkpoint_leaves(epoch))
+                        }
+                    };
+                    let _ = self.inner.net.respond_sync(channel, response).await;
                 }
                 NetworkEvent::WrongNetwork { .. } => {
                     self.inner.metrics.reject("peer", "wrong_network")
@@ -842,6 +849,11 @@ impl Node {
     async fn sync_adverts_from(self, peer: PeerId) {
         let adverts = match self.inner.net.sync(peer, SyncRequest::Adverts).await {
             Ok(SyncResponse::Adverts(adverts)) => adverts,
+            Ok(_) => {
+                self.inner.metrics.reject("synced_advert", "wrong_answer");
+                self.inner.synced_from.fetch_sub(1, Ordering::Relaxed);
+                return;
+            }
             Err(e) => {
                 debug!(target: "cairn::adverts", %peer, error = %e, "advert sync failed");
                 // Let another peer be asked instead.

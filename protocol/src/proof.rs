@@ -318,11 +318,42 @@ pub fn verify_chain(
     if chain.is_empty() || chain.len() > MAX_CHAIN {
         return Err(ProofError::ChainLength { len: chain.len() });
     }
-    let mut previous = genesis.hash().map_err(ProofError::Spec)?;
-    let mut committee: &[NodeId] = &genesis.committee;
-    for (index, signed) in chain.iter().enumerate() {
+    let start = ChainTip {
+        len: 0,
+        hash: genesis.hash().map_err(ProofError::Spec)?,
+        committee: &genesis.committee,
+    };
+    verify_extension(chain, start, genesis)
+}
+
+/// The end of a verified chain, which more checkpoints may extend.
+#[derive(Clone, Copy, Debug)]
+pub struct ChainTip<'a> {
+    /// Checkpoints in the chain (the next one's epoch).
+    pub len: usize,
+    /// The last checkpoint's hash (the genesis hash for an empty chain).
+    pub hash: CheckpointHash,
+    /// The committee that signs the next checkpoint.
+    pub committee: &'a [NodeId],
+}
+
+/// Checks `next`, checkpoints that extend the verified chain ending at `tip` (a node catching
+/// up), with the same rules as [`verify_chain`]; returns the new last hash.
+pub fn verify_extension(
+    next: &[SignedCheckpoint],
+    tip: ChainTip<'_>,
+    genesis: &Genesis,
+) -> Result<CheckpointHash, ProofError> {
+    if tip.len.saturating_add(next.len()) > MAX_CHAIN {
+        return Err(ProofError::ChainLength {
+            len: tip.len.saturating_add(next.len()),
+        });
+    }
+    let mut previous = tip.hash;
+    let mut committee = tip.committee;
+    for (offset, signed) in next.iter().enumerate() {
         let c = &signed.checkpoint;
-        check_header(c, index, previous, genesis)?;
+        check_header(c, tip.len + offset, previous, genesis)?;
         let hash = c.hash().map_err(ProofError::Decode)?;
         checkpoint::check_votes(c.epoch, hash, committee, genesis.threshold, &signed.votes)
             .map_err(|source| ProofError::Signatures {

@@ -85,6 +85,30 @@ impl ReputationTable {
         }
     }
 
+    /// The table a checkpoint's leaves describe, for a node that adopts a checkpoint it did not
+    /// compute (catching up). A leaf has the score and how many verdicts it rests on, not
+    /// their kinds, so the count is kept as agreeing reports: later leaves, which depend on the
+    /// score and the count alone, come out the same as on every other node.
+    pub fn from_leaves(params: ReputationParams, leaves: &[ReputationLeaf]) -> Self {
+        let entries = leaves
+            .iter()
+            .map(|leaf| {
+                let standing = Standing {
+                    score: leaf.score,
+                    agreed: leaf.evidence_count,
+                    dissented: 0,
+                    timed_out: 0,
+                };
+                (leaf.peer, standing)
+            })
+            .collect();
+        Self {
+            params,
+            entries,
+            applied: BTreeSet::new(),
+        }
+    }
+
     /// The constants in use.
     pub fn params(&self) -> &ReputationParams {
         &self.params

@@ -60,6 +60,11 @@ impl Ledger {
         true
     }
 
+    /// The reputation constants of the covered table.
+    pub(super) fn params(&self) -> cairn_protocol::reputation::ReputationParams {
+        *self.base.params()
+    }
+
     /// Changes whenever [`Ledger::table_at`] may give another answer for some cutoff.
     pub(super) fn version(&self) -> u64 {
         self.version
@@ -83,6 +88,17 @@ impl Ledger {
             }
         }
         self.base.forget_applied();
+        self.covered_until = self.covered_until.max(cutoff);
+        self.version += 1;
+    }
+
+    /// Takes `table` as the covered table of a checkpoint with this cutoff that this node did
+    /// not compute itself (it caught up): verdicts that checkpoint covers leave the uncovered
+    /// set, later ones stay.
+    pub(super) fn adopt(&mut self, mut table: ReputationTable, cutoff: Timestamp) {
+        table.forget_applied();
+        self.base = table;
+        self.uncovered.retain(|_, (issued, _)| *issued > cutoff);
         self.covered_until = self.covered_until.max(cutoff);
         self.version += 1;
     }
@@ -194,6 +210,35 @@ mod tests {
             "not in the next checkpoint's verdicts"
         );
         assert_eq!(next.standing(&node(1)).agreed, 2, "but in its table");
+    }
+
+    #[test]
+    fn an_adopted_table_replaces_what_its_cutoff_covers_and_keeps_later_verdicts() {
+        // A node that started late holds only some of the verdicts a checkpoint covered.
+        let mut late = Ledger::default();
+        late.note(id(2), Timestamp(200), evidence(&[1], &[]));
+        late.note(id(3), Timestamp(400), evidence(&[2], &[]));
+        let mut everyone = Ledger::default();
+        everyone.note(id(1), Timestamp(100), evidence(&[1], &[]));
+        everyone.note(id(2), Timestamp(200), evidence(&[1], &[]));
+        everyone.note(id(3), Timestamp(400), evidence(&[2], &[]));
+        everyone.cover(Timestamp(300));
+        let covered = everyone.table_at(Timestamp(300));
+        assert_ne!(
+            late.table_at(Timestamp(1_000)).leaves(),
+            everyone.table_at(Timestamp(1_000)).leaves()
+        );
+
+        let before = late.version();
+        late.adopt(covered, Timestamp(300));
+        assert_ne!(late.version(), before);
+        assert_eq!(late.uncovered(), 1);
+        let (mine, theirs) = (
+            late.table_at(Timestamp(1_000)),
+            everyone.table_at(Timestamp(1_000)),
+        );
+        assert_eq!(mine.leaves(), theirs.leaves());
+        assert_eq!(mine.applied_ids(), vec![id(3)]);
     }
 
     #[test]

@@ -9,12 +9,13 @@
 //! (`ledger.rs`), so members agree while new verdicts keep arriving.
 //!
 //! The rules are `cairn_protocol::checkpoint`'s; this module carries them out on the clock,
-//! the gossip topic and the disk. Not built: fetching verdicts a member misses (a member whose
-//! ledger differs does not sign, and signs later if the missing verdict arrives before the
-//! checkpoint is final), and catching up on checkpoints finalised while a node was offline
-//! (the ledger lives in memory).
+//! the gossip topic and the disk; a node behind the chain catches up over the sync protocol
+//! (`catch_up.rs`). Not built: fetching verdicts a member misses (a member whose ledger
+//! differs does not sign, and signs later if the missing verdict arrives before the
+//! checkpoint is final).
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -37,6 +38,7 @@ use crate::node::{Node, NodeError, now};
 use crate::store::{self, KvStore, Tree};
 
 mod anchoring;
+mod catch_up;
 mod ledger;
 mod round;
 
@@ -134,6 +136,8 @@ pub(crate) struct CheckpointService {
     genesis: Option<Genesis>,
     state: Mutex<State>,
     backend: Arc<dyn AnchorBackend>,
+    /// Whether a catch-up (see `catch_up.rs`) is running.
+    catching_up: AtomicBool,
     /// The node's own simulated chain, when the spec asks for one without a URL.
     _chain: Option<SimulatedChain>,
 }
@@ -196,6 +200,7 @@ impl CheckpointService {
                 ledger: Ledger::default(),
             }),
             backend,
+            catching_up: AtomicBool::new(false),
             _chain: chain,
         })
     }

@@ -74,7 +74,7 @@ impl Node {
     }
 
     /// The latest issue time of the verdicts a checkpoint proposed at `at` covers.
-    fn cutoff(&self, at: Timestamp) -> Timestamp {
+    pub(super) fn cutoff(&self, at: Timestamp) -> Timestamp {
         let settle = super::ledger::settle_ms(self.inner.options.spec.checkpoints.epoch_ms);
         Timestamp(at.0.saturating_sub(settle))
     }
@@ -101,11 +101,15 @@ impl Node {
 
     /// Handles a gossiped checkpoint message (proposal, vote or anchor receipt).
     pub(crate) async fn on_checkpoint_gossip(&self, source: PeerId, id: MessageId, data: Vec<u8>) {
-        let checked = self.check_checkpoint_message(&data).await;
+        let checked = self.check_checkpoint_message(source, &data).await;
         self.settle_gossip("checkpoint", source, id, checked).await;
     }
 
-    async fn check_checkpoint_message(&self, data: &[u8]) -> Result<(), &'static str> {
+    async fn check_checkpoint_message(
+        &self,
+        source: PeerId,
+        data: &[u8],
+    ) -> Result<(), &'static str> {
         if data.len() > crate::net::MAX_GOSSIP_BYTES {
             return Err("oversize");
         }
@@ -113,6 +117,7 @@ impl Node {
         match envelope.kind {
             MessageKind::Checkpoint => {
                 let proposal = envelope.verify::<Checkpoint>().map_err(|e| e.reason())?;
+                self.catch_up_if_behind(proposal.message().epoch, source);
                 self.accept_proposal(proposal).await
             }
             MessageKind::CheckpointVote => {

@@ -26,7 +26,10 @@ pub use framed::{Frame, Framed};
 pub use handle::{Command, ConnectionStats, NetError, NetworkEvent, NetworkHandle, PeerInfo};
 pub use market::{MAX_MARKET_FRAME, MarketCodec, MarketRequest, MarketResponse};
 pub use nat::{MAX_AUTO_RELAYS, NatConfig, NatInfo, RelayServerMode};
-pub use sync::{MAX_SYNC_ADVERTS, MAX_SYNC_FRAME, SyncCodec, SyncRequest, SyncResponse};
+pub use sync::{
+    MAX_SYNC_ADVERTS, MAX_SYNC_CHECKPOINTS, MAX_SYNC_FRAME, MAX_SYNC_LEAVES, SyncCodec,
+    SyncRequest, SyncResponse,
+};
 
 /// Largest blob that can cross the wire, whatever the configuration says.
 pub const MAX_BLOB_TRANSFER_BYTES: u64 = 256 << 20;

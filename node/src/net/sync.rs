@@ -1,11 +1,15 @@
 //! The sync protocol: a node that has just joined asks a few peers for what they know instead
-//! of waiting for everyone to republish. One frame each way (see [`super::framed`]), with a
-//! larger limit than the market's; every item in an answer is a signed envelope that the asker
-//! verifies like gossip.
+//! of waiting for everyone to republish: adverts, and the reputation checkpoints finalised
+//! before it joined. One frame each way (see [`super::framed`]), with a larger limit than the
+//! market's. Nothing in an answer is taken on the answerer's word: adverts are signed
+//! envelopes checked like gossip, checkpoints carry their committee's votes and extend the
+//! asker's chain, and leaves must hash to the root of the checkpoint they belong to.
 
 use std::io;
 
 use bincode::{Decode, Encode};
+use cairn_protocol::merkle::ReputationLeaf;
+use cairn_protocol::proof::SignedCheckpoint;
 
 use super::framed::{Frame, Framed};
 
@@ -15,12 +19,28 @@ pub const MAX_SYNC_FRAME: usize = 4 << 20;
 /// Most adverts in one answer.
 pub const MAX_SYNC_ADVERTS: usize = 4096;
 
+/// Most checkpoints in one answer (the asker asks again from where it got to).
+pub const MAX_SYNC_CHECKPOINTS: usize = 64;
+
+/// Most leaves (nodes with a reputation) in one answer.
+pub const MAX_SYNC_LEAVES: usize = 65_536;
+
 /// What a node asks a peer for.
 #[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
 #[non_exhaustive]
 pub enum SyncRequest {
     /// Every unexpired capability advert the peer holds.
     Adverts,
+    /// Finalised checkpoints from epoch `from` on, at most [`MAX_SYNC_CHECKPOINTS`].
+    Checkpoints {
+        /// The first epoch wanted.
+        from: u64,
+    },
+    /// The reputation leaves of the checkpoint of `epoch`.
+    Leaves {
+        /// The epoch.
+        epoch: u64,
+    },
 }
 
 /// The answer.
@@ -29,6 +49,10 @@ pub enum SyncRequest {
 pub enum SyncResponse {
     /// Signed advert envelopes, at most [`MAX_SYNC_ADVERTS`] and [`MAX_SYNC_FRAME`] bytes.
     Adverts(Vec<Vec<u8>>),
+    /// Consecutive finalised checkpoints from the epoch asked for (none: the peer has none).
+    Checkpoints(Vec<SignedCheckpoint>),
+    /// The leaves, when the peer keeps them (it does for checkpoints whose table it computed).
+    Leaves(Option<Vec<ReputationLeaf>>),
 }
 
 impl Frame for SyncRequest {
@@ -40,12 +64,17 @@ impl Frame for SyncResponse {
     const LIMIT: usize = MAX_SYNC_FRAME;
 
     fn check(&self) -> io::Result<()> {
-        let SyncResponse::Adverts(adverts) = self;
-        if adverts.len() > MAX_SYNC_ADVERTS {
-            let msg = format!(
-                "{} adverts in a sync answer exceed {MAX_SYNC_ADVERTS}",
-                adverts.len()
-            );
+        let (what, count, max) = match self {
+            SyncResponse::Adverts(adverts) => ("adverts", adverts.len(), MAX_SYNC_ADVERTS),
+            SyncResponse::Checkpoints(chain) => ("checkpoints", chain.len(), MAX_SYNC_CHECKPOINTS),
+            SyncResponse::Leaves(leaves) => (
+                "leaves",
+                leaves.as_ref().map_or(0, Vec::len),
+                MAX_SYNC_LEAVES,
+            ),
+        };
+        if count > max {
+            let msg = format!("{count} {what} in a sync answer exceed {max}");
             return Err(io::Error::new(io::ErrorKind::InvalidData, msg));
         }
         Ok(())

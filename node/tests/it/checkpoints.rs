@@ -176,24 +176,27 @@ struct Committee {
     nodes: Vec<cairn_node::RunningNode>,
 }
 
-/// Starts `n` nodes named in the spec `name` as its committee, with these epoch and proposer
-/// timeouts and `anchor` (none when `None`).
-async fn committee(
+/// Data dirs, identities and the spec `name` naming `n` nodes under `dir` as its committee,
+/// with these epoch and proposer timeouts and `anchor` (none when `None`).
+fn committee_spec(
     dir: &std::path::Path,
     name: &str,
     n: usize,
     (epoch_ms, proposer_timeout_ms): (u64, u64),
     anchor: Option<cairn_node::anchor::AnchorSpec>,
-) -> Committee {
+) -> (
+    Vec<std::path::PathBuf>,
+    Vec<NodeId>,
+    cairn_node::config::NetworkSpec,
+) {
     use cairn_node::anchor::CheckpointSpec;
-    use cairn_node::testing;
 
     let dirs: Vec<_> = (0..n).map(|i| dir.join(format!("node{i}"))).collect();
     let ids: Vec<NodeId> = dirs
         .iter()
         .map(|d| cairn_node::checkpoints::prepare_identity(d).unwrap())
         .collect();
-    let mut spec = testing::spec(name);
+    let mut spec = cairn_node::testing::spec(name);
     spec.checkpoints = CheckpointSpec {
         epoch_ms,
         proposer_timeout_ms,
@@ -204,6 +207,20 @@ async fn committee(
     if let Some(anchor) = anchor {
         spec.anchor = anchor;
     }
+    (dirs, ids, spec)
+}
+
+/// Starts `n` nodes named in the spec `name` as its committee (see [`committee_spec`]).
+async fn committee(
+    dir: &std::path::Path,
+    name: &str,
+    n: usize,
+    timing: (u64, u64),
+    anchor: Option<cairn_node::anchor::AnchorSpec>,
+) -> Committee {
+    use cairn_node::testing;
+
+    let (dirs, ids, spec) = committee_spec(dir, name, n, timing, anchor);
     let mut nodes = Vec::new();
     let mut bootstrap = Vec::new();
     for d in &dirs {
@@ -627,4 +644,98 @@ async fn checkpoints_finalise_while_verdicts_stream_in_and_cover_them_all() {
     for n in &nodes {
         assert_eq!(contents(n), contents(&nodes[0]), "one chain");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_member_that_starts_late_catches_up_and_gets_the_chain_going_again() {
+    use cairn_node::testing;
+    use std::time::Duration;
+
+    // A committee of three (two signatures needed), of which two start.
+    let dir = tempfile::tempdir().unwrap();
+    let (dirs, ids, spec) = committee_spec(dir.path(), "ckpt-late", 3, (600, 1_000), None);
+    let first = testing::start(&dirs[0], &spec, testing::cpu_only(), Vec::new())
+        .await
+        .unwrap();
+    let bootstrap: Vec<String> = testing::address(first.node()).await.into_iter().collect();
+    let second = testing::start(&dirs[1], &spec, testing::cpu_only(), bootstrap.clone())
+        .await
+        .unwrap();
+    crate::harness::wait_for("adverts", Duration::from_secs(30), || async {
+        (first.node().advert_count() == 2 && second.node().advert_count() == 2).then_some(())
+    })
+    .await;
+
+    // A job gives the table a verdict, and a checkpoint covers it.
+    let spec_job = crate::market::wordcount_spec(first.node(), b"late words", 7, 1, 1).await;
+    let job = first.node().submit_job(spec_job).unwrap();
+    crate::harness::wait_for("the job", Duration::from_secs(60), || async {
+        first
+            .node()
+            .job_finished(&job)
+            .unwrap_or(false)
+            .then_some(())
+    })
+    .await;
+    crate::harness::wait_for(
+        "a checkpoint with leaves",
+        Duration::from_secs(30),
+        || async {
+            first
+                .node()
+                .checkpoints()
+                .iter()
+                .any(|c| c.checkpoint.leaf_count > 0)
+                .then_some(())
+        },
+    )
+    .await;
+
+    // The second member stops: one of three cannot finalise anything.
+    second.shutdown().await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let stuck = first.node().checkpoints().len();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        first.node().checkpoints().len(),
+        stuck,
+        "no quorum, no checkpoint"
+    );
+
+    // The third member starts now, having seen none of it.
+    let late = testing::start(&dirs[2], &spec, testing::cpu_only(), bootstrap)
+        .await
+        .unwrap();
+    crate::harness::wait_for(
+        "the late member to catch up",
+        Duration::from_secs(30),
+        || async { (late.node().checkpoints().len() >= stuck).then_some(()) },
+    )
+    .await;
+    crate::harness::wait_for("the chain to go on", Duration::from_secs(30), || async {
+        (first.node().checkpoints().len() > stuck + 1).then_some(())
+    })
+    .await;
+
+    // One chain, and the late node holds the same table: it proves the provider's record.
+    let chain = |n: &cairn_node::Node| -> Vec<_> {
+        n.checkpoints()
+            .iter()
+            .map(|c| c.checkpoint.hash().unwrap())
+            .collect()
+    };
+    let common = late
+        .node()
+        .checkpoints()
+        .len()
+        .min(first.node().checkpoints().len());
+    assert!(common > stuck);
+    assert_eq!(chain(late.node())[..common], chain(first.node())[..common]);
+    let epoch = Some(common as u64 - 1);
+    let theirs = first.node().prove(&ids[1], epoch).unwrap();
+    let mine = late.node().prove(&ids[1], epoch).unwrap();
+    assert_eq!(
+        (mine.leaf.score, mine.leaf.evidence_count),
+        (theirs.leaf.score, 1)
+    );
 }

@@ -652,3 +652,33 @@ proptest! {
         prop_assert!(result.is_err());
     }
 }
+
+#[test]
+fn a_chain_verified_in_two_parts_ends_where_the_whole_does() {
+    let g = genesis(4);
+    let whole = chain(&g, 5);
+    let end = proof::verify_chain(&whole, &g).unwrap();
+    let head = proof::verify_chain(&whole[..2], &g).unwrap();
+    let tip = proof::ChainTip {
+        len: 2,
+        hash: head,
+        committee: &whole[1].checkpoint.next_committee,
+    };
+    assert_eq!(proof::verify_extension(&whole[2..], tip, &g).unwrap(), end);
+
+    // Extending from the wrong place, or with the wrong committee, fails.
+    let off_by_one = proof::ChainTip { len: 1, ..tip };
+    assert!(matches!(
+        proof::verify_extension(&whole[2..], off_by_one, &g),
+        Err(ProofError::BrokenChain { index: 1 })
+    ));
+    let outsiders = [node(200), node(201), node(202)];
+    let strangers = proof::ChainTip {
+        committee: &outsiders,
+        ..tip
+    };
+    assert!(matches!(
+        proof::verify_extension(&whole[2..], strangers, &g),
+        Err(ProofError::Signatures { epoch: 2, .. })
+    ));
+}

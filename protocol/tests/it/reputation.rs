@@ -93,3 +93,23 @@ fn scores_stay_within_bounds() {
     assert_eq!(table.standing(&node(1)).score, p.min);
     assert_eq!(table.standing(&node(1)).dissented, 100);
 }
+
+#[test]
+fn a_table_rebuilt_from_its_leaves_gives_the_same_leaves_after_more_verdicts() {
+    let p = ReputationParams::default();
+    let mut original = ReputationTable::new(p);
+    for i in 0..40u32 {
+        let a = (i % 4) as u8 + 1;
+        original.apply(vid(i), &evidence(&[a], &[(i % 3) as u8 + 10], &[20]));
+    }
+    let mut rebuilt = ReputationTable::from_leaves(p, &original.leaves());
+    assert_eq!(rebuilt.leaves(), original.leaves());
+    // Later verdicts change both tables alike.
+    for i in 40..60u32 {
+        let e = evidence(&[1, 10], &[11], &[(i % 2) as u8 + 20]);
+        original.apply(vid(i), &e);
+        rebuilt.apply(vid(i), &e);
+    }
+    assert_eq!(rebuilt.leaves(), original.leaves());
+    assert!(rebuilt.applied_ids().len() == 20);
+}
