@@ -18,7 +18,9 @@ use cairn_protocol::reputation::ReputationTable;
 use libp2p::PeerId;
 use tracing::{debug, info, warn};
 
-use super::{EpochState, key};
+use cairn_protocol::{CheckpointHash, NodeId};
+
+use super::{EpochState, State, key};
 use crate::net::{MAX_SYNC_CHECKPOINTS, SyncRequest, SyncResponse};
 use crate::node::{Node, now};
 use crate::store::{self, Tree};
@@ -64,59 +66,47 @@ impl Node {
         }
         let node = self.clone();
         self.spawn(async move {
-            node.catch_up(peer).await;
+            node.catch_up_checkpoints(peer).await;
             node.service().catching_up.store(false, Ordering::Release);
         });
     }
 
-    async fn catch_up(&self, peer: PeerId) {
+    /// Asks `peer` for the finalised checkpoints this node lacks and takes those that check
+    /// out (what a proposal ahead of this node's chain sets off); switches to the peer's
+    /// chain where the two branched and the peer's is longer. Refusals are counted as
+    /// `checkpoint_sync` rejections.
+    pub async fn catch_up_checkpoints(&self, peer: PeerId) {
         for _ in 0..MAX_ROUNDS {
-            let Some(from) = self.with_state(|s| s.chain.len() as u64) else {
+            let Some(from) = self.with_state(|s| s.chain.len()) else {
                 return;
             };
-            let chain = match self
-                .inner
-                .net
-                .sync(peer, SyncRequest::Checkpoints { from })
-                .await
-            {
-                Ok(SyncResponse::Checkpoints(chain)) if !chain.is_empty() => chain,
-                Ok(_) => return,
-                Err(e) => {
-                    debug!(target: "cairn::checkpoints", %peer, error = %e, "checkpoint catch-up failed");
-                    return;
-                }
+            let Some(chain) = self.fetch_checkpoints(peer, from as u64).await else {
+                return;
             };
             let full = chain.len() == MAX_SYNC_CHECKPOINTS;
-            let Some(last) = chain.last().map(|c| c.checkpoint.clone()) else {
+            let verified = self
+                .with_state(|s| {
+                    let tip = self.chain_tip(s, from)?;
+                    let genesis = self.service().genesis.as_ref()?;
+                    Some(proof::verify_extension(&chain, tip.as_tip(), genesis))
+                })
+                .flatten();
+            let outcome = match verified {
+                Some(Ok(_)) => {
+                    let leaves = self.fetch_leaves(peer, chain.last()).await;
+                    self.adopt_chain(from, from, chain, leaves)
+                }
+                // The peer's chain branched off this node's earlier.
+                Some(Err(proof::ProofError::BrokenChain { index })) if index == from => {
+                    self.switch_to_longer_chain(peer, from).await
+                }
+                Some(Err(e)) => Err(e.check()),
+                None => Err("internal"),
+            };
+            if let Err(reason) = outcome {
+                self.inner.metrics.reject("checkpoint_sync", reason);
+                warn!(target: "cairn::checkpoints", %peer, reason, "refused checkpoints a peer sent");
                 return;
-            };
-            let leaves = match self
-                .inner
-                .net
-                .sync(peer, SyncRequest::Leaves { epoch: last.epoch })
-                .await
-            {
-                Ok(SyncResponse::Leaves(Some(leaves))) => {
-                    let root = MerkleTree::from_reputation(&leaves).map(|t| t.root());
-                    if root.ok() == Some(last.reputation_root) {
-                        Some(leaves)
-                    } else {
-                        self.inner
-                            .metrics
-                            .reject("checkpoint_sync", "leaves_mismatch");
-                        None
-                    }
-                }
-                _ => None,
-            };
-            match self.adopt_checkpoints(from, chain, leaves) {
-                Ok(()) => {}
-                Err(reason) => {
-                    self.inner.metrics.reject("checkpoint_sync", reason);
-                    warn!(target: "cairn::checkpoints", %peer, reason, "refused checkpoints a peer sent");
-                    return;
-                }
             }
             if !full {
                 return;
@@ -124,29 +114,139 @@ impl Node {
         }
     }
 
-    /// Appends `chain` (starting at epoch `from`) after checking it extends this node's chain;
-    /// with the last one's `leaves`, adopts its table.
-    fn adopt_checkpoints(
+    /// Two checkpoints of one epoch can both reach the threshold when members sign a slow
+    /// proposer's proposal and its successor's (there is no view change), and nodes that saw
+    /// different ones first fork. The branch that stops (its committee lacks the members on
+    /// the other) would never move again, so a node takes a peer's chain when it is valid from
+    /// the genesis and longer than its own.
+    async fn switch_to_longer_chain(&self, peer: PeerId, mine: usize) -> Result<(), &'static str> {
+        let genesis = self.service().genesis.as_ref().ok_or("no_checkpoints")?;
+        // Checked as it arrives, so a peer cannot make this node hold more than valid
+        // checkpoints.
+        let mut theirs: Vec<SignedCheckpoint> = Vec::new();
+        let mut tip = OwnedTip {
+            len: 0,
+            hash: genesis.hash().map_err(|_| "spec")?,
+            committee: genesis.committee.clone(),
+        };
+        for _ in 0..MAX_ROUNDS {
+            let Some(more) = self.fetch_checkpoints(peer, theirs.len() as u64).await else {
+                break;
+            };
+            tip.hash =
+                proof::verify_extension(&more, tip.as_tip(), genesis).map_err(|e| e.check())?;
+            tip.len += more.len();
+            if let Some(last) = more.last() {
+                tip.committee = last.checkpoint.next_committee.clone();
+            }
+            let full = more.len() == MAX_SYNC_CHECKPOINTS;
+            theirs.extend(more);
+            if !full {
+                break;
+            }
+        }
+        if theirs.len() <= mine {
+            debug!(target: "cairn::checkpoints", %peer, "a peer's other branch is not longer; kept this one");
+            return Ok(());
+        }
+        let fork_at = self
+            .with_state(|s| {
+                s.chain
+                    .iter()
+                    .zip(&theirs)
+                    .position(|(a, b)| a.checkpoint != b.checkpoint)
+                    .unwrap_or(s.chain.len())
+            })
+            .ok_or("internal")?;
+        let leaves = self.fetch_leaves(peer, theirs.last()).await;
+        let tail = theirs.split_off(fork_at);
+        warn!(target: "cairn::checkpoints", %peer, fork_at, mine, theirs = fork_at + tail.len(), "switching to a longer checkpoint chain");
+        self.adopt_chain(mine, fork_at, tail, leaves)
+    }
+
+    async fn fetch_checkpoints(&self, peer: PeerId, from: u64) -> Option<Vec<SignedCheckpoint>> {
+        match self
+            .inner
+            .net
+            .sync(peer, SyncRequest::Checkpoints { from })
+            .await
+        {
+            Ok(SyncResponse::Checkpoints(chain)) if !chain.is_empty() => Some(chain),
+            Ok(_) => None,
+            Err(e) => {
+                debug!(target: "cairn::checkpoints", %peer, error = %e, "checkpoint catch-up failed");
+                None
+            }
+        }
+    }
+
+    /// The leaves of `last`, when `peer` has them and they hash to its reputation root.
+    async fn fetch_leaves(
         &self,
-        from: u64,
-        chain: Vec<SignedCheckpoint>,
+        peer: PeerId,
+        last: Option<&SignedCheckpoint>,
+    ) -> Option<Vec<ReputationLeaf>> {
+        let last = &last?.checkpoint;
+        let answer = self
+            .inner
+            .net
+            .sync(peer, SyncRequest::Leaves { epoch: last.epoch })
+            .await;
+        let Ok(SyncResponse::Leaves(Some(leaves))) = answer else {
+            return None;
+        };
+        let root = MerkleTree::from_reputation(&leaves).map(|t| t.root());
+        if root.ok() == Some(last.reputation_root) {
+            Some(leaves)
+        } else {
+            self.inner
+                .metrics
+                .reject("checkpoint_sync", "leaves_mismatch");
+            None
+        }
+    }
+
+    /// The end of this node's chain cut to its first `len` checkpoints.
+    fn chain_tip(&self, s: &State, len: usize) -> Option<OwnedTip> {
+        let genesis = self.service().genesis.as_ref()?;
+        Some(match len.checked_sub(1).map(|i| s.chain.get(i)) {
+            None => OwnedTip {
+                len,
+                hash: genesis.hash().ok()?,
+                committee: genesis.committee.clone(),
+            },
+            Some(last) => {
+                let last = &last?.checkpoint;
+                OwnedTip {
+                    len,
+                    hash: last.hash().ok()?,
+                    committee: last.next_committee.clone(),
+                }
+            }
+        })
+    }
+
+    /// Replaces this node's chain from epoch `from` on with `tail`, if the chain is still
+    /// `expected` long and `tail` extends its first `from` checkpoints; with the last one's
+    /// `leaves`, adopts its table. Forgotten checkpoints leave the store with their leaves
+    /// and anchors.
+    fn adopt_chain(
+        &self,
+        expected: usize,
+        from: usize,
+        tail: Vec<SignedCheckpoint>,
         leaves: Option<Vec<ReputationLeaf>>,
     ) -> Result<(), &'static str> {
         let genesis = self.service().genesis.as_ref().ok_or("no_checkpoints")?;
         let adopted = self
             .with_state(|s| {
-                if s.chain.len() as u64 != from {
+                if s.chain.len() != expected {
                     // Finalised meanwhile: nothing is wrong, the next proposal tells.
                     return Ok(None);
                 }
-                let committee = self.committee_of(s);
-                let tip = ChainTip {
-                    len: s.chain.len(),
-                    hash: self.tip(s).ok_or("no_tip")?,
-                    committee: &committee,
-                };
-                proof::verify_extension(&chain, tip, genesis).map_err(|e| e.check())?;
-                let last_cutoff = chain
+                let tip = self.chain_tip(s, from).ok_or("internal")?;
+                proof::verify_extension(&tail, tip.as_tip(), genesis).map_err(|e| e.check())?;
+                let last_cutoff = tail
                     .last()
                     .map(|c| self.cutoff(c.checkpoint.proposed_at))
                     .ok_or("empty")?;
@@ -157,7 +257,9 @@ impl Node {
                     }
                     None => s.ledger.cover(last_cutoff),
                 }
-                s.chain.extend(chain.iter().cloned());
+                s.chain.truncate(from);
+                s.chain.extend(tail.iter().cloned());
+                s.anchored.retain(|epoch| *epoch < from as u64);
                 s.opened_at = now();
                 s.epoch = EpochState::default();
                 Ok(Some(s.chain.len()))
@@ -167,15 +269,23 @@ impl Node {
             return Ok(());
         };
         let kv = &self.inner.kv;
-        let mut stored = chain.iter().try_for_each(|signed| {
-            let value = store::encode_value(signed)?;
-            kv.put(
-                Tree::Checkpoints,
-                &key(b'c', signed.checkpoint.epoch),
-                &value,
-            )
+        let mut stored = (from..expected).try_for_each(|epoch| {
+            for prefix in [b'c', b'l', b'a'] {
+                kv.remove(Tree::Checkpoints, &key(prefix, epoch as u64))?;
+            }
+            Ok(())
         });
-        if let (Ok(()), Some(leaves), Some(last)) = (&stored, &leaves, chain.last()) {
+        stored = stored.and_then(|()| {
+            tail.iter().try_for_each(|signed| {
+                let value = store::encode_value(signed)?;
+                kv.put(
+                    Tree::Checkpoints,
+                    &key(b'c', signed.checkpoint.epoch),
+                    &value,
+                )
+            })
+        });
+        if let (Ok(()), Some(leaves), Some(last)) = (&stored, &leaves, tail.last()) {
             stored = store::encode_value(leaves)
                 .and_then(|v| kv.put(Tree::Checkpoints, &key(b'l', last.checkpoint.epoch), &v));
         }
@@ -184,5 +294,22 @@ impl Node {
         }
         info!(target: "cairn::checkpoints", from, to = len, table = leaves.is_some(), "caught up on checkpoints");
         Ok(())
+    }
+}
+
+/// A [`ChainTip`] that owns its committee.
+struct OwnedTip {
+    len: usize,
+    hash: CheckpointHash,
+    committee: Vec<NodeId>,
+}
+
+impl OwnedTip {
+    fn as_tip(&self) -> ChainTip<'_> {
+        ChainTip {
+            len: self.len,
+            hash: self.hash,
+            committee: &self.committee,
+        }
     }
 }

@@ -99,7 +99,7 @@ impl Ledger {
         table.forget_applied();
         self.base = table;
         self.uncovered.retain(|_, (issued, _)| *issued > cutoff);
-        self.covered_until = self.covered_until.max(cutoff);
+        self.covered_until = cutoff;
         self.version += 1;
     }
 

@@ -739,3 +739,121 @@ async fn a_member_that_starts_late_catches_up_and_gets_the_chain_going_again() {
         (theirs.leaf.score, 1)
     );
 }
+
+/// Appends to `chain` a checkpoint signed by every key of a committee that never changes;
+/// `branch` makes its content differ from another branch's at the same epoch.
+fn extend_chain(
+    genesis: &Genesis,
+    keys: &[ed25519::Keypair],
+    chain: &mut Vec<SignedCheckpoint>,
+    branch: u8,
+) {
+    let epoch = chain.len() as u64;
+    let previous = match chain.last() {
+        Some(last) => last.checkpoint.hash().unwrap(),
+        None => genesis.hash().unwrap(),
+    };
+    let input = CheckpointInput {
+        network: &genesis.network,
+        epoch,
+        previous,
+        committee: &genesis.committee,
+        committee_size: genesis.committee.len(),
+        verdicts: &[VerdictId::of(&[branch, epoch as u8])],
+        proposer: genesis.committee[0],
+        now: Timestamp(1_000 * epoch + u64::from(branch)),
+    };
+    let c = checkpoint::build(&input, &[]).unwrap();
+    let votes = keys
+        .iter()
+        .map(|k| {
+            let vote = CheckpointVote {
+                checkpoint: c.hash().unwrap(),
+                epoch,
+                voter: NodeId::from_keypair(k),
+            };
+            Envelope::seal(&vote, k).unwrap()
+        })
+        .collect();
+    chain.push(SignedCheckpoint {
+        checkpoint: c,
+        votes,
+    });
+}
+
+/// Writes `chain` into the store of a node that will start in `dir`, as finalising would.
+fn store_chain(dir: &std::path::Path, chain: &[SignedCheckpoint]) {
+    use cairn_node::store::{KvStore, SledStore, Tree, encode_value};
+    let kv = SledStore::open(&dir.join("db"), 1 << 20).unwrap();
+    for signed in chain {
+        let mut key = vec![b'c'];
+        key.extend(signed.checkpoint.epoch.to_be_bytes());
+        kv.put(Tree::Checkpoints, &key, &encode_value(signed).unwrap())
+            .unwrap();
+    }
+    kv.flush().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_on_a_stopped_branch_switches_to_the_longer_chain_and_keeps_it() {
+    use cairn_node::anchor::CheckpointSpec;
+    use cairn_node::testing;
+
+    // Two chains from one genesis that agree on epoch 0 and differ from epoch 1 on, both
+    // signed by the whole committee (members that signed two proposals of one epoch).
+    let keys: Vec<ed25519::Keypair> = (1..=3).map(keypair).collect();
+    let committee: Vec<NodeId> = {
+        let mut ids: Vec<NodeId> = keys.iter().map(NodeId::from_keypair).collect();
+        ids.sort();
+        ids
+    };
+    let mut spec = testing::spec("ckpt-fork");
+    spec.checkpoints = CheckpointSpec {
+        // Long epochs: no member runs, so no proposal comes; the test starts the catch-up.
+        epoch_ms: 600_000,
+        proposer_timeout_ms: 600_000,
+        committee: committee.iter().map(ToString::to_string).collect(),
+        committee_size: 3,
+        ..CheckpointSpec::default()
+    };
+    let genesis = Genesis {
+        network: spec.name.clone(),
+        committee,
+        committee_size: 3,
+        threshold: spec.checkpoints.threshold(),
+    };
+    let mut short = Vec::new();
+    extend_chain(&genesis, &keys, &mut short, 0);
+    let mut long = short.clone();
+    extend_chain(&genesis, &keys, &mut short, 1);
+    for _ in 0..3 {
+        extend_chain(&genesis, &keys, &mut long, 2);
+    }
+    assert_ne!(short[1].checkpoint, long[1].checkpoint);
+
+    let dir = tempfile::tempdir().unwrap();
+    let (a_dir, b_dir) = (dir.path().join("a"), dir.path().join("b"));
+    store_chain(&a_dir, &short);
+    store_chain(&b_dir, &long);
+    let a = testing::start(&a_dir, &spec, testing::cpu_only(), Vec::new())
+        .await
+        .unwrap();
+    let bootstrap: Vec<String> = testing::address(a.node()).await.into_iter().collect();
+    let b = testing::start(&b_dir, &spec, testing::cpu_only(), bootstrap)
+        .await
+        .unwrap();
+    assert_eq!(a.node().checkpoints(), short);
+
+    // The node on the longer branch keeps it; the other takes it.
+    b.node().catch_up_checkpoints(a.node().peer_id()).await;
+    assert_eq!(b.node().checkpoints(), long);
+    a.node().catch_up_checkpoints(b.node().peer_id()).await;
+    assert_eq!(a.node().checkpoints(), long);
+
+    // The store holds the new chain: a restart reads it back.
+    a.shutdown().await;
+    let a = testing::start(&a_dir, &spec, testing::cpu_only(), Vec::new())
+        .await
+        .unwrap();
+    assert_eq!(a.node().checkpoints(), long);
+}
