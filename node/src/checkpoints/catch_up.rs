@@ -55,11 +55,15 @@ impl Node {
         store::decode_value(&bytes).ok()
     }
 
-    /// A proposal for `epoch` came through `peer`; catches up in the background if that is
-    /// ahead of this node's chain (one catch-up at a time).
-    pub(super) fn catch_up_if_behind(&self, epoch: u64, peer: PeerId) {
+    /// A proposal for `epoch` on top of `previous` came through `peer`; catches up in the
+    /// background (one catch-up at a time) if that is ahead of this node's chain, or on
+    /// another branch of it.
+    pub(super) fn catch_up_if_behind(&self, epoch: u64, previous: CheckpointHash, peer: PeerId) {
         let behind = self
-            .with_state(|s| epoch > s.chain.len() as u64)
+            .with_state(|s| {
+                let len = s.chain.len() as u64;
+                epoch > len || (epoch == len && self.tip(s) != Some(previous))
+            })
             .unwrap_or(false);
         if !behind || self.service().catching_up.swap(true, Ordering::AcqRel) {
             return;
@@ -72,15 +76,28 @@ impl Node {
     }
 
     /// Asks `peer` for the finalised checkpoints this node lacks and takes those that check
-    /// out (what a proposal ahead of this node's chain sets off); switches to the peer's
-    /// chain where the two branched and the peer's is longer. Refusals are counted as
-    /// `checkpoint_sync` rejections.
+    /// out (what a proposal ahead of this node's chain sets off); where the two chains
+    /// branched, switches to the peer's if it is the better one (see
+    /// [`Self::switch_to_better_chain`]). Refusals are counted as `checkpoint_sync`
+    /// rejections.
     pub async fn catch_up_checkpoints(&self, peer: PeerId) {
         for _ in 0..MAX_ROUNDS {
             let Some(from) = self.with_state(|s| s.chain.len()) else {
                 return;
             };
             let Some(chain) = self.fetch_checkpoints(peer, from as u64).await else {
+                // Nothing beyond this node's length: the peer's last one may still differ.
+                if let Some(last) = from.checked_sub(1)
+                    && let Some(theirs) = self.fetch_checkpoints(peer, last as u64).await
+                    && theirs.first().map(|c| &c.checkpoint)
+                        != self
+                            .with_state(|s| s.chain.get(last).map(|c| c.checkpoint.clone()))
+                            .flatten()
+                            .as_ref()
+                    && let Err(reason) = self.switch_to_better_chain(peer, from).await
+                {
+                    self.inner.metrics.reject("checkpoint_sync", reason);
+                }
                 return;
             };
             let full = chain.len() == MAX_SYNC_CHECKPOINTS;
@@ -98,7 +115,7 @@ impl Node {
                 }
                 // The peer's chain branched off this node's earlier.
                 Some(Err(proof::ProofError::BrokenChain { index })) if index == from => {
-                    self.switch_to_longer_chain(peer, from).await
+                    self.switch_to_better_chain(peer, from).await
                 }
                 Some(Err(e)) => Err(e.check()),
                 None => Err("internal"),
@@ -116,10 +133,11 @@ impl Node {
 
     /// Two checkpoints of one epoch can both reach the threshold when members sign a slow
     /// proposer's proposal and its successor's (there is no view change), and nodes that saw
-    /// different ones first fork. The branch that stops (its committee lacks the members on
-    /// the other) would never move again, so a node takes a peer's chain when it is valid from
-    /// the genesis and longer than its own.
-    async fn switch_to_longer_chain(&self, peer: PeerId, mine: usize) -> Result<(), &'static str> {
+    /// different ones first fork; neither branch may have enough members to go on. Every node
+    /// therefore settles on one rule: a chain valid from the genesis beats a shorter one, and
+    /// of two as long, the one whose first differing checkpoint has the lower hash. This node
+    /// takes `peer`'s chain when it is the better one.
+    async fn switch_to_better_chain(&self, peer: PeerId, mine: usize) -> Result<(), &'static str> {
         let genesis = self.service().genesis.as_ref().ok_or("no_checkpoints")?;
         // Checked as it arrives, so a peer cannot make this node hold more than valid
         // checkpoints.
@@ -145,22 +163,28 @@ impl Node {
                 break;
             }
         }
-        if theirs.len() <= mine {
-            debug!(target: "cairn::checkpoints", %peer, "a peer's other branch is not longer; kept this one");
-            return Ok(());
-        }
-        let fork_at = self
+        let (fork_at, better) = self
             .with_state(|s| {
-                s.chain
+                let fork_at = s
+                    .chain
                     .iter()
                     .zip(&theirs)
                     .position(|(a, b)| a.checkpoint != b.checkpoint)
-                    .unwrap_or(s.chain.len())
+                    .unwrap_or(s.chain.len().min(theirs.len()));
+                let hash = |c: Option<&SignedCheckpoint>| c.and_then(|c| c.checkpoint.hash().ok());
+                let better = theirs.len() > mine
+                    || (theirs.len() == mine
+                        && hash(theirs.get(fork_at)) < hash(s.chain.get(fork_at)));
+                (fork_at, better)
             })
             .ok_or("internal")?;
+        if !better {
+            debug!(target: "cairn::checkpoints", %peer, "a peer's other branch is not the better one; kept this one");
+            return Ok(());
+        }
         let leaves = self.fetch_leaves(peer, theirs.last()).await;
         let tail = theirs.split_off(fork_at);
-        warn!(target: "cairn::checkpoints", %peer, fork_at, mine, theirs = fork_at + tail.len(), "switching to a longer checkpoint chain");
+        warn!(target: "cairn::checkpoints", %peer, fork_at, mine, theirs = fork_at + tail.len(), "switching to a better checkpoint chain");
         self.adopt_chain(mine, fork_at, tail, leaves)
     }
 

@@ -117,7 +117,11 @@ impl Node {
         match envelope.kind {
             MessageKind::Checkpoint => {
                 let proposal = envelope.verify::<Checkpoint>().map_err(|e| e.reason())?;
-                self.catch_up_if_behind(proposal.message().epoch, source);
+                self.catch_up_if_behind(
+                    proposal.message().epoch,
+                    proposal.message().previous,
+                    source,
+                );
                 self.accept_proposal(proposal).await
             }
             MessageKind::CheckpointVote => {

@@ -795,7 +795,7 @@ fn store_chain(dir: &std::path::Path, chain: &[SignedCheckpoint]) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_node_on_a_stopped_branch_switches_to_the_longer_chain_and_keeps_it() {
+async fn nodes_on_forked_branches_settle_on_one_chain_and_keep_it() {
     use cairn_node::anchor::CheckpointSpec;
     use cairn_node::testing;
 
@@ -839,21 +839,52 @@ async fn a_node_on_a_stopped_branch_switches_to_the_longer_chain_and_keeps_it() 
         .await
         .unwrap();
     let bootstrap: Vec<String> = testing::address(a.node()).await.into_iter().collect();
-    let b = testing::start(&b_dir, &spec, testing::cpu_only(), bootstrap)
+    let b = testing::start(&b_dir, &spec, testing::cpu_only(), bootstrap.clone())
         .await
         .unwrap();
-    assert_eq!(a.node().checkpoints(), short);
+    assert!(a.node().checkpoints() == short);
 
     // The node on the longer branch keeps it; the other takes it.
     b.node().catch_up_checkpoints(a.node().peer_id()).await;
-    assert_eq!(b.node().checkpoints(), long);
+    assert!(b.node().checkpoints() == long);
     a.node().catch_up_checkpoints(b.node().peer_id()).await;
-    assert_eq!(a.node().checkpoints(), long);
+    assert!(a.node().checkpoints() == long);
+
+    // Of two branches as long, both nodes settle on the one that branches with the lower
+    // hash, whichever asks whom.
+    let mut rival = long[..1].to_vec();
+    for _ in 0..3 {
+        extend_chain(&genesis, &keys, &mut rival, 3);
+    }
+    let c_dir = dir.path().join("c");
+    store_chain(&c_dir, &rival);
+    let c = testing::start(&c_dir, &spec, testing::cpu_only(), bootstrap)
+        .await
+        .unwrap();
+    let hashes = |chain: &[SignedCheckpoint]| -> Vec<_> {
+        chain.iter().map(|c| c.checkpoint.hash().unwrap()).collect()
+    };
+    let winner = if hashes(&rival)[1] < hashes(&long)[1] {
+        hashes(&rival)
+    } else {
+        hashes(&long)
+    };
+    crate::harness::wait_for("adverts", std::time::Duration::from_secs(30), || async {
+        [&a, &b, &c]
+            .iter()
+            .all(|n| n.node().advert_count() == 3)
+            .then_some(())
+    })
+    .await;
+    b.node().catch_up_checkpoints(c.node().peer_id()).await;
+    c.node().catch_up_checkpoints(b.node().peer_id()).await;
+    assert_eq!(hashes(&b.node().checkpoints()), winner);
+    assert_eq!(hashes(&c.node().checkpoints()), winner);
 
     // The store holds the new chain: a restart reads it back.
     a.shutdown().await;
     let a = testing::start(&a_dir, &spec, testing::cpu_only(), Vec::new())
         .await
         .unwrap();
-    assert_eq!(a.node().checkpoints(), long);
+    assert!(a.node().checkpoints() == long, "the switch is stored");
 }
