@@ -86,14 +86,8 @@ impl Node {
                 return;
             };
             let Some(chain) = self.fetch_checkpoints(peer, from as u64).await else {
-                // Nothing beyond this node's length: the peer's last one may still differ.
-                if let Some(last) = from.checked_sub(1)
-                    && let Some(theirs) = self.fetch_checkpoints(peer, last as u64).await
-                    && theirs.first().map(|c| &c.checkpoint)
-                        != self
-                            .with_state(|s| s.chain.get(last).map(|c| c.checkpoint.clone()))
-                            .flatten()
-                            .as_ref()
+                // Nothing beyond this node's length, but the chains may still differ.
+                if self.last_differs(peer, from).await
                     && let Err(reason) = self.switch_to_better_chain(peer, from).await
                 {
                     self.inner.metrics.reject("checkpoint_sync", reason);
@@ -186,6 +180,21 @@ impl Node {
         let tail = theirs.split_off(fork_at);
         warn!(target: "cairn::checkpoints", %peer, fork_at, mine, theirs = fork_at + tail.len(), "switching to a better checkpoint chain");
         self.adopt_chain(mine, fork_at, tail, leaves)
+    }
+
+    /// Whether `peer`'s checkpoint at this node's last epoch (its chain being `len` long) is
+    /// another one.
+    async fn last_differs(&self, peer: PeerId, len: usize) -> bool {
+        let Some(last) = len.checked_sub(1) else {
+            return false;
+        };
+        let Some(theirs) = self.fetch_checkpoints(peer, last as u64).await else {
+            return false;
+        };
+        let mine = self
+            .with_state(|s| s.chain.get(last).map(|c| c.checkpoint.clone()))
+            .flatten();
+        theirs.first().map(|c| &c.checkpoint) != mine.as_ref()
     }
 
     async fn fetch_checkpoints(&self, peer: PeerId, from: u64) -> Option<Vec<SignedCheckpoint>> {
