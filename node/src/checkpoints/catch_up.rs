@@ -47,12 +47,7 @@ impl Node {
 
     /// The leaves of the checkpoint of `epoch`, when this node keeps them (its table matched).
     pub(crate) fn checkpoint_leaves(&self, epoch: u64) -> Option<Vec<ReputationLeaf>> {
-        let bytes = self
-            .inner
-            .kv
-            .get(Tree::Checkpoints, &key(b'l', epoch))
-            .ok()??;
-        store::decode_value(&bytes).ok()
+        self.stored(b'l', epoch)
     }
 
     /// A proposal for `epoch` on top of `previous` came through `peer`; catches up in the

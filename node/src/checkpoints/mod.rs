@@ -334,10 +334,15 @@ impl Node {
 
     /// The anchor proof of `epoch`, when this node holds one.
     pub fn checkpoint_anchor(&self, epoch: u64) -> Option<AnchorProof> {
+        self.stored(b'a', epoch)
+    }
+
+    /// What the `checkpoints` tree holds under `prefix` for `epoch`, if it reads back.
+    fn stored<T: bincode::Decode<()>>(&self, prefix: u8, epoch: u64) -> Option<T> {
         let bytes = self
             .inner
             .kv
-            .get(Tree::Checkpoints, &key(b'a', epoch))
+            .get(Tree::Checkpoints, &key(prefix, epoch))
             .ok()??;
         store::decode_value(&bytes).ok()
     }
