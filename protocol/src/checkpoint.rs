@@ -69,6 +69,12 @@ pub struct Genesis {
 }
 
 impl Genesis {
+    /// The network's id, which every signature on the network covers: the encoded genesis in
+    /// the network-id domain.
+    pub fn network_id(&self) -> Result<crate::NetworkId, CodecError> {
+        Ok(crate::NetworkId::of(&codec::encode(self)?))
+    }
+
     /// The genesis hash: the encoded genesis in its own domain.
     pub fn hash(&self) -> Result<CheckpointHash, CodecError> {
         let bytes = codec::encode(self)?;
@@ -308,10 +314,11 @@ impl VoteTally {
     }
 }
 
-/// Checks a list of vote envelopes strictly, as a verifier must: every vote valid, from a
-/// member, for this checkpoint and epoch, none twice, and at least the threshold. Returns the
-/// number of votes.
+/// Checks a list of vote envelopes strictly, as a verifier must: every vote valid (signed for
+/// `network`), from a member, for this checkpoint and epoch, none twice, and at least the
+/// threshold. Returns the number of votes.
 pub fn check_votes(
+    network: &crate::NetworkId,
     epoch: u64,
     checkpoint: CheckpointHash,
     committee: &[NodeId],
@@ -322,7 +329,7 @@ pub fn check_votes(
     for (index, envelope) in votes.iter().enumerate() {
         let vote = envelope
             .clone()
-            .verify::<CheckpointVote>()
+            .verify::<CheckpointVote>(network)
             .map_err(|source| CheckpointError::BadVote { index, source })?;
         let voter = vote.message().voter;
         match tally.add(&vote) {

@@ -2,8 +2,11 @@
 //! trailing bytes rejected.
 //!
 //! bincode 2 stops reading at the end of a value and no longer complains about bytes left over,
-//! so [`decode`] checks that the whole frame was consumed: two different byte strings never
-//! decode to the same message, which content-addressed ids rely on.
+//! so [`decode`] checks that the whole frame was consumed. bincode 2 also accepts integers in
+//! longer varint forms than needed (a `u16` of 7 written in three bytes), so [`decode`] encodes
+//! the value again and refuses bytes that are not exactly that encoding: two different byte
+//! strings never decode to the same message, which content-addressed ids and signatures rely
+//! on (a re-encoded copy would otherwise replay under a new id).
 
 use bincode::config::{self, Configuration, Limit, LittleEndian, Varint};
 use bincode::{Decode, Encode};
@@ -42,6 +45,10 @@ pub enum CodecError {
     /// The bytes are not a valid encoding of the expected type.
     #[error("malformed message: {0}")]
     Malformed(#[from] bincode::error::DecodeError),
+    /// The bytes decode, but are not the canonical encoding of what they hold (for example an
+    /// integer written in a longer varint form than needed).
+    #[error("non-canonical encoding: the message re-encodes to other bytes")]
+    NonCanonical,
     /// The value could not be encoded (for example it exceeds [`MAX_FRAME_BYTES`]).
     #[error("message could not be encoded: {0}")]
     Encode(#[from] bincode::error::EncodeError),
@@ -60,8 +67,9 @@ pub fn encode<T: Encode>(value: &T) -> Result<Vec<u8>, CodecError> {
 }
 
 /// Decodes exactly one `T` from `bytes`, refusing frames longer than `max` bytes (and than
-/// [`MAX_FRAME_BYTES`]) before looking at their contents, and refusing trailing bytes.
-pub fn decode<T: Decode<()>>(bytes: &[u8], max: usize) -> Result<T, CodecError> {
+/// [`MAX_FRAME_BYTES`]) before looking at their contents, refusing trailing bytes, and refusing
+/// any bytes that are not the canonical encoding of the value (see the module docs).
+pub fn decode<T: Decode<()> + Encode>(bytes: &[u8], max: usize) -> Result<T, CodecError> {
     let max = max.min(MAX_FRAME_BYTES);
     if bytes.len() > max {
         return Err(CodecError::FrameTooLarge {
@@ -75,7 +83,21 @@ pub fn decode<T: Decode<()>>(bytes: &[u8], max: usize) -> Result<T, CodecError> 
             extra: bytes.len() - read,
         });
     }
+    // Cheap next to decoding (no allocation beyond the value's own size): one pass of the
+    // encoder into a buffer of the frame's length.
+    if !reencodes_to(&value, bytes) {
+        return Err(CodecError::NonCanonical);
+    }
     Ok(value)
+}
+
+/// Whether `value` encodes to exactly `bytes`.
+fn reencodes_to<T: Encode>(value: &T, bytes: &[u8]) -> bool {
+    let mut buf = vec![0u8; bytes.len()];
+    match bincode::encode_into_slice(value, &mut buf, CONFIG) {
+        Ok(written) => written == bytes.len() && buf == bytes,
+        Err(_) => false,
+    }
 }
 
 #[cfg(test)]
@@ -99,6 +121,18 @@ mod tests {
             decode::<u32>(&bytes, 64),
             Err(CodecError::TrailingBytes { extra: 1 })
         ));
+    }
+
+    #[test]
+    fn rejects_longer_varint_forms() {
+        // 7 as a u16 is one byte; 251 followed by a little-endian u16 is the same number in
+        // the three-byte form that bincode 2 also reads.
+        assert_eq!(encode(&7u16).unwrap(), vec![7]);
+        assert!(matches!(
+            decode::<u16>(&[251, 7, 0], 64),
+            Err(CodecError::NonCanonical)
+        ));
+        assert_eq!(decode::<u16>(&[7], 64).unwrap(), 7);
     }
 
     #[test]

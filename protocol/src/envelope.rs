@@ -1,16 +1,17 @@
 //! Signed envelopes: every message travels as payload bytes, the signer's key and an ed25519
-//! signature over a domain-separated digest of version, kind, signer and payload.
+//! signature over a domain-separated digest of version, network, kind, signer and payload.
 //!
 //! [`Envelope::open`] is the only way to get a message out of bytes from a peer, and it checks,
-//! in order: frame size, encoding, protocol version, message kind, signature, payload size and
-//! encoding, and that the payload names the signer as its author. Each failure is a distinct
-//! [`EnvelopeError`].
+//! in order: frame size, (canonical) encoding, protocol version, network, message kind,
+//! signature, payload size and encoding, and that the payload names the signer as its author.
+//! Each failure is a distinct [`EnvelopeError`]. The network id is signed, so a message signed
+//! for one network never verifies on another, even where the same keys take part in both.
 
 use bincode::{Decode, Encode};
 use libp2p_identity::ed25519;
 
 use crate::codec::{self, CodecError};
-use crate::{NodeId, PROTOCOL_VERSION};
+use crate::{NetworkId, NodeId, PROTOCOL_VERSION};
 
 /// The kinds of signed message. Each has its own signing domain, so a signature made for one
 /// kind is never valid for another.
@@ -96,6 +97,8 @@ pub struct Signature(pub [u8; 64]);
 pub struct Envelope {
     /// Protocol version of the sender; must equal [`PROTOCOL_VERSION`].
     pub version: u16,
+    /// The network the message was signed for; must equal the verifier's.
+    pub network: NetworkId,
     /// What the payload is.
     pub kind: MessageKind,
     /// Who signed.
@@ -121,6 +124,14 @@ pub enum EnvelopeError {
         found: u16,
         /// Version this node speaks.
         expected: u16,
+    },
+    /// The envelope was signed for another network.
+    #[error("message signed for network {found}, this node is on {expected}")]
+    WrongNetwork {
+        /// Network in the envelope.
+        found: NetworkId,
+        /// This node's network.
+        expected: NetworkId,
     },
     /// The envelope holds another kind of message than the one expected here.
     #[error("expected a {expected:?} message, got {found:?}")]
@@ -162,9 +173,11 @@ impl EnvelopeError {
             EnvelopeError::Framing(c) => match c {
                 CodecError::FrameTooLarge { .. } => "frame_too_large",
                 CodecError::TrailingBytes { .. } => "trailing_bytes",
+                CodecError::NonCanonical => "non_canonical",
                 _ => "malformed",
             },
             EnvelopeError::UnsupportedVersion { .. } => "unsupported_version",
+            EnvelopeError::WrongNetwork { .. } => "wrong_network",
             EnvelopeError::WrongKind { .. } => "wrong_kind",
             EnvelopeError::InvalidSignerKey { .. } => "invalid_signer_key",
             EnvelopeError::BadSignature { .. } => "bad_signature",
@@ -175,8 +188,12 @@ impl EnvelopeError {
 }
 
 impl Envelope {
-    /// Encodes and signs `message` with `keypair`.
-    pub fn seal<T: Message>(message: &T, keypair: &ed25519::Keypair) -> Result<Self, CodecError> {
+    /// Encodes and signs `message` with `keypair`, for `network`.
+    pub fn seal<T: Message>(
+        message: &T,
+        keypair: &ed25519::Keypair,
+        network: &NetworkId,
+    ) -> Result<Self, CodecError> {
         let payload = codec::encode(message)?;
         let max = T::KIND.max_payload_bytes();
         if payload.len() > max {
@@ -186,11 +203,12 @@ impl Envelope {
             });
         }
         let signer = NodeId::from_keypair(keypair);
-        let digest = signing_digest(PROTOCOL_VERSION, T::KIND, &signer, &payload);
+        let digest = signing_digest(PROTOCOL_VERSION, network, T::KIND, &signer, &payload);
         let mut signature = [0u8; 64];
         signature.copy_from_slice(&keypair.sign(&digest));
         Ok(Self {
             version: PROTOCOL_VERSION,
+            network: *network,
             kind: T::KIND,
             signer,
             payload,
@@ -208,17 +226,26 @@ impl Envelope {
         codec::decode(bytes, MAX_ENVELOPE_BYTES).map_err(EnvelopeError::Framing)
     }
 
-    /// Decodes, checks and verifies a `T` from untrusted bytes.
-    pub fn open<T: Message>(bytes: &[u8]) -> Result<Verified<T>, EnvelopeError> {
-        Self::from_bytes(bytes)?.verify()
+    /// Decodes, checks and verifies a `T` signed for `network` from untrusted bytes.
+    pub fn open<T: Message>(
+        bytes: &[u8],
+        network: &NetworkId,
+    ) -> Result<Verified<T>, EnvelopeError> {
+        Self::from_bytes(bytes)?.verify(network)
     }
 
-    /// Checks version, kind, signature, payload and author, and yields the message.
-    pub fn verify<T: Message>(self) -> Result<Verified<T>, EnvelopeError> {
+    /// Checks version, network, kind, signature, payload and author, and yields the message.
+    pub fn verify<T: Message>(self, network: &NetworkId) -> Result<Verified<T>, EnvelopeError> {
         if self.version != PROTOCOL_VERSION {
             return Err(EnvelopeError::UnsupportedVersion {
                 found: self.version,
                 expected: PROTOCOL_VERSION,
+            });
+        }
+        if self.network != *network {
+            return Err(EnvelopeError::WrongNetwork {
+                found: self.network,
+                expected: *network,
             });
         }
         if self.kind != T::KIND {
@@ -233,7 +260,7 @@ impl Envelope {
             .map_err(|_| EnvelopeError::InvalidSignerKey {
                 signer: self.signer,
             })?;
-        let digest = signing_digest(self.version, self.kind, &self.signer, &self.payload);
+        let digest = self.signing_digest();
         if !key.verify(&digest, &self.signature.0) {
             return Err(EnvelopeError::BadSignature {
                 signer: self.signer,
@@ -253,16 +280,29 @@ impl Envelope {
         })
     }
 
-    /// The 32 bytes that are signed: a digest in the kind's own domain over version, signer and
-    /// payload, so a signature binds all of them.
+    /// The 32 bytes that are signed: a digest in the kind's own domain over version, network,
+    /// signer and payload, so a signature binds all of them.
     pub fn signing_digest(&self) -> [u8; 32] {
-        signing_digest(self.version, self.kind, &self.signer, &self.payload)
+        signing_digest(
+            self.version,
+            &self.network,
+            self.kind,
+            &self.signer,
+            &self.payload,
+        )
     }
 }
 
-fn signing_digest(version: u16, kind: MessageKind, signer: &NodeId, payload: &[u8]) -> [u8; 32] {
+fn signing_digest(
+    version: u16,
+    network: &NetworkId,
+    kind: MessageKind,
+    signer: &NodeId,
+    payload: &[u8],
+) -> [u8; 32] {
     let mut hasher = blake3::Hasher::new_derive_key(kind.signing_context());
     hasher.update(&version.to_le_bytes());
+    hasher.update(network.as_bytes());
     hasher.update(signer.as_bytes());
     hasher.update(&(payload.len() as u64).to_le_bytes());
     hasher.update(payload);
@@ -300,9 +340,14 @@ impl<T> Verified<T> {
 }
 
 impl<T: Message> Verified<T> {
-    /// Signs `message` and wraps it; for the local node's own messages.
-    pub fn sign(message: T, keypair: &ed25519::Keypair) -> Result<Self, EnvelopeError> {
-        let envelope = Envelope::seal(&message, keypair).map_err(EnvelopeError::Payload)?;
+    /// Signs `message` for `network` and wraps it; for the local node's own messages.
+    pub fn sign(
+        message: T,
+        keypair: &ed25519::Keypair,
+        network: &NetworkId,
+    ) -> Result<Self, EnvelopeError> {
+        let envelope =
+            Envelope::seal(&message, keypair, network).map_err(EnvelopeError::Payload)?;
         if *message.author() != envelope.signer {
             return Err(EnvelopeError::SignerMismatch {
                 author: *message.author(),

@@ -87,6 +87,13 @@ hash_id!(
     "cairn 2026 verdict id v1"
 );
 hash_id!(
+    /// Identifier of a network: the hash of its genesis (see
+    /// [`Genesis::network_id`](crate::checkpoint::Genesis::network_id)). Every signature covers
+    /// it, so a message signed for one network is never valid on another.
+    NetworkId,
+    "cairn 2026 network id v1"
+);
+hash_id!(
     /// Identifier of a checkpoint: the hash of its encoded [`Checkpoint`](crate::Checkpoint).
     CheckpointHash,
     "cairn 2026 checkpoint v1"

@@ -33,9 +33,11 @@ mod time;
 pub use bitcoin;
 
 pub use envelope::{Envelope, EnvelopeError, Message, MessageKind, Signature, Verified};
-pub use ids::{BlobHash, CheckpointHash, JobId, NodeId, ParseIdError, VerdictId};
+pub use ids::{BlobHash, CheckpointHash, JobId, NetworkId, NodeId, ParseIdError, VerdictId};
 pub use messages::*;
 pub use time::Timestamp;
 
 /// The protocol version every envelope carries. Nodes refuse envelopes of other versions.
-pub const PROTOCOL_VERSION: u16 = 1;
+/// Version 2: envelopes carry and sign the network id, encodings are canonical, and verdicts
+/// carry the job's spec and awards.
+pub const PROTOCOL_VERSION: u16 = 2;

@@ -349,13 +349,15 @@ pub fn verify_extension(
             len: tip.len.saturating_add(next.len()),
         });
     }
+    let network = genesis.network_id().map_err(ProofError::Spec)?;
     let mut previous = tip.hash;
     let mut committee = tip.committee;
     for (offset, signed) in next.iter().enumerate() {
         let c = &signed.checkpoint;
         check_header(c, tip.len + offset, previous, genesis)?;
         let hash = c.hash().map_err(ProofError::Decode)?;
-        checkpoint::check_votes(c.epoch, hash, committee, genesis.threshold, &signed.votes)
+        let votes = &signed.votes;
+        checkpoint::check_votes(&network, c.epoch, hash, committee, genesis.threshold, votes)
             .map_err(|source| ProofError::Signatures {
                 epoch: c.epoch,
                 source,

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use bincode::{Decode, Encode};
 
 use crate::envelope::{Envelope, Verified};
-use crate::messages::{JobSpec, Outcome, ResultReport, Verdict, VerdictDecision};
+use crate::messages::{AwardTerms, JobSpec, Outcome, ResultReport, Verdict, VerdictDecision};
 use crate::{JobId, NodeId, Timestamp};
 
 /// Why a report was not counted.
@@ -103,11 +103,17 @@ pub enum Decision {
     Fail(FailReason),
 }
 
+/// One award: its terms and what became of it.
+#[derive(Clone, Debug, Encode, Decode)]
+struct Replica {
+    price: u64,
+    report_by: Timestamp,
+    state: Slot,
+}
+
 #[derive(Clone, Debug, Encode, Decode)]
 enum Slot {
-    Awaiting {
-        report_by: Timestamp,
-    },
+    Awaiting,
     Reported {
         outcome: Outcome,
         envelope: Box<Envelope>,
@@ -122,7 +128,7 @@ pub struct QuorumTally {
     quorum: u8,
     max_replicas: u8,
     deadline: Timestamp,
-    slots: BTreeMap<NodeId, Slot>,
+    slots: BTreeMap<NodeId, Replica>,
 }
 
 impl QuorumTally {
@@ -137,8 +143,13 @@ impl QuorumTally {
         }
     }
 
-    /// Records an award to `provider`, whose report is due by `report_by`.
-    pub fn award(&mut self, provider: NodeId, report_by: Timestamp) -> Result<(), AwardError> {
+    /// Records an award to `provider` at `price`, whose report is due by `report_by`.
+    pub fn award(
+        &mut self,
+        provider: NodeId,
+        price: u64,
+        report_by: Timestamp,
+    ) -> Result<(), AwardError> {
         if self.slots.contains_key(&provider) {
             return Err(AwardError::AlreadyAwarded { provider });
         }
@@ -147,7 +158,12 @@ impl QuorumTally {
                 max: self.max_replicas,
             });
         }
-        self.slots.insert(provider, Slot::Awaiting { report_by });
+        let replica = Replica {
+            price,
+            report_by,
+            state: Slot::Awaiting,
+        };
+        self.slots.insert(provider, replica);
         Ok(())
     }
 
@@ -164,13 +180,15 @@ impl QuorumTally {
                 found: report.message().job,
             });
         }
-        let slot = self
+        let replica = self
             .slots
             .get_mut(&provider)
             .ok_or(ReportRejection::NotAwarded { provider })?;
-        let Slot::Awaiting { report_by } = *slot else {
+        let report_by = replica.report_by;
+        let slot = &mut replica.state;
+        if !matches!(slot, Slot::Awaiting) {
             return Err(ReportRejection::Duplicate { provider });
-        };
+        }
         if now > report_by {
             *slot = Slot::TimedOut;
             return Err(ReportRejection::Late {
@@ -236,9 +254,9 @@ impl QuorumTally {
     }
 
     fn expire(&mut self, now: Timestamp) {
-        for slot in self.slots.values_mut() {
-            if matches!(slot, Slot::Awaiting { report_by } if now > *report_by) {
-                *slot = Slot::TimedOut;
+        for replica in self.slots.values_mut() {
+            if matches!(replica.state, Slot::Awaiting) && now > replica.report_by {
+                replica.state = Slot::TimedOut;
             }
         }
     }
@@ -246,8 +264,8 @@ impl QuorumTally {
     /// Counted reports grouped by outcome (host-dependent failures abstain).
     fn groups(&self) -> BTreeMap<Outcome, Vec<NodeId>> {
         let mut groups: BTreeMap<Outcome, Vec<NodeId>> = BTreeMap::new();
-        for (peer, slot) in &self.slots {
-            if let Slot::Reported { outcome, .. } = slot
+        for (peer, replica) in &self.slots {
+            if let Slot::Reported { outcome, .. } = &replica.state
                 && outcome.is_deterministic()
             {
                 groups.entry(*outcome).or_default().push(*peer);
@@ -259,7 +277,7 @@ impl QuorumTally {
     fn outstanding(&self) -> usize {
         self.slots
             .values()
-            .filter(|s| matches!(s, Slot::Awaiting { .. }))
+            .filter(|r| matches!(r.state, Slot::Awaiting))
             .count()
     }
 
@@ -274,7 +292,7 @@ impl QuorumTally {
         let awaiting = self
             .slots
             .iter()
-            .filter(|(_, s)| matches!(s, Slot::Awaiting { .. }));
+            .filter(|(_, r)| matches!(r.state, Slot::Awaiting));
         awaiting.map(|(p, _)| p)
     }
 
@@ -283,26 +301,28 @@ impl QuorumTally {
         let timed_out = self
             .slots
             .iter()
-            .filter(|(_, s)| matches!(s, Slot::TimedOut));
+            .filter(|(_, r)| matches!(r.state, Slot::TimedOut));
         timed_out.map(|(p, _)| *p).collect()
     }
 
-    /// The verdict for `decision` (an `Accept` or a `Fail`), carrying the signed reports as
-    /// evidence; `None` for `Pending` and `Escalate`.
-    pub fn verdict(
-        &self,
-        decision: &Decision,
-        requester: NodeId,
-        now: Timestamp,
-    ) -> Option<Verdict> {
+    /// The verdict for `decision` (an `Accept` or a `Fail`) on the job of `spec`, carrying the
+    /// spec, the awards and the signed reports as evidence; `None` for `Pending` and
+    /// `Escalate`.
+    pub fn verdict(&self, decision: &Decision, spec: &JobSpec, now: Timestamp) -> Option<Verdict> {
         let accepted = match decision {
             Decision::Accept { outcome, .. } => Some(*outcome),
             Decision::Fail(_) => None,
             Decision::Pending | Decision::Escalate { .. } => return None,
         };
         let (mut agreeing, mut dissenting) = (Vec::new(), Vec::new());
-        for slot in self.slots.values() {
-            if let Slot::Reported { outcome, envelope } = slot {
+        let mut awards = Vec::with_capacity(self.slots.len());
+        for (provider, replica) in &self.slots {
+            awards.push(AwardTerms {
+                provider: *provider,
+                price: replica.price,
+                report_by: replica.report_by,
+            });
+            if let Slot::Reported { outcome, envelope } = &replica.state {
                 if Some(*outcome) == accepted {
                     agreeing.push(envelope.as_ref().clone());
                 } else if accepted.is_some() && outcome.is_deterministic() {
@@ -312,9 +332,10 @@ impl QuorumTally {
         }
         Some(Verdict {
             job: self.job,
-            requester,
-            quorum: self.quorum,
+            requester: spec.requester,
+            spec: spec.clone(),
             decision: accepted.map_or(VerdictDecision::NoQuorum, VerdictDecision::Accepted),
+            awards,
             agreeing,
             dissenting,
             timed_out: self.timed_out(),

@@ -6,12 +6,36 @@
 //! Agreeing with an accepted outcome earns little; dissenting costs much more; missing a
 //! deadline costs in between (it rests on the requester's word alone). New identities start at
 //! the initial score and stay on probation until they have agreed enough times.
+//!
+//! # Who may move a score
+//!
+//! A verdict proves that its job was real ([`crate::messages::Verdict::evidence`]), but anyone
+//! can run real jobs among identities of their own. So what a verdict is worth depends on its
+//! requester's standing, rooted in the network's genesis set (the *roots*, named in the network
+//! spec):
+//! - a root's verdicts count in full;
+//! - a requester outside the roots whose own score reached [`ReputationParams::vouch_min`]
+//!   (which only credit from roots can give, see below) *vouches*: its verdicts blame in full
+//!   but credit a provider only up to [`ReputationParams::sponsored_max`], below `vouch_min`,
+//!   so a voucher cannot make another voucher, nor lift anyone onto the committee;
+//! - any other requester's verdicts move nothing.
+//!
+//! A table without roots (a closed test cluster) counts every requester in full.
+//!
+//! Each job gets one verdict: a second, different verdict for a job whose verdict counted is
+//! equivocation, and costs its requester [`ReputationParams::equivocation`], once per job.
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use bincode::{Decode, Encode};
+
 use crate::merkle::ReputationLeaf;
 use crate::messages::Evidence;
-use crate::{NodeId, VerdictId};
+use crate::{JobId, NodeId, Timestamp, VerdictId};
+
+/// Jobs whose verdict a table remembers (for one-verdict-per-job) at most; past it, counted
+/// verdicts are refused until old entries expire ([`ReputationTable::prune_jobs`]).
+pub const MAX_TRACKED_JOBS: usize = 262_144;
 
 /// The reputation rule's constants.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -31,6 +55,15 @@ pub struct ReputationParams {
     pub max: i64,
     /// Agreeing reports a node needs before it leaves probation. Default: `10`.
     pub probation_jobs: u64,
+    /// Score from which a requester outside the roots vouches for its jobs' verdicts.
+    /// Default: `100`.
+    pub vouch_min: i64,
+    /// Highest score credit from a vouching (non-root) requester can lift a provider to; kept
+    /// below `vouch_min`. Default: `25`.
+    pub sponsored_max: i64,
+    /// Added to a requester for each job it issued two different verdicts for. Default:
+    /// `-200`.
+    pub equivocation: i64,
 }
 
 impl Default for ReputationParams {
@@ -43,6 +76,9 @@ impl Default for ReputationParams {
             min: -1000,
             max: 1000,
             probation_jobs: 10,
+            vouch_min: 100,
+            sponsored_max: 25,
+            equivocation: -200,
         }
     }
 }
@@ -67,12 +103,67 @@ impl Standing {
     }
 }
 
+/// What applying one verdict did.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Applied {
+    /// The verdict moved scores: points credited and points debited (both as positive sums).
+    Counted {
+        /// Points added to providers.
+        credited: i64,
+        /// Points taken from providers.
+        debited: i64,
+    },
+    /// The requester has no standing: the verdict moves nothing.
+    NoStanding,
+    /// This verdict was applied before.
+    Duplicate,
+    /// The job already has another verdict: its requester equivocated and lost this many
+    /// points (0 when it was already penalised for this job).
+    Equivocation {
+        /// Points taken from the requester.
+        debited: i64,
+    },
+    /// The table remembers [`MAX_TRACKED_JOBS`] jobs already; nothing moved.
+    Full,
+}
+
+impl Applied {
+    /// Whether the table changed.
+    pub fn changed(&self) -> bool {
+        matches!(
+            self,
+            Applied::Counted { .. } | Applied::Equivocation { debited: 1.. }
+        )
+    }
+}
+
+/// How much a requester's verdicts count.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum RequesterWeight {
+    /// In full: a root, or any requester in a table without roots.
+    Full,
+    /// Blame in full, credit only up to [`ReputationParams::sponsored_max`].
+    Vouching,
+    /// Not at all.
+    None,
+}
+
+/// The verdict a table took for one job.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Encode, Decode)]
+struct JobEntry {
+    verdict: VerdictId,
+    expires_at: Timestamp,
+    equivocated: bool,
+}
+
 /// The reputation table.
 #[derive(Clone, Debug, Default)]
 pub struct ReputationTable {
     params: ReputationParams,
+    roots: BTreeSet<NodeId>,
     entries: BTreeMap<NodeId, Standing>,
     applied: BTreeSet<VerdictId>,
+    jobs: BTreeMap<JobId, JobEntry>,
 }
 
 impl ReputationTable {
@@ -80,8 +171,40 @@ impl ReputationTable {
     pub fn new(params: ReputationParams) -> Self {
         Self {
             params,
-            entries: BTreeMap::new(),
-            applied: BTreeSet::new(),
+            ..Self::default()
+        }
+    }
+
+    /// The same table with `roots` as the network's genesis set (see the module docs).
+    #[must_use]
+    pub fn with_roots(mut self, roots: impl IntoIterator<Item = NodeId>) -> Self {
+        self.roots = roots.into_iter().collect();
+        self
+    }
+
+    /// Whether `peer` is one of the network's roots.
+    pub fn is_root(&self, peer: &NodeId) -> bool {
+        self.roots.contains(peer)
+    }
+
+    /// Whether the table has roots (else every requester counts in full).
+    pub fn has_roots(&self) -> bool {
+        !self.roots.is_empty()
+    }
+
+    /// The roots, sorted.
+    pub fn roots(&self) -> impl Iterator<Item = &NodeId> {
+        self.roots.iter()
+    }
+
+    /// How much `requester`'s verdicts count now.
+    pub fn weight_of(&self, requester: &NodeId) -> RequesterWeight {
+        if self.roots.is_empty() || self.roots.contains(requester) {
+            RequesterWeight::Full
+        } else if self.standing(requester).score >= self.params.vouch_min {
+            RequesterWeight::Vouching
+        } else {
+            RequesterWeight::None
         }
     }
 
@@ -105,7 +228,7 @@ impl ReputationTable {
         Self {
             params,
             entries,
-            applied: BTreeSet::new(),
+            ..Self::default()
         }
     }
 
@@ -114,30 +237,77 @@ impl ReputationTable {
         &self.params
     }
 
-    /// Applies a checked verdict once; returns `false` (and changes nothing) when the verdict
-    /// with this id was already applied.
+    /// Applies a checked verdict once, weighed by its requester's standing (see the module
+    /// docs), and says what it did.
     ///
     /// The set of applied ids grows with the verdicts of an epoch; the node clears it with
-    /// [`ReputationTable::forget_applied`] once a checkpoint covers them and it refuses older
-    /// verdicts.
-    pub fn apply(&mut self, id: VerdictId, evidence: &Evidence) -> bool {
-        if !self.applied.insert(id) {
-            return false;
+    /// [`ReputationTable::forget_applied`] once a checkpoint covers them. One verdict per job
+    /// is kept apart from it, until the job's last valid verdict time
+    /// ([`ReputationTable::prune_jobs`]).
+    pub fn apply(&mut self, id: VerdictId, evidence: &Evidence) -> Applied {
+        if self.applied.contains(&id) {
+            return Applied::Duplicate;
         }
+        let weight = self.weight_of(&evidence.requester);
+        if weight == RequesterWeight::None {
+            return Applied::NoStanding;
+        }
+        if let Some(entry) = self.jobs.get_mut(&evidence.job) {
+            if entry.verdict == id {
+                return Applied::Duplicate;
+            }
+            self.applied.insert(id);
+            let first = !std::mem::replace(&mut entry.equivocated, true);
+            let penalty = if first { self.params.equivocation } else { 0 };
+            let debited = self.adjust(&evidence.requester, penalty, None, |_| {});
+            return Applied::Equivocation { debited: -debited };
+        }
+        if self.jobs.len() >= MAX_TRACKED_JOBS {
+            return Applied::Full;
+        }
+        self.applied.insert(id);
+        let entry = JobEntry {
+            verdict: id,
+            expires_at: evidence.expires_at,
+            equivocated: false,
+        };
+        self.jobs.insert(evidence.job, entry);
         let p = self.params;
+        let ceiling = (weight == RequesterWeight::Vouching).then_some(p.sponsored_max);
+        let mut credited = 0;
+        let mut debited = 0;
         for peer in &evidence.agreeing {
-            self.adjust(peer, p.agree, |s| s.agreed += 1);
+            credited += self.adjust(peer, p.agree, ceiling, |s| s.agreed += 1);
         }
         for peer in &evidence.dissenting {
-            self.adjust(peer, p.dissent, |s| s.dissented += 1);
+            debited -= self.adjust(peer, p.dissent, None, |s| s.dissented += 1);
         }
         for peer in &evidence.timed_out {
-            self.adjust(peer, p.timeout, |s| s.timed_out += 1);
+            debited -= self.adjust(peer, p.timeout, None, |s| s.timed_out += 1);
         }
-        true
+        Applied::Counted { credited, debited }
     }
 
-    fn adjust(&mut self, peer: &NodeId, delta: i64, count: impl FnOnce(&mut Standing)) {
+    /// Forgets the verdicts of jobs whose last valid verdict time is before `now`: a later
+    /// verdict for such a job is refused by its own check, so it needs no memory here.
+    pub fn prune_jobs(&mut self, now: Timestamp) {
+        self.jobs.retain(|_, entry| entry.expires_at >= now);
+    }
+
+    /// Jobs whose verdict this table remembers.
+    pub fn tracked_jobs(&self) -> usize {
+        self.jobs.len()
+    }
+
+    /// Moves `peer`'s score by `delta` (a credit never above `ceiling`, nor lowering a score
+    /// already above it) and returns the change made.
+    fn adjust(
+        &mut self,
+        peer: &NodeId,
+        delta: i64,
+        ceiling: Option<i64>,
+        count: impl FnOnce(&mut Standing),
+    ) -> i64 {
         let p = self.params;
         let standing = self.entries.entry(*peer).or_insert(Standing {
             score: p.initial,
@@ -145,8 +315,14 @@ impl ReputationTable {
             dissented: 0,
             timed_out: 0,
         });
-        standing.score = standing.score.saturating_add(delta).clamp(p.min, p.max);
+        let before = standing.score;
+        let mut after = before.saturating_add(delta).clamp(p.min, p.max);
+        if let Some(ceiling) = ceiling {
+            after = after.min(before.max(ceiling));
+        }
+        standing.score = after;
         count(standing);
+        after - before
     }
 
     /// Forgets which verdicts were applied (after a checkpoint covers them).
@@ -165,8 +341,11 @@ impl ReputationTable {
     }
 
     /// Whether a node is still on probation: too few agreeing reports, or a score below the
-    /// initial one.
+    /// initial one. Roots are never on probation.
     pub fn on_probation(&self, peer: &NodeId) -> bool {
+        if self.roots.contains(peer) {
+            return false;
+        }
         let s = self.standing(peer);
         s.agreed < self.params.probation_jobs || s.score < self.params.initial
     }

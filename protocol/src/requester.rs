@@ -575,7 +575,7 @@ impl RequesterJob {
         );
         let mut actions = Vec::new();
         for winner in selection.winners {
-            if self.tally.award(winner.bidder, report_by).is_ok() {
+            if self.tally.award(winner.bidder, winner.price, report_by).is_ok() {
                 let device = self
                     .bids
                     .iter()
@@ -714,7 +714,7 @@ impl RequesterJob {
                 let reason = *reason;
                 let mut actions: Vec<Action> = self
                     .tally
-                    .verdict(&decision, self.spec.requester, cx.now)
+                    .verdict(&decision, &self.spec, cx.now)
                     .map(Action::PublishVerdict)
                     .into_iter()
                     .collect();
@@ -809,7 +809,7 @@ impl RequesterJob {
             agreeing: Vec::new(),
             dissenting: Vec::new(),
         };
-        let verdict = self.tally.verdict(&decision, self.spec.requester, now)?;
+        let verdict = self.tally.verdict(&decision, &self.spec, now)?;
         self.verdict_sent = true;
         let (agree, dissent) = (verdict.agreeing.len(), verdict.dissenting.len());
         let timed_out = verdict.timed_out.len();

@@ -17,4 +17,7 @@ pub use checkpoint::{AnchorReceipt, CHECKPOINT_VERSION, Checkpoint, CheckpointVo
 pub use job::{Award, Bid, CallForBids, Device, GpuRequirement, JobSpec, Limits, Requirements};
 pub use receipt::JobReceipt;
 pub use report::{FailureKind, Outcome, ResultReport};
-pub use verdict::{Evidence, Verdict, VerdictDecision, VerdictError};
+pub use verdict::{
+    AwardTerms, Evidence, VERDICT_GRACE_MS, VERDICT_MAX_AGE_MS, VERDICT_MAX_SKEW_MS, Verdict,
+    VerdictDecision, VerdictError,
+};

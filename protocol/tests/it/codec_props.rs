@@ -363,12 +363,15 @@ where
             "prefix {cut}"
         );
     }
-    // Mutation: never panics, whatever it yields.
+    // Mutation: never panics, and whatever decodes is canonical: it re-encodes to exactly the
+    // bytes it came from, so no second byte string carries the same message.
     let mut mutated = bytes.clone();
     for &(at, xor) in mutations {
         let i = at % mutated.len();
         mutated[i] ^= xor.max(1);
-        let _ = codec::decode::<T>(&mutated, MAX_FRAME_BYTES);
+        if let Ok(decoded) = codec::decode::<T>(&mutated, MAX_FRAME_BYTES) {
+            prop_assert_eq!(codec::encode(&decoded).unwrap(), mutated.clone());
+        }
     }
     Ok(())
 }
