@@ -73,6 +73,8 @@ pub struct ReputationTable {
     params: ReputationParams,
     entries: BTreeMap<NodeId, Standing>,
     applied: BTreeSet<VerdictId>,
+    /// The genesis set named in the network spec: established from the start.
+    roots: BTreeSet<NodeId>,
 }
 
 impl ReputationTable {
@@ -82,6 +84,7 @@ impl ReputationTable {
             params,
             entries: BTreeMap::new(),
             applied: BTreeSet::new(),
+            roots: BTreeSet::new(),
         }
     }
 
@@ -106,7 +109,26 @@ impl ReputationTable {
             params,
             entries,
             applied: BTreeSet::new(),
+            roots: BTreeSet::new(),
         }
+    }
+
+    /// The same table with `roots` as its trust roots: the genesis set named in the network
+    /// spec, established from genesis (never on probation). A table without roots (the
+    /// default) describes a closed test cluster.
+    pub fn with_roots(mut self, roots: impl IntoIterator<Item = NodeId>) -> Self {
+        self.roots.extend(roots);
+        self
+    }
+
+    /// Whether `peer` is one of the trust roots.
+    pub fn is_root(&self, peer: &NodeId) -> bool {
+        self.roots.contains(peer)
+    }
+
+    /// Whether the table has any trust roots (a public network names some in its spec).
+    pub fn has_roots(&self) -> bool {
+        !self.roots.is_empty()
     }
 
     /// The constants in use.
@@ -165,8 +187,11 @@ impl ReputationTable {
     }
 
     /// Whether a node is still on probation: too few agreeing reports, or a score below the
-    /// initial one.
+    /// initial one. A trust root never is.
     pub fn on_probation(&self, peer: &NodeId) -> bool {
+        if self.is_root(peer) {
+            return false;
+        }
         let s = self.standing(peer);
         s.agreed < self.params.probation_jobs || s.score < self.params.initial
     }
