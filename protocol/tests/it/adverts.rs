@@ -382,3 +382,73 @@ fn capability_classes_name_gpus_and_vram_buckets() {
         );
     }
 }
+
+/// The tier of `peer` in the random workload below: a quarter established, a quarter roots,
+/// half on probation; each peer keeps its tier, as between two checkpoints.
+fn tier_of_peer(peer: u8) -> Tier {
+    match peer % 4 {
+        0 => Tier::Established,
+        1 => Tier::Root,
+        _ => Tier::Probation,
+    }
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(48))]
+
+    /// Whatever arrives, the caps hold, the book's indexes agree with what it holds, and a
+    /// probationer's advert never displaces an established or root one.
+    #[test]
+    fn the_caps_hold_under_any_arrivals(
+        steps in proptest::collection::vec((1..=24u8, 0..4u8, 0..400_000u64), 1..60),
+    ) {
+        let config = AdvertBookConfig {
+            max_entries: 8,
+            probation_share_percent: 50,
+            max_probationers_per_range: 2,
+            ..AdvertBookConfig::default()
+        };
+        let mut book = AdvertBook::new(config);
+        let mut now = 0;
+        let mut sequence = 0;
+        for (peer, range, wait) in steps {
+            now += wait;
+            sequence += 1;
+            let tier = tier_of_peer(peer);
+            let mut a = advert(peer, sequence, now, now + 600_000);
+            a.addresses = vec![format!("/ip4/10.0.{range}.{peer}/tcp/4001")];
+            let before: Vec<NodeId> = book
+                .all()
+                .iter()
+                .filter(|a| book.tier(&a.peer) != Some(Tier::Probation) && a.expires_at > Timestamp(now))
+                .map(|a| a.peer)
+                .collect();
+            let admitted = book.insert(signed(a, peer), |_| tier, Timestamp(now)).is_ok();
+            if tier == Tier::Probation {
+                for held in &before {
+                    proptest::prop_assert!(book.get(held).is_some(), "a probationer evicted {:?}", held);
+                }
+            }
+            proptest::prop_assert!(!admitted || book.get(&node(peer)).is_some());
+            let held = book.all();
+            proptest::prop_assert!(held.len() <= 8);
+            let probationers: Vec<_> = held
+                .iter()
+                .filter(|a| book.tier(&a.peer) == Some(Tier::Probation))
+                .collect();
+            proptest::prop_assert_eq!(probationers.len(), book.probationers());
+            proptest::prop_assert!(probationers.len() <= 4);
+            for r in 0..4u8 {
+                let range = AddressRange::V4([10, 0, r]);
+                let in_range = probationers
+                    .iter()
+                    .filter(|a| AddressRange::of(&a.addresses) == range)
+                    .count();
+                proptest::prop_assert!(in_range <= 2, "{} in {}", in_range, range);
+            }
+        }
+        book.prune(Timestamp(now + 600_000));
+        proptest::prop_assert!(book.is_empty());
+        proptest::prop_assert_eq!(book.probationers(), 0);
+    }
+}
