@@ -1,8 +1,14 @@
 //! Sealed-bid reverse auction: which bids are valid, and which bidders win.
 //!
-//! Each valid bid gets a weight: the bidder's [trust](ReputationTable::trust) divided by its
-//! price, so cheaper and more reputable bids weigh more. Bids far below the best weight (less
-//! than [`SelectionParams::pool_ratio`] of it) drop out. Winners are then drawn from the pool
+//! Each valid bid gets a weight: the bidder's [trust](ReputationTable::trust) times a price
+//! factor, so cheaper and more reputable bids weigh more. The price factor is the round's
+//! highest valid price divided by the bid's, capped at
+//! [`SelectionParams::max_price_advantage`]: it lies between 1 and the cap, so no price, however
+//! low, outweighs trust without bound. A bidder on probation counts with at most
+//! [`SelectionParams::probation_trust`], since identities are free and a fresh one would
+//! otherwise weigh as much as an established provider. Bids far below the best weight (less
+//! than [`SelectionParams::pool_ratio`] of it) drop out; with the defaults (a cap of 4, a ratio
+//! of 1/4) price alone never drops a bid, only lower trust does. Winners are then drawn from the pool
 //! by weighted sampling without replacement (Efraimidis–Spirakis keys), with randomness derived
 //! from a seed the requester keeps secret: the draw is reproducible from the seed, but bidders
 //! cannot predict who else will verify a job. Each bidder wins at most one replica.
@@ -21,11 +27,34 @@ pub struct SelectionParams {
     /// Bids whose weight is below this fraction of the best weight do not enter the draw
     /// (unless needed to fill the replicas). Default: `0.25`.
     pub pool_ratio: f64,
+    /// Most a low price can multiply a bid's weight: the price factor is the round's highest
+    /// valid price divided by the bid's, capped here. Keep it at most `1 / pool_ratio`, so
+    /// that cheap bids cannot push an equally trusted bid out of the pool. Default: `4.0`.
+    pub max_price_advantage: f64,
+    /// Highest trust a bidder on probation (see [`ReputationTable::on_probation`]) counts
+    /// with. Established providers have a trust of at least 1, so with the defaults a bidder
+    /// on probation weighs at most `0.05 × 4 = 0.2`, below the pool of any round an
+    /// established provider bids in: it then wins only replicas the pool cannot fill.
+    /// Default: `0.05`.
+    pub probation_trust: f64,
 }
 
 impl Default for SelectionParams {
     fn default() -> Self {
-        Self { pool_ratio: 0.25 }
+        Self {
+            pool_ratio: 0.25,
+            max_price_advantage: 4.0,
+            probation_trust: 0.05,
+        }
+    }
+}
+
+impl SelectionParams {
+    /// The weight of a bid at `price` by a bidder trusted `trust` (already capped for
+    /// probation), in a round whose highest valid price is `reference`.
+    pub fn weight(&self, trust: f64, price: u64, reference: u64) -> f64 {
+        let advantage = reference.max(1) as f64 / price.max(1) as f64;
+        trust * advantage.clamp(1.0, self.max_price_advantage.max(1.0))
     }
 }
 
@@ -117,21 +146,27 @@ impl Auction<'_> {
     ) -> Selection {
         let mut selection = Selection::default();
         let mut seen = exclude.clone();
-        let mut pool = Vec::new();
+        let mut valid = Vec::new();
         for bid in bids {
             match check_bid(self.job, self.spec, bid, &seen, now) {
                 Err(why) => selection.rejected.push((bid.bidder, why)),
                 Ok(()) => {
                     seen.insert(bid.bidder);
-                    let weight = self.reputation.trust(&bid.bidder) / bid.price.max(1) as f64;
-                    pool.push(Winner {
-                        bidder: bid.bidder,
-                        price: bid.price,
-                        weight,
-                    });
+                    valid.push(bid);
                 }
             }
         }
+        let reference = valid.iter().map(|b| b.price).max().unwrap_or(1);
+        let mut pool: Vec<Winner> = valid
+            .into_iter()
+            .map(|bid| Winner {
+                bidder: bid.bidder,
+                price: bid.price,
+                weight: self
+                    .params
+                    .weight(self.trust(&bid.bidder), bid.price, reference),
+            })
+            .collect();
         // Strongest first; ties broken by id so the order never depends on arrival.
         pool.sort_by(|a, b| b.weight.total_cmp(&a.weight).then(a.bidder.cmp(&b.bidder)));
         let best = pool.first().map_or(0.0, |w| w.weight);
@@ -146,6 +181,17 @@ impl Auction<'_> {
         keyed.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.bidder.cmp(&b.1.bidder)));
         selection.winners = keyed.into_iter().take(count).map(|(_, w)| w).collect();
         selection
+    }
+
+    /// The trust a bidder counts with: capped at [`SelectionParams::probation_trust`] while
+    /// it is on probation.
+    fn trust(&self, bidder: &NodeId) -> f64 {
+        let trust = self.reputation.trust(bidder);
+        if self.reputation.on_probation(bidder) {
+            trust.min(self.params.probation_trust)
+        } else {
+            trust
+        }
     }
 }
 

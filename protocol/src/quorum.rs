@@ -78,6 +78,10 @@ pub enum FailReason {
     DeadlinePassed,
     /// The requester cancelled it.
     Cancelled,
+    /// Only providers on probation agreed, and no established provider (or trust root) could
+    /// be found to check their outcome before the deadline. Only in a network with trust
+    /// roots; a closed cluster without them accepts such a quorum.
+    NoEstablishedProvider,
 }
 
 /// What the requester should do next.

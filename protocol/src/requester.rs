@@ -20,9 +20,12 @@
 //!   has, so a provider cannot tell whether its report will be compared with one more.
 //! - **Probation**: providers on probation (few agreeing reports, see
 //!   [`ReputationTable::on_probation`]) never make up a quorum on their own. When only they
-//!   agree, and the requester knows any established provider, the job gets one more replica
-//!   from an established provider before it is accepted. A young network in which the requester
-//!   knows no established provider at all accepts probationers' quorums (it has no one else).
+//!   agree, the job gets one more replica from an established provider (or trust root) before
+//!   it is accepted. In a network with trust roots ([`ReputationTable::has_roots`]) there is
+//!   no exception: when no established provider can run the job, or none bids before the
+//!   deadline, the job fails with [`FailReason::NoEstablishedProvider`]. A closed cluster
+//!   without roots, in which the requester knows no established provider at all or none that
+//!   can run the job, accepts probationers' quorums (it has no one else).
 //! - **Audits**: with [`RequesterConfig::audit_probability`] an outcome that reached its quorum
 //!   is checked by one more replica from an established provider before it is accepted. A
 //!   dissenting auditor breaks the majority, so the job escalates as for any disagreement, and
@@ -80,7 +83,8 @@ pub struct RequesterConfig {
     /// from an established provider before it is accepted. Default: `0.05`.
     pub audit_probability: f64,
     /// Whether a quorum made only of providers on probation needs an established provider
-    /// to agree too (when the requester knows any). Default: `true`.
+    /// to agree too (when the requester knows any; always in a network with trust roots).
+    /// Default: `true`.
     pub require_established: bool,
 }
 
@@ -201,7 +205,8 @@ pub struct RequesterJob {
     /// Whether an extra replica (probation check or audit) was asked for and acceptance waits
     /// for every outstanding report.
     checking: bool,
-    /// Whether the probation rule was waived because no established provider can run the job.
+    /// Whether the probation rule was waived because no established provider can run the job
+    /// (only without trust roots).
     probation_waived: bool,
     /// Whether the established-only auction under way is for the probation rule (else for an
     /// audit).
@@ -231,11 +236,13 @@ fn draw(seed: &[u8; 32], job: &JobId, label: &str) -> f64 {
     (u64::from_le_bytes(word) >> 11) as f64 / (1u64 << 53) as f64
 }
 
-/// Whether the requester knows any provider that has left probation.
+/// Whether the requester knows any provider that has left probation (trust roots always
+/// have).
 fn knows_established(reputation: &ReputationTable) -> bool {
-    reputation
-        .iter()
-        .any(|(peer, _)| !reputation.on_probation(peer))
+    reputation.has_roots()
+        || reputation
+            .iter()
+            .any(|(peer, _)| !reputation.on_probation(peer))
 }
 
 /// Inputs every step needs.
@@ -336,7 +343,12 @@ impl RequesterJob {
             return self.fail(FailReason::Cancelled, cx.now);
         }
         if cx.now >= self.spec.deadline && !matches!(self.phase, Phase::Running) {
-            return self.fail(FailReason::DeadlinePassed, cx.now);
+            let reason = if self.awaits_probation_check(cx) {
+                FailReason::NoEstablishedProvider
+            } else {
+                FailReason::DeadlinePassed
+            };
+            return self.fail(reason, cx.now);
         }
         match event {
             Event::Candidates(candidates) => self.on_candidates(candidates, cx),
@@ -385,6 +397,10 @@ impl RequesterJob {
         if self.established_only && candidates.iter().all(|c| cx.reputation.on_probation(c)) {
             // Nobody able to run this job (candidates are filtered by its requirements) has
             // left probation.
+            if self.awaits_probation_check(cx) {
+                return self
+                    .no_established_provider(cx.now, "no established provider can run this job");
+            }
             self.established_only = false;
             if self.probation_check {
                 // As in a young network, the probationers' quorum has to do.
@@ -410,6 +426,10 @@ impl RequesterJob {
             .filter(|c| *c != self.spec.requester && !awarded.contains(c))
             .filter(|c| !self.established_only || !cx.reputation.on_probation(c))
             .collect();
+        if eligible.len() < usize::from(needed) && self.awaits_probation_check(cx) {
+            return self
+                .no_established_provider(cx.now, "no other established provider can run this job");
+        }
         if eligible.len() < usize::from(needed) && self.checking {
             // A check (probation or audit) that no other provider able to run the job can
             // make: the quorum stands as it is, rather than the job waiting for nobody.
@@ -818,6 +838,24 @@ impl RequesterJob {
             format!("verdict: {agree} agree, {dissent} dissent, {timed_out} timed out"),
         );
         Some(Action::PublishVerdict(verdict))
+    }
+
+    /// Whether the job waits for an established provider to check a quorum of providers on
+    /// probation, in a network with trust roots, where that check is never waived.
+    fn awaits_probation_check(&self, cx: &Context<'_>) -> bool {
+        cx.reputation.has_roots()
+            && self.probation_check
+            && self.checking
+            && matches!(self.phase, Phase::Auction { .. })
+    }
+
+    /// Fails a job whose quorum of providers on probation no established provider can check.
+    fn no_established_provider(&mut self, now: Timestamp, why: &str) -> Vec<Action> {
+        self.note(
+            now,
+            format!("{why}; a quorum of providers on probation never stands on its own"),
+        );
+        self.fail(FailReason::NoEstablishedProvider, now)
     }
 
     fn fail(&mut self, reason: FailReason, now: Timestamp) -> Vec<Action> {

@@ -113,3 +113,27 @@ fn a_table_rebuilt_from_its_leaves_gives_the_same_leaves_after_more_verdicts() {
     assert_eq!(rebuilt.leaves(), original.leaves());
     assert!(rebuilt.applied_ids().len() == 20);
 }
+
+#[test]
+fn trust_roots_are_established_from_genesis() {
+    let table = ReputationTable::default();
+    assert!(!table.has_roots() && !table.is_root(&node(1)));
+    assert!(table.on_probation(&node(1)));
+
+    let table = ReputationTable::default().with_roots([node(1), node(2)]);
+    assert!(table.has_roots());
+    assert!(table.is_root(&node(1)) && table.is_root(&node(2)));
+    assert!(!table.is_root(&node(3)));
+    assert!(
+        !table.on_probation(&node(1)),
+        "a root needs no track record"
+    );
+    assert!(table.on_probation(&node(3)), "anyone else still does");
+
+    let leaves = table.leaves();
+    let adopted = ReputationTable::from_leaves(ReputationParams::default(), &leaves);
+    assert!(
+        !adopted.has_roots(),
+        "roots come from the spec, not the leaves"
+    );
+}

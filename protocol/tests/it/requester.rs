@@ -263,8 +263,13 @@ fn a_persisted_job_resumes_exactly_where_it_was() {
 
 /// A job awarded to nodes 1, 2 and 3 (all bidding), with `established` out of probation.
 fn running_on_1_2_3(established_peers: &[u8]) -> Driver {
+    running_on_1_2_3_judged_by(established(established_peers))
+}
+
+/// A job awarded to nodes 1, 2 and 3 (all bidding), judged by `reputation`.
+fn running_on_1_2_3_judged_by(reputation: ReputationTable) -> Driver {
     let (mut d, _) = Driver::new(spec(100));
-    d.reputation = established(established_peers);
+    d.reputation = reputation;
     d.on(Event::Candidates(nodes(&[1, 2, 3])));
     for b in 1..=3 {
         d.bid(b);
@@ -599,4 +604,94 @@ fn an_audit_that_no_other_provider_can_make_is_skipped_not_waited_for() {
     );
     let skipped = |e: &LogEntry| e.what.contains("the extra check is skipped");
     assert!(d.job.log().iter().any(skipped));
+}
+
+/// A network whose spec names node 50 as its only trust root.
+fn rooted() -> ReputationTable {
+    ReputationTable::default().with_roots([node(50)])
+}
+
+#[test]
+fn with_roots_a_probationers_quorum_fails_when_no_established_provider_can_run_the_job() {
+    // The same situation in which a closed cluster waives probation (the test above).
+    let mut d = running_on_1_2_3_judged_by(rooted());
+    d.report(1, b"out");
+    assert_eq!(d.report(2, b"out"), vec![Action::FindCandidates]);
+    let actions = d.on(Event::Candidates(nodes(&[1, 2, 3, 4])));
+    assert!(actions.is_empty(), "{actions:?}");
+    assert_eq!(
+        d.job.phase(),
+        &Phase::Failed(FailReason::NoEstablishedProvider)
+    );
+    let why = |e: &LogEntry| {
+        e.what
+            .starts_with("no established provider can run this job;")
+    };
+    assert!(d.job.log().iter().any(why), "{:#?}", d.job.log());
+    assert!(d.job.is_finished(), "no verdict credits the probationers");
+}
+
+#[test]
+fn with_roots_a_root_checks_the_probationers_quorum() {
+    let mut d = running_on_1_2_3_judged_by(rooted());
+    d.report(1, b"out");
+    d.report(2, b"out");
+    let calls = d.on(Event::Candidates(nodes(&[1, 2, 3, 4, 50])));
+    assert_eq!(calls, vec![Action::CallForBids(nodes(&[50]))]);
+    assert_eq!(awarded(&d.bid(50)), nodes(&[50]));
+    d.report(3, b"out");
+    d.report(50, b"out");
+    assert!(matches!(d.job.phase(), Phase::Accepted(o) if *o == output(b"out")));
+}
+
+#[test]
+fn with_roots_a_silent_established_provider_fails_the_job_at_its_deadline() {
+    let mut d = running_on_1_2_3_judged_by(rooted());
+    d.report(1, b"out");
+    d.report(2, b"out");
+    d.on(Event::Candidates(nodes(&[4, 50])));
+    d.on(Event::Declined {
+        peer: node(50),
+        reason: "busy".into(),
+    });
+    assert!(!d.job.is_decided(), "queued while the deadline allows");
+    d.now = Timestamp(100_000);
+    d.on(Event::Tick);
+    assert_eq!(
+        d.job.phase(),
+        &Phase::Failed(FailReason::NoEstablishedProvider)
+    );
+}
+
+#[test]
+fn with_roots_a_probationers_majority_over_a_root_needs_another_established_provider() {
+    // Node 50 is a root and holds a replica, but it dissents: the majority are probationers.
+    let (mut d, _) = Driver::new(spec(100));
+    d.reputation = rooted();
+    d.on(Event::Candidates(nodes(&[1, 2, 50])));
+    for b in [1, 2, 50] {
+        d.bid(b);
+    }
+    d.report(50, b"right");
+    d.report(1, b"wrong");
+    assert_eq!(d.report(2, b"wrong"), vec![Action::FindCandidates]);
+    // No other established provider can run it: the job fails rather than accept.
+    d.on(Event::Candidates(nodes(&[1, 2, 3, 50])));
+    assert_eq!(
+        d.job.phase(),
+        &Phase::Failed(FailReason::NoEstablishedProvider)
+    );
+}
+
+#[test]
+fn with_roots_a_quorum_with_a_root_in_it_stands() {
+    let (mut d, _) = Driver::new(spec(100));
+    d.reputation = rooted();
+    d.on(Event::Candidates(nodes(&[1, 2, 50])));
+    for b in [1, 2, 50] {
+        d.bid(b);
+    }
+    d.report(1, b"out");
+    d.report(50, b"out");
+    assert!(matches!(d.job.phase(), Phase::Accepted(_)));
 }

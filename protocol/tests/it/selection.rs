@@ -27,21 +27,31 @@ fn seed(i: u32) -> [u8; 32] {
     *blake3::hash(&i.to_le_bytes()).as_bytes()
 }
 
-/// How often each bidder wins over `rounds` seeds.
+/// How often each bidder wins over `rounds` seeds, for the job of `spec(100)`.
 fn wins(
     bids: &[Bid],
     reputation: &ReputationTable,
     count: usize,
     rounds: u32,
 ) -> BTreeMap<NodeId, u32> {
-    let spec = spec(100);
+    wins_in(&spec(100), bids, reputation, count, rounds)
+}
+
+/// How often each bidder wins over `rounds` seeds, for the job of `spec`.
+fn wins_in(
+    spec: &JobSpec,
+    bids: &[Bid],
+    reputation: &ReputationTable,
+    count: usize,
+    rounds: u32,
+) -> BTreeMap<NodeId, u32> {
     let auction = Auction {
         job: bids[0].job,
-        spec: &spec,
+        spec,
         reputation,
         params: SelectionParams::default(),
     };
-    let mut wins = BTreeMap::new();
+    let mut wins: BTreeMap<NodeId, u32> = BTreeMap::new();
     for i in 0..rounds {
         for w in auction
             .select(bids, count, &BTreeSet::new(), &seed(i), NOW)
@@ -145,23 +155,89 @@ fn cheaper_bids_win_more_often() {
     }
 }
 
+/// A table in which each `(peer, agreements)` agreed that many times.
+fn agreed(records: &[(u8, u32)]) -> ReputationTable {
+    let mut reputation = ReputationTable::new(ReputationParams::default());
+    let job = JobId::of(b"past");
+    for &(peer, times) in records {
+        for i in 0..times {
+            let evidence = Evidence {
+                job,
+                agreeing: vec![node(peer)],
+                dissenting: vec![],
+                timed_out: vec![],
+            };
+            let id = VerdictId::of(&[&[peer][..], &i.to_le_bytes()].concat());
+            reputation.apply(id, &evidence);
+        }
+    }
+    reputation
+}
+
 #[test]
 fn more_reputable_bids_win_more_often() {
     let job = spec(100).id().unwrap();
-    let mut reputation = ReputationTable::new(ReputationParams::default());
-    for i in 0..100u32 {
-        let evidence = Evidence {
-            job,
-            agreeing: vec![node(1)],
-            dissenting: vec![],
-            timed_out: vec![],
-        };
-        reputation.apply(VerdictId::of(&i.to_le_bytes()), &evidence);
-    }
+    // All three have left probation; node 1 has ten times the record.
+    let reputation = agreed(&[(1, 100), (2, 10), (3, 10)]);
     let bids = vec![bid(job, 1, 100), bid(job, 2, 100), bid(job, 3, 100)];
     let wins = wins(&bids, &reputation, 1, 2000);
     assert!(wins[&node(1)] > wins[&node(2)] * 3 / 2, "{wins:?}");
     assert!(wins[&node(1)] > wins[&node(3)] * 3 / 2, "{wins:?}");
+}
+
+#[test]
+fn cheap_probationers_never_outweigh_an_established_bidder() {
+    let params = SelectionParams::default();
+    // The bound itself: the cheapest probationer against an established provider's price.
+    let sybil = params.weight(params.probation_trust, 1, 10_000);
+    let honest = params.weight(1.0, 10_000, 10_000);
+    assert!(
+        sybil < honest * params.pool_ratio,
+        "{sybil} against {honest}"
+    );
+
+    // Thirty fresh identities bid 1; one established provider bids the usual 10 000.
+    let mut s = spec(100);
+    s.max_price = 20_000;
+    let job = s.id().unwrap();
+    let reputation = agreed(&[(50, 10)]);
+    assert!(!reputation.on_probation(&node(50)));
+    let mut bids: Vec<Bid> = (1..=30).map(|b| bid(job, b, 1)).collect();
+    bids.push(bid(job, 50, 10_000));
+    let one = wins_in(&s, &bids, &reputation, 1, 500);
+    assert!(one.get(&node(50)).copied().unwrap_or(0) >= 450, "{one:?}");
+    // Probationers still fill the replicas the established provider cannot.
+    let three = wins_in(&s, &bids, &reputation, 3, 200);
+    assert_eq!(three[&node(50)], 200, "{three:?}");
+    assert_eq!(three.values().sum::<u32>(), 600);
+}
+
+#[test]
+fn among_equal_trust_a_cheaper_bid_wins_more_but_boundedly_often() {
+    let mut s = spec(100);
+    s.max_price = 20_000;
+    let job = s.id().unwrap();
+    let reputation = agreed(&[(1, 10), (2, 10), (3, 10), (4, 10)]);
+    let at = |price: u64| {
+        let mut bids = vec![bid(job, 1, price)];
+        bids.extend((2..=4).map(|b| bid(job, b, 10_000)));
+        wins_in(&s, &bids, &reputation, 1, 2000)
+    };
+    // Half the price: twice the weight.
+    let half = at(5_000);
+    for p in 2..=4 {
+        assert!(half[&node(1)] > half[&node(p)] * 3 / 2, "{half:?}");
+    }
+    // Any price below a quarter weighs four times, no more: the others keep winning.
+    let one = at(1);
+    let cheap = one[&node(1)];
+    assert!(
+        (1_000..1_300).contains(&cheap),
+        "4/7 of 2000 expected: {one:?}"
+    );
+    for p in 2..=4 {
+        assert!(one[&node(p)] > 200, "{one:?}");
+    }
 }
 
 #[test]
@@ -199,11 +275,29 @@ fn invalid_bids_are_rejected_with_reasons() {
 #[test]
 fn far_worse_bids_stay_out_of_the_draw_unless_needed() {
     let job = spec(100).id().unwrap();
-    // Peer 3 asks ten times the price: below the pool ratio, so it never wins one of two
-    // replicas while two comparable bids exist, but fills a third.
+    // Peer 3 asks four times the price of peers 1 and 2 and was caught lying, which put it
+    // back on probation: below the pool ratio, so it never wins one of two replicas while two
+    // comparable bids exist, but fills a third.
+    let mut reputation = agreed(&[(1, 10), (2, 10), (3, 10)]);
+    let evidence = Evidence {
+        job,
+        agreeing: vec![],
+        dissenting: vec![node(3)],
+        timed_out: vec![],
+    };
+    reputation.apply(VerdictId::of(b"caught"), &evidence);
+    let bids = vec![bid(job, 1, 100), bid(job, 2, 100), bid(job, 3, 400)];
+    let two = wins(&bids, &reputation, 2, 300);
+    assert_eq!(two.get(&node(3)), None, "{two:?}");
+    let three = wins(&bids, &reputation, 3, 10);
+    assert_eq!(three[&node(3)], 10);
+}
+
+#[test]
+fn price_alone_never_drops_an_equally_trusted_bid() {
+    let job = spec(100).id().unwrap();
+    // Ten times the price weighs a quarter: still in the pool, so it wins now and then.
     let bids = vec![bid(job, 1, 100), bid(job, 2, 100), bid(job, 3, 1000)];
     let two = wins(&bids, &ReputationTable::default(), 2, 300);
-    assert_eq!(two.get(&node(3)), None, "{two:?}");
-    let three = wins(&bids, &ReputationTable::default(), 3, 10);
-    assert_eq!(three[&node(3)], 10);
+    assert!(two.get(&node(3)).copied().unwrap_or(0) > 10, "{two:?}");
 }
