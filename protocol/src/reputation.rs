@@ -175,10 +175,10 @@ impl ReputationTable {
         }
     }
 
-    /// The same table with `roots` as the network's genesis set (see the module docs).
+    /// The same table with `roots` added to the network's genesis set (see the module docs).
     #[must_use]
     pub fn with_roots(mut self, roots: impl IntoIterator<Item = NodeId>) -> Self {
-        self.roots = roots.into_iter().collect();
+        self.roots.extend(roots);
         self
     }
 

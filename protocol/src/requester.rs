@@ -595,7 +595,11 @@ impl RequesterJob {
         );
         let mut actions = Vec::new();
         for winner in selection.winners {
-            if self.tally.award(winner.bidder, winner.price, report_by).is_ok() {
+            if self
+                .tally
+                .award(winner.bidder, winner.price, report_by)
+                .is_ok()
+            {
                 let device = self
                     .bids
                     .iter()

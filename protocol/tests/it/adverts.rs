@@ -7,10 +7,10 @@ use cairn_protocol::adverts::{
 use cairn_protocol::reputation::ReputationTable;
 use cairn_protocol::*;
 
-use crate::fixtures::{advert, h100, keypair, node};
+use crate::fixtures::{NET, advert, h100, keypair, node};
 
 fn signed(a: CapabilityAdvert, seed: u8) -> Verified<CapabilityAdvert> {
-    Verified::sign(a, &keypair(seed)).unwrap()
+    Verified::sign(a, &keypair(seed), &NET).unwrap()
 }
 
 fn probation(_: &NodeId) -> Tier {

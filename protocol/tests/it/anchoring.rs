@@ -61,13 +61,13 @@ fn leaves(epoch: u64) -> Vec<ReputationLeaf> {
     leaves
 }
 
-fn vote(seed: u8, c: &Checkpoint) -> Envelope {
+fn vote(g: &Genesis, seed: u8, c: &Checkpoint) -> Envelope {
     let v = CheckpointVote {
         checkpoint: c.hash().unwrap(),
         epoch: c.epoch,
         voter: node(seed),
     };
-    Envelope::seal(&v, &keypair(seed)).unwrap()
+    Envelope::seal(&v, &keypair(seed), &g.network_id().unwrap()).unwrap()
 }
 
 /// `epochs` checkpoints, each signed by every member of its committee.
@@ -88,7 +88,7 @@ fn chain(g: &Genesis, epochs: u64) -> Vec<SignedCheckpoint> {
             now: Timestamp(1_000 * epoch),
         };
         let c = checkpoint::build(&input, &leaves(epoch)).unwrap();
-        let votes = committee.iter().map(|m| vote(seed_of(m), &c)).collect();
+        let votes = committee.iter().map(|m| vote(g, seed_of(m), &c)).collect();
         previous = c.hash().unwrap();
         committee = c.next_committee.clone();
         out.push(SignedCheckpoint {
@@ -347,7 +347,7 @@ fn outsider_and_mismatched_votes_fail() {
     let r = rules(g.clone(), TEST_BITS, 2);
     let mut p = proof_with(&g, TEST_BITS);
     let c0 = p.chain[0].checkpoint.clone();
-    p.chain[0].votes.push(vote(30, &c0));
+    p.chain[0].votes.push(vote(&g, 30, &c0));
     let err = failure(&p, &r);
     assert!(
         matches!(
@@ -363,7 +363,7 @@ fn outsider_and_mismatched_votes_fail() {
     let mut p = proof_with(&g, TEST_BITS);
     let c1 = p.chain[1].checkpoint.clone();
     let member = seed_of(&p.chain[0].checkpoint.next_committee[0]);
-    p.chain[0].votes[0] = vote(member, &c1);
+    p.chain[0].votes[0] = vote(&g, member, &c1);
     assert_eq!(failure(&p, &r).check(), "signatures");
 }
 
@@ -591,7 +591,9 @@ fn tally_ignores_other_roots_outsiders_and_repeats() {
     let chain = chain(&g, 1);
     let c = &chain[0].checkpoint;
     let mut tally = VoteTally::new(0, c.hash().unwrap(), &g.committee, g.threshold);
-    let verified = |seed: u8, c: &Checkpoint| vote(seed, c).verify::<CheckpointVote>().unwrap();
+    let net = g.network_id().unwrap();
+    let verified =
+        |seed: u8, c: &Checkpoint| vote(&g, seed, c).verify::<CheckpointVote>(&net).unwrap();
     let mut other = c.clone();
     other.reputation_root = [0; 32];
     assert_eq!(

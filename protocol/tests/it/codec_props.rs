@@ -7,7 +7,7 @@ use cairn_protocol::*;
 use proptest::collection::vec;
 use proptest::prelude::*;
 
-use crate::fixtures;
+use crate::fixtures::{self, NET};
 
 fn id32() -> impl Strategy<Value = [u8; 32]> {
     any::<[u8; 32]>()
@@ -236,12 +236,14 @@ fn envelope() -> impl Strategy<Value = Envelope> {
         node_id(),
         vec(any::<u8>(), 0..64),
         any::<[u8; 32]>(),
+        any::<[u8; 32]>(),
     )
-        .prop_map(|(version, kind, signer, payload, sig)| {
+        .prop_map(|(version, kind, signer, payload, sig, network)| {
             let mut signature = [0u8; 64];
             signature[..32].copy_from_slice(&sig);
             Envelope {
                 version,
+                network: NetworkId(network),
                 kind,
                 signer,
                 payload,
@@ -250,14 +252,23 @@ fn envelope() -> impl Strategy<Value = Envelope> {
         })
 }
 
+fn award_terms() -> impl Strategy<Value = AwardTerms> {
+    (node_id(), any::<u64>(), ts()).prop_map(|(provider, price, report_by)| AwardTerms {
+        provider,
+        price,
+        report_by,
+    })
+}
+
 fn verdict() -> impl Strategy<Value = Verdict> {
     let decision = prop_oneof![
         outcome().prop_map(VerdictDecision::Accepted),
         Just(VerdictDecision::NoQuorum)
     ];
     (
-        (job_id(), node_id(), any::<u8>(), decision),
+        (job_id(), node_id(), spec(), decision),
         (
+            vec(award_terms(), 0..3),
             vec(envelope(), 0..3),
             vec(envelope(), 0..3),
             vec(node_id(), 0..3),
@@ -265,12 +276,16 @@ fn verdict() -> impl Strategy<Value = Verdict> {
         ),
     )
         .prop_map(
-            |((job, requester, quorum, decision), (agreeing, dissenting, timed_out, issued_at))| {
+            |(
+                (job, requester, spec, decision),
+                (awards, agreeing, dissenting, timed_out, issued_at),
+            )| {
                 Verdict {
                     job,
                     requester,
-                    quorum,
+                    spec,
                     decision,
+                    awards,
                     agreeing,
                     dissenting,
                     timed_out,
@@ -436,8 +451,8 @@ proptest! {
     fn mutated_signed_envelopes_never_verify(value in bid(), seed in 1u8..50, m in mutations()) {
         let keypair = fixtures::keypair(seed);
         let bid = Bid { bidder: fixtures::node(seed), ..value };
-        let bytes = Envelope::seal(&bid, &keypair).unwrap().to_bytes().unwrap();
-        let opened = Envelope::open::<Bid>(&bytes).unwrap();
+        let bytes = Envelope::seal(&bid, &keypair, &NET).unwrap().to_bytes().unwrap();
+        let opened = Envelope::open::<Bid>(&bytes, &NET).unwrap();
         prop_assert_eq!(opened.message(), &bid);
         let mut mutated = bytes.clone();
         for &(at, xor) in &m {
@@ -446,10 +461,10 @@ proptest! {
         }
         // Two flips of the same byte can cancel out; only a real change must fail.
         if mutated != bytes {
-            prop_assert!(Envelope::open::<Bid>(&mutated).is_err());
+            prop_assert!(Envelope::open::<Bid>(&mutated, &NET).is_err());
         }
         for cut in 0..bytes.len() {
-            prop_assert!(Envelope::open::<Bid>(&bytes[..cut]).is_err());
+            prop_assert!(Envelope::open::<Bid>(&bytes[..cut], &NET).is_err());
         }
     }
 
@@ -457,8 +472,8 @@ proptest! {
     #[test]
     fn arbitrary_bytes_never_panic(bytes in vec(any::<u8>(), 0..512)) {
         let _ = Envelope::from_bytes(&bytes);
-        let _ = Envelope::open::<CapabilityAdvert>(&bytes);
-        let _ = Envelope::open::<Verdict>(&bytes);
+        let _ = Envelope::open::<CapabilityAdvert>(&bytes, &NET);
+        let _ = Envelope::open::<Verdict>(&bytes, &NET);
         let _ = codec::decode::<JobSpec>(&bytes, MAX_FRAME_BYTES);
         let _ = codec::decode::<Checkpoint>(&bytes, MAX_FRAME_BYTES);
     }

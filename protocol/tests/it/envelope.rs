@@ -4,7 +4,7 @@ use cairn_protocol::codec::CodecError;
 use cairn_protocol::envelope::MAX_ENVELOPE_BYTES;
 use cairn_protocol::*;
 
-use crate::fixtures::{self, keypair, node};
+use crate::fixtures::{self, NET, keypair, node};
 
 fn signed_bid(seed: u8) -> (Bid, Envelope) {
     let bid = Bid {
@@ -15,14 +15,14 @@ fn signed_bid(seed: u8) -> (Bid, Envelope) {
         runtime: "wasmtime-48/test".into(),
         expires_at: Timestamp(9_000),
     };
-    let envelope = Envelope::seal(&bid, &keypair(seed)).unwrap();
+    let envelope = Envelope::seal(&bid, &keypair(seed), &NET).unwrap();
     (bid, envelope)
 }
 
 #[test]
 fn a_good_envelope_opens() {
     let (bid, envelope) = signed_bid(1);
-    let opened = Envelope::open::<Bid>(&envelope.to_bytes().unwrap()).unwrap();
+    let opened = Envelope::open::<Bid>(&envelope.to_bytes().unwrap(), &NET).unwrap();
     assert_eq!(opened.message(), &bid);
     assert_eq!(opened.signer(), node(1));
 }
@@ -31,7 +31,7 @@ fn a_good_envelope_opens() {
 fn tampered_payload_is_a_bad_signature() {
     let (bid, mut envelope) = signed_bid(1);
     envelope.payload = codec::encode(&Bid { price: 1, ..bid }).unwrap();
-    let err = envelope.verify::<Bid>().unwrap_err();
+    let err = envelope.verify::<Bid>(&NET).unwrap_err();
     assert!(
         matches!(err, EnvelopeError::BadSignature { signer } if signer == node(1)),
         "{err}"
@@ -43,7 +43,7 @@ fn signature_by_another_key_is_a_bad_signature() {
     let (_, mut envelope) = signed_bid(1);
     envelope.signer = node(2); // claims to be node 2, signed by node 1
     assert!(matches!(
-        envelope.verify::<Bid>(),
+        envelope.verify::<Bid>(&NET),
         Err(EnvelopeError::BadSignature { .. })
     ));
 }
@@ -52,8 +52,8 @@ fn signature_by_another_key_is_a_bad_signature() {
 fn message_signed_by_a_different_node_than_its_author_is_a_signer_mismatch() {
     // Node 2 signs (validly) a bid that claims to come from node 1.
     let (bid, _) = signed_bid(1);
-    let envelope = Envelope::seal(&bid, &keypair(2)).unwrap();
-    let err = envelope.verify::<Bid>().unwrap_err();
+    let envelope = Envelope::seal(&bid, &keypair(2), &NET).unwrap();
+    let err = envelope.verify::<Bid>(&NET).unwrap_err();
     assert!(
         matches!(err, EnvelopeError::SignerMismatch { author, signer }
             if author == node(1) && signer == node(2)),
@@ -64,7 +64,7 @@ fn message_signed_by_a_different_node_than_its_author_is_a_signer_mismatch() {
 #[test]
 fn envelope_of_another_kind_is_refused() {
     let (_, envelope) = signed_bid(1);
-    let err = envelope.clone().verify::<ResultReport>().unwrap_err();
+    let err = envelope.clone().verify::<ResultReport>(&NET).unwrap_err();
     assert!(matches!(
         err,
         EnvelopeError::WrongKind {
@@ -78,7 +78,7 @@ fn envelope_of_another_kind_is_refused() {
         ..envelope
     };
     assert!(matches!(
-        relabelled.verify::<Award>(),
+        relabelled.verify::<Award>(&NET),
         Err(EnvelopeError::BadSignature { .. })
     ));
 }
@@ -86,7 +86,7 @@ fn envelope_of_another_kind_is_refused() {
 #[test]
 fn oversize_frame_is_refused_before_decoding() {
     let bytes = vec![0u8; MAX_ENVELOPE_BYTES + 1];
-    let err = Envelope::open::<Bid>(&bytes).unwrap_err();
+    let err = Envelope::open::<Bid>(&bytes, &NET).unwrap_err();
     assert!(
         matches!(
             err,
@@ -101,7 +101,7 @@ fn trailing_garbage_is_refused() {
     let (_, envelope) = signed_bid(1);
     let mut bytes = envelope.to_bytes().unwrap();
     bytes.extend_from_slice(b"junk");
-    let err = Envelope::open::<Bid>(&bytes).unwrap_err();
+    let err = Envelope::open::<Bid>(&bytes, &NET).unwrap_err();
     assert!(
         matches!(
             err,
@@ -119,7 +119,7 @@ fn another_protocol_version_is_refused() {
         ..envelope
     };
     assert!(matches!(
-        other.verify::<Bid>(),
+        other.verify::<Bid>(&NET),
         Err(EnvelopeError::UnsupportedVersion { found, expected: PROTOCOL_VERSION })
             if found == PROTOCOL_VERSION + 1
     ));
@@ -131,7 +131,7 @@ fn oversize_payload_is_refused_even_when_signed() {
     let mut advert = fixtures::advert(3, 1, 0, 1_000);
     advert.runtime = "x".repeat(MessageKind::Advert.max_payload_bytes() + 1);
     assert!(matches!(
-        Envelope::seal(&advert, &keypair(3)),
+        Envelope::seal(&advert, &keypair(3), &NET),
         Err(CodecError::FrameTooLarge { .. })
     ));
 }
@@ -148,15 +148,15 @@ fn the_errors_are_distinct() {
         .unwrap(),
         ..good.clone()
     };
-    let wrong_signer = Envelope::seal(&bid, &keypair(2)).unwrap();
+    let wrong_signer = Envelope::seal(&bid, &keypair(2), &NET).unwrap();
     let mut trailing = good.to_bytes().unwrap();
     trailing.push(0);
     let errors = [
-        tampered.verify::<Bid>().unwrap_err(),
-        wrong_signer.verify::<Bid>().unwrap_err(),
-        good.clone().verify::<Award>().unwrap_err(),
-        Envelope::open::<Bid>(&vec![0u8; MAX_ENVELOPE_BYTES + 1]).unwrap_err(),
-        Envelope::open::<Bid>(&trailing).unwrap_err(),
+        tampered.verify::<Bid>(&NET).unwrap_err(),
+        wrong_signer.verify::<Bid>(&NET).unwrap_err(),
+        good.clone().verify::<Award>(&NET).unwrap_err(),
+        Envelope::open::<Bid>(&vec![0u8; MAX_ENVELOPE_BYTES + 1], &NET).unwrap_err(),
+        Envelope::open::<Bid>(&trailing, &NET).unwrap_err(),
     ];
     let reasons: Vec<&str> = errors.iter().map(EnvelopeError::reason).collect();
     assert_eq!(
@@ -169,4 +169,42 @@ fn the_errors_are_distinct() {
             "trailing_bytes"
         ]
     );
+}
+
+#[test]
+fn a_re_encoded_envelope_is_refused() {
+    // H1: the version (first field) written as a three-byte varint still decodes with bincode
+    // 2, but it is not the canonical encoding: the copy must not open under a new id.
+    let (_, envelope) = signed_bid(1);
+    let bytes = envelope.to_bytes().unwrap();
+    assert!(bytes[0] < 251, "version is a one-byte varint");
+    let mut widened = vec![251, bytes[0], 0];
+    widened.extend_from_slice(&bytes[1..]);
+    let err = Envelope::open::<Bid>(&widened, &NET).unwrap_err();
+    assert_eq!(err.reason(), "non_canonical", "{err}");
+    // The payload length, widened the same way inside the frame, is refused too.
+    let payload_len_at = 1 + 32 + 1 + 32; // version, network, kind, signer
+    assert!(bytes[payload_len_at] < 251);
+    let mut widened = bytes[..payload_len_at].to_vec();
+    widened.extend_from_slice(&[251, bytes[payload_len_at], 0]);
+    widened.extend_from_slice(&bytes[payload_len_at + 1..]);
+    assert_eq!(
+        Envelope::open::<Bid>(&widened, &NET).unwrap_err().reason(),
+        "non_canonical"
+    );
+}
+
+#[test]
+fn a_message_signed_for_another_network_is_refused() {
+    // M12: the network is signed; a copy claiming another network fails the signature.
+    let (_, envelope) = signed_bid(1);
+    let other = NetworkId([9; 32]);
+    let err = envelope.clone().verify::<Bid>(&other).unwrap_err();
+    assert!(matches!(err, EnvelopeError::WrongNetwork { .. }), "{err}");
+    let mut relabelled = envelope;
+    relabelled.network = other;
+    assert!(matches!(
+        relabelled.verify::<Bid>(&other),
+        Err(EnvelopeError::BadSignature { .. })
+    ));
 }

@@ -3,6 +3,9 @@
 use cairn_protocol::*;
 use libp2p_identity::ed25519;
 
+/// The network every fixture message is signed for.
+pub const NET: NetworkId = NetworkId([0x4e; 32]);
+
 /// A keypair derived from `seed`, the same on every run.
 pub fn keypair(seed: u8) -> ed25519::Keypair {
     let mut secret = [seed; 32];
@@ -52,7 +55,7 @@ pub fn report(provider: u8, job: JobId, outcome: Outcome) -> Verified<ResultRepo
         fuel_used: 1234,
         runtime: "wasmtime-48/test".into(),
     };
-    Verified::sign(message, &keypair(provider)).unwrap()
+    Verified::sign(message, &keypair(provider), &NET).unwrap()
 }
 
 pub fn advert(peer: u8, sequence: u64, issued: u64, expires: u64) -> CapabilityAdvert {
@@ -84,5 +87,22 @@ pub fn h100() -> GpuInfo {
         count: 1,
         driver: "580.159.04".into(),
         cuda: "13.0".into(),
+    }
+}
+
+/// Checked verdict evidence of a job of its own (each call a new job), requested by node 200.
+pub fn evidence(agreeing: &[u8], dissenting: &[u8], timed_out: &[u8]) -> messages::Evidence {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let ids = |v: &[u8]| v.iter().map(|p| node(*p)).collect();
+    messages::Evidence {
+        job: JobId::of(&n.to_le_bytes()),
+        requester: node(200),
+        issued_at: Timestamp(1_000),
+        expires_at: Timestamp(1_000_000),
+        agreeing: ids(agreeing),
+        dissenting: ids(dissenting),
+        timed_out: ids(timed_out),
     }
 }

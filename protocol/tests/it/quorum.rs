@@ -3,22 +3,27 @@
 use cairn_protocol::quorum::{Decision, FailReason, QuorumTally, ReportRejection};
 use cairn_protocol::*;
 
-use crate::fixtures::{node, output, report, spec};
+use crate::fixtures::{NET, node, output, report, spec};
 
 const DUE: Timestamp = Timestamp(5_000);
 const NOW: Timestamp = Timestamp(2_000);
 
-/// A tally with providers `awarded` and the given spec tweaks.
-fn tally(awarded: &[u8], quorum: u8, max_replicas: u8) -> (JobId, QuorumTally) {
-    let spec = JobSpec {
+/// The spec of the fixture job with these tweaks.
+fn job_spec(quorum: u8, max_replicas: u8) -> JobSpec {
+    JobSpec {
         quorum,
         max_replicas,
         ..spec(100)
-    };
+    }
+}
+
+/// A tally with providers `awarded` and the given spec tweaks.
+fn tally(awarded: &[u8], quorum: u8, max_replicas: u8) -> (JobId, QuorumTally) {
+    let spec = job_spec(quorum, max_replicas);
     let job = spec.id().unwrap();
     let mut tally = QuorumTally::new(job, &spec);
     for p in awarded {
-        tally.award(node(*p), DUE).unwrap();
+        tally.award(node(*p), 10, DUE).unwrap();
     }
     (job, tally)
 }
@@ -272,7 +277,7 @@ fn host_dependent_failures_abstain() {
     t.add_report(report(3, job, output(b"x")), NOW).unwrap();
     let decision = t.decide(NOW);
     assert!(matches!(decision, Decision::Accept { ref dissenting, .. } if dissenting.is_empty()));
-    let verdict = t.verdict(&decision, node(100), NOW).unwrap();
+    let verdict = t.verdict(&decision, &job_spec(2, 5), NOW).unwrap();
     assert!(verdict.dissenting.is_empty() && verdict.agreeing.len() == 2);
 }
 
@@ -288,9 +293,9 @@ fn deterministic_failures_can_be_the_agreed_outcome() {
 #[test]
 fn a_peer_never_holds_two_replicas_and_the_cap_holds() {
     let (_, mut t) = tally(&[1, 2, 3], 2, 4);
-    assert!(t.award(node(1), DUE).is_err());
-    t.award(node(4), DUE).unwrap();
-    assert!(t.award(node(5), DUE).is_err());
+    assert!(t.award(node(1), 10, DUE).is_err());
+    t.award(node(4), 10, DUE).unwrap();
+    assert!(t.award(node(5), 10, DUE).is_err());
 }
 
 #[test]
@@ -300,8 +305,8 @@ fn the_verdict_carries_evidence_that_checks_out() {
     t.add_report(report(2, job, output(b"y")), NOW).unwrap();
     t.add_report(report(3, job, output(b"x")), NOW).unwrap();
     let decision = t.decide(NOW);
-    let verdict = t.verdict(&decision, node(100), NOW).unwrap();
-    let evidence = verdict.evidence().unwrap();
+    let verdict = t.verdict(&decision, &job_spec(2, 5), NOW).unwrap();
+    let evidence = verdict.evidence(&NET).unwrap();
     assert_eq!(sorted(evidence.agreeing), ids(&[1, 3]));
     assert_eq!(evidence.dissenting, vec![node(2)]);
 }
@@ -313,7 +318,7 @@ fn forged_evidence_is_caught() {
         t.add_report(report(p, job, output(b)), NOW).unwrap();
     }
     let decision = t.decide(NOW);
-    let honest = t.verdict(&decision, node(100), NOW).unwrap();
+    let honest = t.verdict(&decision, &job_spec(2, 5), NOW).unwrap();
 
     // A requester that swaps the sides to frame the honest majority.
     let swapped = Verdict {
@@ -322,13 +327,13 @@ fn forged_evidence_is_caught() {
         dissenting: honest.agreeing.clone(),
         ..honest.clone()
     };
-    assert!(swapped.evidence().is_err());
+    assert!(swapped.evidence(&NET).is_err());
 
     // A report whose bytes were changed.
     let mut tampered = honest.clone();
     tampered.agreeing[0].payload[0] ^= 1;
     assert!(matches!(
-        tampered.evidence(),
+        tampered.evidence(&NET),
         Err(VerdictError::BadReport { index: 0, .. })
     ));
 
@@ -337,7 +342,7 @@ fn forged_evidence_is_caught() {
     let other = report(4, JobId::of(b"other"), output(b"y"));
     mixed.dissenting.push(other.envelope().clone());
     assert!(matches!(
-        mixed.evidence(),
+        mixed.evidence(&NET),
         Err(VerdictError::OtherJob { .. })
     ));
 
@@ -345,7 +350,127 @@ fn forged_evidence_is_caught() {
     let mut doubled = honest;
     doubled.agreeing.push(doubled.agreeing[0].clone());
     assert!(matches!(
-        doubled.evidence(),
+        doubled.evidence(&NET),
         Err(VerdictError::DuplicateProvider { .. })
+    ));
+}
+
+/// The honest verdict of a 3-replica job where providers 1 and 3 agree and 2 dissents.
+fn honest_verdict() -> Verdict {
+    let (job, mut t) = tally(&[1, 2, 3], 2, 5);
+    for (p, b) in [(1, b"x"), (2, b"y"), (3, b"x")] {
+        t.add_report(report(p, job, output(b)), NOW).unwrap();
+    }
+    let decision = t.decide(NOW);
+    t.verdict(&decision, &job_spec(2, 5), NOW).unwrap()
+}
+
+#[test]
+fn a_verdict_for_a_made_up_job_is_refused() {
+    // C1: a verdict must carry the spec its job id is the hash of.
+    let mut invented = honest_verdict();
+    invented.job = JobId::of(b"a job nobody submitted");
+    assert!(matches!(
+        invented.evidence(&NET),
+        Err(VerdictError::SpecMismatch { .. })
+    ));
+    // Another spec whose hash matches the id, but another requester wrote it.
+    let mut borrowed = honest_verdict();
+    borrowed.spec.requester = node(66);
+    borrowed.job = borrowed.spec.id().unwrap();
+    assert!(matches!(
+        borrowed.evidence(&NET),
+        Err(VerdictError::NotRequester { .. })
+    ));
+}
+
+#[test]
+fn only_awarded_providers_are_credited_or_blamed() {
+    // C1/C2: a report from a provider the requester never awarded counts for nothing.
+    let honest = honest_verdict();
+    let mut extra = honest.clone();
+    extra.awards.retain(|a| a.provider != node(3));
+    assert!(matches!(
+        extra.evidence(&NET),
+        Err(VerdictError::NotAwarded { provider }) if provider == node(3)
+    ));
+    // A timeout for a provider that held no award.
+    let mut framed = honest.clone();
+    framed.timed_out.push(node(9));
+    assert!(matches!(
+        framed.evidence(&NET),
+        Err(VerdictError::NotAwarded { provider }) if provider == node(9)
+    ));
+}
+
+#[test]
+fn a_timeout_needs_a_deadline_that_passed() {
+    // C2: `timed_out` is checked against the award's deadline.
+    let spec = job_spec(2, 5);
+    let job = spec.id().unwrap();
+    let mut t = QuorumTally::new(job, &spec);
+    for p in [1, 2, 3] {
+        t.award(node(p), 10, DUE).unwrap();
+    }
+    t.add_report(report(1, job, output(b"x")), NOW).unwrap();
+    t.add_report(report(2, job, output(b"x")), NOW).unwrap();
+    let late = DUE.plus_ms(1);
+    let decision = t.decide(late);
+    let verdict = t.verdict(&decision, &spec, late).unwrap();
+    assert_eq!(verdict.timed_out, vec![node(3)]);
+    assert_eq!(verdict.evidence(&NET).unwrap().timed_out, vec![node(3)]);
+    // The same blame issued before the deadline is refused.
+    let early = Verdict {
+        issued_at: NOW,
+        ..verdict
+    };
+    assert!(matches!(
+        early.evidence(&NET),
+        Err(VerdictError::DeadlineNotPassed { .. })
+    ));
+}
+
+#[test]
+fn the_quorum_is_the_specs() {
+    let mut lowered = honest_verdict();
+    lowered.spec.quorum = 3; // the job asked for three agreeing reports; two agree
+    lowered.job = lowered.spec.id().unwrap();
+    assert!(lowered.evidence(&NET).is_err());
+}
+
+#[test]
+fn an_honest_report_of_another_job_cannot_be_reused_as_dissent() {
+    // C2: the victim's genuine, public report of some other job, listed as dissent.
+    let mut framed = honest_verdict();
+    let genuine = report(7, JobId::of(b"the victim's real job"), output(b"real"));
+    framed.awards.push(AwardTerms {
+        provider: node(7),
+        price: 10,
+        report_by: DUE,
+    });
+    framed.dissenting.push(genuine.envelope().clone());
+    assert!(matches!(
+        framed.evidence(&NET),
+        Err(VerdictError::OtherJob { .. })
+    ));
+}
+
+#[test]
+fn reports_signed_for_another_network_are_refused() {
+    let mut foreign = honest_verdict();
+    let (job, other) = (foreign.job, NetworkId([1; 32]));
+    let message = foreign.agreeing[0]
+        .clone()
+        .verify::<ResultReport>(&NET)
+        .unwrap();
+    let resigned = Envelope::seal(message.message(), &crate::fixtures::keypair(1), &other).unwrap();
+    foreign.agreeing[0] = resigned;
+    assert_eq!(foreign.job, job);
+    assert!(matches!(
+        foreign.evidence(&NET),
+        Err(VerdictError::BadReport {
+            index: 0,
+            source: EnvelopeError::WrongNetwork { .. }
+        })
     ));
 }

@@ -1,20 +1,11 @@
 //! Reputation is a deterministic function of verdict evidence.
 
 use cairn_protocol::messages::Evidence;
+use cairn_protocol::reputation::Applied;
 use cairn_protocol::reputation::{ReputationParams, ReputationTable};
 use cairn_protocol::*;
 
-use crate::fixtures::node;
-
-fn evidence(agreeing: &[u8], dissenting: &[u8], timed_out: &[u8]) -> Evidence {
-    let ids = |v: &[u8]| v.iter().map(|p| node(*p)).collect();
-    Evidence {
-        job: JobId::of(b"job"),
-        agreeing: ids(agreeing),
-        dissenting: ids(dissenting),
-        timed_out: ids(timed_out),
-    }
-}
+use crate::fixtures::{evidence, node};
 
 fn vid(i: u32) -> VerdictId {
     VerdictId::of(&i.to_le_bytes())
@@ -38,8 +29,9 @@ fn agreeing_earns_little_and_dissent_costs_much_more() {
 #[test]
 fn a_verdict_applies_once() {
     let mut table = ReputationTable::default();
-    assert!(table.apply(vid(1), &evidence(&[1], &[2], &[])));
-    assert!(!table.apply(vid(1), &evidence(&[1], &[2], &[])));
+    let once = evidence(&[1], &[2], &[]);
+    assert!(table.apply(vid(1), &once).changed());
+    assert_eq!(table.apply(vid(1), &once), Applied::Duplicate);
     assert_eq!(table.standing(&node(1)).agreed, 1);
 }
 
@@ -136,4 +128,96 @@ fn trust_roots_are_established_from_genesis() {
         !adopted.has_roots(),
         "roots come from the spec, not the leaves"
     );
+}
+
+/// Evidence of a job requested by `requester`.
+fn requested_by(requester: u8, agreeing: &[u8], dissenting: &[u8]) -> Evidence {
+    Evidence {
+        requester: node(requester),
+        ..evidence(agreeing, dissenting, &[])
+    }
+}
+
+#[test]
+fn identities_outside_the_roots_cannot_mint_reputation_for_each_other() {
+    // C1: ten Sybils run real jobs for each other; with roots named, none of it counts.
+    let p = ReputationParams::default();
+    let mut table = ReputationTable::new(p).with_roots([node(1)]);
+    for i in 0..1_000u32 {
+        let requester = 10 + (i % 10) as u8;
+        let provider = 10 + ((i + 1) % 10) as u8;
+        let applied = table.apply(vid(i), &requested_by(requester, &[provider], &[]));
+        assert_eq!(applied, Applied::NoStanding);
+    }
+    for sybil in 10..20 {
+        assert_eq!(table.standing(&node(sybil)).score, p.initial);
+        assert!(table.on_probation(&node(sybil)));
+    }
+    // Nor can they blame anyone.
+    table.apply(vid(5_000), &requested_by(10, &[11], &[2]));
+    assert_eq!(table.standing(&node(2)).score, p.initial);
+    // A root's verdicts count.
+    assert!(
+        table
+            .apply(vid(6_000), &requested_by(1, &[2], &[]))
+            .changed()
+    );
+    assert_eq!(table.standing(&node(2)).score, p.initial + p.agree);
+}
+
+#[test]
+fn a_vouching_requester_cannot_lift_anyone_to_vouching() {
+    let p = ReputationParams::default();
+    let mut table = ReputationTable::new(p).with_roots([node(1)]);
+    // Node 2 earns standing by work for the root.
+    for i in 0..p.vouch_min as u32 {
+        table.apply(vid(i), &requested_by(1, &[2], &[]));
+    }
+    assert!(table.standing(&node(2)).score >= p.vouch_min);
+    // Node 2 now vouches: its verdicts credit node 3, but never past `sponsored_max`.
+    for i in 0..500u32 {
+        table.apply(vid(10_000 + i), &requested_by(2, &[3], &[]));
+    }
+    assert_eq!(table.standing(&node(3)).score, p.sponsored_max);
+    assert!(p.sponsored_max < p.vouch_min);
+    // So node 3's own verdicts count for nothing.
+    let applied = table.apply(vid(20_000), &requested_by(3, &[4], &[]));
+    assert_eq!(applied, Applied::NoStanding);
+    // A voucher's blame counts in full.
+    table.apply(vid(30_000), &requested_by(2, &[5, 6], &[3]));
+    assert_eq!(table.standing(&node(3)).score, p.sponsored_max + p.dissent);
+}
+
+#[test]
+fn one_verdict_per_job_and_a_second_one_costs_the_requester() {
+    let p = ReputationParams::default();
+    let mut table = ReputationTable::new(p).with_roots([node(1)]);
+    let first = requested_by(1, &[2], &[]);
+    assert!(table.apply(vid(1), &first).changed());
+    // Another verdict for the same job: it moves nothing for the providers it names, and the
+    // requester pays for equivocating, once.
+    let second = Evidence {
+        agreeing: vec![node(3)],
+        dissenting: vec![node(2)],
+        ..first.clone()
+    };
+    assert_eq!(
+        table.apply(vid(2), &second),
+        Applied::Equivocation {
+            debited: -p.equivocation
+        }
+    );
+    assert_eq!(
+        table.apply(vid(3), &second),
+        Applied::Equivocation { debited: 0 }
+    );
+    assert_eq!(table.standing(&node(2)).score, p.initial + p.agree);
+    assert_eq!(table.standing(&node(3)).score, p.initial);
+    assert_eq!(table.standing(&node(1)).score, p.initial + p.equivocation);
+    // Even once the applied-id set is forgotten (a checkpoint covered it), the job is known.
+    table.forget_applied();
+    assert_eq!(table.apply(vid(1), &first), Applied::Duplicate);
+    // After its last valid verdict time the job is forgotten.
+    table.prune_jobs(Timestamp(first.expires_at.0 + 1));
+    assert_eq!(table.tracked_jobs(), 0);
 }

@@ -7,7 +7,7 @@ use cairn_protocol::requester::{
 };
 use cairn_protocol::*;
 
-use crate::fixtures::{node, output, report, spec};
+use crate::fixtures::{NET, node, output, report, spec};
 
 /// The default rules without the random extras (hidden replicas, audits), so that scenarios
 /// are exact; the extras have their own tests below.
@@ -126,7 +126,7 @@ fn a_job_goes_from_auction_to_accepted_with_a_checkable_verdict() {
     let [Action::PublishVerdict(verdict)] = &actions[..] else {
         panic!("{actions:?}")
     };
-    let evidence = verdict.evidence().unwrap();
+    let evidence = verdict.evidence(&NET).unwrap();
     assert_eq!(
         (evidence.agreeing.len(), evidence.dissenting),
         (2, vec![node(ids[2])])
@@ -220,7 +220,7 @@ fn disagreement_escalates_to_new_providers() {
     let Some(Action::PublishVerdict(verdict)) = actions.get(1) else {
         panic!("{actions:?}")
     };
-    let evidence = verdict.evidence().unwrap();
+    let evidence = verdict.evidence(&NET).unwrap();
     assert_eq!(evidence.agreeing.len(), 3);
     assert_eq!(evidence.dissenting.len(), 2);
 }
@@ -241,7 +241,7 @@ fn a_provider_that_misses_its_deadline_is_replaced() {
         panic!("{actions:?}")
     };
     assert_eq!(verdict.timed_out, nodes(&[3]));
-    assert_eq!(verdict.evidence().unwrap().dissenting, nodes(&[2]));
+    assert_eq!(verdict.evidence(&NET).unwrap().dissenting, nodes(&[2]));
 }
 
 #[test]
@@ -284,10 +284,8 @@ fn established(peers: &[u8]) -> ReputationTable {
     let jobs = table.params().probation_jobs;
     for i in 0..jobs {
         let evidence = cairn_protocol::messages::Evidence {
-            job: JobId::of(&i.to_le_bytes()),
             agreeing: nodes(peers),
-            dissenting: vec![],
-            timed_out: vec![],
+            ..crate::fixtures::evidence(&[], &[], &[])
         };
         table.apply(VerdictId::of(&i.to_le_bytes()), &evidence);
     }
@@ -385,7 +383,7 @@ fn probationers_alone_never_make_a_quorum_when_an_established_provider_exists() 
     let Some(Action::PublishVerdict(verdict)) = actions.get(1) else {
         panic!("{actions:?}")
     };
-    assert_eq!(verdict.evidence().unwrap().agreeing.len(), 4);
+    assert_eq!(verdict.evidence(&NET).unwrap().agreeing.len(), 4);
 }
 
 #[test]
@@ -446,7 +444,7 @@ fn an_audit_catches_a_colluding_majority() {
     let Some(Action::PublishVerdict(verdict)) = actions.get(1) else {
         panic!("{actions:?}")
     };
-    let evidence = verdict.evidence().unwrap();
+    let evidence = verdict.evidence(&NET).unwrap();
     assert_eq!(evidence.dissenting, sorted(&[1, 2]));
     assert_eq!(evidence.agreeing.len(), 3);
 }

@@ -158,14 +158,11 @@ fn cheaper_bids_win_more_often() {
 /// A table in which each `(peer, agreements)` agreed that many times.
 fn agreed(records: &[(u8, u32)]) -> ReputationTable {
     let mut reputation = ReputationTable::new(ReputationParams::default());
-    let job = JobId::of(b"past");
     for &(peer, times) in records {
         for i in 0..times {
             let evidence = Evidence {
-                job,
                 agreeing: vec![node(peer)],
-                dissenting: vec![],
-                timed_out: vec![],
+                ..crate::fixtures::evidence(&[], &[], &[])
             };
             let id = VerdictId::of(&[&[peer][..], &i.to_le_bytes()].concat());
             reputation.apply(id, &evidence);
@@ -280,10 +277,8 @@ fn far_worse_bids_stay_out_of_the_draw_unless_needed() {
     // comparable bids exist, but fills a third.
     let mut reputation = agreed(&[(1, 10), (2, 10), (3, 10)]);
     let evidence = Evidence {
-        job,
-        agreeing: vec![],
         dissenting: vec![node(3)],
-        timed_out: vec![],
+        ..crate::fixtures::evidence(&[], &[], &[])
     };
     reputation.apply(VerdictId::of(b"caught"), &evidence);
     let bids = vec![bid(job, 1, 100), bid(job, 2, 100), bid(job, 3, 400)];
