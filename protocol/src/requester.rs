@@ -166,8 +166,8 @@ pub enum Action {
         /// Providers that reported it.
         from: Vec<NodeId>,
     },
-    /// Sign and publish this verdict.
-    PublishVerdict(Verdict),
+    /// Sign and publish this verdict (boxed: it carries the spec and the evidence).
+    PublishVerdict(Box<Verdict>),
 }
 
 /// One line of a job's history.
@@ -739,7 +739,7 @@ impl RequesterJob {
                 let mut actions: Vec<Action> = self
                     .tally
                     .verdict(&decision, &self.spec, cx.now)
-                    .map(Action::PublishVerdict)
+                    .map(|v| Action::PublishVerdict(Box::new(v)))
                     .into_iter()
                     .collect();
                 actions.extend(self.fail(reason, cx.now));
@@ -841,7 +841,7 @@ impl RequesterJob {
             now,
             format!("verdict: {agree} agree, {dissent} dissent, {timed_out} timed out"),
         );
-        Some(Action::PublishVerdict(verdict))
+        Some(Action::PublishVerdict(Box::new(verdict)))
     }
 
     /// Whether the job waits for an established provider to check a quorum of providers on
