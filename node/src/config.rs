@@ -122,6 +122,11 @@ pub struct NetworkSpec {
     /// Seconds before a node's first AutoNAT probe, and between probes while its
     /// reachability is unknown. Default: `15`.
     pub autonat_probe_secs: u64,
+    /// The network's trust roots, as hex node ids: the genesis set whose verdicts count in
+    /// full, and from whom all other standing derives (see docs/trust.md). Default: none,
+    /// which takes the first checkpoint committee; with neither, every requester counts (a
+    /// closed cluster, never a public network).
+    pub trust_roots: Vec<String>,
 }
 
 impl Default for NetworkSpec {
@@ -136,6 +141,7 @@ impl Default for NetworkSpec {
             anchor: crate::anchor::AnchorSpec::default(),
             autonat_private_addrs: false,
             autonat_probe_secs: 15,
+            trust_roots: Vec::new(),
         }
     }
 }

@@ -11,11 +11,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use cairn_protocol::reputation::ReputationTable;
+use cairn_protocol::reputation::{Applied, ReputationTable};
 use cairn_protocol::requester::{Action, Context, Event, Phase, RequesterConfig, RequesterJob};
 use cairn_protocol::{
     Award, Bid, BlobHash, CallForBids, Device, Envelope, FailureKind, JobId, JobReceipt, JobSpec,
-    Message, NodeId, Outcome, ResultReport, Verdict, VerdictDecision, VerdictId, Verified,
+    Message, NodeId, Outcome, ResultReport, Timestamp, Verdict, VerdictDecision, VerdictId,
+    Verified,
 };
 use cairn_runtime::{Job, JobLimits, RunError, Sandbox};
 use libp2p::PeerId;
@@ -98,6 +99,29 @@ pub struct MarketState {
     durable: GroupFlush,
     /// Recent DHT answers per capability class, so a burst of jobs makes one lookup.
     class_cache: Mutex<HashMap<&'static str, (Instant, Vec<NodeId>)>>,
+    /// What verdicts did to this node's table, by requester (at most
+    /// [`MAX_EFFECT_REQUESTERS`]): for operators and the simulation's attack report.
+    effects: Mutex<HashMap<NodeId, VerdictEffects>>,
+}
+
+/// Requesters whose verdict effects a node tallies at most.
+const MAX_EFFECT_REQUESTERS: usize = 65_536;
+
+/// Verdicts are refused once this many applied ids are held; the live table then forgets
+/// them (the one-verdict-per-job memory stays) and prunes jobs past their last verdict time.
+const MAX_APPLIED_IDS: usize = 65_536;
+
+/// What one requester's verdicts did to a node's reputation table.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct VerdictEffects {
+    /// Verdicts that passed every check.
+    pub checked: u64,
+    /// Verdicts that moved a score (counted or equivocation).
+    pub applied: u64,
+    /// Points credited to providers.
+    pub credited: i64,
+    /// Points debited from providers (and from the requester itself for equivocating).
+    pub debited: i64,
 }
 
 #[derive(Clone)]
@@ -122,6 +146,7 @@ impl MarketState {
         sandbox: Sandbox,
         kv: Arc<dyn KvStore>,
         verification: &crate::config::VerificationConfig,
+        roots: Vec<NodeId>,
     ) -> Self {
         let config = RequesterConfig {
             hidden_replica_probability: f64::from(verification.hidden_replica_per_mille) / 1000.0,
@@ -131,7 +156,8 @@ impl MarketState {
         };
         Self {
             sandbox,
-            reputation: Mutex::new(ReputationTable::default()),
+            reputation: Mutex::new(ReputationTable::default().with_roots(roots)),
+            effects: Mutex::new(HashMap::new()),
             calls: Mutex::new((HashMap::new(), VecDeque::new())),
             running: AtomicUsize::new(0),
             jobs: Mutex::new(HashMap::new()),
@@ -140,6 +166,13 @@ impl MarketState {
             class_cache: Mutex::new(HashMap::new()),
         }
     }
+}
+
+/// The key of a stored verdict: issue time (big-endian, so keys sort by time), then its id.
+fn verdict_key(issued_at: Timestamp, id: &VerdictId) -> Vec<u8> {
+    let mut key = issued_at.0.to_be_bytes().to_vec();
+    key.extend_from_slice(id.as_bytes());
+    key
 }
 
 /// The libp2p peer id of a node id (ed25519 keys map one to one).
@@ -176,7 +209,9 @@ fn failure_kind(e: &RunError) -> FailureKind {
         RunError::StackOverflow => FailureKind::StackOverflow,
         RunError::OutputTooLarge { .. } => FailureKind::OutputTooLarge,
         RunError::Exit { code } => FailureKind::Exit(*code),
-        _ => FailureKind::Trap,
+        RunError::Trap { .. } => FailureKind::Trap,
+        // A host fault, or a kind this node does not know: never reported as the guest's.
+        _ => FailureKind::HostFault,
     }
 }
 
@@ -194,7 +229,25 @@ impl Node {
     }
 
     fn sign<T: Message>(&self, message: T) -> Result<Verified<T>, NodeError> {
-        Verified::sign(message, &self.inner.keypair).map_err(|e| NodeError::Sign(e.to_string()))
+        Verified::sign(message, &self.inner.keypair, self.network()).map_err(|e| NodeError::Sign(e.to_string()))
+    }
+
+    /// The advert-book tier of `peer` in this node's live table.
+    pub(crate) fn tier_of(&self, peer: &NodeId) -> cairn_protocol::adverts::Tier {
+        self.market()
+            .reputation
+            .lock()
+            .map(|t| cairn_protocol::adverts::Tier::of(&t, peer))
+            .unwrap_or(cairn_protocol::adverts::Tier::Probation)
+    }
+
+    /// What each requester's verdicts did to this node's table.
+    pub fn verdict_effects(&self) -> HashMap<NodeId, VerdictEffects> {
+        self.market()
+            .effects
+            .lock()
+            .map(|e| e.clone())
+            .unwrap_or_default()
     }
 
     /// The reputation this node has computed from the verdicts it checked.
@@ -221,7 +274,7 @@ impl Node {
     }
 
     fn on_call_for_bids(&self, envelope: Envelope) -> MarketResponse {
-        let call = match envelope.verify::<CallForBids>() {
+        let call = match envelope.verify::<CallForBids>(self.network()) {
             Ok(call) => call.into_parts().1,
             Err(e) => {
                 self.inner.metrics.reject("call_for_bids", e.reason());
@@ -292,7 +345,7 @@ impl Node {
     }
 
     fn on_award(&self, envelope: Envelope) -> MarketResponse {
-        let award = match envelope.verify::<Award>() {
+        let award = match envelope.verify::<Award>(self.network()) {
             Ok(award) => award.into_parts().1,
             Err(e) => {
                 self.inner.metrics.reject("award", e.reason());
@@ -397,7 +450,7 @@ impl Node {
     }
 
     async fn on_report(&self, peer: PeerId, envelope: Envelope) -> MarketResponse {
-        let report = match envelope.verify::<ResultReport>() {
+        let report = match envelope.verify::<ResultReport>(self.network()) {
             Ok(r) => r,
             Err(e) => {
                 self.inner.metrics.reject("report", e.reason());
@@ -439,20 +492,115 @@ impl Node {
         self.settle_gossip("verdict", source, id, checked).await;
     }
 
+    /// Checks a verdict heard now (fresh, proven, from a requester with standing) and applies
+    /// it; stores it so that a restart replays it. Returns whether it moved a score.
     fn apply_verdict_bytes(&self, data: &[u8]) -> Result<bool, &'static str> {
-        let verdict = Envelope::open::<Verdict>(data).map_err(|e| e.reason())?;
-        let evidence = verdict.message().evidence().map_err(|_| "bad_evidence")?;
-        let id = VerdictId::of(data);
-        let applied = self
-            .market()
-            .reputation
-            .lock()
-            .map_err(|_| "internal")?
-            .apply(id, &evidence);
+        let verdict = Envelope::open::<Verdict>(data, self.network()).map_err(|e| e.reason())?;
+        verdict
+            .message()
+            .check_fresh(now())
+            .map_err(|e| e.reason())?;
+        let applied = self.apply_checked_verdict(data, &verdict)?;
         if applied {
-            self.note_checked_verdict(id, verdict.message().issued_at, evidence);
+            let key = verdict_key(verdict.message().issued_at, &VerdictId::of(data));
+            if let Err(e) = self.inner.kv.put(Tree::Verdicts, &key, data) {
+                warn!(target: "cairn::verdicts", error = %e, "cannot store verdict");
+            }
         }
         Ok(applied)
+    }
+
+    /// Applies a verdict whose envelope was verified: checks its evidence, weighs it by its
+    /// requester's standing in the live table, and hands what counted to the checkpoint
+    /// ledger.
+    fn apply_checked_verdict(
+        &self,
+        data: &[u8],
+        verdict: &Verified<Verdict>,
+    ) -> Result<bool, &'static str> {
+        let evidence = verdict
+            .message()
+            .evidence(self.network())
+            .map_err(|e| e.reason())?;
+        let id = VerdictId::of(data);
+        let applied = {
+            let mut table = self.market().reputation.lock().map_err(|_| "internal")?;
+            if table.applied_ids_len() >= MAX_APPLIED_IDS {
+                table.forget_applied();
+                table.prune_jobs(now());
+            }
+            table.apply(id, &evidence)
+        };
+        self.tally_effect(&evidence.requester, applied);
+        match applied {
+            Applied::Counted { .. } | Applied::Equivocation { .. } => {
+                self.note_checked_verdict(id, verdict.message().issued_at, evidence);
+                Ok(applied.changed())
+            }
+            Applied::Duplicate => Ok(false),
+            Applied::NoStanding => Err("requester_without_standing"),
+            Applied::Full => Err("reputation_table_full"),
+        }
+    }
+
+    fn tally_effect(&self, requester: &NodeId, applied: Applied) {
+        let Ok(mut effects) = self.market().effects.lock() else {
+            return;
+        };
+        if effects.len() >= MAX_EFFECT_REQUESTERS && !effects.contains_key(requester) {
+            return;
+        }
+        let e = effects.entry(*requester).or_default();
+        e.checked += 1;
+        e.applied += u64::from(applied.changed());
+        match applied {
+            Applied::Counted { credited, debited } => {
+                e.credited += credited;
+                e.debited += debited;
+            }
+            Applied::Equivocation { debited } => e.debited += debited,
+            _ => {}
+        }
+    }
+
+    /// Replays the verdicts stored by earlier runs into the live table and the checkpoint
+    /// ledger (their freshness was checked when they first arrived), oldest first, so that a
+    /// restarted node knows who is on probation and, on the committee, votes again. When this
+    /// node holds the leaves of its last finalised checkpoint, the live table starts from them
+    /// and only later verdicts are replayed; those the checkpoint covers leave the store.
+    pub(crate) fn replay_verdicts(&self) {
+        let Ok(keys) = self.inner.kv.keys(Tree::Verdicts, b"") else {
+            return;
+        };
+        let covered = self.last_covered();
+        if let Some((_, leaves)) = &covered
+            && let Ok(mut table) = self.market().reputation.lock()
+        {
+            let roots: Vec<NodeId> = table.roots().copied().collect();
+            *table = ReputationTable::from_leaves(*table.params(), leaves).with_roots(roots);
+        }
+        let cutoff = covered.map(|(cutoff, _)| cutoff);
+        let mut replayed = 0usize;
+        for key in keys {
+            let issued = key
+                .get(..8)
+                .and_then(|b| b.try_into().ok())
+                .map_or(0, u64::from_be_bytes);
+            if cutoff.is_some_and(|c| Timestamp(issued) <= c) {
+                let _ = self.inner.kv.remove(Tree::Verdicts, &key);
+                continue;
+            }
+            let Ok(Some(bytes)) = self.inner.kv.get(Tree::Verdicts, &key) else {
+                continue;
+            };
+            match Envelope::open::<Verdict>(&bytes, self.network()) {
+                Ok(v) => replayed += usize::from(self.apply_checked_verdict(&bytes, &v).is_ok()),
+                Err(_) => {
+                    let _ = self.inner.kv.remove(Tree::Verdicts, &key);
+                }
+            }
+        }
+        debug!(target: "cairn::verdicts", replayed, "verdicts replayed from the store");
     }
 
     // ----- requester -----
@@ -633,7 +781,7 @@ impl Node {
                     }
                     Action::PublishVerdict(verdict) => {
                         node.issue_receipt(&verdict, &spec).await;
-                        node.publish_verdict(verdict).await
+                        node.publish_verdict(*verdict).await
                     }
                     _ => {}
                 }
@@ -708,7 +856,7 @@ impl Node {
                     .market(peer, MarketRequest::CallForBids(envelope))
                     .await
                 {
-                    Ok(MarketResponse::Bid(bid)) => match bid.verify::<Bid>() {
+                    Ok(MarketResponse::Bid(bid)) => match bid.verify::<Bid>(node.network()) {
                         Ok(bid) if bid.signer() == candidate => Event::Bid(bid.into_parts().1),
                         Ok(_) => Event::Declined {
                             peer: candidate,
@@ -784,7 +932,7 @@ impl Node {
         let reports: Vec<ResultReport> = verdict
             .agreeing
             .iter()
-            .filter_map(|e| e.clone().verify::<ResultReport>().ok())
+            .filter_map(|e| e.clone().verify::<ResultReport>(self.network()).ok())
             .map(|r| r.into_parts().1)
             .collect();
         let receipt = JobReceipt {
@@ -825,7 +973,7 @@ impl Node {
         let Some(bytes) = self.inner.kv.get(Tree::Results, job.as_bytes())? else {
             return Ok(None);
         };
-        Envelope::open::<JobReceipt>(&bytes)
+        Envelope::open::<JobReceipt>(&bytes, self.network())
             .map(Some)
             .map_err(|e| NodeError::Sign(e.to_string()))
     }

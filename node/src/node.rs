@@ -11,9 +11,9 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use cairn_protocol::adverts::{AdvertBook, AdvertBookConfig, Inserted};
+use cairn_protocol::adverts::{AdvertBook, AdvertBookConfig, Inserted, Tier};
 use cairn_protocol::{
-    BlobHash, CapabilityAdvert, Envelope, NodeId, PriceSchedule, Requirements, Timestamp, Verified,
+    BlobHash, CapabilityAdvert, Envelope, NetworkId, NodeId, PriceSchedule, Requirements, Timestamp, Verified,
 };
 use libp2p::gossipsub::{MessageAcceptance, MessageId};
 use libp2p::identity::{Keypair, ed25519};
@@ -130,6 +130,9 @@ pub enum NodeError {
     /// A message could not be signed or encoded.
     #[error("cannot sign: {0}")]
     Sign(String),
+    /// The network spec or config is not usable.
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
 }
 
 /// The current time as the protocol counts it.
@@ -189,6 +192,8 @@ pub struct Node {
 pub(crate) struct Inner {
     pub(crate) keypair: ed25519::Keypair,
     node_id: NodeId,
+    /// The network every signature covers.
+    network: NetworkId,
     pub(crate) options: NodeOptions,
     pub(crate) net: NetworkHandle,
     pub(crate) kv: Arc<dyn KvStore>,
@@ -306,18 +311,36 @@ impl Node {
         let swarm = net::build_swarm(Keypair::from(keypair.clone()), &net_config)?;
         let (event_loop, net, events) = EventLoop::new(swarm, net_config)?;
         let mut tasks = vec![tokio::spawn(event_loop.run())];
-        let market =
-            crate::market::MarketState::new(sandbox, kv.clone(), &options.config.verification);
+        let network = options.spec.network_id().map_err(NodeError::Config)?;
+        let roots = options.spec.roots().map_err(NodeError::Config)?;
+        let book_config = if roots.is_empty() {
+            // A closed cluster (no trust roots): every member is on probation at first and
+            // typically on one address range, so the Sybil caps would shut members out.
+            AdvertBookConfig {
+                probation_share_percent: 100,
+                max_probationers_per_range: usize::MAX,
+                ..AdvertBookConfig::default()
+            }
+        } else {
+            AdvertBookConfig::default()
+        };
+        let market = crate::market::MarketState::new(
+            sandbox,
+            kv.clone(),
+            &options.config.verification,
+            roots,
+        );
 
         let node = Node {
             inner: Arc::new(Inner {
                 node_id: NodeId::from_keypair(&keypair),
+                network,
                 keypair,
                 options,
                 net,
                 kv,
                 blobs,
-                adverts: Mutex::new(AdvertBook::new(AdvertBookConfig::default())),
+                adverts: Mutex::new(AdvertBook::new(book_config)),
                 metrics: Metrics::default(),
                 republish: Notify::new(),
                 synced_from: std::sync::atomic::AtomicUsize::new(0),
@@ -328,6 +351,7 @@ impl Node {
                 tasks: Mutex::new(Vec::new()),
             }),
         };
+        node.replay_verdicts();
         node.load_adverts().await;
         node.resume_jobs();
         tasks.push(tokio::spawn(node.clone().serve_network(events)));
@@ -388,6 +412,11 @@ impl Node {
     /// This node's protocol identity.
     pub fn node_id(&self) -> NodeId {
         self.inner.node_id
+    }
+
+    /// The network this node signs and verifies messages for.
+    pub fn network(&self) -> &NetworkId {
+        &self.inner.network
     }
 
     /// The options it runs with.
@@ -640,7 +669,7 @@ impl Node {
             expires_at: issued_at.plus_ms(o.spec.advert_ttl_secs.saturating_mul(1000)),
             ..self.capabilities()
         };
-        Verified::sign(advert, &self.inner.keypair).map_err(|e| NodeError::Sign(e.to_string()))
+        Verified::sign(advert, &self.inner.keypair, self.network()).map_err(|e| NodeError::Sign(e.to_string()))
     }
 
     /// Signs and publishes a fresh advert, and registers its capability classes in the DHT.
@@ -667,8 +696,9 @@ impl Node {
             .envelope()
             .to_bytes()
             .map_err(|e| NodeError::Sign(e.to_string()))?;
+        let tier = self.tier_of(&self.node_id());
         if let Ok(mut book) = self.inner.adverts.lock() {
-            let _ = book.insert(advert, now());
+            let _ = book.insert(advert, |_| tier, now());
         }
         match self.inner.net.publish(bytes).await {
             Ok(()) => {
@@ -908,12 +938,14 @@ impl Node {
         if data.len() > net::MAX_GOSSIP_BYTES {
             return Err("oversize");
         }
-        let advert = Envelope::open::<CapabilityAdvert>(data).map_err(|e| e.reason())?;
+        let advert = Envelope::open::<CapabilityAdvert>(data, self.network()).map_err(|e| e.reason())?;
         let peer = advert.signer();
         let reach = reachable_at(advert.message());
+        let tier = self.tier_of(&peer);
         let inserted = {
             let mut book = self.inner.adverts.lock().map_err(|_| "internal")?;
-            book.insert(advert, now()).map_err(|e| e.reason())?
+            book.insert(advert, |_| tier, now())
+                .map_err(|e| e.reason())?
         };
         // Not flushed: the book is a cache that peers and refreshes rebuild, and a sync per
         // advert would cost every node a disk flush for every advert in the network.
@@ -935,6 +967,7 @@ impl Node {
     /// said they can be reached.
     async fn load_adverts(&self) {
         let mut reach = Vec::new();
+        let table = self.reputation();
         {
             let kv = &self.inner.kv;
             let Ok(keys) = kv.keys(Tree::Adverts, b"") else {
@@ -947,12 +980,12 @@ impl Node {
                 let Ok(Some(bytes)) = kv.get(Tree::Adverts, &key) else {
                     continue;
                 };
-                let Ok(advert) = Envelope::open::<CapabilityAdvert>(&bytes) else {
+                let Ok(advert) = Envelope::open::<CapabilityAdvert>(&bytes, self.network()) else {
                     let _ = kv.remove(Tree::Adverts, &key);
                     continue;
                 };
                 let at = reachable_at(advert.message());
-                if book.insert(advert, now()).is_err() {
+                if book.insert(advert, |p| Tier::of(&table, p), now()).is_err() {
                     let _ = kv.remove(Tree::Adverts, &key);
                 } else {
                     reach.extend(at);

@@ -243,7 +243,7 @@ pub fn encode_value<T: Encode>(value: &T) -> Result<Vec<u8>, StoreError> {
 }
 
 /// Decodes a value written by [`encode_value`].
-pub fn decode_value<T: Decode<()>>(bytes: &[u8]) -> Result<T, StoreError> {
+pub fn decode_value<T: Decode<()> + bincode::Encode>(bytes: &[u8]) -> Result<T, StoreError> {
     match bytes.split_first() {
         Some((&VALUE_VERSION, rest)) => Ok(codec::decode(rest, codec::MAX_FRAME_BYTES)?),
         Some((&found, _)) => Err(StoreError::UnknownVersion { found }),

@@ -294,6 +294,11 @@ impl ReputationTable {
         self.jobs.retain(|_, entry| entry.expires_at >= now);
     }
 
+    /// How many verdict ids are held since the last [`ReputationTable::forget_applied`].
+    pub fn applied_ids_len(&self) -> usize {
+        self.applied.len()
+    }
+
     /// Jobs whose verdict this table remembers.
     pub fn tracked_jobs(&self) -> usize {
         self.jobs.len()

@@ -66,11 +66,18 @@ pub enum RunError {
         /// The exit status.
         code: i32,
     },
+    /// The host failed, not the guest (a worker thread died, an engine error that is not a
+    /// trap). Never held against the provider.
+    #[error("host fault: {message}")]
+    Host {
+        /// What failed.
+        message: String,
+    },
 }
 
 impl RunError {
     /// Every stable kind string, in declaration order.
-    pub const KINDS: [&'static str; 10] = [
+    pub const KINDS: [&'static str; 11] = [
         "invalid_module",
         "missing_import",
         "no_entry_point",
@@ -81,6 +88,7 @@ impl RunError {
         "trap",
         "output_too_large",
         "exit",
+        "host_fault",
     ];
 
     /// The stable kind string: one of [`RunError::KINDS`].
@@ -96,14 +104,18 @@ impl RunError {
             Self::Trap { .. } => "trap",
             Self::OutputTooLarge { .. } => "output_too_large",
             Self::Exit { .. } => "exit",
+            Self::Host { .. } => "host_fault",
         }
     }
 
     /// Whether every honest replica reaches this same outcome, so it may be held against (or
     /// credited to) a provider. `timeout` and `stack_overflow` depend on the host's speed and
-    /// stack layout and are never attributable.
+    /// stack layout, and `host_fault` on the host itself: they are never attributable.
     pub fn is_attributable(&self) -> bool {
-        !matches!(self, Self::Timeout { .. } | Self::StackOverflow)
+        !matches!(
+            self,
+            Self::Timeout { .. } | Self::StackOverflow | Self::Host { .. }
+        )
     }
 }
 

@@ -44,7 +44,8 @@ fn kind_of(error: &wasmtime::Error, limits: &JobLimits) -> RunError {
         Some(trap) => RunError::Trap {
             message: trap.to_string(),
         },
-        None => RunError::Trap {
+        // Not a trap of the guest: an engine or host error, which another host may not hit.
+        None => RunError::Host {
             message: error.root_cause().to_string(),
         },
     }
@@ -61,9 +62,9 @@ fn find<T: std::error::Error + Send + Sync + 'static>(error: &wasmtime::Error) -
         .or_else(|| error.chain().find_map(|c| c.downcast_ref::<T>()))
 }
 
-/// A failure of the host itself (not the guest), reported as a trap with its message.
+/// A failure of the host itself (not the guest): never held against the provider.
 pub(crate) fn internal(error: impl std::fmt::Display) -> RunError {
-    RunError::Trap {
-        message: format!("host error: {error}"),
+    RunError::Host {
+        message: error.to_string(),
     }
 }

@@ -1,7 +1,7 @@
 //! The network spec's `[checkpoints]` and `[anchor]` tables, and the verifier's rules built
 //! from them.
 
-use cairn_protocol::NodeId;
+use cairn_protocol::{NetworkId, NodeId};
 use cairn_protocol::checkpoint::{Genesis, MAX_COMMITTEE, Threshold};
 use cairn_protocol::proof::{AnchorRule, NetworkRules};
 use cairn_protocol::spv::PowRule;
@@ -200,16 +200,46 @@ impl CheckpointSpec {
     }
 }
 
+impl NetworkSpec {
+    /// The network's genesis: its name and first committee rules.
+    pub fn genesis(&self) -> Result<Genesis, ConfigError> {
+        let c = &self.checkpoints;
+        Ok(Genesis {
+            network: self.name.clone(),
+            committee: c.first_committee()?,
+            committee_size: c.committee_size,
+            threshold: c.threshold(),
+        })
+    }
+
+    /// The id every signature on this network covers: the hash of its genesis.
+    pub fn network_id(&self) -> Result<NetworkId, ConfigError> {
+        self.genesis()?
+            .network_id()
+            .map_err(|e| invalid("name", e.to_string()))
+    }
+
+    /// The trust roots (see `cairn_protocol::reputation`): `trust_roots` when set, else the
+    /// first checkpoint committee; none (a closed cluster) when both are empty.
+    pub fn roots(&self) -> Result<Vec<NodeId>, ConfigError> {
+        if self.trust_roots.is_empty() {
+            return self.checkpoints.first_committee();
+        }
+        self.trust_roots
+            .iter()
+            .map(|s| {
+                s.parse::<NodeId>()
+                    .map_err(|e| invalid("trust_roots", format!("{s:?}: {e}")))
+            })
+            .collect()
+    }
+}
+
 /// The rules an offline verifier applies for `spec`.
 pub fn network_rules(spec: &NetworkSpec) -> Result<NetworkRules, ConfigError> {
     let c = &spec.checkpoints;
     c.validate()?;
-    let genesis = Genesis {
-        network: spec.name.clone(),
-        committee: c.first_committee()?,
-        committee_size: c.committee_size,
-        threshold: c.threshold(),
-    };
+    let genesis = spec.genesis()?;
     let a = &spec.anchor;
     let anchor = (a.backend != BackendKind::None).then(|| AnchorRule {
         chain: chain_name(a),

@@ -85,7 +85,7 @@ impl Node {
             height: 0,
             anchored_by: self.node_id(),
         };
-        if let Ok(signed) = Verified::sign(receipt, &self.inner.keypair) {
+        if let Ok(signed) = Verified::sign(receipt, &self.inner.keypair, self.network()) {
             self.publish_checkpoint_envelope(signed.envelope()).await;
         }
     }

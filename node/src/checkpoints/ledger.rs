@@ -40,6 +40,15 @@ pub(super) struct Ledger {
 }
 
 impl Ledger {
+    /// An empty ledger whose tables weigh verdicts by standing rooted in `roots` (see
+    /// `cairn_protocol::reputation`).
+    pub(super) fn with_roots(roots: Vec<cairn_protocol::NodeId>) -> Self {
+        Self {
+            base: ReputationTable::default().with_roots(roots),
+            ..Self::default()
+        }
+    }
+
     /// Records a checked verdict; `false` when the ledger is full.
     ///
     /// A verdict issued by the last finalised cutoff arrived after that checkpoint was final;
@@ -88,6 +97,8 @@ impl Ledger {
             }
         }
         self.base.forget_applied();
+        // Deterministic on every node: the cutoff, not the local clock, decides.
+        self.base.prune_jobs(cutoff);
         self.covered_until = self.covered_until.max(cutoff);
         self.version += 1;
     }
@@ -95,7 +106,9 @@ impl Ledger {
     /// Takes `table` as the covered table of a checkpoint with this cutoff that this node did
     /// not compute itself (it caught up): verdicts that checkpoint covers leave the uncovered
     /// set, later ones stay.
-    pub(super) fn adopt(&mut self, mut table: ReputationTable, cutoff: Timestamp) {
+    pub(super) fn adopt(&mut self, table: ReputationTable, cutoff: Timestamp) {
+        let roots: Vec<_> = self.base.roots().copied().collect();
+        let mut table = table.with_roots(roots);
         table.forget_applied();
         self.base = table;
         self.uncovered.retain(|_, (issued, _)| *issued > cutoff);

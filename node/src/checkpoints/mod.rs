@@ -197,7 +197,7 @@ impl CheckpointService {
                 epoch: EpochState::default(),
                 anchored,
                 fault: CheckpointFault::None,
-                ledger: Ledger::default(),
+                ledger: Ledger::with_roots(spec.roots().map_err(NodeError::Config)?),
             }),
             backend,
             catching_up: AtomicBool::new(false),
@@ -313,6 +313,19 @@ impl Node {
         }
     }
 
+    /// The cutoff of the last finalised checkpoint and its leaves, when this node holds them
+    /// (its table matched, or it caught up with them).
+    pub(crate) fn last_covered(&self) -> Option<(Timestamp, Vec<ReputationLeaf>)> {
+        let (epoch, proposed_at) = self
+            .with_state(|s| {
+                let last = &s.chain.last()?.checkpoint;
+                Some((last.epoch, last.proposed_at))
+            })
+            .flatten()?;
+        let leaves = self.checkpoint_leaves(epoch)?;
+        Some((self.cutoff(proposed_at), leaves))
+    }
+
     /// Makes this node misbehave in checkpoints (tests and simulations).
     pub fn set_checkpoint_fault(&self, fault: CheckpointFault) {
         self.with_state(|s| s.fault = fault);
@@ -338,7 +351,7 @@ impl Node {
     }
 
     /// What the `checkpoints` tree holds under `prefix` for `epoch`, if it reads back.
-    fn stored<T: bincode::Decode<()>>(&self, prefix: u8, epoch: u64) -> Option<T> {
+    fn stored<T: bincode::Decode<()> + bincode::Encode>(&self, prefix: u8, epoch: u64) -> Option<T> {
         let bytes = self
             .inner
             .kv

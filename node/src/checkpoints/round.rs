@@ -83,7 +83,7 @@ impl Node {
         let Some(Some((c, _))) = self.with_state(|s| self.compute(s, epoch, now)) else {
             return;
         };
-        let Ok(signed) = Verified::sign(c, &self.inner.keypair) else {
+        let Ok(signed) = Verified::sign(c, &self.inner.keypair, self.network()) else {
             return;
         };
         info!(target: "cairn::checkpoints", epoch, "proposing checkpoint");
@@ -116,7 +116,7 @@ impl Node {
         let envelope = Envelope::from_bytes(data).map_err(|e| e.reason())?;
         match envelope.kind {
             MessageKind::Checkpoint => {
-                let proposal = envelope.verify::<Checkpoint>().map_err(|e| e.reason())?;
+                let proposal = envelope.verify::<Checkpoint>(self.network()).map_err(|e| e.reason())?;
                 self.catch_up_if_behind(
                     proposal.message().epoch,
                     proposal.message().previous,
@@ -126,12 +126,12 @@ impl Node {
             }
             MessageKind::CheckpointVote => {
                 let vote = envelope
-                    .verify::<CheckpointVote>()
+                    .verify::<CheckpointVote>(self.network())
                     .map_err(|e| e.reason())?;
                 self.accept_vote(vote).await
             }
             MessageKind::AnchorReceipt => {
-                let receipt = envelope.verify::<AnchorReceipt>().map_err(|e| e.reason())?;
+                let receipt = envelope.verify::<AnchorReceipt>(self.network()).map_err(|e| e.reason())?;
                 self.accept_receipt(receipt.message().clone());
                 Ok(())
             }
@@ -224,7 +224,7 @@ impl Node {
         let Some(Some(vote)) = vote else {
             return;
         };
-        let Ok(signed) = Verified::sign(vote, &self.inner.keypair) else {
+        let Ok(signed) = Verified::sign(vote, &self.inner.keypair, self.network()) else {
             return;
         };
         self.publish_checkpoint_envelope(signed.envelope()).await;

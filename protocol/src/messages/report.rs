@@ -29,6 +29,8 @@ pub enum FailureKind {
     Timeout,
     /// The host's native stack ran out. Host-dependent: `max_wasm_stack` is not exact.
     StackOverflow,
+    /// The host failed, not the guest. Host-dependent: never dissent.
+    HostFault,
 }
 
 impl FailureKind {
@@ -36,7 +38,10 @@ impl FailureKind {
     /// failures (timeouts, stack overflows) are never held against a provider and never count
     /// towards or against a quorum.
     pub fn is_deterministic(self) -> bool {
-        !matches!(self, FailureKind::Timeout | FailureKind::StackOverflow)
+        !matches!(
+            self,
+            FailureKind::Timeout | FailureKind::StackOverflow | FailureKind::HostFault
+        )
     }
 }
 

@@ -18,6 +18,7 @@ fn kinds_are_the_documented_set() {
             "trap",
             "output_too_large",
             "exit",
+            "host_fault",
         ]
     );
     let samples = [
@@ -38,6 +39,9 @@ fn kinds_are_the_documented_set() {
         },
         RunError::OutputTooLarge { limit: 1 },
         RunError::Exit { code: 1 },
+        RunError::Host {
+            message: String::new(),
+        },
     ];
     let kinds: Vec<_> = samples.iter().map(RunError::kind).collect();
     assert_eq!(kinds, RunError::KINDS);
@@ -46,5 +50,5 @@ fn kinds_are_the_documented_set() {
         .filter(|e| !e.is_attributable())
         .map(RunError::kind)
         .collect();
-    assert_eq!(unattributable, ["timeout", "stack_overflow"]);
+    assert_eq!(unattributable, ["timeout", "stack_overflow", "host_fault"]);
 }
