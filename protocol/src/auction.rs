@@ -4,9 +4,10 @@
 //! factor, so cheaper and more reputable bids weigh more. The price factor is the round's
 //! highest valid price divided by the bid's, capped at
 //! [`SelectionParams::max_price_advantage`]: it lies between 1 and the cap, so no price, however
-//! low, outweighs trust without bound. A bidder on probation counts with at most
+//! low, outweighs trust without bound. A bidder on probation counts with its trust scaled by
 //! [`SelectionParams::probation_trust`], since identities are free and a fresh one would
-//! otherwise weigh as much as an established provider. Bids far below the best weight (less
+//! otherwise weigh as much as an established provider (scaled, not capped, so that among
+//! probationers a caught cheater still weighs far less than a clean newcomer). Bids far below the best weight (less
 //! than [`SelectionParams::pool_ratio`] of it) drop out; with the defaults (a cap of 4, a ratio
 //! of 1/4) price alone never drops a bid, only lower trust does. Winners are then drawn from the pool
 //! by weighted sampling without replacement (Efraimidis–Spirakis keys), with randomness derived
@@ -31,11 +32,12 @@ pub struct SelectionParams {
     /// valid price divided by the bid's, capped here. Keep it at most `1 / pool_ratio`, so
     /// that cheap bids cannot push an equally trusted bid out of the pool. Default: `4.0`.
     pub max_price_advantage: f64,
-    /// Highest trust a bidder on probation (see [`ReputationTable::on_probation`]) counts
-    /// with. Established providers have a trust of at least 1, so with the defaults a bidder
-    /// on probation weighs at most `0.05 × 4 = 0.2`, below the pool of any round an
-    /// established provider bids in: it then wins only replicas the pool cannot fill.
-    /// Default: `0.05`.
+    /// Factor on the trust of a bidder on probation (see
+    /// [`ReputationTable::on_probation`]). A probationer's own trust is below 1.1 (fewer than
+    /// ten agreeing reports) and established providers have at least 1, so with the defaults
+    /// a bidder on probation weighs at most about `0.055 × 4 = 0.22`, below the pool of any
+    /// round an established provider bids in: it then wins only replicas the pool cannot
+    /// fill. Default: `0.05`.
     pub probation_trust: f64,
 }
 
@@ -183,12 +185,12 @@ impl Auction<'_> {
         selection
     }
 
-    /// The trust a bidder counts with: capped at [`SelectionParams::probation_trust`] while
+    /// The trust a bidder counts with: scaled by [`SelectionParams::probation_trust`] while
     /// it is on probation.
     fn trust(&self, bidder: &NodeId) -> f64 {
         let trust = self.reputation.trust(bidder);
         if self.reputation.on_probation(bidder) {
-            trust.min(self.params.probation_trust)
+            trust * self.params.probation_trust
         } else {
             trust
         }

@@ -195,7 +195,10 @@ pub async fn run(config: &SimConfig) -> Result<SimOutcome, TestnetError> {
     if let Some(epoch) = config.checkpoint_epoch {
         tn_config = tn_config.with_checkpoints(epoch);
     }
+    // The requesters are the network's genesis set: their verdicts count, and every other
+    // node's standing derives from work done for them (cheaters are never among them).
     tn_config = tn_config
+        .with_trust_roots(roles.requesters)
         .with_verification(config.verification)
         .with_latency(config.latency);
     progress(config, format_args!("starting {} nodes", config.nodes));

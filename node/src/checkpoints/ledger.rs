@@ -141,8 +141,15 @@ mod tests {
     }
 
     fn evidence(agreeing: &[u8], dissenting: &[u8]) -> Evidence {
+        // Each verdict a job of its own (one verdict per job), from a requester that counts.
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
         Evidence {
-            job: JobId([0; 32]),
+            job: JobId::of(&n.to_le_bytes()),
+            requester: node(250),
+            issued_at: Timestamp(0),
+            expires_at: Timestamp(u64::MAX),
             agreeing: agreeing.iter().map(|i| node(*i)).collect(),
             dissenting: dissenting.iter().map(|i| node(*i)).collect(),
             timed_out: Vec::new(),

@@ -45,7 +45,7 @@ fn signed_checkpoint(
                 epoch: 0,
                 voter: NodeId::from_keypair(k),
             };
-            Envelope::seal(&vote, k).unwrap()
+            Envelope::seal(&vote, k, &genesis.network_id().unwrap()).unwrap()
         })
         .collect();
     SignedCheckpoint {
@@ -772,7 +772,7 @@ fn extend_chain(
                 epoch,
                 voter: NodeId::from_keypair(k),
             };
-            Envelope::seal(&vote, k).unwrap()
+            Envelope::seal(&vote, k, &genesis.network_id().unwrap()).unwrap()
         })
         .collect();
     chain.push(SignedCheckpoint {

@@ -159,7 +159,7 @@ async fn a_job_with_three_replicas_is_accepted_and_matches_a_local_run() {
             runtime: "test-runtime".into(),
         };
         let key = cairn_node::node::load_or_create_identity(outsider.kv().as_ref()).unwrap();
-        cairn_protocol::Envelope::seal(&report, &key).unwrap()
+        cairn_protocol::Envelope::seal(&report, &key, outsider.network()).unwrap()
     };
     let send = |envelope: cairn_protocol::Envelope| async {
         let request = cairn_node::net::MarketRequest::Report(envelope);
