@@ -229,7 +229,8 @@ impl Node {
     }
 
     fn sign<T: Message>(&self, message: T) -> Result<Verified<T>, NodeError> {
-        Verified::sign(message, &self.inner.keypair, self.network()).map_err(|e| NodeError::Sign(e.to_string()))
+        Verified::sign(message, &self.inner.keypair, self.network())
+            .map_err(|e| NodeError::Sign(e.to_string()))
     }
 
     /// The advert-book tier of `peer` in this node's live table.

@@ -13,7 +13,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use cairn_protocol::adverts::{AdvertBook, AdvertBookConfig, Inserted, Tier};
 use cairn_protocol::{
-    BlobHash, CapabilityAdvert, Envelope, NetworkId, NodeId, PriceSchedule, Requirements, Timestamp, Verified,
+    BlobHash, CapabilityAdvert, Envelope, NetworkId, NodeId, PriceSchedule, Requirements,
+    Timestamp, Verified,
 };
 use libp2p::gossipsub::{MessageAcceptance, MessageId};
 use libp2p::identity::{Keypair, ed25519};
@@ -669,7 +670,8 @@ impl Node {
             expires_at: issued_at.plus_ms(o.spec.advert_ttl_secs.saturating_mul(1000)),
             ..self.capabilities()
         };
-        Verified::sign(advert, &self.inner.keypair, self.network()).map_err(|e| NodeError::Sign(e.to_string()))
+        Verified::sign(advert, &self.inner.keypair, self.network())
+            .map_err(|e| NodeError::Sign(e.to_string()))
     }
 
     /// Signs and publishes a fresh advert, and registers its capability classes in the DHT.
@@ -938,7 +940,8 @@ impl Node {
         if data.len() > net::MAX_GOSSIP_BYTES {
             return Err("oversize");
         }
-        let advert = Envelope::open::<CapabilityAdvert>(data, self.network()).map_err(|e| e.reason())?;
+        let advert =
+            Envelope::open::<CapabilityAdvert>(data, self.network()).map_err(|e| e.reason())?;
         let peer = advert.signer();
         let reach = reachable_at(advert.message());
         let tier = self.tier_of(&peer);

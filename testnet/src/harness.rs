@@ -50,9 +50,9 @@ pub struct TestnetConfig {
     /// everywhere it shows), with the first nodes (up to 7) as the first committee; `None`
     /// runs without checkpoints. Default: `None`.
     pub checkpoint_epoch: Option<Duration>,
-    /// How many of the first nodes are the network's trust roots (its genesis set); 0 leaves
+    /// Indices of the nodes that are the network's trust roots (its genesis set); none leaves
     /// the spec's default (the first checkpoint committee, or none).
-    pub trust_roots: usize,
+    pub trust_roots: Vec<usize>,
     /// Delay each node adds before every market and blob request it sends (simulated link
     /// latency; gossip and the DHT are not delayed). Default: none.
     pub latency: Duration,
@@ -73,7 +73,7 @@ impl TestnetConfig {
             heartbeat: Self::heartbeat_for(nodes),
             verification: VerificationConfig::default(),
             checkpoint_epoch: None,
-            trust_roots: 0,
+            trust_roots: Vec::new(),
             latency: Duration::ZERO,
             peer_target: Self::PEER_TARGET,
         }
@@ -96,10 +96,10 @@ impl TestnetConfig {
         self
     }
 
-    /// The first `count` nodes as the network's trust roots: the genesis set whose verdicts
+    /// The nodes at `indices` as the network's trust roots: the genesis set whose verdicts
     /// count in full (see `cairn_protocol::reputation`).
-    pub fn with_trust_roots(mut self, count: usize) -> Self {
-        self.trust_roots = count;
+    pub fn with_trust_roots(mut self, indices: Vec<usize>) -> Self {
+        self.trust_roots = indices;
         self
     }
 
@@ -210,11 +210,12 @@ impl Testnet {
             Some(epoch) => Some(with_checkpoints(&mut spec, &seeds, epoch, rng.bytes32()).await?),
             None => None,
         };
-        for seed in seeds.iter().take(config.trust_roots) {
-            let id = cairn_node::node::node_id_from_seed(*seed).map_err(|e| TestnetError::Start {
-                index: 0,
-                reason: e.to_string(),
-            })?;
+        for seed in config.trust_roots.iter().filter_map(|&i| seeds.get(i)) {
+            let id =
+                cairn_node::node::node_id_from_seed(*seed).map_err(|e| TestnetError::Start {
+                    index: 0,
+                    reason: e.to_string(),
+                })?;
             spec.trust_roots.push(id.to_string());
         }
         let mut testnet = Self {

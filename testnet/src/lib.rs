@@ -12,6 +12,7 @@
 
 use std::path::PathBuf;
 
+pub mod attack;
 pub mod cluster;
 pub mod harness;
 pub mod html;

@@ -62,6 +62,15 @@ struct Sim {
     /// Seed for node keys, machine profiles, cheaters, crashes and job inputs.
     #[arg(long, default_value_t = 1, value_name = "S")]
     seed: u64,
+    /// Run an attacker next to the honest nodes: `mint` (verdicts crediting its Sybils),
+    /// `slash` (verdicts blaming honest providers) or `replay` (every verdict heard,
+    /// re-encoded and relabelled for another network). It talks through one more node of its
+    /// own; the report gains an `attack` object with what got through.
+    #[arg(long, value_enum, value_name = "KIND")]
+    attack: Option<cairn_testnet::attack::AttackKind>,
+    /// Identities the attacker holds (default: three times `--nodes`).
+    #[arg(long, value_name = "K", requires = "attack")]
+    sybils: Option<usize>,
     /// Print the report as one JSON object instead of text.
     #[arg(long)]
     json: bool,
@@ -155,6 +164,8 @@ impl Sim {
                 ..Default::default()
             },
             latency: Duration::from_millis(self.latency_ms),
+            attack: self.attack,
+            sybils: self.sybils.unwrap_or(3 * self.nodes),
         }
     }
 

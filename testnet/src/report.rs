@@ -126,6 +126,8 @@ pub struct SimReport {
     /// Reputation checkpoints finalised and anchored (on the `simulated` chain), as node 0
     /// counts them; `null` when the run had checkpoints off.
     pub checkpoints: Option<cairn_node::checkpoints::CheckpointCounts>,
+    /// What an attacker got through (`--attack`); `null` without one.
+    pub attack: Option<crate::attack::AttackReport>,
 }
 
 impl SimReport {
@@ -196,6 +198,20 @@ impl SimReport {
                 s,
                 "  checkpoints: {} finalised, {} anchored on the SIMULATED chain (not a real one)",
                 c.finalised, c.anchored
+            );
+        }
+        if let Some(a) = &self.attack {
+            let _ = writeln!(
+                s,
+                "  attack {:?} with {} identities: {} messages published; forged applied {}, \
+                 honest reputation lost {}, Sybil reputation max {}, Sybil committee seats {}",
+                a.kind,
+                a.sybils,
+                a.published,
+                a.forged_applied,
+                a.honest_reputation_lost,
+                a.sybil_reputation_max,
+                a.sybil_committee_seats
             );
         }
         let cheater = self

@@ -15,6 +15,7 @@ use cairn_runtime::{Sandbox, SandboxConfig};
 
 use self::driver::{Driver, Tally};
 use crate::TestnetError;
+use crate::attack::{AttackKind, Attacker};
 use crate::harness::{Testnet, TestnetConfig};
 use crate::jobs::{Guest, JobMix};
 use crate::report::{ReputationSample, SimReport};
@@ -68,6 +69,10 @@ pub struct SimConfig {
     pub verification: VerificationConfig,
     /// Simulated link latency added before every market and blob request.
     pub latency: Duration,
+    /// An attacker next to the honest nodes, and what it does (see [`crate::attack`]).
+    pub attack: Option<AttackKind>,
+    /// Identities the attacker holds (its gateway node comes on top of `nodes`).
+    pub sybils: usize,
 }
 
 impl Default for SimConfig {
@@ -88,6 +93,8 @@ impl Default for SimConfig {
             checkpoint_epoch: Some(Duration::from_secs(1)),
             verification: VerificationConfig::default(),
             latency: Duration::ZERO,
+            attack: None,
+            sybils: 0,
         }
     }
 }
@@ -132,7 +139,21 @@ pub(crate) struct Roles {
     pub(crate) crashes: Vec<(usize, usize)>,
 }
 
+/// Providers among the trust roots besides the requesters: enough for a replica of every job
+/// to go to an established provider from the start.
+const ROOT_PROVIDERS: usize = 6;
+
 impl Roles {
+    /// The network's genesis set: the requesters and the first [`ROOT_PROVIDERS`] honest
+    /// other nodes. Their verdicts count, and every other node's standing derives from work
+    /// done for them. Cheaters are never roots: they join later, as anyone can.
+    pub(crate) fn roots(&self, config: &SimConfig) -> Vec<usize> {
+        let providers = (self.requesters..config.nodes)
+            .filter(|i| !self.cheaters.contains(i))
+            .take(ROOT_PROVIDERS);
+        (0..self.requesters).chain(providers).collect()
+    }
+
     fn draw(config: &SimConfig, rng: &mut SimRng) -> Self {
         let requesters = config.requesters();
         let others: Vec<usize> = (requesters..config.nodes).collect();
@@ -185,7 +206,9 @@ pub async fn run(config: &SimConfig) -> Result<SimOutcome, TestnetError> {
         std::process::id(),
         RUNS.fetch_add(1, Ordering::Relaxed)
     );
-    let mut tn_config = TestnetConfig::new(&name, config.nodes).with_seed(config.seed);
+    // An attacker's gateway is one more node, after the honest ones.
+    let total = config.nodes + usize::from(config.attack.is_some());
+    let mut tn_config = TestnetConfig::new(&name, total).with_seed(config.seed);
     for &c in &roles.cheaters {
         tn_config = tn_config.with_fault(c, fault);
     }
@@ -195,10 +218,8 @@ pub async fn run(config: &SimConfig) -> Result<SimOutcome, TestnetError> {
     if let Some(epoch) = config.checkpoint_epoch {
         tn_config = tn_config.with_checkpoints(epoch);
     }
-    // The requesters are the network's genesis set: their verdicts count, and every other
-    // node's standing derives from work done for them (cheaters are never among them).
     tn_config = tn_config
-        .with_trust_roots(roles.requesters)
+        .with_trust_roots(roles.roots(config))
         .with_verification(config.verification)
         .with_latency(config.latency);
     progress(config, format_args!("starting {} nodes", config.nodes));
@@ -230,8 +251,21 @@ pub async fn run(config: &SimConfig) -> Result<SimOutcome, TestnetError> {
         next: 0,
         start: Instant::now(),
     };
+    let attack = match config.attack {
+        Some(kind) => Some(start_attack(config, kind, &testnet)?),
+        None => None,
+    };
     let finished = driver.drive(&mut testnet).await?;
+    let wrongly_accepted = driver.tally.wrong;
     let mut outcome = driver.finish(&testnet, finished, startup_secs, coverage);
+    if let Some((stop, task)) = attack {
+        let _ = stop.send(());
+        if let Ok((attacker, gateway)) = task.await {
+            let honest: Vec<&cairn_node::Node> =
+                (0..config.nodes).filter_map(|i| testnet.node(i)).collect();
+            outcome.report.attack = Some(attacker.report(&gateway, &honest, wrongly_accepted));
+        }
+    }
     if let Some(epoch) = config.checkpoint_epoch {
         // A run shorter than an epoch or two would report no anchored checkpoint: give the
         // committee a bounded moment (after the throughput figures were taken).
@@ -245,6 +279,46 @@ pub async fn run(config: &SimConfig) -> Result<SimOutcome, TestnetError> {
     }
     testnet.shutdown().await;
     Ok(outcome)
+}
+
+/// A running attack: the sender that stops it, and the task that yields the attacker (for its
+/// report) and its gateway node.
+type RunningAttack = (
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<(Attacker, cairn_node::Node)>,
+);
+
+/// Starts the attacker on the node after the honest ones, publishing every
+/// [`crate::attack::ATTACK_PERIOD`] until told to stop.
+fn start_attack(
+    config: &SimConfig,
+    kind: AttackKind,
+    testnet: &Testnet,
+) -> Result<RunningAttack, TestnetError> {
+    let gateway = testnet
+        .node(config.nodes)
+        .ok_or(TestnetError::NoSuchNode {
+            index: config.nodes,
+        })?
+        .clone();
+    let honest: Vec<cairn_protocol::NodeId> = (0..config.nodes)
+        .filter_map(|i| testnet.node(i).map(|n| n.node_id()))
+        .collect();
+    let mut attacker = Attacker::new(kind, config.sybils, *gateway.network(), config.seed);
+    let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(crate::attack::ATTACK_PERIOD);
+        loop {
+            tokio::select! {
+                _ = &mut stopped => break,
+                _ = tick.tick() => {
+                    attacker.strike(&gateway, &honest, cairn_node::node::now()).await;
+                }
+            }
+        }
+        (attacker, gateway)
+    });
+    Ok((stop, task))
 }
 
 /// The guest modules, stored once on every requester.

@@ -1,10 +1,10 @@
 //! The network spec's `[checkpoints]` and `[anchor]` tables, and the verifier's rules built
 //! from them.
 
-use cairn_protocol::{NetworkId, NodeId};
 use cairn_protocol::checkpoint::{Genesis, MAX_COMMITTEE, Threshold};
 use cairn_protocol::proof::{AnchorRule, NetworkRules};
 use cairn_protocol::spv::PowRule;
+use cairn_protocol::{NetworkId, NodeId};
 use serde::{Deserialize, Serialize};
 
 use crate::config::{ConfigError, NetworkSpec};

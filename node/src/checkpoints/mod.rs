@@ -351,7 +351,11 @@ impl Node {
     }
 
     /// What the `checkpoints` tree holds under `prefix` for `epoch`, if it reads back.
-    fn stored<T: bincode::Decode<()> + bincode::Encode>(&self, prefix: u8, epoch: u64) -> Option<T> {
+    fn stored<T: bincode::Decode<()> + bincode::Encode>(
+        &self,
+        prefix: u8,
+        epoch: u64,
+    ) -> Option<T> {
         let bytes = self
             .inner
             .kv

@@ -116,7 +116,9 @@ impl Node {
         let envelope = Envelope::from_bytes(data).map_err(|e| e.reason())?;
         match envelope.kind {
             MessageKind::Checkpoint => {
-                let proposal = envelope.verify::<Checkpoint>(self.network()).map_err(|e| e.reason())?;
+                let proposal = envelope
+                    .verify::<Checkpoint>(self.network())
+                    .map_err(|e| e.reason())?;
                 self.catch_up_if_behind(
                     proposal.message().epoch,
                     proposal.message().previous,
@@ -131,7 +133,9 @@ impl Node {
                 self.accept_vote(vote).await
             }
             MessageKind::AnchorReceipt => {
-                let receipt = envelope.verify::<AnchorReceipt>(self.network()).map_err(|e| e.reason())?;
+                let receipt = envelope
+                    .verify::<AnchorReceipt>(self.network())
+                    .map_err(|e| e.reason())?;
                 self.accept_receipt(receipt.message().clone());
                 Ok(())
             }

@@ -114,21 +114,28 @@ async fn invalid_adverts_are_rejected_counted_and_penalised() {
     let t = now();
 
     // A tampered payload: the signature no longer matches.
-    let mut tampered = Envelope::seal(&fresh(t.0 + 10, t, t.plus_ms(60_000)), &key, bad.network()).unwrap();
+    let mut tampered =
+        Envelope::seal(&fresh(t.0 + 10, t, t.plus_ms(60_000)), &key, bad.network()).unwrap();
     tampered.payload[3] ^= 0xff;
     publish_raw(bad, tampered.to_bytes().unwrap()).await;
     // Expired.
     let expired = fresh(t.0 + 20, Timestamp(t.0 - 120_000), Timestamp(t.0 - 60_000));
     publish_raw(
         bad,
-        Envelope::seal(&expired, &key, bad.network()).unwrap().to_bytes().unwrap(),
+        Envelope::seal(&expired, &key, bad.network())
+            .unwrap()
+            .to_bytes()
+            .unwrap(),
     )
     .await;
     // Replayed: a sequence number below the one already held.
     let replayed = fresh(1, t, t.plus_ms(60_000));
     publish_raw(
         bad,
-        Envelope::seal(&replayed, &key, bad.network()).unwrap().to_bytes().unwrap(),
+        Envelope::seal(&replayed, &key, bad.network())
+            .unwrap()
+            .to_bytes()
+            .unwrap(),
     )
     .await;
     // Malformed bytes.

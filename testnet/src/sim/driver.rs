@@ -31,7 +31,7 @@ pub(super) struct InFlight {
 pub(super) struct Tally {
     accepted: usize,
     failed: usize,
-    wrong: usize,
+    pub(super) wrong: usize,
     executions: usize,
     reasons: BTreeMap<String, usize>,
     auction: Vec<u64>,
@@ -338,6 +338,7 @@ impl Driver<'_> {
             reputation: self.means(testnet),
             kept_in: self.config.keep.as_ref().map(|d| d.display().to_string()),
             checkpoints: testnet.checkpoint_counts(),
+            attack: None,
         };
         SimOutcome {
             report,

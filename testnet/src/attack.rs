@@ -1,0 +1,354 @@
+//! An attacker with K free identities next to the honest nodes of a simulation
+//! (`sim --attack KIND --sybils K`).
+//!
+//! The attacker owns one real node of the testnet (its gateway: a full node that gossips like
+//! any other, and is not a trust root) and K more ed25519 keys of its own. While the honest
+//! jobs run it publishes forged messages through the gateway, and at the end the report counts
+//! what any honest node applied. Kinds built so far:
+//! - `mint`: valid-looking verdicts of Sybil requesters crediting Sybil providers (jobs whose
+//!   spec, awards and reports are all the attacker's own, so every check but standing passes),
+//!   and verdicts that claim an honest requester's name;
+//! - `slash`: Sybil requesters' verdicts that blame honest providers (timeouts of awards the
+//!   attacker made itself);
+//! - `replay`: every verdict the gateway heard, re-encoded (a longer varint form), relabelled
+//!   for another network, and as it was.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use cairn_node::Node;
+use cairn_node::store::Tree;
+use cairn_protocol::reputation::ReputationTable;
+use cairn_protocol::{
+    AwardTerms, BlobHash, Envelope, JobSpec, Limits, NetworkId, NodeId, Outcome, Requirements,
+    ResultReport, Timestamp, Verdict, VerdictDecision, VerdictId,
+};
+use libp2p_identity::ed25519;
+use serde::Serialize;
+
+use crate::rng::SimRng;
+
+/// What the attacker does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum AttackKind {
+    /// Forged verdicts crediting the Sybils.
+    Mint,
+    /// Forged verdicts blaming honest providers.
+    Slash,
+    /// Every verdict heard, re-encoded and replayed, also under another network.
+    Replay,
+}
+
+/// The attack's figures, in the report's `attack` object.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct AttackReport {
+    /// The kind.
+    pub kind: Option<AttackKind>,
+    /// Identities the attacker holds besides its gateway node.
+    pub sybils: usize,
+    /// Forged messages published.
+    pub published: u64,
+    /// Highest score any honest node gives any attacker identity.
+    pub sybil_reputation_max: i64,
+    /// Attacker identities on the committee of the last checkpoint node 0 holds.
+    pub sybil_committee_seats: usize,
+    /// Points honest nodes' tables lost through verdicts of attacker identities.
+    pub honest_reputation_lost: i64,
+    /// Forged verdicts (by id) that any honest node applied, summed over honest nodes.
+    pub forged_applied: u64,
+    /// Jobs accepted with a wrong output during the attack.
+    pub wrongly_accepted: usize,
+}
+
+/// The attacker: its keys, and what it published.
+pub(crate) struct Attacker {
+    kind: AttackKind,
+    keys: Vec<ed25519::Keypair>,
+    ids: Vec<NodeId>,
+    network: NetworkId,
+    rng: SimRng,
+    forged: BTreeSet<VerdictId>,
+    replayed: BTreeSet<Vec<u8>>,
+    published: u64,
+    round: u64,
+}
+
+/// How often the attacker publishes a batch.
+pub(crate) const ATTACK_PERIOD: Duration = Duration::from_millis(100);
+
+/// Forged verdicts per batch.
+const BATCH: usize = 8;
+
+impl Attacker {
+    pub(crate) fn new(kind: AttackKind, sybils: usize, network: NetworkId, seed: u64) -> Self {
+        let mut rng = SimRng::new(seed ^ 0x5b11);
+        let keys: Vec<ed25519::Keypair> = (0..sybils.max(4))
+            .map(|_| {
+                let mut secret = rng.bytes32();
+                match ed25519::SecretKey::try_from_bytes(&mut secret) {
+                    Ok(key) => ed25519::Keypair::from(key),
+                    Err(_) => ed25519::Keypair::generate(),
+                }
+            })
+            .collect();
+        let ids = keys.iter().map(NodeId::from_keypair).collect();
+        Self {
+            kind,
+            keys,
+            ids,
+            network,
+            rng,
+            forged: BTreeSet::new(),
+            replayed: BTreeSet::new(),
+            published: 0,
+            round: 0,
+        }
+    }
+
+    /// Every identity the attacker holds, its gateway included.
+    pub(crate) fn identities(&self, gateway: &Node) -> BTreeSet<NodeId> {
+        let mut all: BTreeSet<NodeId> = self.ids.iter().copied().collect();
+        all.insert(gateway.node_id());
+        all
+    }
+
+    /// Publishes one batch through `gateway`; `honest` are the honest nodes' ids.
+    pub(crate) async fn strike(&mut self, gateway: &Node, honest: &[NodeId], now: Timestamp) {
+        self.round += 1;
+        // (bytes, whether they are forged: an exact replay of an honest verdict is not)
+        let batch: Vec<(Vec<u8>, bool)> = match self.kind {
+            AttackKind::Mint => (0..BATCH)
+                .filter_map(|_| self.mint(now, honest))
+                .map(|b| (b, true))
+                .collect(),
+            AttackKind::Slash => (0..BATCH)
+                .filter_map(|_| self.slash(now, honest))
+                .map(|b| (b, true))
+                .collect(),
+            AttackKind::Replay => self.replay(gateway),
+        };
+        for (bytes, forged) in batch {
+            if forged {
+                self.forged.insert(VerdictId::of(&bytes));
+            }
+            if gateway.net().publish(bytes).await.is_ok() {
+                self.published += 1;
+            }
+        }
+    }
+
+    /// A job of the attacker's own: Sybil requester, Sybil providers, all reports agreeing.
+    fn mint(&mut self, now: Timestamp, honest: &[NodeId]) -> Option<Vec<u8>> {
+        let n = self.keys.len();
+        let requester = self.rng.below(n);
+        let providers: Vec<usize> = (1..=3).map(|i| (requester + i) % n).collect();
+        let spec = self.spec(requester, now);
+        let job = spec.id().ok()?;
+        let output = Outcome::Output {
+            digest: BlobHash::of(&self.round.to_le_bytes()),
+            size: 8,
+        };
+        let agreeing = providers
+            .iter()
+            .map(|&p| self.signed_report(p, job, output))
+            .collect::<Option<Vec<_>>>()?;
+        let awards = providers.iter().map(|&p| self.award(p, now)).collect();
+        let mut verdict = Verdict {
+            job,
+            requester: self.ids[requester],
+            spec,
+            decision: VerdictDecision::Accepted(output),
+            awards,
+            agreeing,
+            dissenting: Vec::new(),
+            timed_out: Vec::new(),
+            issued_at: now,
+        };
+        // Every other round, the verdict claims an honest requester's name instead (still
+        // signed by the Sybil: the envelope's author check refuses it).
+        if self.round.is_multiple_of(2)
+            && let Some(victim) = honest.get(self.rng.below(honest.len().max(1)))
+        {
+            verdict.requester = *victim;
+        }
+        self.seal_as(&verdict, requester)
+    }
+
+    /// A job of the attacker's own that blames an honest provider for a missed deadline.
+    fn slash(&mut self, now: Timestamp, honest: &[NodeId]) -> Option<Vec<u8>> {
+        let victim = *honest.get(self.rng.below(honest.len().max(1)))?;
+        let n = self.keys.len();
+        let requester = self.rng.below(n);
+        let providers: Vec<usize> = (1..=2).map(|i| (requester + i) % n).collect();
+        let spec = self.spec(requester, now);
+        let job = spec.id().ok()?;
+        let output = Outcome::Output {
+            digest: BlobHash::of(b"sybil output"),
+            size: 12,
+        };
+        let agreeing = providers
+            .iter()
+            .map(|&p| self.signed_report(p, job, output))
+            .collect::<Option<Vec<_>>>()?;
+        let mut awards: Vec<AwardTerms> = providers.iter().map(|&p| self.award(p, now)).collect();
+        awards.push(AwardTerms {
+            provider: victim,
+            price: 1,
+            report_by: Timestamp(now.0.saturating_sub(1_000)),
+        });
+        let verdict = Verdict {
+            job,
+            requester: self.ids[requester],
+            spec,
+            decision: VerdictDecision::Accepted(output),
+            awards,
+            agreeing,
+            dissenting: Vec::new(),
+            timed_out: vec![victim],
+            issued_at: now,
+        };
+        self.seal_as(&verdict, requester)
+    }
+
+    /// Every verdict the gateway stored (it applied them: honest verdicts), re-encoded,
+    /// relabelled for another network, and as it was; each heard verdict once.
+    fn replay(&mut self, gateway: &Node) -> Vec<(Vec<u8>, bool)> {
+        let Ok(keys) = gateway.kv().keys(Tree::Verdicts, b"") else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for key in keys {
+            if out.len() >= 3 * BATCH {
+                break;
+            }
+            let Ok(Some(bytes)) = gateway.kv().get(Tree::Verdicts, &key) else {
+                continue;
+            };
+            if !self.replayed.insert(bytes.clone()) {
+                continue;
+            }
+            if let Some(&first) = bytes.first().filter(|b| **b < 251) {
+                let mut widened = vec![251, first, 0];
+                widened.extend_from_slice(&bytes[1..]);
+                out.push((widened, true));
+            }
+            if let Ok(mut envelope) = Envelope::from_bytes(&bytes) {
+                envelope.network = NetworkId([0xee; 32]);
+                if let Ok(relabelled) = envelope.to_bytes() {
+                    out.push((relabelled, true));
+                }
+            }
+            out.push((bytes, false));
+        }
+        out
+    }
+
+    fn spec(&mut self, requester: usize, now: Timestamp) -> JobSpec {
+        JobSpec {
+            requester: self.ids[requester],
+            nonce: self.rng.next_u64(),
+            module: BlobHash::of(b"sybil module"),
+            input: BlobHash::of(b"sybil input"),
+            args: Vec::new(),
+            limits: Limits {
+                fuel: 1_000_000,
+                memory_bytes: 1 << 20,
+                wall_time_ms: 1_000,
+                max_output_bytes: 1 << 10,
+            },
+            requirements: Requirements::default(),
+            replicas: 3,
+            quorum: 2,
+            max_replicas: 5,
+            max_price: 1_000,
+            bid_deadline: now,
+            deadline: now.plus_ms(60_000),
+        }
+    }
+
+    fn award(&self, provider: usize, now: Timestamp) -> AwardTerms {
+        AwardTerms {
+            provider: self.ids[provider],
+            price: 1,
+            report_by: now.plus_ms(30_000),
+        }
+    }
+
+    fn signed_report(
+        &self,
+        provider: usize,
+        job: cairn_protocol::JobId,
+        outcome: Outcome,
+    ) -> Option<Envelope> {
+        let report = ResultReport {
+            job,
+            provider: self.ids[provider],
+            outcome,
+            fuel_used: 1,
+            runtime: "sybil".into(),
+        };
+        Envelope::seal(&report, &self.keys[provider], &self.network).ok()
+    }
+
+    fn seal_as(&self, verdict: &Verdict, signer: usize) -> Option<Vec<u8>> {
+        Envelope::seal(verdict, &self.keys[signer], &self.network)
+            .ok()?
+            .to_bytes()
+            .ok()
+    }
+
+    /// The attack's figures, read off the honest nodes.
+    pub(crate) fn report(
+        &self,
+        gateway: &Node,
+        honest: &[&Node],
+        wrongly_accepted: usize,
+    ) -> AttackReport {
+        let sybils = self.identities(gateway);
+        let mut report = AttackReport {
+            kind: Some(self.kind),
+            sybils: self.keys.len(),
+            published: self.published,
+            wrongly_accepted,
+            sybil_reputation_max: ReputationTable::default().params().initial,
+            ..AttackReport::default()
+        };
+        for node in honest {
+            let table = node.reputation();
+            for id in &sybils {
+                report.sybil_reputation_max =
+                    report.sybil_reputation_max.max(table.standing(id).score);
+            }
+            for (requester, effect) in node.verdict_effects() {
+                if sybils.contains(&requester) {
+                    report.honest_reputation_lost += effect.debited;
+                }
+            }
+            report.forged_applied += self.applied_by(node);
+        }
+        if let Some(first) = honest.first()
+            && let Some(last) = first.checkpoints().last()
+        {
+            report.sybil_committee_seats = last
+                .checkpoint
+                .next_committee
+                .iter()
+                .filter(|m| sybils.contains(m))
+                .count();
+        }
+        report
+    }
+
+    /// Forged verdicts `node` applied: those it stored (it stores what moved a score).
+    fn applied_by(&self, node: &Node) -> u64 {
+        let Ok(keys) = node.kv().keys(Tree::Verdicts, b"") else {
+            return 0;
+        };
+        keys.iter()
+            .filter_map(|k| k.get(8..40))
+            .filter_map(|id| <[u8; 32]>::try_from(id).ok())
+            .filter(|id| self.forged.contains(&VerdictId(*id)))
+            .count() as u64
+    }
+}
