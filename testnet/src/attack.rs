@@ -11,7 +11,9 @@
 //! - `slash`: Sybil requesters' verdicts that blame honest providers (timeouts of awards the
 //!   attacker made itself);
 //! - `replay`: every verdict the gateway heard, re-encoded (a longer varint form), relabelled
-//!   for another network, and as it was.
+//!   for another network, and as it was;
+//! - `flood-adverts`: K more real nodes of the attacker's, claiming eight H100s at price 1 with
+//!   adverts that live an hour, all reporting the same wrong output for every job they win.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -38,6 +40,8 @@ pub enum AttackKind {
     Slash,
     /// Every verdict heard, re-encoded and replayed, also under another network.
     Replay,
+    /// Attractive Sybil providers that return wrong outputs.
+    FloodAdverts,
 }
 
 /// The attack's figures, in the report's `attack` object.
@@ -66,6 +70,8 @@ pub(crate) struct Attacker {
     kind: AttackKind,
     keys: Vec<ed25519::Keypair>,
     ids: Vec<NodeId>,
+    /// The attacker's other real nodes (`flood-adverts`).
+    nodes: Vec<NodeId>,
     network: NetworkId,
     rng: SimRng,
     forged: BTreeSet<VerdictId>,
@@ -81,7 +87,13 @@ pub(crate) const ATTACK_PERIOD: Duration = Duration::from_millis(100);
 const BATCH: usize = 8;
 
 impl Attacker {
-    pub(crate) fn new(kind: AttackKind, sybils: usize, network: NetworkId, seed: u64) -> Self {
+    pub(crate) fn new(
+        kind: AttackKind,
+        sybils: usize,
+        nodes: Vec<NodeId>,
+        network: NetworkId,
+        seed: u64,
+    ) -> Self {
         let mut rng = SimRng::new(seed ^ 0x5b11);
         let keys: Vec<ed25519::Keypair> = (0..sybils.max(4))
             .map(|_| {
@@ -97,6 +109,7 @@ impl Attacker {
             kind,
             keys,
             ids,
+            nodes,
             network,
             rng,
             forged: BTreeSet::new(),
@@ -108,7 +121,7 @@ impl Attacker {
 
     /// Every identity the attacker holds, its gateway included.
     pub(crate) fn identities(&self, gateway: &Node) -> BTreeSet<NodeId> {
-        let mut all: BTreeSet<NodeId> = self.ids.iter().copied().collect();
+        let mut all: BTreeSet<NodeId> = self.ids.iter().chain(&self.nodes).copied().collect();
         all.insert(gateway.node_id());
         all
     }
@@ -127,6 +140,8 @@ impl Attacker {
                 .map(|b| (b, true))
                 .collect(),
             AttackKind::Replay => self.replay(gateway),
+            // The flood is the attacker's nodes themselves: they advertise and bid on their own.
+            AttackKind::FloodAdverts => Vec::new(),
         };
         for (bytes, forged) in batch {
             if forged {
@@ -308,7 +323,10 @@ impl Attacker {
         let sybils = self.identities(gateway);
         let mut report = AttackReport {
             kind: Some(self.kind),
-            sybils: self.keys.len(),
+            sybils: match self.kind {
+                AttackKind::FloodAdverts => self.nodes.len(),
+                _ => self.keys.len(),
+            },
             published: self.published,
             wrongly_accepted,
             sybil_reputation_max: ReputationTable::default().params().initial,

@@ -50,6 +50,12 @@ pub struct TestnetConfig {
     /// everywhere it shows), with the first nodes (up to 7) as the first committee; `None`
     /// runs without checkpoints. Default: `None`.
     pub checkpoint_epoch: Option<Duration>,
+    /// An attacker's gateway: a node that gossips but never takes a job (capacity 0), so it
+    /// earns no standing of its own.
+    pub gateway: Option<usize>,
+    /// Nodes from this index on are an attacker's flood of attractive providers: eight
+    /// H100s claimed, price 1, adverts living an hour (see [`crate::attack`]).
+    pub flood_from: Option<usize>,
     /// Indices of the nodes that are the network's trust roots (its genesis set); none leaves
     /// the spec's default (the first checkpoint committee, or none).
     pub trust_roots: Vec<usize>,
@@ -74,6 +80,8 @@ impl TestnetConfig {
             verification: VerificationConfig::default(),
             checkpoint_epoch: None,
             trust_roots: Vec::new(),
+            flood_from: None,
+            gateway: None,
             latency: Duration::ZERO,
             peer_target: Self::PEER_TARGET,
         }
@@ -93,6 +101,19 @@ impl TestnetConfig {
     /// Requesters' verification rules.
     pub fn with_verification(mut self, verification: VerificationConfig) -> Self {
         self.verification = verification;
+        self
+    }
+
+    /// Node `index` as an attacker's gateway (it never takes a job).
+    pub fn with_gateway(mut self, index: usize) -> Self {
+        self.gateway = Some(index);
+        self
+    }
+
+    /// Nodes from `index` on as an attacker's flood of attractive providers (their faults are
+    /// set with [`TestnetConfig::with_fault`]).
+    pub fn with_flood_from(mut self, index: usize) -> Self {
+        self.flood_from = Some(index);
         self
     }
 
@@ -233,8 +254,23 @@ impl Testnet {
                 .iter()
                 .find(|(n, _)| *n == i)
                 .map_or(FaultInjection::None, |(_, f)| *f);
-            let profile = profile_for(i, offset);
+            let flood = config.flood_from.is_some_and(|from| i >= from);
+            let profile = if flood {
+                crate::profiles::H100
+            } else {
+                profile_for(i, offset)
+            };
             let mut slot = testnet.slot(i, &spec, profile, fault, &sandbox, seed)?;
+            if config.gateway == Some(i) {
+                slot.options.config.capacity = 0;
+            }
+            if flood {
+                slot.options.config.price.minimum = 1;
+                slot.options.config.price.per_mega_fuel = 0;
+                slot.options.config.price.per_gpu_second = 0;
+                // The longest lifetime the advert book takes.
+                slot.options.spec.advert_ttl_secs = 3_600;
+            }
             if let Some(net) = slot.options.net.as_mut() {
                 net.heartbeat = config.heartbeat;
                 net.added_latency = config.latency;

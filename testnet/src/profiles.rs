@@ -25,7 +25,8 @@ pub const MIX: [Profile; 10] = [
     H100, CPU_SMALL, A100, RTX4090, CPU_LARGE, RTX3090, CPU_SMALL, A100, RTX4090, CPU_LARGE,
 ];
 
-const H100: Profile = Profile {
+/// The biggest machine of the mix: eight H100s (what a Sybil flood claims to have).
+pub const H100: Profile = Profile {
     name: "h100x8",
     gpus: Some(
         "H100:80GB:9.0,H100:80GB:9.0,H100:80GB:9.0,H100:80GB:9.0,H100:80GB:9.0,H100:80GB:9.0,H100:80GB:9.0,H100:80GB:9.0",

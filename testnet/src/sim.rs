@@ -206,9 +206,24 @@ pub async fn run(config: &SimConfig) -> Result<SimOutcome, TestnetError> {
         std::process::id(),
         RUNS.fetch_add(1, Ordering::Relaxed)
     );
-    // An attacker's gateway is one more node, after the honest ones.
-    let total = config.nodes + usize::from(config.attack.is_some());
+    // An attacker's gateway is one more node, after the honest ones; a flood of providers
+    // comes after it.
+    let flood = if config.attack == Some(AttackKind::FloodAdverts) {
+        config.sybils
+    } else {
+        0
+    };
+    let total = config.nodes + usize::from(config.attack.is_some()) + flood;
     let mut tn_config = TestnetConfig::new(&name, total).with_seed(config.seed);
+    if config.attack.is_some() {
+        tn_config = tn_config.with_gateway(config.nodes);
+    }
+    if flood > 0 {
+        tn_config = tn_config.with_flood_from(config.nodes + 1);
+        for i in config.nodes + 1..total {
+            tn_config = tn_config.with_fault(i, FaultInjection::ColludingWrongOutput);
+        }
+    }
     for &c in &roles.cheaters {
         tn_config = tn_config.with_fault(c, fault);
     }
@@ -304,7 +319,16 @@ fn start_attack(
     let honest: Vec<cairn_protocol::NodeId> = (0..config.nodes)
         .filter_map(|i| testnet.node(i).map(|n| n.node_id()))
         .collect();
-    let mut attacker = Attacker::new(kind, config.sybils, *gateway.network(), config.seed);
+    let flood: Vec<cairn_protocol::NodeId> = (config.nodes + 1..)
+        .map_while(|i| testnet.node(i).map(|n| n.node_id()))
+        .collect();
+    let mut attacker = Attacker::new(
+        kind,
+        config.sybils,
+        flood,
+        *gateway.network(),
+        config.seed,
+    );
     let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(async move {
         let mut tick = tokio::time::interval(crate::attack::ATTACK_PERIOD);
