@@ -10,9 +10,15 @@
 //!
 //! The rules are `cairn_protocol::checkpoint`'s; this module carries them out on the clock,
 //! the gossip topic and the disk; a node behind the chain catches up over the sync protocol
-//! (`catch_up.rs`). Not built: fetching verdicts a member misses (a member whose ledger
-//! differs does not sign, and signs later if the missing verdict arrives before the
-//! checkpoint is final).
+//! (`catch_up.rs`), and at start it reads its chain, anchors and covered table back
+//! (`restore.rs`). Gossip is checked before it triggers anything: votes only from the current
+//! committee for the current epoch, proposals only from plausible members and with a sane
+//! time, anchor receipts only from the committee that signed the checkpoint and only kept when
+//! the transaction commits to it (see docs/anchoring.md). A checkpoint anchored with the
+//! spec's confirmations is final: no other branch replaces it.
+//!
+//! Not built: fetching verdicts a member misses (a member whose ledger differs does not sign,
+//! and signs later if the missing verdict arrives before the checkpoint is final).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::AtomicBool;
