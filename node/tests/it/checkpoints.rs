@@ -1354,3 +1354,25 @@ async fn a_restarted_member_votes_again() {
     );
     assert!(again.node().prove(&peer, None).is_ok());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stored_chain_is_checked_again_at_start() {
+    use cairn_node::testing;
+
+    let keys: Vec<ed25519::Keypair> = (1..=3).map(keypair).collect();
+    let ids: Vec<NodeId> = keys.iter().map(NodeId::from_keypair).collect();
+    let (spec, genesis) = quiet_spec("ckpt-stored", &ids, None);
+    let mut chain = Vec::new();
+    for _ in 0..3 {
+        extend_chain(&genesis, &keys, &mut chain, 0);
+    }
+    // Epoch 1 lost its signatures on disk: it and what follows are dropped, not trusted.
+    let mut damaged = chain.clone();
+    damaged[1].votes.truncate(1);
+    let dir = tempfile::tempdir().unwrap();
+    store_chain(dir.path(), &damaged);
+    let a = testing::start(dir.path(), &spec, testing::cpu_only(), Vec::new())
+        .await
+        .unwrap();
+    assert!(a.node().checkpoints() == chain[..1]);
+}
