@@ -501,7 +501,7 @@ impl Node {
             .message()
             .check_fresh(now())
             .map_err(|e| e.reason())?;
-        let applied = self.apply_checked_verdict(data, &verdict)?;
+        let applied = self.apply_checked_verdict(data, &verdict, false)?;
         if applied {
             let key = verdict_key(verdict.message().issued_at, &VerdictId::of(data));
             if let Err(e) = self.inner.kv.put(Tree::Verdicts, &key, data) {
@@ -513,11 +513,13 @@ impl Node {
 
     /// Applies a verdict whose envelope was verified: checks its evidence, weighs it by its
     /// requester's standing in the live table, and hands what counted to the checkpoint
-    /// ledger.
+    /// ledger (as `restored` when replayed from the store at start: the ledger then skips
+    /// what its restored table already covers).
     fn apply_checked_verdict(
         &self,
         data: &[u8],
         verdict: &Verified<Verdict>,
+        restored: bool,
     ) -> Result<bool, &'static str> {
         let evidence = verdict
             .message()
@@ -535,7 +537,12 @@ impl Node {
         self.tally_effect(&evidence.requester, applied);
         match applied {
             Applied::Counted { .. } | Applied::Equivocation { .. } => {
-                self.note_checked_verdict(id, verdict.message().issued_at, evidence);
+                let issued_at = verdict.message().issued_at;
+                if restored {
+                    self.note_restored_verdict(id, issued_at, evidence);
+                } else {
+                    self.note_checked_verdict(id, issued_at, evidence);
+                }
                 Ok(applied.changed())
             }
             Applied::Duplicate => Ok(false),
@@ -595,7 +602,9 @@ impl Node {
                 continue;
             };
             match Envelope::open::<Verdict>(&bytes, self.network()) {
-                Ok(v) => replayed += usize::from(self.apply_checked_verdict(&bytes, &v).is_ok()),
+                Ok(v) => {
+                    replayed += usize::from(self.apply_checked_verdict(&bytes, &v, true).is_ok())
+                }
                 Err(_) => {
                     let _ = self.inner.kv.remove(Tree::Verdicts, &key);
                 }

@@ -163,6 +163,54 @@ pub fn attempt_at(opened: Timestamp, now: Timestamp, timeout_ms: u64) -> u64 {
     now.since(opened) / timeout_ms.max(1)
 }
 
+/// How far ahead of a node's clock a proposal's `proposed_at` may be.
+pub const MAX_CLOCK_SKEW_MS: u64 = 30_000;
+
+/// Why a proposal's time is refused.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ProposalTimeError {
+    /// Proposed more than [`MAX_CLOCK_SKEW_MS`] after the receiver's clock.
+    #[error("proposed in the future; check the proposer's clock")]
+    Future,
+    /// Proposed before its epoch could open: less than an epoch after the previous
+    /// checkpoint's proposal (minus the skew).
+    #[error("proposed before its epoch could open")]
+    TooEarly,
+}
+
+impl ProposalTimeError {
+    /// A short, stable name for counters.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::Future => "future",
+            Self::TooEarly => "too_early",
+        }
+    }
+}
+
+/// Checks a proposal's `proposed_at` against the receiver's clock `now`: at most
+/// [`MAX_CLOCK_SKEW_MS`] ahead, and for a later epoch, no earlier than `epoch_ms` after the
+/// previous checkpoint's proposal (an epoch opens when the previous checkpoint is final, and
+/// its proposer waits `epoch_ms` from then), less the skew. `previous` is `None` for epoch 0.
+pub fn check_proposal_time(
+    proposed_at: Timestamp,
+    previous: Option<Timestamp>,
+    epoch_ms: u64,
+    now: Timestamp,
+) -> Result<(), ProposalTimeError> {
+    if proposed_at > now.plus_ms(MAX_CLOCK_SKEW_MS) {
+        return Err(ProposalTimeError::Future);
+    }
+    let earliest = previous.map_or(0, |p| {
+        p.plus_ms(epoch_ms).0.saturating_sub(MAX_CLOCK_SKEW_MS)
+    });
+    if proposed_at.0 < earliest {
+        return Err(ProposalTimeError::TooEarly);
+    }
+    Ok(())
+}
+
 /// What goes into one checkpoint, besides the table.
 #[derive(Clone, Debug)]
 pub struct CheckpointInput<'a> {
@@ -346,4 +394,28 @@ pub fn check_votes(
         });
     }
     Ok(tally.votes.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn proposal_times_are_bounded_by_the_clock_and_the_previous_proposal() {
+        let now = Timestamp(1_000_000);
+        let ok = |at, previous| check_proposal_time(Timestamp(at), previous, 10_000, now);
+        assert_eq!(ok(now.0 + MAX_CLOCK_SKEW_MS, None), Ok(()));
+        assert_eq!(
+            ok(now.0 + MAX_CLOCK_SKEW_MS + 1, None),
+            Err(ProposalTimeError::Future)
+        );
+        let previous = Some(Timestamp(900_000));
+        assert_eq!(ok(910_000 - MAX_CLOCK_SKEW_MS, previous), Ok(()));
+        assert_eq!(
+            ok(909_999 - MAX_CLOCK_SKEW_MS, previous),
+            Err(ProposalTimeError::TooEarly)
+        );
+        // Epoch 0 has no earlier proposal to be measured from.
+        assert_eq!(ok(0, None), Ok(()));
+    }
 }

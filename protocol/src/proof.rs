@@ -396,7 +396,11 @@ fn check_header(
     Ok(())
 }
 
-fn verify_anchor(
+/// Checks that `anchor` commits the checkpoint `tip` of epoch `tip_epoch` on the rule's chain:
+/// its chain name, the transaction's inclusion under enough proof-of-work headers, and its
+/// single Cairn OP_RETURN payload. What [`verify`] checks of a proof's anchor, and what a
+/// node checks of an anchor another member reports.
+pub fn verify_anchor(
     anchor: &AnchorProof,
     rule: &AnchorRule,
     tip_epoch: u64,

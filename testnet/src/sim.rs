@@ -322,13 +322,7 @@ fn start_attack(
     let flood: Vec<cairn_protocol::NodeId> = (config.nodes + 1..)
         .map_while(|i| testnet.node(i).map(|n| n.node_id()))
         .collect();
-    let mut attacker = Attacker::new(
-        kind,
-        config.sybils,
-        flood,
-        *gateway.network(),
-        config.seed,
-    );
+    let mut attacker = Attacker::new(kind, config.sybils, flood, *gateway.network(), config.seed);
     let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(async move {
         let mut tick = tokio::time::interval(crate::attack::ATTACK_PERIOD);

@@ -2,11 +2,11 @@
 
 use cairn_protocol::anchor::AnchorPayload;
 use cairn_protocol::merkle::{MerkleTree, ReputationLeaf};
-use cairn_protocol::proof::{AnchorProof, ReputationProof};
+use cairn_protocol::proof::{AnchorProof, AnchorRule, ReputationProof};
 use cairn_protocol::{AnchorReceipt, CheckpointHash, NodeId, Verified};
 use tracing::warn;
 
-use super::{ANCHOR_POLL, ANCHOR_POLL_SIMULATED, ANCHOR_POLLS, ProveError, key};
+use super::{ANCHOR_POLL, ANCHOR_POLL_SIMULATED, ANCHOR_POLLS, CheckpointGossip, ProveError, key};
 use crate::node::{Node, NodeError};
 use crate::store::{self, Tree};
 
@@ -91,30 +91,71 @@ impl Node {
     }
 
     /// Another member anchored a checkpoint: fetch the proof from this node's own view of the
-    /// chain (nothing is taken on the anchorer's word).
-    pub(super) fn accept_receipt(&self, receipt: AnchorReceipt) {
-        use bitcoin::hashes::Hash;
-        let known = self
-            .with_state(|s| {
-                let c = s.chain.get(receipt.epoch as usize)?;
-                (c.checkpoint.hash().ok()? == receipt.checkpoint
-                    && !s.anchored.contains(&receipt.epoch))
-                .then_some(())
-            })
-            .flatten();
-        if known.is_none() || self.service().backend.kind() == "none" {
-            return;
+    /// chain (nothing is taken on the anchorer's word). Before any fetch, the receipt must be
+    /// for a checkpoint this node holds, on the spec's chain, and signed by a member of the
+    /// committee that signed that checkpoint; the proof fetched must then commit to that
+    /// checkpoint (its OP_RETURN payload) with the spec's confirmations, or it is not kept and
+    /// a later receipt is still taken. One fetch per epoch at a time.
+    pub(super) fn accept_receipt(&self, receipt: Verified<AnchorReceipt>) -> CheckpointGossip {
+        let r = receipt.message().clone();
+        let (backend, rule) = (
+            self.service().backend.clone(),
+            self.service().anchor_rule.clone(),
+        );
+        let Some(rule) = rule.filter(|_| backend.kind() != "none") else {
+            return CheckpointGossip::Ignore("not_anchoring");
+        };
+        if r.chain != rule.chain || r.chain != backend.chain() {
+            return CheckpointGossip::Reject("wrong_chain");
         }
+        let (outcome, fetch) = self
+            .with_state(|s| {
+                let held = usize::try_from(r.epoch).ok().and_then(|e| s.chain.get(e));
+                let Some(c) = held else {
+                    return (CheckpointGossip::Ignore("unknown_checkpoint"), false);
+                };
+                if c.checkpoint.hash().ok() != Some(r.checkpoint) {
+                    return (CheckpointGossip::Ignore("other_checkpoint"), false);
+                }
+                let members = self.committee_at(s, r.epoch).unwrap_or_default();
+                if !members.contains(&receipt.signer()) {
+                    return (CheckpointGossip::Reject("not_member"), false);
+                }
+                let fetch = !s.anchored.contains(&r.epoch) && s.fetching_receipts.insert(r.epoch);
+                (CheckpointGossip::Accept, fetch)
+            })
+            .unwrap_or((CheckpointGossip::Ignore("internal"), false));
+        if fetch {
+            self.spawn_receipt_check(r, rule);
+        }
+        outcome
+    }
+
+    /// Fetches the proof of a checked receipt and keeps it if it commits to the checkpoint.
+    fn spawn_receipt_check(&self, r: AnchorReceipt, rule: AnchorRule) {
+        use bitcoin::hashes::Hash;
         let backend = self.service().backend.clone();
         let confirmations = self.inner.options.spec.anchor.confirmations.max(1);
-        let txid = bitcoin::Txid::from_byte_array(receipt.txid);
+        let txid = bitcoin::Txid::from_byte_array(r.txid);
         let node = self.clone();
         self.spawn(async move {
             let proof =
                 tokio::task::spawn_blocking(move || backend.proof(&txid, confirmations)).await;
-            if let Ok(Ok(Some(proof))) = proof {
-                node.store_anchor(receipt.epoch, &proof);
+            match proof {
+                Ok(Ok(Some(proof))) => {
+                    match cairn_protocol::proof::verify_anchor(&proof, &rule, r.epoch, r.checkpoint)
+                    {
+                        Ok(_) => node.store_anchor(r.epoch, &proof),
+                        Err(e) => {
+                            warn!(target: "cairn::checkpoints", epoch = r.epoch, error = %e, "an anchor receipt's transaction does not anchor its checkpoint");
+                            node.inner.metrics.reject("anchor_receipt", e.check());
+                        }
+                    }
+                }
+                Ok(Ok(None)) => node.inner.metrics.reject("anchor_receipt", "unconfirmed"),
+                _ => node.inner.metrics.reject("anchor_receipt", "fetch_failed"),
             }
+            node.with_state(|s| s.fetching_receipts.remove(&r.epoch));
         });
     }
 

@@ -20,7 +20,7 @@ use tracing::{debug, info, warn};
 
 use cairn_protocol::{CheckpointHash, NodeId};
 
-use super::{EpochState, State, key};
+use super::{CATCH_UP_PER_PEER, EpochState, MAX_CATCH_UP_PEERS, PLAUSIBLE_COMMITTEES, State, key};
 use crate::net::{MAX_SYNC_CHECKPOINTS, SyncRequest, SyncResponse};
 use crate::node::{Node, now};
 use crate::store::{self, Tree};
@@ -50,24 +50,76 @@ impl Node {
         self.stored(b'l', epoch)
     }
 
-    /// A proposal for `epoch` on top of `previous` came through `peer`; catches up in the
-    /// background (one catch-up at a time) if that is ahead of this node's chain, or on
-    /// another branch of it.
-    pub(super) fn catch_up_if_behind(&self, epoch: u64, previous: CheckpointHash, peer: PeerId) {
-        let behind = self
+    /// A proposal for `epoch` on top of `previous`, signed by `proposer`, came through `peer`;
+    /// catches up in the background (one catch-up at a time) if that is ahead of this node's
+    /// chain, or on another branch of it.
+    ///
+    /// Any key can sign a proposal, so one starts a catch-up only when its proposer is
+    /// plausibly on a committee: the genesis committee, or the next committee of one of the
+    /// [`PLAUSIBLE_COMMITTEES`] newest checkpoints this node holds (its tip's committee
+    /// among them). A node behind by more than that many committee rotations waits for a
+    /// proposal from a member it knows, or is caught up by hand
+    /// ([`Self::catch_up_checkpoints`]). One peer starts at most one catch-up per
+    /// [`CATCH_UP_PER_PEER`]; refusals are counted as `checkpoint_sync` rejections.
+    pub(super) fn catch_up_if_behind(
+        &self,
+        epoch: u64,
+        previous: CheckpointHash,
+        proposer: NodeId,
+        peer: PeerId,
+    ) {
+        let now = now();
+        let start = self
             .with_state(|s| {
                 let len = s.chain.len() as u64;
-                epoch > len || (epoch == len && self.tip(s) != Some(previous))
+                let behind = epoch > len || (epoch == len && self.tip(s) != Some(previous));
+                if !behind {
+                    return Ok(false);
+                }
+                if !self.plausible_member(s, &proposer) {
+                    return Err("unknown_proposer");
+                }
+                let every = CATCH_UP_PER_PEER.as_millis() as u64;
+                s.catch_ups.retain(|_, at| now.since(*at) < every);
+                if s.catch_ups.contains_key(&peer) || s.catch_ups.len() >= MAX_CATCH_UP_PEERS {
+                    return Err("rate_limited");
+                }
+                Ok(true)
             })
-            .unwrap_or(false);
-        if !behind || self.service().catching_up.swap(true, Ordering::AcqRel) {
+            .unwrap_or(Ok(false));
+        match start {
+            Ok(true) => {}
+            Ok(false) => return,
+            Err(reason) => {
+                self.inner.metrics.reject("checkpoint_sync", reason);
+                return;
+            }
+        }
+        if self.service().catching_up.swap(true, Ordering::AcqRel) {
             return;
         }
+        self.with_state(|s| s.catch_ups.insert(peer, now));
         let node = self.clone();
         self.spawn(async move {
             node.catch_up_checkpoints(peer).await;
             node.service().catching_up.store(false, Ordering::Release);
         });
+    }
+
+    /// Whether `id` sits on the genesis committee or on the next committee of one of the
+    /// newest checkpoints this node holds.
+    fn plausible_member(&self, s: &State, id: &NodeId) -> bool {
+        let genesis = self
+            .service()
+            .genesis
+            .as_ref()
+            .is_some_and(|g| g.committee.contains(id));
+        genesis
+            || s.chain
+                .iter()
+                .rev()
+                .take(PLAUSIBLE_COMMITTEES)
+                .any(|c| c.checkpoint.next_committee.contains(id))
     }
 
     /// Asks `peer` for the finalised checkpoints this node lacks and takes those that check
@@ -152,7 +204,7 @@ impl Node {
                 break;
             }
         }
-        let (fork_at, better) = self
+        let (fork_at, better, fin) = self
             .with_state(|s| {
                 let fork_at = s
                     .chain
@@ -164,9 +216,14 @@ impl Node {
                 let better = theirs.len() > mine
                     || (theirs.len() == mine
                         && hash(theirs.get(fork_at)) < hash(s.chain.get(fork_at)));
-                (fork_at, better)
+                (fork_at, better, Self::final_epoch(s))
             })
             .ok_or("internal")?;
+        if fin.is_some_and(|e| fork_at as u64 <= e) && fork_at < mine {
+            // An anchored checkpoint and everything before it are final: no branch replaces
+            // them, however long.
+            return Err("anchored");
+        }
         if !better {
             debug!(target: "cairn::checkpoints", %peer, "a peer's other branch is not the better one; kept this one");
             return Ok(());
@@ -271,6 +328,9 @@ impl Node {
                 if s.chain.len() != expected {
                     // Finalised meanwhile: nothing is wrong, the next proposal tells.
                     return Ok(None);
+                }
+                if from < s.chain.len() && Self::final_epoch(s).is_some_and(|e| from as u64 <= e) {
+                    return Err("anchored");
                 }
                 let tip = self.chain_tip(s, from).ok_or("internal")?;
                 proof::verify_extension(&tail, tip.as_tip(), genesis).map_err(|e| e.check())?;

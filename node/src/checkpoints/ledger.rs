@@ -69,6 +69,21 @@ impl Ledger {
         true
     }
 
+    /// Records a verdict read back from the store after a restart: one issued by the
+    /// cutoff of the restored checkpoint is already in its covered table and is skipped;
+    /// later ones are uncovered as with [`Ledger::note`]. `false` when the ledger is full.
+    pub(super) fn restore(
+        &mut self,
+        id: VerdictId,
+        issued_at: Timestamp,
+        evidence: Evidence,
+    ) -> bool {
+        if issued_at <= self.covered_until {
+            return true;
+        }
+        self.note(id, issued_at, evidence)
+    }
+
     /// The reputation constants of the covered table.
     pub(super) fn params(&self) -> cairn_protocol::reputation::ReputationParams {
         *self.base.params()
@@ -259,6 +274,24 @@ mod tests {
         );
         assert_eq!(mine.leaves(), theirs.leaves());
         assert_eq!(mine.applied_ids(), vec![id(3)]);
+    }
+
+    #[test]
+    fn restored_verdicts_the_covered_table_holds_are_not_applied_twice() {
+        let mut everyone = Ledger::default();
+        everyone.note(id(1), Timestamp(100), evidence(&[1], &[]));
+        everyone.cover(Timestamp(150));
+        // A restarted node: the stored table, then the stored verdicts replayed.
+        let mut restarted = Ledger::default();
+        restarted.adopt(everyone.table_at(Timestamp(150)), Timestamp(150));
+        assert!(restarted.restore(id(1), Timestamp(100), evidence(&[1], &[])));
+        assert!(restarted.restore(id(2), Timestamp(200), evidence(&[1], &[])));
+        everyone.note(id(2), Timestamp(200), evidence(&[1], &[]));
+        assert_eq!(
+            restarted.table_at(Timestamp(1_000)).leaves(),
+            everyone.table_at(Timestamp(1_000)).leaves()
+        );
+        assert_eq!(restarted.uncovered(), 1);
     }
 
     #[test]

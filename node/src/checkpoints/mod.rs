@@ -10,9 +10,15 @@
 //!
 //! The rules are `cairn_protocol::checkpoint`'s; this module carries them out on the clock,
 //! the gossip topic and the disk; a node behind the chain catches up over the sync protocol
-//! (`catch_up.rs`). Not built: fetching verdicts a member misses (a member whose ledger
-//! differs does not sign, and signs later if the missing verdict arrives before the
-//! checkpoint is final).
+//! (`catch_up.rs`), and at start it reads its chain, anchors and covered table back
+//! (`restore.rs`). Gossip is checked before it triggers anything: votes only from the current
+//! committee for the current epoch, proposals only from plausible members and with a sane
+//! time, anchor receipts only from the committee that signed the checkpoint and only kept when
+//! the transaction commits to it (see docs/anchoring.md). A checkpoint anchored with the
+//! spec's confirmations is final: no other branch replaces it.
+//!
+//! Not built: fetching verdicts a member misses (a member whose ledger differs does not sign,
+//! and signs later if the missing verdict arrives before the checkpoint is final).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::AtomicBool;
@@ -22,12 +28,13 @@ use std::time::Duration;
 use cairn_protocol::checkpoint::{Genesis, VoteTally};
 use cairn_protocol::merkle::ReputationLeaf;
 use cairn_protocol::messages::Evidence;
-use cairn_protocol::proof::{AnchorProof, SignedCheckpoint};
+use cairn_protocol::proof::{AnchorProof, AnchorRule, SignedCheckpoint};
 use cairn_protocol::{
     Checkpoint, CheckpointHash, CheckpointVote, NodeId, Timestamp, VerdictId, Verified,
 };
 
 use bitcoin::secp256k1::SecretKey;
+use libp2p::PeerId;
 
 use crate::anchor::{
     AnchorBackend, BackendKind, BitcoindBackend, EsploraBackend, NoAnchor, Simulated,
@@ -40,12 +47,22 @@ use crate::store::{self, KvStore, Tree};
 mod anchoring;
 mod catch_up;
 mod ledger;
+mod restore;
 mod round;
 
 use ledger::Ledger;
 
 /// Votes for proposals not seen yet that a node holds per epoch.
 const MAX_PENDING_VOTES: usize = 1_024;
+/// Of those, how many one committee member may have queued: one member cannot fill the queue.
+const MAX_PENDING_PER_VOTER: usize = 2;
+/// How often one peer's proposals may start a catch-up.
+const CATCH_UP_PER_PEER: Duration = Duration::from_secs(5);
+/// Peers whose last catch-up is remembered, at most.
+const MAX_CATCH_UP_PEERS: usize = 256;
+/// How many of the newest held checkpoints' next committees count a proposer as plausible
+/// when its proposal is ahead of this node's chain (see `catch_up.rs`).
+const PLAUSIBLE_COMMITTEES: usize = 64;
 /// How often an anchorer asks a real chain whether its transaction is confirmed.
 const ANCHOR_POLL: Duration = Duration::from_secs(30);
 /// The same for the simulated chain, which mines on demand.
@@ -74,6 +91,18 @@ pub struct CheckpointCounts {
     pub finalised: u64,
     /// Of those, how many this node holds an anchor proof for.
     pub anchored: u64,
+}
+
+/// What a node does with one checkpoint gossip message: what it reports to gossipsub.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CheckpointGossip {
+    /// Valid and useful: kept and forwarded.
+    Accept,
+    /// Not useful here (another epoch, an unknown checkpoint), or not the sender's fault:
+    /// dropped, counted under this reason, not forwarded and not penalised.
+    Ignore(&'static str),
+    /// Invalid: dropped, counted under this reason, and the forwarder penalised.
+    Reject(&'static str),
 }
 
 /// Why a proof could not be made.
@@ -129,6 +158,10 @@ struct State {
     anchored: BTreeSet<u64>,
     fault: CheckpointFault,
     ledger: Ledger,
+    /// When each peer's proposal last started a catch-up.
+    catch_ups: BTreeMap<PeerId, Timestamp>,
+    /// Epochs whose anchor receipt is being checked against the chain.
+    fetching_receipts: BTreeSet<u64>,
 }
 
 /// The service's state and backend, held by the node.
@@ -136,6 +169,9 @@ pub(crate) struct CheckpointService {
     genesis: Option<Genesis>,
     state: Mutex<State>,
     backend: Arc<dyn AnchorBackend>,
+    /// What an anchor must satisfy (the spec's chain and proof of work); `None` when the
+    /// network does not anchor.
+    anchor_rule: Option<AnchorRule>,
     /// Whether a catch-up (see `catch_up.rs`) is running.
     catching_up: AtomicBool,
     /// The node's own simulated chain, when the spec asks for one without a URL.
@@ -174,21 +210,27 @@ impl CheckpointService {
             threshold: spec.checkpoints.threshold(),
         });
         let (backend, chain) = backend(spec, data_dir).await?;
-        let mut chain_state = Vec::new();
+        let anchor_rule = match genesis {
+            Some(_) => {
+                crate::anchor::network_rules(spec)
+                    .map_err(|e| NodeError::Sign(e.to_string()))?
+                    .anchor
+            }
+            None => None,
+        };
+        let mut stored = Vec::new();
         for k in kv.keys(Tree::Checkpoints, b"c")? {
             if let Some(bytes) = kv.get(Tree::Checkpoints, &k)? {
-                chain_state.push(store::decode_value::<SignedCheckpoint>(&bytes)?);
+                stored.push(store::decode_value::<SignedCheckpoint>(&bytes)?);
             }
         }
-        let anchored = kv
-            .keys(Tree::Checkpoints, b"a")?
-            .iter()
-            .filter_map(|k| {
-                k.get(1..9)
-                    .and_then(|b| b.try_into().ok())
-                    .map(u64::from_be_bytes)
-            })
-            .collect();
+        let chain_state = match &genesis {
+            Some(genesis) => restore::verified_prefix(stored, genesis),
+            None => stored,
+        };
+        let anchored = restore::verified_anchors(kv, &chain_state, anchor_rule.as_ref())?;
+        let roots = spec.roots().map_err(NodeError::Config)?;
+        let ledger = restore::ledger(kv, &chain_state, spec.checkpoints.epoch_ms, roots)?;
         Ok(Self {
             genesis,
             state: Mutex::new(State {
@@ -197,9 +239,12 @@ impl CheckpointService {
                 epoch: EpochState::default(),
                 anchored,
                 fault: CheckpointFault::None,
-                ledger: Ledger::with_roots(spec.roots().map_err(NodeError::Config)?),
+                ledger,
+                catch_ups: BTreeMap::new(),
+                fetching_receipts: BTreeSet::new(),
             }),
             backend,
+            anchor_rule,
             catching_up: AtomicBool::new(false),
             _chain: chain,
         })
@@ -326,6 +371,26 @@ impl Node {
         Some((self.cutoff(proposed_at), leaves))
     }
 
+    /// Hands a verdict read back from the store at start to the checkpoint ledger (the
+    /// market's replay after a restart; call it after the node opened its checkpoints). Unlike
+    /// [`Self::note_checked_verdict`], a verdict the restored table already covers (issued by
+    /// the last finalised checkpoint's cutoff) is skipped instead of applied again.
+    pub(crate) fn note_restored_verdict(
+        &self,
+        id: VerdictId,
+        issued_at: Timestamp,
+        evidence: Evidence,
+    ) {
+        if self.service().genesis.is_none() {
+            return;
+        }
+        if self.with_state(|s| s.ledger.restore(id, issued_at, evidence)) == Some(false) {
+            self.inner
+                .metrics
+                .reject("verdict", "checkpoint_ledger_full");
+        }
+    }
+
     /// Makes this node misbehave in checkpoints (tests and simulations).
     pub fn set_checkpoint_fault(&self, fault: CheckpointFault) {
         self.with_state(|s| s.fault = fault);
@@ -392,6 +457,29 @@ impl Node {
             (None, Some(g)) => g.committee.clone(),
             (None, None) => Vec::new(),
         }
+    }
+
+    /// The committee that signs `epoch` on this node's chain, if it holds the checkpoint
+    /// before it.
+    fn committee_at(&self, s: &State, epoch: u64) -> Option<Vec<NodeId>> {
+        match epoch.checked_sub(1) {
+            None => Some(self.service().genesis.as_ref()?.committee.clone()),
+            Some(before) => {
+                let before = s.chain.get(usize::try_from(before).ok()?)?;
+                Some(before.checkpoint.next_committee.clone())
+            }
+        }
+    }
+
+    /// The last checkpoint this node holds an anchor for, with the spec's confirmations: it
+    /// and everything before it are final, whatever another branch's length (see
+    /// docs/anchoring.md, "Finality").
+    fn final_epoch(s: &State) -> Option<u64> {
+        s.anchored
+            .iter()
+            .rev()
+            .find(|e| (**e as usize) < s.chain.len())
+            .copied()
     }
 
     fn tip(&self, s: &State) -> Option<CheckpointHash> {

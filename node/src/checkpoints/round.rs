@@ -8,10 +8,13 @@ use cairn_protocol::{
     Verified,
 };
 use libp2p::PeerId;
-use libp2p::gossipsub::MessageId;
+use libp2p::gossipsub::{MessageAcceptance, MessageId};
 use tracing::{debug, info, warn};
 
-use super::{CheckpointFault, EpochState, MAX_PENDING_VOTES, State, key};
+use super::{
+    CheckpointFault, CheckpointGossip, EpochState, MAX_PENDING_PER_VOTER, MAX_PENDING_VOTES, State,
+    key,
+};
 use crate::node::{Node, now};
 use crate::store::{self, Tree};
 
@@ -101,45 +104,99 @@ impl Node {
 
     /// Handles a gossiped checkpoint message (proposal, vote or anchor receipt).
     pub(crate) async fn on_checkpoint_gossip(&self, source: PeerId, id: MessageId, data: Vec<u8>) {
-        let checked = self.check_checkpoint_message(source, &data).await;
-        self.settle_gossip("checkpoint", source, id, checked).await;
+        let acceptance = match self.receive_checkpoint_message(source, &data).await {
+            CheckpointGossip::Accept => MessageAcceptance::Accept,
+            CheckpointGossip::Ignore(_) => MessageAcceptance::Ignore,
+            CheckpointGossip::Reject(reason) => {
+                debug!(target: "cairn::gossip", %source, reason, "checkpoint message rejected");
+                MessageAcceptance::Reject
+            }
+        };
+        let _ = self
+            .inner
+            .net
+            .report_validation(id, source, acceptance)
+            .await;
     }
 
-    async fn check_checkpoint_message(
+    /// Checks a checkpoint message `source` forwarded and acts on it, as gossip does (without
+    /// the report to gossipsub; tests and simulations call it directly). What is ignored or
+    /// rejected is counted as a `checkpoint` rejection under its reason.
+    pub async fn receive_checkpoint_message(
         &self,
         source: PeerId,
         data: &[u8],
-    ) -> Result<(), &'static str> {
-        if data.len() > crate::net::MAX_GOSSIP_BYTES {
-            return Err("oversize");
+    ) -> CheckpointGossip {
+        let outcome = self.check_checkpoint_message(source, data).await;
+        if let CheckpointGossip::Ignore(reason) | CheckpointGossip::Reject(reason) = outcome {
+            self.inner.metrics.reject("checkpoint", reason);
         }
-        let envelope = Envelope::from_bytes(data).map_err(|e| e.reason())?;
+        outcome
+    }
+
+    async fn check_checkpoint_message(&self, source: PeerId, data: &[u8]) -> CheckpointGossip {
+        use CheckpointGossip::Reject;
+        if data.len() > crate::net::MAX_GOSSIP_BYTES {
+            return Reject("oversize");
+        }
+        let envelope = match Envelope::from_bytes(data) {
+            Ok(envelope) => envelope,
+            Err(e) => return Reject(e.reason()),
+        };
         match envelope.kind {
-            MessageKind::Checkpoint => {
-                let proposal = envelope
-                    .verify::<Checkpoint>(self.network())
-                    .map_err(|e| e.reason())?;
-                self.catch_up_if_behind(
-                    proposal.message().epoch,
-                    proposal.message().previous,
-                    source,
-                );
-                self.accept_proposal(proposal).await
-            }
+            MessageKind::Checkpoint => match envelope.verify::<Checkpoint>(self.network()) {
+                Ok(proposal) => self.on_proposal(source, proposal).await,
+                Err(e) => Reject(e.reason()),
+            },
             MessageKind::CheckpointVote => {
-                let vote = envelope
-                    .verify::<CheckpointVote>(self.network())
-                    .map_err(|e| e.reason())?;
-                self.accept_vote(vote).await
+                match envelope.verify::<CheckpointVote>(self.network()) {
+                    Ok(vote) => self.accept_vote(vote).await,
+                    Err(e) => Reject(e.reason()),
+                }
             }
-            MessageKind::AnchorReceipt => {
-                let receipt = envelope
-                    .verify::<AnchorReceipt>(self.network())
-                    .map_err(|e| e.reason())?;
-                self.accept_receipt(receipt.message().clone());
-                Ok(())
+            MessageKind::AnchorReceipt => match envelope.verify::<AnchorReceipt>(self.network()) {
+                Ok(receipt) => self.accept_receipt(receipt),
+                Err(e) => Reject(e.reason()),
+            },
+            _ => Reject("wrong_kind"),
+        }
+    }
+
+    /// A gossiped proposal: its network and time are checked before anything else; one for
+    /// another epoch or branch is ignored, and starts a catch-up only when its proposer is
+    /// plausibly a committee member (see `catch_up.rs`).
+    async fn on_proposal(
+        &self,
+        source: PeerId,
+        proposal: Verified<Checkpoint>,
+    ) -> CheckpointGossip {
+        let c = proposal.message();
+        if c.network != self.inner.options.spec.name {
+            return CheckpointGossip::Reject("wrong_network");
+        }
+        if c.proposed_at > now().plus_ms(checkpoint::MAX_CLOCK_SKEW_MS) {
+            return CheckpointGossip::Reject("future");
+        }
+        let here = self.with_state(|s| (s.chain.len() as u64, self.tip(s)));
+        let Some((len, tip)) = here else {
+            return CheckpointGossip::Ignore("internal");
+        };
+        if c.epoch != len || Some(c.previous) != tip {
+            // Late (harmless), ahead of this node, or on another branch: not the sender's
+            // fault, and of no use to peers on this node's chain.
+            debug!(target: "cairn::checkpoints", epoch = c.epoch, "proposal for another epoch or branch");
+            if c.epoch >= len {
+                self.catch_up_if_behind(c.epoch, c.previous, c.proposer, source);
             }
-            _ => Err("wrong_kind"),
+            return CheckpointGossip::Ignore(if c.epoch == len {
+                "other_branch"
+            } else {
+                "other_epoch"
+            });
+        }
+        match self.accept_proposal(proposal).await {
+            Ok(()) => CheckpointGossip::Accept,
+            Err(reason) => CheckpointGossip::Reject(reason),
         }
     }
 
@@ -151,10 +208,7 @@ impl Node {
                 return Err("wrong_network");
             }
             if c.epoch != s.chain.len() as u64 {
-                // Late (harmless), or this node is behind (it cannot catch up yet, see the
-                // module docs): neither is the sender's fault.
-                debug!(target: "cairn::checkpoints", epoch = c.epoch, "proposal for another epoch");
-                return Ok(());
+                return Err("other_epoch");
             }
             if Some(c.previous) != self.tip(s) {
                 return Err("wrong_previous");
@@ -163,6 +217,10 @@ impl Node {
             if !committee.contains(&c.proposer) || s.epoch.proposals.len() > 2 * committee.len() {
                 return Err("not_proposer");
             }
+            let previous = s.chain.last().map(|p| p.checkpoint.proposed_at);
+            let epoch_ms = self.inner.options.spec.checkpoints.epoch_ms;
+            checkpoint::check_proposal_time(c.proposed_at, previous, epoch_ms, now())
+                .map_err(|e| e.reason())?;
             let threshold = self.inner.options.spec.checkpoints.threshold();
             s.epoch.proposals.entry(hash).or_insert((c.clone(), None));
             s.epoch
@@ -235,31 +293,37 @@ impl Node {
         let _ = self.accept_vote(signed).await;
     }
 
-    async fn accept_vote(&self, vote: Verified<CheckpointVote>) -> Result<(), &'static str> {
+    /// Counts a vote of the current epoch from a member of its committee. A vote for a
+    /// proposal not seen yet waits in a queue, at most [`MAX_PENDING_PER_VOTER`] per member, so
+    /// that neither outsiders nor one member can fill it; votes for other epochs are ignored.
+    async fn accept_vote(&self, vote: Verified<CheckpointVote>) -> CheckpointGossip {
         let outcome = self
             .with_state(|s| {
                 let v = vote.message();
-                if v.epoch < s.chain.len() as u64 {
-                    return Ok(None);
+                if v.epoch != s.chain.len() as u64 {
+                    return Err(CheckpointGossip::Ignore("other_epoch"));
+                }
+                if !self.committee_of(s).contains(&v.voter) {
+                    return Err(CheckpointGossip::Reject("not_member"));
                 }
                 match s.epoch.tallies.get_mut(&v.checkpoint) {
                     Some(tally) => match tally.add(&vote) {
                         VoteOutcome::Final => Ok(Some(v.checkpoint)),
-                        VoteOutcome::NotMember => Err("not_member"),
+                        VoteOutcome::NotMember => Err(CheckpointGossip::Reject("not_member")),
                         _ => Ok(None),
                     },
-                    None if s.epoch.pending.len() < MAX_PENDING_VOTES => {
-                        s.epoch.pending.push(vote.clone());
-                        Ok(None)
-                    }
-                    None => Err("too_many_pending"),
+                    None => queue_vote(&mut s.epoch, &vote).map(|()| None),
                 }
             })
-            .unwrap_or(Err("internal"))?;
-        if let Some(hash) = outcome {
-            self.finalise(hash);
+            .unwrap_or(Err(CheckpointGossip::Ignore("internal")));
+        match outcome {
+            Ok(Some(hash)) => {
+                self.finalise(hash);
+                CheckpointGossip::Accept
+            }
+            Ok(None) => CheckpointGossip::Accept,
+            Err(refused) => refused,
         }
-        Ok(())
     }
 
     fn finalise(&self, hash: CheckpointHash) {
@@ -313,4 +377,27 @@ impl Node {
             self.spawn(async move { node.anchor(epoch, hash).await });
         }
     }
+}
+
+/// Queues a member's vote for a proposal not seen yet.
+fn queue_vote(
+    epoch: &mut EpochState,
+    vote: &Verified<CheckpointVote>,
+) -> Result<(), CheckpointGossip> {
+    let voter = vote.message().voter;
+    let queued = epoch
+        .pending
+        .iter()
+        .filter(|v| v.message().voter == voter)
+        .count();
+    if queued >= MAX_PENDING_PER_VOTER {
+        // An honest member votes on every equal proposal of the epoch, and forwarders that
+        // saw them counted these votes: not their fault.
+        return Err(CheckpointGossip::Ignore("too_many_pending"));
+    }
+    if epoch.pending.len() >= MAX_PENDING_VOTES {
+        return Err(CheckpointGossip::Ignore("too_many_pending"));
+    }
+    epoch.pending.push(vote.clone());
+    Ok(())
 }

@@ -6,6 +6,7 @@ use bitcoin::consensus::encode::deserialize_hex;
 use cairn_node::anchor::{
     AnchorBackend, BitcoindBackend, EsploraBackend, REGTEST_BITS, SimulatedChain,
 };
+use cairn_node::checkpoints::CheckpointGossip;
 use cairn_protocol::anchor::AnchorPayload;
 use cairn_protocol::checkpoint::{self, CheckpointInput, Genesis, Threshold};
 use cairn_protocol::merkle::{MerkleTree, ReputationLeaf};
@@ -887,4 +888,499 @@ async fn nodes_on_forked_branches_settle_on_one_chain_and_keep_it() {
         .await
         .unwrap();
     assert!(a.node().checkpoints() == long, "the switch is stored");
+}
+
+/// A spec `name` whose first committee is `members` (sorted), with epochs too long for any
+/// member to propose during a test, and its genesis.
+fn quiet_spec(
+    name: &str,
+    members: &[NodeId],
+    anchor: Option<cairn_node::anchor::AnchorSpec>,
+) -> (cairn_node::config::NetworkSpec, Genesis) {
+    use cairn_node::anchor::CheckpointSpec;
+    let mut committee = members.to_vec();
+    committee.sort();
+    let mut spec = cairn_node::testing::spec(name);
+    spec.checkpoints = CheckpointSpec {
+        epoch_ms: 600_000,
+        proposer_timeout_ms: 600_000,
+        committee: committee.iter().map(ToString::to_string).collect(),
+        committee_size: committee.len() as u32,
+        ..CheckpointSpec::default()
+    };
+    if let Some(anchor) = anchor {
+        spec.anchor = anchor;
+    }
+    let genesis = Genesis {
+        network: spec.name.clone(),
+        committee_size: committee.len() as u32,
+        committee,
+        threshold: spec.checkpoints.threshold(),
+    };
+    (spec, genesis)
+}
+
+/// `key`'s proposal of an empty table at `epoch` on top of `previous`, made at `at`.
+fn proposal(
+    genesis: &Genesis,
+    key: &ed25519::Keypair,
+    epoch: u64,
+    previous: cairn_protocol::CheckpointHash,
+    at: Timestamp,
+) -> cairn_protocol::Checkpoint {
+    let input = CheckpointInput {
+        network: &genesis.network,
+        epoch,
+        previous,
+        committee: &genesis.committee,
+        committee_size: genesis.committee.len(),
+        verdicts: &[],
+        proposer: NodeId::from_keypair(key),
+        now: at,
+    };
+    checkpoint::build(&input, &[]).unwrap()
+}
+
+fn vote(
+    network: &cairn_protocol::NetworkId,
+    key: &ed25519::Keypair,
+    checkpoint: cairn_protocol::CheckpointHash,
+    epoch: u64,
+) -> Envelope {
+    let vote = CheckpointVote {
+        checkpoint,
+        epoch,
+        voter: NodeId::from_keypair(key),
+    };
+    Envelope::seal(&vote, key, network).unwrap()
+}
+
+/// What `node` does with `envelope` gossiped by one of its peers.
+async fn receive(node: &cairn_node::Node, envelope: &Envelope) -> CheckpointGossip {
+    node.receive_checkpoint_message(node.peer_id(), &envelope.to_bytes().unwrap())
+        .await
+}
+
+fn made_up(i: u32) -> cairn_protocol::CheckpointHash {
+    cairn_protocol::CheckpointHash(blake3::hash(&i.to_be_bytes()).into())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn votes_from_outside_the_committee_or_for_other_epochs_never_fill_the_queue() {
+    use CheckpointGossip::{Accept, Ignore, Reject};
+    use cairn_node::testing;
+
+    let dir = tempfile::tempdir().unwrap();
+    let a_dir = dir.path().join("a");
+    let member = keypair(41);
+    let a_id = cairn_node::checkpoints::prepare_identity(&a_dir).unwrap();
+    let (spec, genesis) = quiet_spec("ckpt-votes", &[a_id, NodeId::from_keypair(&member)], None);
+    let a = testing::start(&a_dir, &spec, testing::cpu_only(), Vec::new())
+        .await
+        .unwrap();
+    let node = a.node();
+    let p = proposal(
+        &genesis,
+        &member,
+        0,
+        genesis.hash().unwrap(),
+        cairn_node::node::now(),
+    );
+    let hash = p.hash().unwrap();
+
+    // Outsiders vote for made-up checkpoints: refused before they queue.
+    for i in 0..1_100 {
+        let outsider = ed25519::Keypair::generate();
+        assert_eq!(
+            receive(node, &vote(node.network(), &outsider, made_up(i), 0)).await,
+            Reject("not_member")
+        );
+    }
+    // The other member's early vote still queues; it cannot fill the queue itself, and votes
+    // for other epochs are ignored.
+    assert_eq!(
+        receive(node, &vote(node.network(), &member, hash, 0)).await,
+        Accept
+    );
+    assert_eq!(
+        receive(node, &vote(node.network(), &member, made_up(1), 0)).await,
+        Accept
+    );
+    assert_eq!(
+        receive(node, &vote(node.network(), &member, made_up(2), 0)).await,
+        Ignore("too_many_pending")
+    );
+    assert_eq!(
+        receive(node, &vote(node.network(), &member, made_up(3), 5)).await,
+        Ignore("other_epoch")
+    );
+    let m = node.metrics();
+    assert_eq!(m.rejections("checkpoint", "not_member"), 1_100);
+    assert_eq!(m.rejections("checkpoint", "other_epoch"), 1);
+
+    // The proposal comes: this node agrees, and its vote with the queued one makes it final.
+    let signed = Envelope::seal(&p, &member, node.network()).unwrap();
+    assert_eq!(receive(node, &signed).await, Accept);
+    crate::harness::wait_for(
+        "the checkpoint",
+        std::time::Duration::from_secs(10),
+        || async { (node.checkpoints().len() == 1).then_some(()) },
+    )
+    .await;
+    let signers: Vec<NodeId> = node.checkpoints()[0]
+        .votes
+        .iter()
+        .map(|v| v.signer)
+        .collect();
+    assert!(signers.contains(&NodeId::from_keypair(&member)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proposals_are_checked_before_they_start_anything() {
+    use CheckpointGossip::{Ignore, Reject};
+    use cairn_node::testing;
+
+    let dir = tempfile::tempdir().unwrap();
+    let a_dir = dir.path().join("a");
+    let member = keypair(42);
+    let a_id = cairn_node::checkpoints::prepare_identity(&a_dir).unwrap();
+    let (spec, genesis) = quiet_spec(
+        "ckpt-proposals",
+        &[a_id, NodeId::from_keypair(&member)],
+        None,
+    );
+    let a = testing::start(&a_dir, &spec, testing::cpu_only(), Vec::new())
+        .await
+        .unwrap();
+    let node = a.node();
+    let m = node.metrics();
+    let now = cairn_node::node::now();
+    let outsider = ed25519::Keypair::generate();
+    let seal = |c: &cairn_protocol::Checkpoint, key: &ed25519::Keypair| {
+        Envelope::seal(c, key, node.network()).unwrap()
+    };
+
+    // An outsider's proposal far ahead of this node's chain: ignored (not forwarded), and it
+    // starts no catch-up.
+    let ahead = proposal(&genesis, &outsider, 7, made_up(7), now);
+    assert_eq!(
+        receive(node, &seal(&ahead, &outsider)).await,
+        Ignore("other_epoch")
+    );
+    assert_eq!(m.rejections("checkpoint_sync", "unknown_proposer"), 1);
+    // A member's is ignored too, and starts one catch-up per peer and interval.
+    let ahead = proposal(&genesis, &member, 7, made_up(7), now);
+    assert_eq!(
+        receive(node, &seal(&ahead, &member)).await,
+        Ignore("other_epoch")
+    );
+    let again = proposal(&genesis, &member, 8, made_up(8), now);
+    assert_eq!(
+        receive(node, &seal(&again, &member)).await,
+        Ignore("other_epoch")
+    );
+    assert_eq!(m.rejections("checkpoint_sync", "unknown_proposer"), 1);
+    assert_eq!(m.rejections("checkpoint_sync", "rate_limited"), 1);
+
+    // For this epoch: from the future, another network, or an outsider, all refused.
+    let previous = genesis.hash().unwrap();
+    let future = proposal(&genesis, &member, 0, previous, now.plus_ms(3_600_000));
+    assert_eq!(
+        receive(node, &seal(&future, &member)).await,
+        Reject("future")
+    );
+    let mut elsewhere = proposal(&genesis, &member, 0, previous, now);
+    elsewhere.network = "another-network".into();
+    assert_eq!(
+        receive(node, &seal(&elsewhere, &member)).await,
+        Reject("wrong_network")
+    );
+    let usurper = proposal(&genesis, &outsider, 0, previous, now);
+    assert_eq!(
+        receive(node, &seal(&usurper, &outsider)).await,
+        Reject("not_proposer")
+    );
+    assert!(node.checkpoints().is_empty());
+}
+
+/// Broadcasts anchors of `payloads` on `chain` through its wallet and mines `blocks` on top.
+async fn anchor_on(
+    chain: &std::sync::Arc<SimulatedChain>,
+    payloads: Vec<AnchorPayload>,
+    blocks: u32,
+) -> Vec<(bitcoin::Txid, cairn_protocol::proof::AnchorProof)> {
+    let chain = chain.clone();
+    tokio::task::spawn_blocking(move || {
+        let backend =
+            BitcoindBackend::new(&chain.url(), chain.user(), chain.password(), "simulated");
+        let txids: Vec<_> = payloads
+            .iter()
+            .map(|p| backend.broadcast(p).unwrap().unwrap())
+            .collect();
+        chain.mine(blocks);
+        txids
+            .into_iter()
+            .map(|t| (t, backend.proof(&t, blocks).unwrap().unwrap()))
+            .collect()
+    })
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn anchor_receipts_are_checked_before_they_mark_an_epoch() {
+    use CheckpointGossip::{Accept, Reject};
+    use bitcoin::hashes::Hash;
+    use cairn_node::anchor::AnchorSpec;
+    use cairn_node::testing;
+
+    let chain = std::sync::Arc::new(SimulatedChain::start([5; 32]).await.unwrap());
+    chain.mine(3);
+    let keys: Vec<ed25519::Keypair> = (1..=3).map(keypair).collect();
+    let ids: Vec<NodeId> = keys.iter().map(NodeId::from_keypair).collect();
+    let (spec, genesis) = quiet_spec(
+        "ckpt-receipts",
+        &ids,
+        Some(AnchorSpec::simulated(&chain, 1)),
+    );
+    let mut held = Vec::new();
+    extend_chain(&genesis, &keys, &mut held, 0);
+    let hash = held[0].checkpoint.hash().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    store_chain(dir.path(), &held);
+    // One transaction anchors the checkpoint, another anchors something else.
+    let anchors = anchor_on(
+        &chain,
+        vec![
+            AnchorPayload {
+                epoch: 0,
+                checkpoint: hash,
+            },
+            AnchorPayload {
+                epoch: 0,
+                checkpoint: made_up(0),
+            },
+        ],
+        1,
+    )
+    .await;
+    let (good, bad) = (anchors[0].0, anchors[1].0);
+    let a = testing::start(dir.path(), &spec, testing::cpu_only(), Vec::new())
+        .await
+        .unwrap();
+    let node = a.node();
+    let receipt = |key: &ed25519::Keypair, txid: bitcoin::Txid, chain: &str| {
+        let r = cairn_protocol::AnchorReceipt {
+            checkpoint: hash,
+            epoch: 0,
+            chain: chain.into(),
+            txid: txid.to_byte_array(),
+            block_hash: [0; 32],
+            height: 0,
+            anchored_by: NodeId::from_keypair(key),
+        };
+        Envelope::seal(&r, key, node.network()).unwrap()
+    };
+
+    // An outsider's receipt, even for the real anchor, is refused before any fetch.
+    let outsider = ed25519::Keypair::generate();
+    assert_eq!(
+        receive(node, &receipt(&outsider, good, "simulated")).await,
+        Reject("not_member")
+    );
+    assert_eq!(
+        receive(node, &receipt(&keys[0], good, "bitcoin")).await,
+        Reject("wrong_chain")
+    );
+    // A member's receipt for a transaction that anchors something else: fetched, refused.
+    assert_eq!(
+        receive(node, &receipt(&keys[0], bad, "simulated")).await,
+        Accept
+    );
+    let m = node.metrics();
+    crate::harness::wait_for(
+        "the bad receipt",
+        std::time::Duration::from_secs(10),
+        || async { (m.rejections("anchor_receipt", "op_return_payload") == 1).then_some(()) },
+    )
+    .await;
+    assert_eq!(node.checkpoint_counts().anchored, 0);
+    assert!(node.checkpoint_anchor(0).is_none());
+
+    // The real receipt is still taken.
+    assert_eq!(
+        receive(node, &receipt(&keys[1], good, "simulated")).await,
+        Accept
+    );
+    crate::harness::wait_for("the anchor", std::time::Duration::from_secs(10), || async {
+        (node.checkpoint_counts().anchored == 1).then_some(())
+    })
+    .await;
+    let kept = node.checkpoint_anchor(0).unwrap();
+    assert_eq!(kept.transaction, anchors[0].1.transaction);
+}
+
+/// Writes an anchor proof of `epoch` into the store of a node that will start in `dir`.
+fn store_anchor(dir: &std::path::Path, epoch: u64, anchor: &cairn_protocol::proof::AnchorProof) {
+    use cairn_node::store::{KvStore, SledStore, Tree, encode_value};
+    let kv = SledStore::open(&dir.join("db"), 1 << 20).unwrap();
+    let mut key = vec![b'a'];
+    key.extend(epoch.to_be_bytes());
+    kv.put(Tree::Checkpoints, &key, &encode_value(anchor).unwrap())
+        .unwrap();
+    kv.flush().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_anchored_checkpoint_is_final_whatever_the_length_of_another_branch() {
+    use cairn_node::anchor::AnchorSpec;
+    use cairn_node::testing;
+
+    let chain = std::sync::Arc::new(SimulatedChain::start([6; 32]).await.unwrap());
+    chain.mine(2);
+    let keys: Vec<ed25519::Keypair> = (1..=3).map(keypair).collect();
+    let ids: Vec<NodeId> = keys.iter().map(NodeId::from_keypair).collect();
+    let (spec, genesis) = quiet_spec("ckpt-final", &ids, Some(AnchorSpec::simulated(&chain, 1)));
+    // This node's chain, anchored at epoch 1; a longer branch from epoch 1 (at the anchor);
+    // a longer branch from epoch 2 (after it).
+    let mut base = Vec::new();
+    extend_chain(&genesis, &keys, &mut base, 0);
+    extend_chain(&genesis, &keys, &mut base, 0);
+    let mut mine = base.clone();
+    extend_chain(&genesis, &keys, &mut mine, 1);
+    let mut early = base[..1].to_vec();
+    for _ in 0..4 {
+        extend_chain(&genesis, &keys, &mut early, 2);
+    }
+    let mut late = base.clone();
+    for _ in 0..2 {
+        extend_chain(&genesis, &keys, &mut late, 3);
+    }
+    let payload = AnchorPayload {
+        epoch: 1,
+        checkpoint: base[1].checkpoint.hash().unwrap(),
+    };
+    let anchor = anchor_on(&chain, vec![payload], 1).await.remove(0).1;
+
+    let dir = tempfile::tempdir().unwrap();
+    let dirs: Vec<_> = ["a", "b", "c"].iter().map(|d| dir.path().join(d)).collect();
+    store_chain(&dirs[0], &mine);
+    store_anchor(&dirs[0], 1, &anchor);
+    store_chain(&dirs[1], &early);
+    store_chain(&dirs[2], &late);
+    let a = testing::start(&dirs[0], &spec, testing::cpu_only(), Vec::new())
+        .await
+        .unwrap();
+    let bootstrap: Vec<String> = testing::address(a.node()).await.into_iter().collect();
+    let b = testing::start(&dirs[1], &spec, testing::cpu_only(), bootstrap.clone())
+        .await
+        .unwrap();
+    let c = testing::start(&dirs[2], &spec, testing::cpu_only(), bootstrap)
+        .await
+        .unwrap();
+    assert!(a.node().checkpoints() == mine);
+    assert_eq!(a.node().checkpoint_counts().anchored, 1);
+    crate::harness::wait_for("adverts", std::time::Duration::from_secs(30), || async {
+        (a.node().advert_count() == 3).then_some(())
+    })
+    .await;
+
+    // The longer branch that replaces the anchored checkpoint is refused.
+    a.node().catch_up_checkpoints(b.node().peer_id()).await;
+    assert!(
+        a.node().checkpoints() == mine,
+        "an anchored checkpoint was replaced"
+    );
+    assert_eq!(
+        a.node().metrics().rejections("checkpoint_sync", "anchored"),
+        1
+    );
+    // A better branch after it is still taken.
+    a.node().catch_up_checkpoints(c.node().peer_id()).await;
+    assert!(a.node().checkpoints() == late);
+    assert_eq!(a.node().checkpoint_counts().anchored, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_restarted_member_votes_again() {
+    use cairn_node::testing;
+    use std::time::Duration;
+
+    // A committee of three (two signatures needed) finalises a checkpoint with a verdict.
+    let dir = tempfile::tempdir().unwrap();
+    let Committee {
+        dirs,
+        ids,
+        spec,
+        mut nodes,
+    } = committee(dir.path(), "ckpt-restart", 3, (600, 1_000), None).await;
+    crate::harness::wait_for("adverts", Duration::from_secs(30), || async {
+        nodes
+            .iter()
+            .all(|n| n.node().advert_count() == 3)
+            .then_some(())
+    })
+    .await;
+    let first = nodes[0].node().clone();
+    let job_spec = crate::market::wordcount_spec(&first, b"restart words", 11, 1, 1).await;
+    let job = first.submit_job(job_spec).unwrap();
+    crate::harness::wait_for("the job", Duration::from_secs(60), || async {
+        first.job_finished(&job).unwrap_or(false).then_some(())
+    })
+    .await;
+    let peer = *first.reputation().iter().next().unwrap().0;
+    // The member that will restart holds the table of its last checkpoint.
+    crate::harness::wait_for(
+        "a checkpoint with the verdict on every member",
+        Duration::from_secs(30),
+        || async {
+            nodes
+                .iter()
+                .all(|n| n.node().prove(&peer, None).is_ok())
+                .then_some(())
+        },
+    )
+    .await;
+
+    // One member stops for good; another restarts, so checkpoints need its vote.
+    nodes.remove(1).shutdown().await;
+    let restarted = nodes.remove(1);
+    restarted.shutdown().await;
+    let bootstrap: Vec<String> = testing::address(&first).await.into_iter().collect();
+    let again = testing::start(&dirs[2], &spec, testing::cpu_only(), bootstrap)
+        .await
+        .unwrap();
+    let len = first.checkpoints().len();
+    crate::harness::wait_for("the chain to go on", Duration::from_secs(30), || async {
+        (first.checkpoints().len() >= len + 2).then_some(())
+    })
+    .await;
+    let last = first.checkpoints().last().unwrap().clone();
+    assert!(
+        last.votes.iter().any(|v| v.signer == ids[2]),
+        "the restarted member signed"
+    );
+    assert!(again.node().prove(&peer, None).is_ok());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stored_chain_is_checked_again_at_start() {
+    use cairn_node::testing;
+
+    let keys: Vec<ed25519::Keypair> = (1..=3).map(keypair).collect();
+    let ids: Vec<NodeId> = keys.iter().map(NodeId::from_keypair).collect();
+    let (spec, genesis) = quiet_spec("ckpt-stored", &ids, None);
+    let mut chain = Vec::new();
+    for _ in 0..3 {
+        extend_chain(&genesis, &keys, &mut chain, 0);
+    }
+    // Epoch 1 lost its signatures on disk: it and what follows are dropped, not trusted.
+    let mut damaged = chain.clone();
+    damaged[1].votes.truncate(1);
+    let dir = tempfile::tempdir().unwrap();
+    store_chain(dir.path(), &damaged);
+    let a = testing::start(dir.path(), &spec, testing::cpu_only(), Vec::new())
+        .await
+        .unwrap();
+    assert!(a.node().checkpoints() == chain[..1]);
 }

@@ -1,0 +1,123 @@
+//! What a node reads back at start: the stored chain (checked again, as a catch-up would check
+//! it), the anchors that still prove it, and the covered table of its last checkpoint.
+//!
+//! Without the table a restarted committee member started from an empty ledger, never
+//! computed a proposal equal to anyone's and never voted again: a third of a committee
+//! restarting (an upgrade) stopped checkpoints for good.
+
+use std::collections::BTreeSet;
+
+use cairn_protocol::checkpoint::Genesis;
+use cairn_protocol::merkle::{MerkleTree, ReputationLeaf};
+use cairn_protocol::proof::{self, AnchorProof, AnchorRule, ChainTip, SignedCheckpoint};
+use cairn_protocol::reputation::ReputationTable;
+use cairn_protocol::{NodeId, Timestamp};
+use tracing::warn;
+
+use super::key;
+use super::ledger::{Ledger, settle_ms};
+use crate::node::NodeError;
+use crate::store::{self, KvStore, Tree};
+
+/// The longest prefix of `stored` that extends the genesis under the committee rules; what
+/// follows a checkpoint that fails is dropped (a corrupt or tampered store), and the node
+/// catches up on it again.
+pub(super) fn verified_prefix(
+    mut stored: Vec<SignedCheckpoint>,
+    genesis: &Genesis,
+) -> Vec<SignedCheckpoint> {
+    let Ok(mut hash) = genesis.hash() else {
+        return Vec::new();
+    };
+    let mut committee: Vec<NodeId> = genesis.committee.clone();
+    let mut valid = stored.len();
+    for (len, signed) in stored.iter().enumerate() {
+        let tip = ChainTip {
+            len,
+            hash,
+            committee: &committee,
+        };
+        match proof::verify_extension(std::slice::from_ref(signed), tip, genesis) {
+            Ok(next) => {
+                hash = next;
+                committee = signed.checkpoint.next_committee.clone();
+            }
+            Err(e) => {
+                warn!(target: "cairn::checkpoints", epoch = len, error = %e, "stored checkpoint does not verify; dropping it and what follows");
+                valid = len;
+                break;
+            }
+        }
+    }
+    stored.truncate(valid);
+    stored
+}
+
+/// Epochs of `chain` whose stored anchor proof still commits to that checkpoint on the
+/// spec's chain with its confirmations.
+pub(super) fn verified_anchors(
+    kv: &dyn KvStore,
+    chain: &[SignedCheckpoint],
+    rule: Option<&AnchorRule>,
+) -> Result<BTreeSet<u64>, NodeError> {
+    let mut anchored = BTreeSet::new();
+    let Some(rule) = rule else {
+        return Ok(anchored);
+    };
+    for (epoch, signed) in chain.iter().enumerate() {
+        let epoch = epoch as u64;
+        let Some(bytes) = kv.get(Tree::Checkpoints, &key(b'a', epoch))? else {
+            continue;
+        };
+        let Ok(anchor) = store::decode_value::<AnchorProof>(&bytes) else {
+            continue;
+        };
+        let Ok(hash) = signed.checkpoint.hash() else {
+            continue;
+        };
+        match proof::verify_anchor(&anchor, rule, epoch, hash) {
+            Ok(_) => {
+                anchored.insert(epoch);
+            }
+            Err(e) => {
+                warn!(target: "cairn::checkpoints", epoch, error = %e, "stored anchor does not verify; ignoring it")
+            }
+        }
+    }
+    Ok(anchored)
+}
+
+/// The ledger as the last checkpoint of `chain` left it: its stored leaves (when this node
+/// kept them and they hash to its root) as the covered table, and its cutoff. Without them
+/// the node follows the chain but cannot sign until a catch-up brings a table.
+pub(super) fn ledger(
+    kv: &dyn KvStore,
+    chain: &[SignedCheckpoint],
+    epoch_ms: u64,
+    roots: Vec<cairn_protocol::NodeId>,
+) -> Result<Ledger, NodeError> {
+    let mut ledger = Ledger::with_roots(roots);
+    let Some(last) = chain.last().map(|s| &s.checkpoint) else {
+        return Ok(ledger);
+    };
+    let cutoff = Timestamp(last.proposed_at.0.saturating_sub(settle_ms(epoch_ms)));
+    let leaves = match kv.get(Tree::Checkpoints, &key(b'l', last.epoch))? {
+        Some(bytes) => store::decode_value::<Vec<ReputationLeaf>>(&bytes).ok(),
+        None => None,
+    };
+    let root = leaves
+        .as_deref()
+        .and_then(|l| MerkleTree::from_reputation(l).ok())
+        .map(|t| t.root());
+    match leaves {
+        Some(leaves) if root == Some(last.reputation_root) => {
+            let table = ReputationTable::from_leaves(ledger.params(), &leaves);
+            ledger.adopt(table, cutoff);
+        }
+        _ => {
+            warn!(target: "cairn::checkpoints", epoch = last.epoch, "no table stored for the last checkpoint; following the chain without signing until a catch-up");
+            ledger.cover(cutoff);
+        }
+    }
+    Ok(ledger)
+}
