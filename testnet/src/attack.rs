@@ -12,6 +12,9 @@
 //!   attacker made itself);
 //! - `replay`: every verdict the gateway heard, re-encoded (a longer varint form), relabelled
 //!   for another network, and as it was;
+//! - `capture`: `mint`, plus checkpoint proposals from Sybil keys (for the current epoch, with
+//!   the Sybils as the next committee, and for an epoch far ahead), every Sybil's vote for
+//!   them, and anchor receipts for the last real checkpoint;
 //! - `flood-adverts`: K more real nodes of the attacker's, claiming eight H100s at price 1 with
 //!   adverts that live an hour, all reporting the same wrong output for every job they win.
 
@@ -20,10 +23,12 @@ use std::time::Duration;
 
 use cairn_node::Node;
 use cairn_node::store::Tree;
+use cairn_protocol::checkpoint::{self, CheckpointInput, MAX_COMMITTEE};
+use cairn_protocol::merkle::ReputationLeaf;
 use cairn_protocol::reputation::ReputationTable;
 use cairn_protocol::{
-    AwardTerms, BlobHash, Envelope, JobSpec, Limits, NetworkId, NodeId, Outcome, Requirements,
-    ResultReport, Timestamp, Verdict, VerdictDecision, VerdictId,
+    AnchorReceipt, AwardTerms, BlobHash, CheckpointVote, Envelope, JobSpec, Limits, NetworkId,
+    NodeId, Outcome, Requirements, ResultReport, Timestamp, Verdict, VerdictDecision, VerdictId,
 };
 use libp2p_identity::ed25519;
 use serde::Serialize;
@@ -42,6 +47,8 @@ pub enum AttackKind {
     Replay,
     /// Attractive Sybil providers that return wrong outputs.
     FloodAdverts,
+    /// Mint, then checkpoint proposals, votes and anchor receipts from Sybil keys.
+    Capture,
 }
 
 /// The attack's figures, in the report's `attack` object.
@@ -142,6 +149,11 @@ impl Attacker {
             AttackKind::Replay => self.replay(gateway),
             // The flood is the attacker's nodes themselves: they advertise and bid on their own.
             AttackKind::FloodAdverts => Vec::new(),
+            AttackKind::Capture => self
+                .capture(gateway, now, honest)
+                .into_iter()
+                .map(|b| (b, true))
+                .collect(),
         };
         for (bytes, forged) in batch {
             if forged {
@@ -259,6 +271,91 @@ impl Attacker {
         out
     }
 
+    /// Mint, then checkpoint messages from Sybil keys: a proposal for the gateway's current
+    /// epoch naming the Sybils as the next committee, one for an epoch far ahead, votes of
+    /// every Sybil for both, and an anchor receipt for the last real checkpoint.
+    fn capture(&mut self, gateway: &Node, now: Timestamp, honest: &[NodeId]) -> Vec<Vec<u8>> {
+        let mut out: Vec<Vec<u8>> = (0..BATCH / 2)
+            .filter_map(|_| self.mint(now, honest))
+            .collect();
+        let chain = gateway.checkpoints();
+        let spec = &gateway.options().spec;
+        let previous = match chain.last() {
+            Some(last) => last.checkpoint.hash().ok(),
+            None => spec.genesis().ok().and_then(|g| g.hash().ok()),
+        };
+        let Some(previous) = previous else {
+            return out;
+        };
+        let epoch = chain.len() as u64;
+        let leaves: Vec<ReputationLeaf> = {
+            let mut sorted = self.ids.clone();
+            sorted.sort();
+            sorted
+                .iter()
+                .map(|peer| ReputationLeaf {
+                    peer: *peer,
+                    score: 1_000,
+                    evidence_count: 1_000_000,
+                })
+                .collect()
+        };
+        let proposer = self.rng.below(self.keys.len());
+        for target in [epoch, epoch + 5] {
+            let input = CheckpointInput {
+                network: &spec.name,
+                epoch: target,
+                previous,
+                committee: &self.ids,
+                committee_size: self.ids.len().min(MAX_COMMITTEE),
+                verdicts: &[],
+                proposer: self.ids[proposer],
+                now,
+            };
+            let Ok(c) = checkpoint::build(&input, &leaves) else {
+                continue;
+            };
+            let Ok(hash) = c.hash() else {
+                continue;
+            };
+            out.extend(self.seal_bytes(&c, proposer));
+            for voter in 0..self.keys.len().min(16) {
+                let vote = CheckpointVote {
+                    checkpoint: hash,
+                    epoch: target,
+                    voter: self.ids[voter],
+                };
+                out.extend(self.seal_bytes(&vote, voter));
+            }
+        }
+        if let Some(last) = chain.last()
+            && let Ok(hash) = last.checkpoint.hash()
+        {
+            let receipt = AnchorReceipt {
+                checkpoint: hash,
+                epoch: last.checkpoint.epoch,
+                chain: "simulated".into(),
+                txid: self.rng.bytes32(),
+                block_hash: self.rng.bytes32(),
+                height: 1,
+                anchored_by: self.ids[proposer],
+            };
+            out.extend(self.seal_bytes(&receipt, proposer));
+        }
+        out
+    }
+
+    fn seal_bytes<T: cairn_protocol::Message>(
+        &self,
+        message: &T,
+        signer: usize,
+    ) -> Option<Vec<u8>> {
+        Envelope::seal(message, &self.keys[signer], &self.network)
+            .ok()?
+            .to_bytes()
+            .ok()
+    }
+
     fn spec(&mut self, requester: usize, now: Timestamp) -> JobSpec {
         JobSpec {
             requester: self.ids[requester],
@@ -344,6 +441,7 @@ impl Attacker {
                 }
             }
             report.forged_applied += self.applied_by(node);
+            report.forged_applied += self.in_chain(node, &sybils);
         }
         if let Some(first) = honest.first()
             && let Some(last) = first.checkpoints().last()
@@ -356,6 +454,22 @@ impl Attacker {
                 .count();
         }
         report
+    }
+
+    /// Checkpoints of `node`'s chain proposed by, or carrying a vote of, an attacker identity.
+    fn in_chain(&self, node: &Node, sybils: &BTreeSet<NodeId>) -> u64 {
+        let network = *node.network();
+        let signed_by_sybil = |e: &Envelope| {
+            e.clone()
+                .verify::<CheckpointVote>(&network)
+                .is_ok_and(|v| sybils.contains(&v.signer()))
+        };
+        node.checkpoints()
+            .iter()
+            .filter(|c| {
+                sybils.contains(&c.checkpoint.proposer) || c.votes.iter().any(signed_by_sybil)
+            })
+            .count() as u64
     }
 
     /// Forged verdicts `node` applied: those it stored (it stores what moved a score).

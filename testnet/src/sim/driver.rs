@@ -271,7 +271,8 @@ impl Driver<'_> {
                 .collect();
             (!scores.is_empty()).then(|| scores.iter().sum::<f64>() / scores.len() as f64)
         };
-        let honest = (0..testnet.len())
+        // Honest: the simulation's own nodes (an attacker's come after them) that do not cheat.
+        let honest = (0..self.config.nodes.min(testnet.len()))
             .filter(|i| !self.roles.cheaters.contains(i))
             .collect();
         ReputationMeans {
