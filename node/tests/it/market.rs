@@ -388,6 +388,51 @@ async fn a_requester_restarted_mid_job_finishes_it_cleanly() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_requester_still_knows_each_providers_standing() {
+    // H6: reputation lived only in memory, so after a restart every provider was a stranger
+    // again (and, with none established, the probation rule was waived).
+    let dir = tempfile::tempdir().unwrap();
+    let nodes = testing::cluster(
+        dir.path(),
+        "market-remember",
+        (0..4).map(|_| cpu_only()).collect(),
+    )
+    .await
+    .unwrap();
+    let mut c = Cluster::from_nodes(nodes, dir);
+    all_adverts(&c).await;
+    let requester = c.nodes.remove(0);
+    for round in 0..3u64 {
+        let node = requester.node();
+        let spec = wordcount_spec(node, format!("round {round}").as_bytes(), round, 3, 2).await;
+        let id = node.submit_job(spec).unwrap();
+        finish(node, &id, Duration::from_secs(30)).await;
+        wait_for("the verdict", Duration::from_secs(20), || async {
+            node.job(&id).unwrap().job.is_finished().then_some(())
+        })
+        .await;
+    }
+    let before = requester.node().reputation().leaves();
+    assert!(
+        before.iter().map(|l| l.evidence_count).sum::<u64>() >= 6,
+        "three jobs of three replicas: {before:?}"
+    );
+    let data_dir = requester.node().options().data_dir.clone();
+    let bootstrap = vec![testing::address(c.nodes[0].node()).await.unwrap()];
+    requester.shutdown().await;
+
+    let restarted = testing::start(
+        &data_dir,
+        &testing::spec("market-remember"),
+        cpu_only(),
+        bootstrap,
+    )
+    .await
+    .unwrap();
+    assert_eq!(restarted.node().reputation().leaves(), before);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_provider_killed_mid_job_is_replaced_and_blamed() {
     let dir = tempfile::tempdir().unwrap();
     let nodes = testing::cluster(

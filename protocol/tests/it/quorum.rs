@@ -474,3 +474,36 @@ fn reports_signed_for_another_network_are_refused() {
         })
     ));
 }
+
+#[test]
+fn verdicts_outside_the_time_window_are_refused() {
+    // H7: a verdict dated far ahead would sit uncovered in every checkpoint ledger for ever; a
+    // backdated one would slip under a checkpoint already final.
+    let verdict = honest_verdict();
+    let issued = verdict.issued_at;
+    assert!(verdict.check_fresh(issued).is_ok());
+    assert!(
+        verdict
+            .check_fresh(issued.plus_ms(VERDICT_MAX_AGE_MS))
+            .is_ok()
+    );
+    let stale = verdict.check_fresh(issued.plus_ms(VERDICT_MAX_AGE_MS + 1));
+    assert!(matches!(stale, Err(VerdictError::OutsideWindow { .. })));
+    let future = Verdict {
+        issued_at: issued.plus_ms(VERDICT_MAX_SKEW_MS + 1),
+        ..verdict.clone()
+    };
+    assert!(matches!(
+        future.check_fresh(issued),
+        Err(VerdictError::OutsideWindow { .. })
+    ));
+    // A verdict issued long after its job's deadline fails its own check, whenever it is heard.
+    let late = Verdict {
+        issued_at: verdict.spec.deadline.plus_ms(VERDICT_GRACE_MS + 1),
+        ..verdict
+    };
+    assert!(matches!(
+        late.evidence(&NET),
+        Err(VerdictError::AfterDeadline { .. })
+    ));
+}

@@ -186,7 +186,11 @@ async fn an_attacker_with_free_identities_gets_nothing_through() {
         AttackKind::FloodAdverts,
     ] {
         // A flood is made of real nodes: fewer of them keep the test quick.
-        let sybils = if kind == AttackKind::FloodAdverts { 8 } else { 24 };
+        let sybils = if kind == AttackKind::FloodAdverts {
+            8
+        } else {
+            24
+        };
         let config = SimConfig {
             attack: Some(kind),
             sybils,
