@@ -53,6 +53,10 @@ pub enum FaultInjection {
     WrongOutput,
     /// Report the same wrong output as every other colluding cheater.
     ColludingWrongOutput,
+    /// Behave while on probation in this node's own table, then report the same wrong output
+    /// as every other colluder ([`FaultInjection::ColludingWrongOutput`]): a colluder that
+    /// earns standing first.
+    ColludingOnceEstablished,
     /// Report a wrong output (its own, as [`FaultInjection::WrongOutput`]) for about
     /// `per_mille` of every thousand jobs, chosen by hashing the job id, and behave otherwise.
     WrongOutputSometimes {
@@ -68,7 +72,9 @@ impl FaultInjection {
         match self {
             FaultInjection::None => output,
             FaultInjection::WrongOutput => own_lie(output),
-            FaultInjection::ColludingWrongOutput => [output.as_slice(), b"colluding"].concat(),
+            FaultInjection::ColludingWrongOutput | FaultInjection::ColludingOnceEstablished => {
+                [output.as_slice(), b"colluding"].concat()
+            }
             FaultInjection::WrongOutputSometimes { per_mille } => {
                 let roll = blake3::keyed_hash(me.as_bytes(), job.as_bytes());
                 let roll = u16::from_le_bytes([roll.as_bytes()[0], roll.as_bytes()[1]]) % 1000;
@@ -107,9 +113,14 @@ pub struct MarketState {
 /// Requesters whose verdict effects a node tallies at most.
 const MAX_EFFECT_REQUESTERS: usize = 65_536;
 
-/// Verdicts are refused once this many applied ids are held; the live table then forgets
-/// them (the one-verdict-per-job memory stays) and prunes jobs past their last verdict time.
+/// Applied verdict ids the live table holds at most; past it, it forgets them (its
+/// one-verdict-per-job memory stays) and prunes jobs past their last verdict time.
 const MAX_APPLIED_IDS: usize = 65_536;
+
+/// Rejection reason of a valid verdict whose requester has no standing here.
+const NO_STANDING: &str = "requester_without_standing";
+/// Rejection reason of a verdict that finds the reputation table's job memory full.
+const TABLE_FULL: &str = "reputation_table_full";
 
 /// What one requester's verdicts did to a node's reputation table.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -417,11 +428,16 @@ impl Node {
             .with_limits(job_limits(spec));
         match self.market().sandbox.run(prepared, job).await {
             Ok(out) => {
-                let output =
-                    self.inner
-                        .options
-                        .faults
-                        .corrupt(out.output, &job_id, &self.node_id());
+                let me = self.node_id();
+                let fault = match self.inner.options.faults {
+                    FaultInjection::ColludingOnceEstablished
+                        if self.reputation().on_probation(&me) =>
+                    {
+                        FaultInjection::None
+                    }
+                    fault => fault,
+                };
+                let output = fault.corrupt(out.output, &job_id, &me);
                 let size = output.len() as u64;
                 let digest = self.keep_blob(output).await?;
                 Ok((Outcome::Output { digest, size }, out.fuel_used))
@@ -489,8 +505,18 @@ impl Node {
     // ----- verdicts -----
 
     pub(crate) async fn on_verdict(&self, source: PeerId, id: MessageId, data: Vec<u8>) {
-        let checked = self.apply_verdict_bytes(&data);
-        self.settle_gossip("verdict", source, id, checked).await;
+        match self.apply_verdict_bytes(&data) {
+            // Valid, but of no weight on this node: not forwarded, and not the fault of the
+            // peer that forwarded it (its own table may weigh the requester otherwise).
+            Err(reason @ (NO_STANDING | TABLE_FULL)) => {
+                self.inner.metrics.reject("verdict", reason);
+                let ignore = libp2p::gossipsub::MessageAcceptance::Ignore;
+                let _ = self.inner.net.report_validation(id, source, ignore).await;
+            }
+            checked => {
+                self.settle_gossip("verdict", source, id, checked).await;
+            }
+        }
     }
 
     /// Checks a verdict heard now (fresh, proven, from a requester with standing) and applies
@@ -546,8 +572,8 @@ impl Node {
                 Ok(applied.changed())
             }
             Applied::Duplicate => Ok(false),
-            Applied::NoStanding => Err("requester_without_standing"),
-            Applied::Full => Err("reputation_table_full"),
+            Applied::NoStanding => Err(NO_STANDING),
+            Applied::Full => Err(TABLE_FULL),
         }
     }
 

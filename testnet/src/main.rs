@@ -44,7 +44,8 @@ struct Sim {
     /// Fraction (0 to 1) of the non-requester nodes that report wrong outputs.
     #[arg(long, default_value_t = 0.0, value_name = "FRACTION")]
     cheaters: f64,
-    /// Cheaters all report the same wrong output (colluding) instead of each their own.
+    /// Cheaters collude: they behave until they are off probation (established), then all
+    /// report the same wrong output instead of each their own.
     #[arg(long)]
     colluding: bool,
     /// Fraction (0 to 1) of the non-requester nodes that crash once during the run, at a

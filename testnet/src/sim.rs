@@ -196,8 +196,9 @@ pub async fn run(config: &SimConfig) -> Result<SimOutcome, TestnetError> {
     config.validate()?;
     let mut rng = SimRng::new(config.seed);
     let roles = Roles::draw(config, &mut rng);
+    // Colluders earn standing honestly first, then cheat together: established colluders.
     let fault = if config.colluding {
-        FaultInjection::ColludingWrongOutput
+        FaultInjection::ColludingOnceEstablished
     } else {
         FaultInjection::WrongOutput
     };
