@@ -314,6 +314,9 @@ impl Node {
         let mut tasks = vec![tokio::spawn(event_loop.run())];
         let network = options.spec.network_id().map_err(NodeError::Config)?;
         let roots = options.spec.roots().map_err(NodeError::Config)?;
+        if roots.is_empty() {
+            warn!(target: "cairn::node", network = %options.spec.name, "this network names no trust roots (`trust_roots`, or a first checkpoint committee): every requester's verdicts count, which only a closed cluster can afford; see docs/trust.md");
+        }
         let book_config = if roots.is_empty() {
             // A closed cluster (no trust roots): every member is on probation at first and
             // typically on one address range, so the Sybil caps would shut members out.
