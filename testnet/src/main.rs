@@ -44,7 +44,7 @@ struct Sim {
     /// Fraction (0 to 1) of the non-requester nodes that report wrong outputs.
     #[arg(long, default_value_t = 0.0, value_name = "FRACTION")]
     cheaters: f64,
-    /// Cheaters collude: they behave until they are off probation (established), then all
+    /// Cheaters collude: established members (every node is then a trust root) that all
     /// report the same wrong output instead of each their own.
     #[arg(long)]
     colluding: bool,

@@ -146,8 +146,14 @@ const ROOT_PROVIDERS: usize = 6;
 impl Roles {
     /// The network's genesis set: the requesters and the first [`ROOT_PROVIDERS`] honest
     /// other nodes. Their verdicts count, and every other node's standing derives from work
-    /// done for them. Cheaters are never roots: they join later, as anyone can.
+    /// done for them. Cheaters are never roots: they join later, as anyone can. With
+    /// `colluding`, every node is a root instead: the colluders are established members of the
+    /// network (long-standing, never on probation) that cheat together, the hardest case for
+    /// the requesters' checks.
     pub(crate) fn roots(&self, config: &SimConfig) -> Vec<usize> {
+        if config.colluding {
+            return (0..config.nodes).collect();
+        }
         let providers = (self.requesters..config.nodes)
             .filter(|i| !self.cheaters.contains(i))
             .take(ROOT_PROVIDERS);
