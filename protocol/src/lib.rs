@@ -5,7 +5,8 @@
 //! - every message ([`messages`]) and the signed [`Envelope`] they travel in;
 //! - the rules, as functions and small state machines that take `now` as an argument:
 //!   the advert book ([`adverts`]), bid selection ([`auction`]), the quorum decision
-//!   ([`quorum`]), reputation ([`reputation`]) and the checkpoint Merkle tree ([`merkle`]);
+//!   ([`quorum`]), reputation ([`reputation`]), the checkpoint ledger ([`ledger`]) and the
+//!   checkpoint Merkle tree ([`merkle`]);
 //! - checkpoints and their anchoring: committee, proposer and vote rules ([`checkpoint`]), the
 //!   OP_RETURN payload ([`anchor`]), SPV checks of an anchor transaction ([`spv`]) and offline
 //!   reputation proofs ([`proof`]).
@@ -21,6 +22,7 @@ pub mod checkpoint;
 pub mod codec;
 pub mod envelope;
 pub mod ids;
+pub mod ledger;
 pub mod merkle;
 pub mod messages;
 pub mod proof;

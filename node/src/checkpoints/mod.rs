@@ -46,11 +46,10 @@ use crate::store::{self, KvStore, Tree};
 
 mod anchoring;
 mod catch_up;
-mod ledger;
 mod restore;
 mod round;
 
-use ledger::Ledger;
+use cairn_protocol::ledger::Ledger;
 
 /// Votes for proposals not seen yet that a node holds per epoch.
 const MAX_PENDING_VOTES: usize = 1_024;

@@ -15,9 +15,9 @@ use cairn_protocol::{NodeId, Timestamp};
 use tracing::warn;
 
 use super::key;
-use super::ledger::{Ledger, settle_ms};
 use crate::node::NodeError;
 use crate::store::{self, KvStore, Tree};
+use cairn_protocol::ledger::{Ledger, settle_ms};
 
 /// The longest prefix of `stored` that extends the genesis under the committee rules; what
 /// follows a checkpoint that fails is dropped (a corrupt or tampered store), and the node

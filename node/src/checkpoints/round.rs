@@ -78,7 +78,8 @@ impl Node {
 
     /// The latest issue time of the verdicts a checkpoint proposed at `at` covers.
     pub(super) fn cutoff(&self, at: Timestamp) -> Timestamp {
-        let settle = super::ledger::settle_ms(self.inner.options.spec.checkpoints.epoch_ms);
+        let settle =
+            cairn_protocol::ledger::settle_ms(self.inner.options.spec.checkpoints.epoch_ms);
         Timestamp(at.0.saturating_sub(settle))
     }
 

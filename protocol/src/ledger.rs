@@ -6,29 +6,32 @@
 //! verdicts keep arriving (which they did not when a proposal covered "everything the proposer
 //! had", and a busy network finalised nothing). Within one checkpoint the verdicts apply in id
 //! order, so clamped scores come out the same on every node whatever the order of arrival.
+//!
+//! A pure state machine: the node feeds it checked verdicts and the cutoffs of finalised
+//! checkpoints, and asks it for the table a proposal covers; it never reads a clock.
 
 use std::collections::BTreeMap;
 
-use cairn_protocol::messages::Evidence;
-use cairn_protocol::reputation::ReputationTable;
-use cairn_protocol::{Timestamp, VerdictId};
+use crate::messages::Evidence;
+use crate::reputation::{ReputationParams, ReputationTable};
+use crate::{NodeId, Timestamp, VerdictId};
 
 /// Verdicts a node holds that no finalised checkpoint covers yet, at most. Past it, new
 /// verdicts still count in the live table but not in checkpoints (the caller counts them).
-pub(super) const MAX_UNCOVERED: usize = 262_144;
+pub const MAX_UNCOVERED: usize = 262_144;
 
 /// The longest a verdict waits after it was issued before a proposal may cover it.
 const MAX_SETTLE_MS: u64 = 10_000;
 
 /// How long after a verdict was issued a proposal may cover it: half an epoch, at most
 /// [`MAX_SETTLE_MS`]. Long enough for gossip to bring it to every member first.
-pub(super) fn settle_ms(epoch_ms: u64) -> u64 {
+pub fn settle_ms(epoch_ms: u64) -> u64 {
     (epoch_ms / 2).min(MAX_SETTLE_MS)
 }
 
 /// Covered table plus uncovered verdicts.
-#[derive(Default)]
-pub(super) struct Ledger {
+#[derive(Clone, Debug, Default)]
+pub struct Ledger {
     /// The table the last finalised checkpoint covers; its applied-id set is kept empty.
     base: ReputationTable,
     /// Checked verdicts no finalised checkpoint covers: id -> (issued at, evidence).
@@ -41,8 +44,8 @@ pub(super) struct Ledger {
 
 impl Ledger {
     /// An empty ledger whose tables weigh verdicts by standing rooted in `roots` (see
-    /// `cairn_protocol::reputation`).
-    pub(super) fn with_roots(roots: Vec<cairn_protocol::NodeId>) -> Self {
+    /// [`crate::reputation`]).
+    pub fn with_roots(roots: Vec<NodeId>) -> Self {
         Self {
             base: ReputationTable::default().with_roots(roots),
             ..Self::default()
@@ -54,7 +57,7 @@ impl Ledger {
     /// A verdict issued by the last finalised cutoff arrived after that checkpoint was final;
     /// the members that had it in time put it there, so it goes straight into the covered
     /// table (left uncovered, it would make this node's next table differ from everyone's).
-    pub(super) fn note(&mut self, id: VerdictId, issued_at: Timestamp, evidence: Evidence) -> bool {
+    pub fn note(&mut self, id: VerdictId, issued_at: Timestamp, evidence: Evidence) -> bool {
         if issued_at <= self.covered_until {
             self.base.apply(id, &evidence);
             self.base.forget_applied();
@@ -72,12 +75,7 @@ impl Ledger {
     /// Records a verdict read back from the store after a restart: one issued by the
     /// cutoff of the restored checkpoint is already in its covered table and is skipped;
     /// later ones are uncovered as with [`Ledger::note`]. `false` when the ledger is full.
-    pub(super) fn restore(
-        &mut self,
-        id: VerdictId,
-        issued_at: Timestamp,
-        evidence: Evidence,
-    ) -> bool {
+    pub fn restore(&mut self, id: VerdictId, issued_at: Timestamp, evidence: Evidence) -> bool {
         if issued_at <= self.covered_until {
             return true;
         }
@@ -85,17 +83,17 @@ impl Ledger {
     }
 
     /// The reputation constants of the covered table.
-    pub(super) fn params(&self) -> cairn_protocol::reputation::ReputationParams {
+    pub fn params(&self) -> ReputationParams {
         *self.base.params()
     }
 
     /// Changes whenever [`Ledger::table_at`] may give another answer for some cutoff.
-    pub(super) fn version(&self) -> u64 {
+    pub fn version(&self) -> u64 {
         self.version
     }
 
     /// The table a checkpoint with this cutoff covers; its `applied_ids` are the verdicts.
-    pub(super) fn table_at(&self, cutoff: Timestamp) -> ReputationTable {
+    pub fn table_at(&self, cutoff: Timestamp) -> ReputationTable {
         let mut table = self.base.clone();
         for (id, evidence) in self.covered(cutoff) {
             table.apply(*id, evidence);
@@ -104,7 +102,7 @@ impl Ledger {
     }
 
     /// Moves the verdicts a finalised checkpoint with this cutoff covers into the base.
-    pub(super) fn cover(&mut self, cutoff: Timestamp) {
+    pub fn cover(&mut self, cutoff: Timestamp) {
         let ids: Vec<VerdictId> = self.covered(cutoff).map(|(id, _)| *id).collect();
         for id in ids {
             if let Some((_, evidence)) = self.uncovered.remove(&id) {
@@ -121,7 +119,7 @@ impl Ledger {
     /// Takes `table` as the covered table of a checkpoint with this cutoff that this node did
     /// not compute itself (it caught up): verdicts that checkpoint covers leave the uncovered
     /// set, later ones stay.
-    pub(super) fn adopt(&mut self, table: ReputationTable, cutoff: Timestamp) {
+    pub fn adopt(&mut self, table: ReputationTable, cutoff: Timestamp) {
         let roots: Vec<_> = self.base.roots().copied().collect();
         let mut table = table.with_roots(roots);
         table.forget_applied();
@@ -149,7 +147,7 @@ impl Ledger {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use cairn_protocol::{JobId, NodeId};
+    use crate::JobId;
 
     fn node(i: u8) -> NodeId {
         NodeId([i; 32])
