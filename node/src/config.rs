@@ -216,6 +216,10 @@ pub struct VerificationConfig {
     /// Whether providers on probation may never make up a quorum on their own (when any
     /// established provider is known). Default: `true`.
     pub require_established: bool,
+    /// Adaptive audits: an outcome whose least-proven agreeing provider has score `s` is
+    /// audited with probability at least `audit_scale / (audit_scale + s)` (always for
+    /// `s ≤ 0`); `0` turns them off. Default: `5`.
+    pub audit_scale: u32,
 }
 
 impl Default for VerificationConfig {
@@ -224,6 +228,7 @@ impl Default for VerificationConfig {
             hidden_replica_per_mille: 100,
             audit_per_mille: 50,
             require_established: true,
+            audit_scale: 5,
         }
     }
 }
@@ -235,6 +240,7 @@ impl VerificationConfig {
         Self {
             hidden_replica_per_mille: 0,
             audit_per_mille: 0,
+            audit_scale: 0,
             ..Self::default()
         }
     }
@@ -438,6 +444,9 @@ hidden_replica_per_mille = {hidden}
 audit_per_mille = {audit}
 # Providers on probation (new identities) never make up a quorum on their own.
 require_established = {established}
+# Outcomes of providers with a short record are audited more often: with probability
+# audit_scale / (audit_scale + score) for the least-proven agreeing provider; 0 turns it off.
+audit_scale = {audit_scale}
 "#,
             listen = d.listen,
             api = d.api,
@@ -461,6 +470,7 @@ require_established = {established}
             hidden = d.verification.hidden_replica_per_mille,
             audit = d.verification.audit_per_mille,
             established = d.verification.require_established,
+            audit_scale = d.verification.audit_scale,
         )
     }
 }

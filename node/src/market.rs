@@ -163,6 +163,7 @@ impl MarketState {
             hidden_replica_probability: f64::from(verification.hidden_replica_per_mille) / 1000.0,
             audit_probability: f64::from(verification.audit_per_mille) / 1000.0,
             require_established: verification.require_established,
+            audit_scale: verification.audit_scale,
             ..RequesterConfig::default()
         };
         Self {

@@ -26,7 +26,8 @@
 //!   deadline, the job fails with [`FailReason::NoEstablishedProvider`]. A closed cluster
 //!   without roots, in which the requester knows no established provider at all or none that
 //!   can run the job, accepts probationers' quorums (it has no one else).
-//! - **Audits**: with [`RequesterConfig::audit_probability`] an outcome that reached its quorum
+//! - **Audits**: with [`RequesterConfig::audit_probability`], or more often while an agreeing
+//!   provider's record is short ([`RequesterConfig::audit_scale`]), an outcome that reached its quorum
 //!   is checked by one more replica from an established provider before it is accepted. A
 //!   dissenting auditor breaks the majority, so the job escalates as for any disagreement, and
 //!   the providers caught on the wrong side lose much more than they ever earned.
@@ -86,6 +87,12 @@ pub struct RequesterConfig {
     /// to agree too (when the requester knows any; always in a network with trust roots).
     /// Default: `true`.
     pub require_established: bool,
+    /// Scale of the adaptive audit: an outcome whose least-proven agreeing provider has score
+    /// `s` is audited with probability at least `audit_scale / (audit_scale + s)` (always
+    /// for `s ≤ 0`), as BOINC replicates a host's jobs with probability 1/CV for CV
+    /// consecutive valid results: an unproven provider is checked often, a long clean record
+    /// rarely. `0` turns it off, leaving `audit_probability` alone. Default: `5`.
+    pub audit_scale: u32,
 }
 
 impl Default for RequesterConfig {
@@ -101,6 +108,7 @@ impl Default for RequesterConfig {
             hidden_replica_probability: 0.1,
             audit_probability: 0.05,
             require_established: true,
+            audit_scale: 5,
         }
     }
 }
@@ -234,6 +242,27 @@ fn draw(seed: &[u8; 32], job: &JobId, label: &str) -> f64 {
     word.copy_from_slice(&bytes.as_bytes()[..8]);
     // 53 random bits make every f64 in [0, 1) equally likely.
     (u64::from_le_bytes(word) >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// The chance that an outcome `agreeing` providers reported is audited: the configured base
+/// rate, or more when one of them is unproven (see [`RequesterConfig::audit_scale`]).
+fn audit_probability(agreeing: &[NodeId], cx: &Context<'_>) -> f64 {
+    let base = cx.config.audit_probability;
+    let scale = f64::from(cx.config.audit_scale);
+    if scale == 0.0 {
+        return base;
+    }
+    let least = agreeing
+        .iter()
+        .map(|p| cx.reputation.standing(p).score)
+        .min()
+        .unwrap_or(0);
+    let adaptive = if least <= 0 {
+        1.0
+    } else {
+        scale / (scale + least as f64)
+    };
+    base.max(adaptive)
 }
 
 /// Whether the requester knows any provider that has left probation (trust roots always
@@ -765,7 +794,7 @@ impl RequesterJob {
         }
         if !self.audit_drawn {
             self.audit_drawn = true;
-            if draw(cx.seed, &self.id, "audit") < cx.config.audit_probability {
+            if draw(cx.seed, &self.id, "audit") < audit_probability(agreeing, cx) {
                 return Check::Ask("audit");
             }
         }

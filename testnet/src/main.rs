@@ -99,6 +99,10 @@ struct Sim {
     /// Jobs in a thousand whose agreed output is audited by an established provider.
     #[arg(long, default_value_t = 50, value_name = "N", value_parser = clap::value_parser!(u16).range(0..=1000))]
     audit_per_mille: u16,
+    /// Adaptive audits: an outcome whose least-proven agreeing provider has score S is
+    /// audited with probability at least SCALE / (SCALE + S); 0 turns them off.
+    #[arg(long, default_value_t = 5, value_name = "SCALE")]
+    audit_scale: u32,
     /// No progress lines on stderr.
     #[arg(long, short)]
     quiet: bool,
@@ -162,6 +166,7 @@ impl Sim {
             verification: cairn_node::config::VerificationConfig {
                 hidden_replica_per_mille: self.hidden_replica_per_mille,
                 audit_per_mille: self.audit_per_mille,
+                audit_scale: self.audit_scale,
                 ..Default::default()
             },
             latency: Duration::from_millis(self.latency_ms),

@@ -15,6 +15,7 @@ fn plain() -> RequesterConfig {
     RequesterConfig {
         hidden_replica_probability: 0.0,
         audit_probability: 0.0,
+        audit_scale: 0,
         ..RequesterConfig::default()
     }
 }
