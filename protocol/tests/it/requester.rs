@@ -694,3 +694,53 @@ fn with_roots_a_quorum_with_a_root_in_it_stands() {
     d.report(50, b"out");
     assert!(matches!(d.job.phase(), Phase::Accepted(_)));
 }
+
+#[test]
+fn adaptive_audits_check_unproven_providers_and_spare_long_records() {
+    // Nodes 1 and 2 just left probation (score 10): with scale 5 an outcome they agree on is
+    // audited with probability 5/15; with a score of 0 (a root that never worked, say) always.
+    let audited = |reputation: ReputationTable| {
+        let mut hits = 0;
+        for nonce in 0..300u64 {
+            let (mut d, _) = Driver::new(JobSpec { nonce, ..spec(100) });
+            d.reputation = reputation.clone();
+            d.config.audit_scale = 5;
+            d.on(Event::Candidates(nodes(&[1, 2, 3])));
+            for b in 1..=3 {
+                d.bid(b);
+            }
+            d.report(1, b"out");
+            let actions = d.report(2, b"out");
+            if d.job.log().iter().any(|e| e.what.starts_with("audit")) {
+                assert_eq!(
+                    actions,
+                    vec![Action::FindCandidates],
+                    "audited, not accepted"
+                );
+                hits += 1;
+            }
+        }
+        hits
+    };
+    let fresh_roots = ReputationTable::default().with_roots([node(1), node(2), node(3)]);
+    assert_eq!(
+        audited(fresh_roots),
+        300,
+        "score 0: every outcome is audited"
+    );
+    let young = audited(established(&[1, 2, 3]));
+    assert!(
+        (70..130).contains(&young),
+        "score 10: about a third, got {young}"
+    );
+    let mut veteran = ReputationTable::default();
+    for i in 0..200u32 {
+        let evidence = cairn_protocol::messages::Evidence {
+            agreeing: nodes(&[1, 2, 3]),
+            ..crate::fixtures::evidence(&[], &[], &[])
+        };
+        veteran.apply(VerdictId::of(&i.to_le_bytes()), &evidence);
+    }
+    let old = audited(veteran);
+    assert!(old < 25, "score 200: about 2.4 %, got {old}");
+}
