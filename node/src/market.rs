@@ -565,11 +565,7 @@ impl Node {
         match applied {
             Applied::Counted { .. } | Applied::Equivocation { .. } => {
                 let issued_at = verdict.message().issued_at;
-                if restored {
-                    self.note_restored_verdict(id, issued_at, evidence);
-                } else {
-                    self.note_checked_verdict(id, issued_at, evidence);
-                }
+                self.note_checked_verdict(id, issued_at, evidence, restored);
                 Ok(applied.changed())
             }
             Applied::Duplicate => Ok(false),

@@ -71,9 +71,13 @@ fn main() {
         .expect("seal")
         .to_bytes()
         .expect("bytes");
+    let size = |bytes: Result<Vec<u8>, _>| bytes.map_or(0, |b: Vec<u8>| b.len());
     println!(
-        "verdict with 3 reports: {} bytes; median of {ROUNDS} rounds",
-        bytes.len()
+        "verdict with 3 reports: {} bytes, of which the spec {} and each award's terms {}; \
+         median of {ROUNDS} rounds",
+        bytes.len(),
+        size(codec::encode(&spec)),
+        size(codec::encode(&verdict.awards[0])),
     );
     report("open the envelope (signature, decode, canonical)", || {
         black_box(Envelope::open::<Verdict>(black_box(&bytes), &net).is_ok());

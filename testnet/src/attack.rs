@@ -165,77 +165,69 @@ impl Attacker {
         }
     }
 
-    /// A job of the attacker's own: Sybil requester, Sybil providers, all reports agreeing.
-    fn mint(&mut self, now: Timestamp, honest: &[NodeId]) -> Option<Vec<u8>> {
+    /// The verdict of a job of the attacker's own: a random Sybil requester (returned, as
+    /// the verdict's signer), `providers` more Sybils awarded and agreeing on `output`.
+    fn own_job(
+        &mut self,
+        providers: usize,
+        output: Outcome,
+        now: Timestamp,
+    ) -> Option<(Verdict, usize)> {
         let n = self.keys.len();
         let requester = self.rng.below(n);
-        let providers: Vec<usize> = (1..=3).map(|i| (requester + i) % n).collect();
+        let awarded: Vec<usize> = (1..=providers).map(|i| (requester + i) % n).collect();
         let spec = self.spec(requester, now);
         let job = spec.id().ok()?;
-        let output = Outcome::Output {
-            digest: BlobHash::of(&self.round.to_le_bytes()),
-            size: 8,
-        };
-        let agreeing = providers
+        let agreeing = awarded
             .iter()
             .map(|&p| self.signed_report(p, job, output))
             .collect::<Option<Vec<_>>>()?;
-        let awards = providers.iter().map(|&p| self.award(p, now)).collect();
-        let mut verdict = Verdict {
-            job,
-            requester: self.ids[requester],
-            spec,
-            decision: VerdictDecision::Accepted(output),
-            awards,
-            agreeing,
-            dissenting: Vec::new(),
-            timed_out: Vec::new(),
-            issued_at: now,
-        };
-        // Every other round, the verdict claims an honest requester's name instead (still
-        // signed by the Sybil: the envelope's author check refuses it).
-        if self.round.is_multiple_of(2)
-            && let Some(victim) = honest.get(self.rng.below(honest.len().max(1)))
-        {
-            verdict.requester = *victim;
-        }
-        self.seal_as(&verdict, requester)
-    }
-
-    /// A job of the attacker's own that blames an honest provider for a missed deadline.
-    fn slash(&mut self, now: Timestamp, honest: &[NodeId]) -> Option<Vec<u8>> {
-        let victim = *honest.get(self.rng.below(honest.len().max(1)))?;
-        let n = self.keys.len();
-        let requester = self.rng.below(n);
-        let providers: Vec<usize> = (1..=2).map(|i| (requester + i) % n).collect();
-        let spec = self.spec(requester, now);
-        let job = spec.id().ok()?;
-        let output = Outcome::Output {
-            digest: BlobHash::of(b"sybil output"),
-            size: 12,
-        };
-        let agreeing = providers
-            .iter()
-            .map(|&p| self.signed_report(p, job, output))
-            .collect::<Option<Vec<_>>>()?;
-        let mut awards: Vec<AwardTerms> = providers.iter().map(|&p| self.award(p, now)).collect();
-        awards.push(AwardTerms {
-            provider: victim,
-            price: 1,
-            report_by: Timestamp(now.0.saturating_sub(1_000)),
-        });
         let verdict = Verdict {
             job,
             requester: self.ids[requester],
             spec,
             decision: VerdictDecision::Accepted(output),
-            awards,
+            awards: awarded.iter().map(|&p| self.award(p, now)).collect(),
             agreeing,
             dissenting: Vec::new(),
-            timed_out: vec![victim],
+            timed_out: Vec::new(),
             issued_at: now,
         };
-        self.seal_as(&verdict, requester)
+        Some((verdict, requester))
+    }
+
+    /// A job of the attacker's own crediting three Sybils; every other round the verdict
+    /// claims an honest requester's name instead (still signed by the Sybil: the envelope's
+    /// author check refuses it).
+    fn mint(&mut self, now: Timestamp, honest: &[NodeId]) -> Option<Vec<u8>> {
+        let output = Outcome::Output {
+            digest: BlobHash::of(&self.round.to_le_bytes()),
+            size: 8,
+        };
+        let (mut verdict, signer) = self.own_job(3, output, now)?;
+        if self.round.is_multiple_of(2)
+            && let Some(victim) = honest.get(self.rng.below(honest.len().max(1)))
+        {
+            verdict.requester = *victim;
+        }
+        self.seal_bytes(&verdict, signer)
+    }
+
+    /// A job of the attacker's own that blames an honest provider for a missed deadline.
+    fn slash(&mut self, now: Timestamp, honest: &[NodeId]) -> Option<Vec<u8>> {
+        let victim = *honest.get(self.rng.below(honest.len().max(1)))?;
+        let output = Outcome::Output {
+            digest: BlobHash::of(b"sybil output"),
+            size: 12,
+        };
+        let (mut verdict, signer) = self.own_job(2, output, now)?;
+        verdict.awards.push(AwardTerms {
+            provider: victim,
+            price: 1,
+            report_by: Timestamp(now.0.saturating_sub(1_000)),
+        });
+        verdict.timed_out.push(victim);
+        self.seal_bytes(&verdict, signer)
     }
 
     /// Every verdict the gateway stored (it applied them: honest verdicts), re-encoded,
@@ -401,13 +393,6 @@ impl Attacker {
             runtime: "sybil".into(),
         };
         Envelope::seal(&report, &self.keys[provider], &self.network).ok()
-    }
-
-    fn seal_as(&self, verdict: &Verdict, signer: usize) -> Option<Vec<u8>> {
-        Envelope::seal(verdict, &self.keys[signer], &self.network)
-            .ok()?
-            .to_bytes()
-            .ok()
     }
 
     /// The attack's figures, read off the honest nodes.

@@ -198,16 +198,7 @@ impl CheckpointService {
         kv: &dyn KvStore,
         data_dir: &std::path::Path,
     ) -> Result<Self, NodeError> {
-        let committee = spec
-            .checkpoints
-            .first_committee()
-            .map_err(|e| NodeError::Sign(e.to_string()))?;
-        let genesis = (!committee.is_empty()).then(|| Genesis {
-            network: spec.name.clone(),
-            committee,
-            committee_size: spec.checkpoints.committee_size,
-            threshold: spec.checkpoints.threshold(),
-        });
+        let genesis = Some(spec.genesis()?).filter(|g| !g.committee.is_empty());
         let (backend, chain) = backend(spec, data_dir).await?;
         let anchor_rule = match genesis {
             Some(_) => {
@@ -340,17 +331,28 @@ impl Node {
         self.service().state.lock().ok().map(|mut s| f(&mut s))
     }
 
-    /// Hands a newly applied verdict to the checkpoint ledger (when the network checkpoints).
+    /// Hands an applied verdict to the checkpoint ledger (when the network checkpoints). A
+    /// verdict `restored` from the store at start that the restored table already covers
+    /// (issued by the last finalised cutoff) is skipped; a new one issued by then joins the
+    /// covered table (see [`Ledger::note`]).
     pub(crate) fn note_checked_verdict(
         &self,
         id: VerdictId,
         issued_at: Timestamp,
         evidence: Evidence,
+        restored: bool,
     ) {
         if self.service().genesis.is_none() {
             return;
         }
-        if self.with_state(|s| s.ledger.note(id, issued_at, evidence)) == Some(false) {
+        let noted = self.with_state(|s| {
+            if restored {
+                s.ledger.restore(id, issued_at, evidence)
+            } else {
+                s.ledger.note(id, issued_at, evidence)
+            }
+        });
+        if noted == Some(false) {
             self.inner
                 .metrics
                 .reject("verdict", "checkpoint_ledger_full");
@@ -358,35 +360,15 @@ impl Node {
     }
 
     /// The cutoff of the last finalised checkpoint and its leaves, when this node holds them
-    /// (its table matched, or it caught up with them).
+    /// and they hash to its root (the same check as the ledger's restore).
     pub(crate) fn last_covered(&self) -> Option<(Timestamp, Vec<ReputationLeaf>)> {
-        let (epoch, proposed_at) = self
-            .with_state(|s| {
-                let last = &s.chain.last()?.checkpoint;
-                Some((last.epoch, last.proposed_at))
-            })
+        let last = self
+            .with_state(|s| s.chain.last().map(|c| c.checkpoint.clone()))
             .flatten()?;
-        let leaves = self.checkpoint_leaves(epoch)?;
-        Some((self.cutoff(proposed_at), leaves))
-    }
-
-    /// Hands a verdict read back from the store at start to the checkpoint ledger (the
-    /// market's replay after a restart; call it after the node opened its checkpoints). Unlike
-    /// [`Self::note_checked_verdict`], a verdict the restored table already covers (issued by
-    /// the last finalised checkpoint's cutoff) is skipped instead of applied again.
-    pub(crate) fn note_restored_verdict(
-        &self,
-        id: VerdictId,
-        issued_at: Timestamp,
-        evidence: Evidence,
-    ) {
-        if self.service().genesis.is_none() {
-            return;
-        }
-        if self.with_state(|s| s.ledger.restore(id, issued_at, evidence)) == Some(false) {
-            self.inner
-                .metrics
-                .reject("verdict", "checkpoint_ledger_full");
+        let epoch_ms = self.inner.options.spec.checkpoints.epoch_ms;
+        match restore::covered_leaves(self.inner.kv.as_ref(), &last, epoch_ms) {
+            Ok((cutoff, Some(leaves))) => Some((cutoff, leaves)),
+            _ => None,
         }
     }
 

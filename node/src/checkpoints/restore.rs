@@ -11,7 +11,7 @@ use cairn_protocol::checkpoint::Genesis;
 use cairn_protocol::merkle::{MerkleTree, ReputationLeaf};
 use cairn_protocol::proof::{self, AnchorProof, AnchorRule, ChainTip, SignedCheckpoint};
 use cairn_protocol::reputation::ReputationTable;
-use cairn_protocol::{NodeId, Timestamp};
+use cairn_protocol::{Checkpoint, NodeId, Timestamp};
 use tracing::warn;
 
 use super::key;
@@ -87,6 +87,26 @@ pub(super) fn verified_anchors(
     Ok(anchored)
 }
 
+/// The cutoff of `last` (the verdicts it covers were issued by then) and its stored leaves,
+/// when this node kept them and they hash to its reputation root.
+pub(super) fn covered_leaves(
+    kv: &dyn KvStore,
+    last: &Checkpoint,
+    epoch_ms: u64,
+) -> Result<(Timestamp, Option<Vec<ReputationLeaf>>), NodeError> {
+    let cutoff = Timestamp(last.proposed_at.0.saturating_sub(settle_ms(epoch_ms)));
+    let leaves = match kv.get(Tree::Checkpoints, &key(b'l', last.epoch))? {
+        Some(bytes) => store::decode_value::<Vec<ReputationLeaf>>(&bytes).ok(),
+        None => None,
+    };
+    let root = leaves
+        .as_deref()
+        .and_then(|l| MerkleTree::from_reputation(l).ok())
+        .map(|t| t.root());
+    let verified = leaves.filter(|_| root == Some(last.reputation_root));
+    Ok((cutoff, verified))
+}
+
 /// The ledger as the last checkpoint of `chain` left it: its stored leaves (when this node
 /// kept them and they hash to its root) as the covered table, and its cutoff. Without them
 /// the node follows the chain but cannot sign until a catch-up brings a table.
@@ -100,21 +120,12 @@ pub(super) fn ledger(
     let Some(last) = chain.last().map(|s| &s.checkpoint) else {
         return Ok(ledger);
     };
-    let cutoff = Timestamp(last.proposed_at.0.saturating_sub(settle_ms(epoch_ms)));
-    let leaves = match kv.get(Tree::Checkpoints, &key(b'l', last.epoch))? {
-        Some(bytes) => store::decode_value::<Vec<ReputationLeaf>>(&bytes).ok(),
-        None => None,
-    };
-    let root = leaves
-        .as_deref()
-        .and_then(|l| MerkleTree::from_reputation(l).ok())
-        .map(|t| t.root());
-    match leaves {
-        Some(leaves) if root == Some(last.reputation_root) => {
+    match covered_leaves(kv, last, epoch_ms)? {
+        (cutoff, Some(leaves)) => {
             let table = ReputationTable::from_leaves(ledger.params(), &leaves);
             ledger.adopt(table, cutoff);
         }
-        _ => {
+        (cutoff, None) => {
             warn!(target: "cairn::checkpoints", epoch = last.epoch, "no table stored for the last checkpoint; following the chain without signing until a catch-up");
             ledger.cover(cutoff);
         }
