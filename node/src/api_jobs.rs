@@ -28,7 +28,8 @@ pub struct SubmitJob {
     /// Agreeing reports needed. Default 2.
     #[serde(default = "default_quorum")]
     pub quorum: u8,
-    /// Most replicas ever, escalations included. Default `replicas + 2`.
+    /// Most replicas ever, escalations included. Default `2 × replicas + 2`: room to settle a
+    /// disagreement, where the winner must out-number the dissenters by a quorum.
     pub max_replicas: Option<u8>,
     /// Fuel limit. Default 10^10.
     #[serde(default = "default_fuel")]
@@ -192,7 +193,9 @@ fn spec_of(s: &ApiState, req: &SubmitJob) -> Result<JobSpec, Rejection> {
         },
         replicas: req.replicas,
         quorum: req.quorum,
-        max_replicas: req.max_replicas.unwrap_or(req.replicas.saturating_add(2)),
+        max_replicas: req
+            .max_replicas
+            .unwrap_or(req.replicas.saturating_mul(2).saturating_add(2)),
         max_price: req.max_price,
         bid_deadline: t.plus_ms(2_000),
         deadline: t.plus_ms(req.deadline_secs.saturating_mul(1000)),

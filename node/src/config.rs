@@ -208,7 +208,7 @@ impl Default for PriceConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct VerificationConfig {
     /// Jobs in a thousand whose first round secretly gets one replica more than asked for.
-    /// Default: `100`.
+    /// Default: `50`.
     pub hidden_replica_per_mille: u16,
     /// Jobs in a thousand whose agreed outcome is audited by one more replica from an
     /// established provider before it is accepted. Default: `50`.
@@ -218,17 +218,17 @@ pub struct VerificationConfig {
     pub require_established: bool,
     /// Adaptive audits: an outcome whose least-proven agreeing provider has score `s` is
     /// audited with probability at least `audit_scale / (audit_scale + s)` (always for
-    /// `s ≤ 0`); `0` turns them off. Default: `5`.
+    /// `s ≤ 0`); `0` turns them off. Default: `3`.
     pub audit_scale: u32,
 }
 
 impl Default for VerificationConfig {
     fn default() -> Self {
         Self {
-            hidden_replica_per_mille: 100,
+            hidden_replica_per_mille: 50,
             audit_per_mille: 50,
             require_established: true,
-            audit_scale: 5,
+            audit_scale: 3,
         }
     }
 }

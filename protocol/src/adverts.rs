@@ -75,7 +75,8 @@ impl AdvertBookConfig {
 /// reputation table with [`Tier::of`].
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
 pub enum Tier {
-    /// On probation (see [`ReputationTable::on_probation`]): any fresh identity.
+    /// On probation (see [`ReputationTable::on_probation`]): any fresh identity, and anyone
+    /// (a root too) whose score fell below the initial one.
     Probation,
     /// Left probation by agreeing with accepted outcomes.
     Established,
@@ -86,10 +87,10 @@ pub enum Tier {
 impl Tier {
     /// The tier of `peer` in `reputation`.
     pub fn of(reputation: &ReputationTable, peer: &NodeId) -> Self {
-        if reputation.is_root(peer) {
-            Tier::Root
-        } else if reputation.on_probation(peer) {
+        if reputation.on_probation(peer) {
             Tier::Probation
+        } else if reputation.is_root(peer) {
+            Tier::Root
         } else {
             Tier::Established
         }

@@ -1,7 +1,12 @@
 //! The quorum decision: a small state machine over awards and signed reports.
 //!
-//! An outcome is accepted when a strict majority of at least `quorum` counted reports agree on
-//! it, and early when the reports still outstanding could no longer overturn that majority.
+//! An outcome is accepted when the reports that agree on it, less every report that
+//! contradicts it, still make a quorum (its *net* agreement), and before every replica has
+//! reported only when the reports still outstanding could not take it below that even if they
+//! all dissented. Jobs are deterministic, so any contradiction proves that one side lied: a
+//! bare majority is not enough to overrule an honest dissenter (an audit or a hidden replica
+//! that disagrees with two colluders escalates the job instead of being outvoted), and a
+//! colluding pair cannot be accepted while a replica it cannot see is still out.
 //! Host-dependent failures (timeouts, stack overflows) abstain: they count neither for nor
 //! against. When every replica has reported or missed its deadline without a decision, the
 //! tally asks for more replicas, up to the job's cap; past the cap, or past the job's deadline,
@@ -217,9 +222,10 @@ impl QuorumTally {
         let outstanding = self.outstanding();
         let best = groups.iter().max_by_key(|(_, peers)| peers.len());
         let best_count = best.map_or(0, |(_, peers)| peers.len());
+        let quorum = usize::from(self.quorum.max(1));
+        let others = counted - best_count;
         if let Some((outcome, agreeing)) = best {
-            let quorum_met = best_count >= usize::from(self.quorum);
-            if quorum_met && best_count * 2 > counted + outstanding {
+            if best_count >= quorum + others + outstanding {
                 let dissenting = groups
                     .iter()
                     .filter(|(o, _)| *o != outcome)
@@ -237,11 +243,9 @@ impl QuorumTally {
         if outstanding > 0 {
             return Decision::Pending;
         }
-        // Enough new replicas that, if they all agree with the leading outcome, it reaches the
-        // quorum and a strict majority.
-        let needed = (usize::from(self.quorum).saturating_sub(best_count))
-            .max((counted + 1).saturating_sub(2 * best_count))
-            .max(1);
+        // Enough new replicas that, if they all agree with the leading outcome, its net
+        // agreement reaches the quorum.
+        let needed = (quorum + others).saturating_sub(best_count).max(1);
         let room = usize::from(self.max_replicas).saturating_sub(self.slots.len());
         if needed > room {
             return Decision::Fail(FailReason::NoQuorum);

@@ -345,14 +345,14 @@ impl ReputationTable {
         })
     }
 
-    /// Whether a node is still on probation: too few agreeing reports, or a score below the
-    /// initial one. Roots are never on probation.
+    /// Whether a node is on probation: a score below the initial one (it was caught), or,
+    /// unless it is a trust root, too few agreeing reports. A root needs no track record, but
+    /// a root caught cheating is on probation like anyone else: standing from genesis is not a
+    /// licence.
     pub fn on_probation(&self, peer: &NodeId) -> bool {
-        if self.roots.contains(peer) {
-            return false;
-        }
         let s = self.standing(peer);
-        s.agreed < self.params.probation_jobs || s.score < self.params.initial
+        s.score < self.params.initial
+            || (!self.roots.contains(peer) && s.agreed < self.params.probation_jobs)
     }
 
     /// How much the auction trusts a node: 1.0 at the initial score, rising by 1.0 per 100

@@ -78,7 +78,7 @@ pub struct RequesterConfig {
     /// Selection rule.
     pub selection: SelectionParams,
     /// Probability that the first round secretly awards one replica more than the spec asks
-    /// for. Default: `0.1`.
+    /// for. Default: `0.05`.
     pub hidden_replica_probability: f64,
     /// Probability that an outcome which reached its quorum is audited by one more replica
     /// from an established provider before it is accepted. Default: `0.05`.
@@ -91,7 +91,7 @@ pub struct RequesterConfig {
     /// `s` is audited with probability at least `audit_scale / (audit_scale + s)` (always
     /// for `s ≤ 0`), as BOINC replicates a host's jobs with probability 1/CV for CV
     /// consecutive valid results: an unproven provider is checked often, a long clean record
-    /// rarely. `0` turns it off, leaving `audit_probability` alone. Default: `5`.
+    /// rarely. `0` turns it off, leaving `audit_probability` alone. Default: `3`.
     pub audit_scale: u32,
 }
 
@@ -105,10 +105,10 @@ impl Default for RequesterConfig {
             retry_initial_ms: 250,
             retry_max_ms: 10_000,
             selection: SelectionParams::default(),
-            hidden_replica_probability: 0.1,
+            hidden_replica_probability: 0.05,
             audit_probability: 0.05,
             require_established: true,
-            audit_scale: 5,
+            audit_scale: 3,
         }
     }
 }
@@ -263,6 +263,29 @@ fn audit_probability(agreeing: &[NodeId], cx: &Context<'_>) -> f64 {
         scale / (scale + least as f64)
     };
     base.max(adaptive)
+}
+
+/// The lowest score among the `needed` best-scored bidders outside `exclude` (ties with it stay
+/// in the draw), or `i64::MIN` when there are no more than `needed` of them.
+fn most_proven_floor(
+    bids: &[Bid],
+    exclude: &BTreeSet<NodeId>,
+    needed: usize,
+    reputation: &ReputationTable,
+) -> i64 {
+    let mut scores: Vec<i64> = bids
+        .iter()
+        .map(|b| b.bidder)
+        .filter(|p| !exclude.contains(p))
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .map(|p| reputation.standing(&p).score)
+        .collect();
+    scores.sort_unstable_by(|a, b| b.cmp(a));
+    match needed.checked_sub(1).and_then(|i| scores.get(i)) {
+        Some(floor) if scores.len() > needed => *floor,
+        _ => i64::MIN,
+    }
 }
 
 /// Whether the requester knows any provider that has left probation (trust roots always
@@ -431,7 +454,7 @@ impl RequesterJob {
                     .no_established_provider(cx.now, "no established provider can run this job");
             }
             self.established_only = false;
-            if self.probation_check {
+            if self.probation_check && self.checking {
                 // As in a young network, the probationers' quorum has to do.
                 self.note(
                     cx.now,
@@ -443,18 +466,37 @@ impl RequesterJob {
                 self.phase = Phase::Running;
                 return self.decide(cx);
             }
+            let what = if self.checking {
+                "any provider audits it"
+            } else {
+                "any provider may settle the disagreement"
+            };
             self.note(
                 cx.now,
-                "no established provider can run this job; any provider audits it".into(),
+                format!("no established provider can run this job; {what}"),
             );
         }
         let awarded: BTreeSet<NodeId> = self.tally.awarded().copied().collect();
         let held: BTreeSet<NodeId> = self.bids.iter().map(|b| b.bidder).collect();
-        let eligible: BTreeSet<NodeId> = candidates
+        let open: BTreeSet<NodeId> = candidates
             .into_iter()
             .filter(|c| *c != self.spec.requester && !awarded.contains(c))
-            .filter(|c| !self.established_only || !cx.reputation.on_probation(c))
             .collect();
+        let mut eligible: BTreeSet<NodeId> = open
+            .iter()
+            .filter(|c| !self.established_only || !cx.reputation.on_probation(c))
+            .copied()
+            .collect();
+        if self.established_only && !self.checking && eligible.len() < usize::from(needed) {
+            // A dispute that too few established providers can settle: anyone may.
+            self.note(
+                cx.now,
+                "too few established providers can settle the disagreement; any provider may"
+                    .into(),
+            );
+            self.established_only = false;
+            eligible = open;
+        }
         if eligible.len() < usize::from(needed) && self.awaits_probation_check(cx) {
             return self
                 .no_established_provider(cx.now, "no other established provider can run this job");
@@ -606,6 +648,11 @@ impl RequesterJob {
         if self.established_only {
             let probationers = self.bids.iter().map(|b| b.bidder);
             exclude.extend(probationers.filter(|p| cx.reputation.on_probation(p)));
+            // A check or a dispute goes to the most proven bidders: a colluder that has not
+            // out-earned the honest providers cannot audit its partners.
+            let floor = most_proven_floor(&self.bids, &exclude, usize::from(needed), cx.reputation);
+            let below = self.bids.iter().map(|b| b.bidder);
+            exclude.extend(below.filter(|p| cx.reputation.standing(p).score < floor));
         }
         let selection = auction.select(&self.bids, usize::from(needed), &exclude, cx.seed, cx.now);
         for (peer, why) in &selection.rejected {
@@ -727,7 +774,7 @@ impl RequesterJob {
                 agreeing,
                 dissenting,
             } => {
-                match self.needs_established_check(agreeing, cx) {
+                match self.needs_established_check(agreeing, !dissenting.is_empty(), cx) {
                     Check::Stands => {}
                     Check::Wait => return Vec::new(),
                     Check::Ask(why) => return self.ask_established(why, cx),
@@ -755,6 +802,9 @@ impl RequesterJob {
                     cx.now,
                     format!("no agreement yet; escalating with {additional} more replicas"),
                 );
+                // Someone lied or failed: the replicas that settle it come from established
+                // providers, as a check's do.
+                self.established_only = knows_established(cx.reputation);
                 self.round += 1;
                 self.phase = Phase::Auction {
                     needed: additional,
@@ -779,8 +829,15 @@ impl RequesterJob {
 
     /// Whether an outcome that reached its quorum stands, must wait for an established
     /// provider that still holds a replica, or needs one more replica from an established
-    /// provider: because only providers on probation agree, or the audit lottery picked it.
-    fn needs_established_check(&mut self, agreeing: &[NodeId], cx: &Context<'_>) -> Check {
+    /// provider: because only providers on probation agree, because someone `disputed` it (a
+    /// liar is at work, and it may be on the winning side), or because the audit lottery
+    /// picked it.
+    fn needs_established_check(
+        &mut self,
+        agreeing: &[NodeId],
+        disputed: bool,
+        cx: &Context<'_>,
+    ) -> Check {
         let rep = cx.reputation;
         if cx.config.require_established
             && !self.probation_waived
@@ -792,9 +849,18 @@ impl RequesterJob {
             }
             return Check::Ask("only providers on probation agree");
         }
-        if !self.audit_drawn {
+        // Established providers agreeing beyond the quorum, unopposed (a hidden replica's),
+        // are the independent check an audit would buy.
+        let established = agreeing.iter().filter(|p| !rep.on_probation(p)).count();
+        let checked = !disputed && established > usize::from(self.spec.quorum);
+        if !self.audit_drawn && !checked {
             self.audit_drawn = true;
-            if draw(cx.seed, &self.id, "audit") < audit_probability(agreeing, cx) {
+            let p = if disputed {
+                1.0
+            } else {
+                audit_probability(agreeing, cx)
+            };
+            if draw(cx.seed, &self.id, "audit") < p {
                 return Check::Ask("audit");
             }
         }

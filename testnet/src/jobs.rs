@@ -171,7 +171,7 @@ impl JobPlan {
             requirements: self.requirements(),
             replicas,
             quorum: replicas / 2 + 1,
-            max_replicas: replicas.saturating_add(2),
+            max_replicas: replicas.saturating_mul(2).saturating_add(2),
             max_price: 1_000_000,
             bid_deadline: now.plus_ms(BID_WINDOW_MS),
             deadline: now.plus_ms(JOB_DEADLINE_MS),

@@ -94,14 +94,14 @@ struct Sim {
     #[arg(long, default_value_t = 0, value_name = "M")]
     latency_ms: u64,
     /// Jobs in a thousand that secretly get one extra replica (requesters' verification).
-    #[arg(long, default_value_t = 100, value_name = "N", value_parser = clap::value_parser!(u16).range(0..=1000))]
+    #[arg(long, default_value_t = 50, value_name = "N", value_parser = clap::value_parser!(u16).range(0..=1000))]
     hidden_replica_per_mille: u16,
     /// Jobs in a thousand whose agreed output is audited by an established provider.
     #[arg(long, default_value_t = 50, value_name = "N", value_parser = clap::value_parser!(u16).range(0..=1000))]
     audit_per_mille: u16,
     /// Adaptive audits: an outcome whose least-proven agreeing provider has score S is
     /// audited with probability at least SCALE / (SCALE + S); 0 turns them off.
-    #[arg(long, default_value_t = 5, value_name = "SCALE")]
+    #[arg(long, default_value_t = 3, value_name = "SCALE")]
     audit_scale: u32,
     /// No progress lines on stderr.
     #[arg(long, short)]

@@ -33,7 +33,8 @@ pub const VERDICT_MAX_SKEW_MS: u64 = 30_000;
 /// What the requester decided.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Encode, Decode)]
 pub enum VerdictDecision {
-    /// A strict majority of at least `quorum` reports agreed on this outcome.
+    /// At least `quorum` more reports agreed on this outcome than contradicted it (see
+    /// [`crate::quorum`]).
     Accepted(Outcome),
     /// No outcome reached a quorum within the replica cap; nobody is credited or blamed for
     /// their report (missed deadlines still count).
@@ -397,11 +398,10 @@ impl Verdict {
                 if dissenting.iter().any(|r| r.outcome == outcome) {
                     return unsupported("a dissenting report has the accepted outcome");
                 }
-                if agreeing.len() < usize::from(self.spec.quorum.max(1)) {
-                    return unsupported("fewer agreeing reports than the spec's quorum");
-                }
-                if agreeing.len() * 2 <= agreeing.len() + dissenting.len() {
-                    return unsupported("agreeing reports are not a strict majority");
+                if agreeing.len() < usize::from(self.spec.quorum.max(1)) + dissenting.len() {
+                    return unsupported(
+                        "agreeing reports less dissenting ones are fewer than the spec's quorum",
+                    );
                 }
             }
         }

@@ -33,7 +33,7 @@ pub fn spec(requester: u8) -> JobSpec {
         requirements: Requirements::default(),
         replicas: 3,
         quorum: 2,
-        max_replicas: 5,
+        max_replicas: 8,
         max_price: 1_000,
         bid_deadline: Timestamp(1_000),
         deadline: Timestamp(100_000),

@@ -81,28 +81,46 @@ fn decision_table() {
             },
         },
         Case {
-            name: "2 of 3",
+            name: "2 against 1 is not enough: the dissent must be out-voted by a quorum",
             awarded: &[1, 2, 3],
             reports: &[(1, b"x"), (2, b"y"), (3, b"x")],
             quorum: 2,
             cap: 5,
             now: NOW,
-            expect: Accept {
-                output: b"x",
-                agreeing: &[1, 3],
-                dissenting: &[2],
-            },
+            expect: Escalate(1),
         },
         Case {
-            name: "2 of 3 decided before the third reports",
-            awarded: &[1, 2, 3],
-            reports: &[(1, b"x"), (2, b"x")],
+            name: "3 against 1",
+            awarded: &[1, 2, 3, 4],
+            reports: &[(1, b"x"), (2, b"y"), (3, b"x"), (4, b"x")],
             quorum: 2,
             cap: 5,
             now: NOW,
             expect: Accept {
                 output: b"x",
-                agreeing: &[1, 2],
+                agreeing: &[1, 3, 4],
+                dissenting: &[2],
+            },
+        },
+        Case {
+            name: "2 of 3 wait for the third, which could still dissent",
+            awarded: &[1, 2, 3],
+            reports: &[(1, b"x"), (2, b"x")],
+            quorum: 2,
+            cap: 5,
+            now: NOW,
+            expect: Pending,
+        },
+        Case {
+            name: "3 of 4 decided before the fourth reports",
+            awarded: &[1, 2, 3, 4],
+            reports: &[(1, b"x"), (2, b"x"), (3, b"x")],
+            quorum: 2,
+            cap: 5,
+            now: NOW,
+            expect: Accept {
+                output: b"x",
+                agreeing: &[1, 2, 3],
                 dissenting: &[],
             },
         },
@@ -120,9 +138,9 @@ fn decision_table() {
             awarded: &[1, 2, 3],
             reports: &[(1, b"x"), (2, b"y"), (3, b"z")],
             quorum: 2,
-            cap: 5,
+            cap: 6,
             now: NOW,
-            expect: Escalate(2),
+            expect: Escalate(3),
         },
         Case {
             name: "split 1-1-1 at the cap fails",
@@ -209,12 +227,50 @@ fn decision_table() {
 
 #[test]
 fn a_2_2_tie_escalates_when_there_is_room() {
-    // Quorum 2, cap 6: one more replica could make it 3-2.
+    // Quorum 2, cap 6: two more replicas could make it 4-2.
     let (job, mut t) = tally(&[1, 2, 3, 4], 2, 6);
     for (p, b) in [(1, b"x"), (2, b"x"), (3, b"y"), (4, b"y")] {
         t.add_report(report(p, job, output(b)), NOW).unwrap();
     }
+    assert_eq!(t.decide(NOW), Decision::Escalate { additional: 2 });
+}
+
+#[test]
+fn two_colluders_cannot_outvote_an_audit() {
+    // Replicas 2, quorum 2: two colluders agree on a wrong output, and the audit replica
+    // (or a hidden one) dissents. A bare majority would accept the lie and blame the auditor.
+    let (job, mut t) = tally(&[1, 2, 3], 2, 6);
+    for (p, b) in [(1, b"lie"), (2, b"lie")] {
+        t.add_report(report(p, job, output(b)), NOW).unwrap();
+    }
+    assert_eq!(
+        t.decide(NOW),
+        Decision::Pending,
+        "while the third replica is out, the pair is not accepted"
+    );
+    t.add_report(report(3, job, output(b"x")), NOW).unwrap();
     assert_eq!(t.decide(NOW), Decision::Escalate { additional: 1 });
+    // Honest replicas settle it against the pair: 2-2, then 4-2.
+    t.award(node(4), 10, DUE).unwrap();
+    t.add_report(report(4, job, output(b"x")), NOW).unwrap();
+    assert_eq!(t.decide(NOW), Decision::Escalate { additional: 2 });
+    for p in [5, 6] {
+        t.award(node(p), 10, DUE).unwrap();
+    }
+    t.add_report(report(5, job, output(b"x")), NOW).unwrap();
+    assert_eq!(t.decide(NOW), Decision::Pending);
+    t.add_report(report(6, job, output(b"x")), NOW).unwrap();
+    match t.decide(NOW) {
+        Decision::Accept {
+            outcome,
+            dissenting,
+            ..
+        } => {
+            assert_eq!(outcome, output(b"x"));
+            assert_eq!(sorted(dissenting), ids(&[1, 2]));
+        }
+        other => panic!("expected the honest output, got {other:?}"),
+    }
 }
 
 #[test]
@@ -283,7 +339,7 @@ fn host_dependent_failures_abstain() {
 
 #[test]
 fn deterministic_failures_can_be_the_agreed_outcome() {
-    let (job, mut t) = tally(&[1, 2, 3], 2, 5);
+    let (job, mut t) = tally(&[1, 2], 2, 5);
     let exit = Outcome::Failed(FailureKind::Exit(3));
     t.add_report(report(1, job, exit), NOW).unwrap();
     t.add_report(report(2, job, exit), NOW).unwrap();
@@ -300,21 +356,22 @@ fn a_peer_never_holds_two_replicas_and_the_cap_holds() {
 
 #[test]
 fn the_verdict_carries_evidence_that_checks_out() {
-    let (job, mut t) = tally(&[1, 2, 3], 2, 5);
+    let (job, mut t) = tally(&[1, 2, 3, 4], 2, 5);
     t.add_report(report(1, job, output(b"x")), NOW).unwrap();
     t.add_report(report(2, job, output(b"y")), NOW).unwrap();
     t.add_report(report(3, job, output(b"x")), NOW).unwrap();
+    t.add_report(report(4, job, output(b"x")), NOW).unwrap();
     let decision = t.decide(NOW);
     let verdict = t.verdict(&decision, &job_spec(2, 5), NOW).unwrap();
     let evidence = verdict.evidence(&NET).unwrap();
-    assert_eq!(sorted(evidence.agreeing), ids(&[1, 3]));
+    assert_eq!(sorted(evidence.agreeing), ids(&[1, 3, 4]));
     assert_eq!(evidence.dissenting, vec![node(2)]);
 }
 
 #[test]
 fn forged_evidence_is_caught() {
-    let (job, mut t) = tally(&[1, 2, 3], 2, 5);
-    for (p, b) in [(1, b"x"), (2, b"y"), (3, b"x")] {
+    let (job, mut t) = tally(&[1, 2, 3, 4], 2, 5);
+    for (p, b) in [(1, b"x"), (2, b"y"), (3, b"x"), (4, b"x")] {
         t.add_report(report(p, job, output(b)), NOW).unwrap();
     }
     let decision = t.decide(NOW);
@@ -355,10 +412,10 @@ fn forged_evidence_is_caught() {
     ));
 }
 
-/// The honest verdict of a 3-replica job where providers 1 and 3 agree and 2 dissents.
+/// The honest verdict of a 4-replica job where providers 1, 3 and 4 agree and 2 dissents.
 fn honest_verdict() -> Verdict {
-    let (job, mut t) = tally(&[1, 2, 3], 2, 5);
-    for (p, b) in [(1, b"x"), (2, b"y"), (3, b"x")] {
+    let (job, mut t) = tally(&[1, 2, 3, 4], 2, 5);
+    for (p, b) in [(1, b"x"), (2, b"y"), (3, b"x"), (4, b"x")] {
         t.add_report(report(p, job, output(b)), NOW).unwrap();
     }
     let decision = t.decide(NOW);

@@ -1,5 +1,6 @@
 //! Reputation is a deterministic function of verdict evidence.
 
+use cairn_protocol::adverts::Tier;
 use cairn_protocol::messages::Evidence;
 use cairn_protocol::reputation::Applied;
 use cairn_protocol::reputation::{ReputationParams, ReputationTable};
@@ -121,6 +122,23 @@ fn trust_roots_are_established_from_genesis() {
         "a root needs no track record"
     );
     assert!(table.on_probation(&node(3)), "anyone else still does");
+    assert_eq!(Tier::of(&table, &node(1)), Tier::Root);
+
+    // A root caught on the wrong side of a verdict is on probation like anyone: genesis
+    // standing is not a licence to cheat.
+    let mut caught = table.clone();
+    let evidence = Evidence {
+        requester: node(2),
+        ..evidence(&[3, 4, 5], &[1], &[])
+    };
+    caught.apply(VerdictId::of(b"caught"), &evidence);
+    assert!(caught.standing(&node(1)).score < 0);
+    assert!(caught.on_probation(&node(1)));
+    assert_eq!(Tier::of(&caught, &node(1)), Tier::Probation);
+    assert!(
+        caught.is_root(&node(1)),
+        "its verdicts as a requester still count"
+    );
 
     let leaves = table.leaves();
     let adopted = ReputationTable::from_leaves(ReputationParams::default(), &leaves);

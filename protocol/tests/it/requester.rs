@@ -111,30 +111,25 @@ fn a_job_goes_from_auction_to_accepted_with_a_checkable_verdict() {
     assert_eq!(winners.len(), 3);
     let ids: Vec<u8> = (1..=5).filter(|i| winners.contains(&node(*i))).collect();
     assert!(d.report(ids[0], b"out").is_empty());
-    // Two agree: accepted at once, and the output can be fetched...
-    let actions = d.report(ids[1], b"out");
+    // Two agree, but the third could still dissent: a slow cheater cannot dodge the count.
+    assert!(d.report(ids[1], b"out").is_empty());
+    assert!(!d.job.is_decided());
+    // The third agrees: accepted, the output can be fetched, and the verdict is out.
+    let actions = d.report(ids[2], b"out");
     assert!(matches!(d.job.phase(), Phase::Accepted(o) if *o == output(b"out")));
-    let [Action::FetchOutput { from, .. }] = &actions[..] else {
+    let [
+        Action::FetchOutput { from, .. },
+        Action::PublishVerdict(verdict),
+    ] = &actions[..]
+    else {
         panic!("{actions:?}")
     };
-    assert_eq!(from.len(), 2);
-    assert!(
-        d.job.is_decided() && !d.job.is_finished(),
-        "the verdict waits for the third"
-    );
-    // ...but the verdict waits for the third report, which a slow cheater cannot dodge.
-    let actions = d.report(ids[2], b"lie");
-    let [Action::PublishVerdict(verdict)] = &actions[..] else {
-        panic!("{actions:?}")
-    };
+    assert_eq!(from.len(), 3);
     let evidence = verdict.evidence(&NET).unwrap();
-    assert_eq!(
-        (evidence.agreeing.len(), evidence.dissenting),
-        (2, vec![node(ids[2])])
-    );
+    assert_eq!((evidence.agreeing.len(), evidence.dissenting.len()), (3, 0));
     assert!(d.job.is_finished());
     assert!(
-        d.report(ids[2], b"out").is_empty(),
+        d.report(ids[2], b"lie").is_empty(),
         "a finished job ignores late events"
     );
 }
@@ -143,15 +138,15 @@ fn a_job_goes_from_auction_to_accepted_with_a_checkable_verdict() {
 fn the_verdict_names_a_replica_that_never_reports_after_its_deadline() {
     let (mut d, _) = to_running(spec(100), 3);
     d.report(1, b"x");
-    let actions = d.report(2, b"x");
-    assert_eq!(actions.len(), 1, "accepted, verdict pending: {actions:?}");
+    assert!(d.report(2, b"x").is_empty(), "node 3 could still dissent");
     d.now = Timestamp(3_000);
     assert!(d.on(Event::Tick).is_empty(), "node 3 still has time");
     d.now = Timestamp(20_000);
     let actions = d.on(Event::Tick);
-    let [Action::PublishVerdict(verdict)] = &actions[..] else {
+    let [Action::FetchOutput { .. }, Action::PublishVerdict(verdict)] = &actions[..] else {
         panic!("{actions:?}")
     };
+    assert!(matches!(d.job.phase(), Phase::Accepted(_)));
     assert_eq!(verdict.timed_out, nodes(&[3]));
 }
 
@@ -208,21 +203,28 @@ fn disagreement_escalates_to_new_providers() {
     d.report(2, b"y");
     let actions = d.report(3, b"z");
     assert_eq!(actions, vec![Action::FindCandidates]);
-    assert!(matches!(d.job.phase(), Phase::Auction { needed: 2, .. }));
+    // An outcome must out-number the two others by the quorum: 4 against 2.
+    assert!(matches!(d.job.phase(), Phase::Auction { needed: 3, .. }));
     // Already-awarded providers are not asked again.
-    let calls = d.on(Event::Candidates(nodes(&[1, 2, 3, 4, 5])));
-    assert_eq!(calls, vec![Action::CallForBids(sorted(&[4, 5]))]);
+    let calls = d.on(Event::Candidates(nodes(&[1, 2, 3, 4, 5, 6])));
+    assert_eq!(calls, vec![Action::CallForBids(sorted(&[4, 5, 6]))]);
     d.bid(4);
-    let actions = d.bid(5);
-    assert_eq!(awarded(&actions).len(), 2);
+    d.bid(5);
+    let actions = d.bid(6);
+    assert_eq!(awarded(&actions).len(), 3);
     d.report(4, b"x");
-    let actions = d.report(5, b"x");
+    d.report(5, b"x");
+    // The winner of a dispute is audited before it stands.
+    assert_eq!(d.report(6, b"x"), vec![Action::FindCandidates]);
+    d.on(Event::Candidates(nodes(&[1, 7])));
+    d.bid(7);
+    let actions = d.report(7, b"x");
     assert!(matches!(d.job.phase(), Phase::Accepted(o) if *o == output(b"x")));
     let Some(Action::PublishVerdict(verdict)) = actions.get(1) else {
         panic!("{actions:?}")
     };
     let evidence = verdict.evidence(&NET).unwrap();
-    assert_eq!(evidence.agreeing.len(), 3);
+    assert_eq!(evidence.agreeing.len(), 5);
     assert_eq!(evidence.dissenting.len(), 2);
 }
 
@@ -231,13 +233,23 @@ fn a_provider_that_misses_its_deadline_is_replaced() {
     let (mut d, _) = to_running(spec(100), 3);
     d.report(1, b"x");
     d.report(2, b"y");
-    // Node 3 never reports; past its deadline the job asks for one more replica.
+    // Node 3 never reports; past its deadline the job asks for two more replicas (3 against
+    // 1 settles it).
     d.now = Timestamp(20_000);
     assert_eq!(d.on(Event::Tick), vec![Action::FindCandidates]);
-    d.on(Event::Candidates(nodes(&[1, 2, 3, 4])));
-    let actions = d.bid(4);
-    assert_eq!(awarded(&actions), nodes(&[4]));
-    let actions = d.report(4, b"x");
+    d.on(Event::Candidates(nodes(&[1, 2, 3, 4, 5])));
+    d.bid(4);
+    let actions = d.bid(5);
+    assert_eq!(awarded(&actions), sorted(&[4, 5]));
+    d.report(4, b"x");
+    assert_eq!(
+        d.report(5, b"x"),
+        vec![Action::FindCandidates],
+        "disputed: audited"
+    );
+    d.on(Event::Candidates(nodes(&[6])));
+    d.bid(6);
+    let actions = d.report(6, b"x");
     let Some(Action::PublishVerdict(verdict)) = actions.get(1) else {
         panic!("{actions:?}")
     };
@@ -368,17 +380,15 @@ fn only_some_candidates_are_asked_and_which_depends_on_the_secret_seed() {
 fn probationers_alone_never_make_a_quorum_when_an_established_provider_exists() {
     let mut d = running_on_1_2_3(&[9]);
     d.report(1, b"out");
-    let actions = d.report(2, b"out");
+    d.report(2, b"out");
+    let actions = d.report(3, b"out");
     assert_eq!(actions, vec![Action::FindCandidates], "not accepted yet");
     assert!(!d.job.is_decided());
     // Only the established node is asked for the extra replica.
     let calls = d.on(Event::Candidates(nodes(&[1, 2, 3, 4, 5, 9])));
     assert_eq!(calls, vec![Action::CallForBids(nodes(&[9]))]);
     assert_eq!(awarded(&d.bid(9)), nodes(&[9]));
-    assert!(
-        d.report(3, b"out").is_empty(),
-        "waits for the established provider"
-    );
+    assert!(!d.job.is_decided(), "waits for the established provider");
     let actions = d.report(9, b"out");
     assert!(matches!(d.job.phase(), Phase::Accepted(o) if *o == output(b"out")));
     let Some(Action::PublishVerdict(verdict)) = actions.get(1) else {
@@ -392,6 +402,7 @@ fn probationers_wait_queued_while_the_established_provider_is_busy() {
     let mut d = running_on_1_2_3(&[9]);
     d.report(1, b"out");
     d.report(2, b"out");
+    d.report(3, b"out");
     assert_eq!(
         d.on(Event::Candidates(nodes(&[4, 5, 9]))),
         vec![Action::CallForBids(nodes(&[9]))]
@@ -415,14 +426,24 @@ fn an_established_provider_in_the_quorum_is_enough() {
     let mut d = running_on_1_2_3(&[1]);
     d.report(1, b"out");
     d.report(2, b"out");
+    d.report(3, b"out");
     assert!(matches!(d.job.phase(), Phase::Accepted(_)));
 }
 
 #[test]
 fn an_audit_catches_a_colluding_majority() {
-    // Nodes 1 and 2 collude on one wrong output; 3 is honest; 9 is established and honest.
-    let mut d = running_on_1_2_3(&[1, 2, 9]);
+    // Two replicas, both colluders (1 and 2, established) on one wrong output; 9 to 12 are
+    // established and honest; 3 is on probation.
+    let (mut d, _) = Driver::new(JobSpec {
+        replicas: 2,
+        max_replicas: 6,
+        ..spec(100)
+    });
+    d.reputation = established(&[1, 2, 9, 10, 11, 12]);
     d.config.audit_probability = 1.0;
+    d.on(Event::Candidates(nodes(&[1, 2])));
+    d.bid(1);
+    d.bid(2);
     d.report(1, b"wrong");
     let actions = d.report(2, b"wrong");
     assert_eq!(
@@ -431,23 +452,90 @@ fn an_audit_catches_a_colluding_majority() {
         "audited, not accepted"
     );
     assert!(d.job.log().iter().any(|e| e.what.starts_with("audit")));
-    d.report(3, b"right");
     // The audit goes to an established provider that does not hold a replica.
-    let calls = d.on(Event::Candidates(nodes(&[1, 2, 3, 4, 9])));
+    let calls = d.on(Event::Candidates(nodes(&[1, 2, 3, 9])));
     assert_eq!(calls, vec![Action::CallForBids(nodes(&[9]))]);
     d.bid(9);
-    // 2 against 2: no majority, so the job escalates and the honest side wins.
+    // The auditor dissents: 2 against 1 does not out-vote it; the disagreement is settled
+    // by established providers only.
     assert_eq!(d.report(9, b"right"), vec![Action::FindCandidates]);
-    d.on(Event::Candidates(nodes(&[4])));
-    d.bid(4);
-    let actions = d.report(4, b"right");
+    let calls = d.on(Event::Candidates(nodes(&[3, 10])));
+    assert_eq!(calls, vec![Action::CallForBids(nodes(&[10]))]);
+    d.bid(10);
+    // 2 against 2: two more.
+    assert_eq!(d.report(10, b"right"), vec![Action::FindCandidates]);
+    d.on(Event::Candidates(nodes(&[3, 11, 12])));
+    d.bid(11);
+    d.bid(12);
+    d.report(11, b"right");
+    let actions = d.report(12, b"right");
     assert!(matches!(d.job.phase(), Phase::Accepted(o) if *o == output(b"right")));
     let Some(Action::PublishVerdict(verdict)) = actions.get(1) else {
         panic!("{actions:?}")
     };
     let evidence = verdict.evidence(&NET).unwrap();
     assert_eq!(evidence.dissenting, sorted(&[1, 2]));
-    assert_eq!(evidence.agreeing.len(), 3);
+    assert_eq!(evidence.agreeing.len(), 4);
+}
+
+#[test]
+fn a_disputed_outcome_is_always_audited() {
+    // No audit lottery at all (plain rules), yet the winner of a dispute is checked: a liar
+    // is at work, and it may be on the winning side.
+    let mut d = running_on_1_2_3(&[1, 2, 3, 4, 5]);
+    d.report(1, b"x");
+    d.report(2, b"x");
+    assert_eq!(d.report(3, b"y"), vec![Action::FindCandidates]);
+    d.on(Event::Candidates(nodes(&[4])));
+    d.bid(4);
+    // 3 against 1 would stand, but it was disputed: one more replica first.
+    assert_eq!(d.report(4, b"x"), vec![Action::FindCandidates]);
+    assert!(d.job.log().iter().any(|e| e.what.starts_with("audit")));
+    d.on(Event::Candidates(nodes(&[5])));
+    d.bid(5);
+    let actions = d.report(5, b"x");
+    assert!(matches!(d.job.phase(), Phase::Accepted(o) if *o == output(b"x")));
+    let Some(Action::PublishVerdict(verdict)) = actions.get(1) else {
+        panic!("{actions:?}")
+    };
+    assert_eq!(verdict.evidence(&NET).unwrap().dissenting, nodes(&[3]));
+}
+
+#[test]
+fn checks_go_to_the_most_proven_bidders() {
+    // 1 and 2 just left probation; 5 has as short a record, 6 and 7 much longer ones.
+    let mut reputation = established(&[1, 2, 5, 6, 7]);
+    for i in 0..40u32 {
+        let evidence = cairn_protocol::messages::Evidence {
+            agreeing: nodes(&[6, 7]),
+            ..crate::fixtures::evidence(&[], &[], &[])
+        };
+        reputation.apply(VerdictId::of(&(1_000 + i).to_le_bytes()), &evidence);
+    }
+    let mut auditors = std::collections::BTreeSet::new();
+    for nonce in 0..20u64 {
+        let (mut d, _) = Driver::new(JobSpec {
+            nonce,
+            replicas: 2,
+            ..spec(100)
+        });
+        d.reputation = reputation.clone();
+        d.config.audit_probability = 1.0;
+        d.on(Event::Candidates(nodes(&[1, 2])));
+        d.bid(1);
+        d.bid(2);
+        d.report(1, b"out");
+        assert_eq!(d.report(2, b"out"), vec![Action::FindCandidates]);
+        d.on(Event::Candidates(nodes(&[5, 6, 7])));
+        d.bid(5);
+        d.bid(6);
+        auditors.extend(awarded(&d.bid(7)));
+    }
+    assert_eq!(
+        auditors,
+        [node(6), node(7)].into_iter().collect(),
+        "the short record never audits; both long ones do"
+    );
 }
 
 #[test]
@@ -462,6 +550,7 @@ fn an_audit_without_room_under_the_cap_leaves_the_quorum_standing() {
     }
     d.report(1, b"out");
     d.report(2, b"out");
+    d.report(3, b"out");
     assert!(matches!(d.job.phase(), Phase::Accepted(_)));
     assert!(d.job.log().iter().any(|e| e.what.contains("audit skipped")));
 }
@@ -556,7 +645,8 @@ fn probation_is_waived_when_no_established_provider_can_run_the_job() {
     // job's requirements, so it never appears among them).
     let mut d = running_on_1_2_3(&[9]);
     d.report(1, b"out");
-    assert_eq!(d.report(2, b"out"), vec![Action::FindCandidates]);
+    d.report(2, b"out");
+    assert_eq!(d.report(3, b"out"), vec![Action::FindCandidates]);
     // The able candidates are all on probation: the quorum stands, no replica is added.
     let actions = d.on(Event::Candidates(nodes(&[1, 2, 3, 4])));
     let waived = |e: &LogEntry| {
@@ -570,7 +660,10 @@ fn probation_is_waived_when_no_established_provider_can_run_the_job() {
         d.job.log()
     );
     assert!(
-        matches!(&actions[..], [Action::FetchOutput { .. }]),
+        matches!(
+            &actions[..],
+            [Action::FetchOutput { .. }, Action::PublishVerdict(_)]
+        ),
         "{actions:?}"
     );
     assert_eq!(d.job.providers().len(), 3);
@@ -615,7 +708,8 @@ fn with_roots_a_probationers_quorum_fails_when_no_established_provider_can_run_t
     // The same situation in which a closed cluster waives probation (the test above).
     let mut d = running_on_1_2_3_judged_by(rooted());
     d.report(1, b"out");
-    assert_eq!(d.report(2, b"out"), vec![Action::FindCandidates]);
+    d.report(2, b"out");
+    assert_eq!(d.report(3, b"out"), vec![Action::FindCandidates]);
     let actions = d.on(Event::Candidates(nodes(&[1, 2, 3, 4])));
     assert!(actions.is_empty(), "{actions:?}");
     assert_eq!(
@@ -635,10 +729,10 @@ fn with_roots_a_root_checks_the_probationers_quorum() {
     let mut d = running_on_1_2_3_judged_by(rooted());
     d.report(1, b"out");
     d.report(2, b"out");
+    d.report(3, b"out");
     let calls = d.on(Event::Candidates(nodes(&[1, 2, 3, 4, 50])));
     assert_eq!(calls, vec![Action::CallForBids(nodes(&[50]))]);
     assert_eq!(awarded(&d.bid(50)), nodes(&[50]));
-    d.report(3, b"out");
     d.report(50, b"out");
     assert!(matches!(d.job.phase(), Phase::Accepted(o) if *o == output(b"out")));
 }
@@ -648,6 +742,7 @@ fn with_roots_a_silent_established_provider_fails_the_job_at_its_deadline() {
     let mut d = running_on_1_2_3_judged_by(rooted());
     d.report(1, b"out");
     d.report(2, b"out");
+    d.report(3, b"out");
     d.on(Event::Candidates(nodes(&[4, 50])));
     d.on(Event::Declined {
         peer: node(50),
@@ -673,8 +768,16 @@ fn with_roots_a_probationers_majority_over_a_root_needs_another_established_prov
     }
     d.report(50, b"right");
     d.report(1, b"wrong");
+    // 2 against 1 settles nothing: one more replica, from anyone, as no other established
+    // provider can run it.
     assert_eq!(d.report(2, b"wrong"), vec![Action::FindCandidates]);
-    // No other established provider can run it: the job fails rather than accept.
+    assert_eq!(
+        d.on(Event::Candidates(nodes(&[1, 2, 3, 50]))),
+        vec![Action::CallForBids(nodes(&[3]))]
+    );
+    d.bid(3);
+    // Three probationers against the root: they out-number it, but alone they never stand.
+    assert_eq!(d.report(3, b"wrong"), vec![Action::FindCandidates]);
     d.on(Event::Candidates(nodes(&[1, 2, 3, 50])));
     assert_eq!(
         d.job.phase(),
@@ -692,6 +795,7 @@ fn with_roots_a_quorum_with_a_root_in_it_stands() {
     }
     d.report(1, b"out");
     d.report(50, b"out");
+    d.report(2, b"out");
     assert!(matches!(d.job.phase(), Phase::Accepted(_)));
 }
 
@@ -702,11 +806,15 @@ fn adaptive_audits_check_unproven_providers_and_spare_long_records() {
     let audited = |reputation: ReputationTable| {
         let mut hits = 0;
         for nonce in 0..300u64 {
-            let (mut d, _) = Driver::new(JobSpec { nonce, ..spec(100) });
+            let (mut d, _) = Driver::new(JobSpec {
+                nonce,
+                replicas: 2,
+                ..spec(100)
+            });
             d.reputation = reputation.clone();
             d.config.audit_scale = 5;
-            d.on(Event::Candidates(nodes(&[1, 2, 3])));
-            for b in 1..=3 {
+            d.on(Event::Candidates(nodes(&[1, 2])));
+            for b in 1..=2 {
                 d.bid(b);
             }
             d.report(1, b"out");
