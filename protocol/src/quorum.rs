@@ -224,18 +224,18 @@ impl QuorumTally {
         let best_count = best.map_or(0, |(_, peers)| peers.len());
         let quorum = usize::from(self.quorum.max(1));
         let others = counted - best_count;
-        if let Some((outcome, agreeing)) = best {
-            if best_count >= quorum + others + outstanding {
-                let dissenting = groups
-                    .iter()
-                    .filter(|(o, _)| *o != outcome)
-                    .flat_map(|(_, p)| p.clone());
-                return Decision::Accept {
-                    outcome: *outcome,
-                    agreeing: agreeing.clone(),
-                    dissenting: dissenting.collect(),
-                };
-            }
+        if let Some((outcome, agreeing)) = best
+            && best_count >= quorum + others + outstanding
+        {
+            let dissenting = groups
+                .iter()
+                .filter(|(o, _)| *o != outcome)
+                .flat_map(|(_, p)| p.clone());
+            return Decision::Accept {
+                outcome: *outcome,
+                agreeing: agreeing.clone(),
+                dissenting: dissenting.collect(),
+            };
         }
         if now >= self.deadline {
             return Decision::Fail(FailReason::DeadlinePassed);
