@@ -21,7 +21,7 @@ pub use bitcoind::BitcoindBackend;
 pub use esplora::EsploraBackend;
 pub use simchain::{REGTEST_BITS, SimChain, SimChainError, TxStatus};
 pub use simulated::SimulatedChain;
-pub use spec::{AnchorSpec, BackendKind, CheckpointSpec, chain_name, network_rules};
+pub use spec::{AnchorSpec, BackendKind, CheckpointSpec, chain_name};
 
 use bitcoin::Txid;
 use cairn_protocol::anchor::AnchorPayload;

@@ -1,13 +1,11 @@
 //! The network spec's `[checkpoints]` and `[anchor]` tables, and the verifier's rules built
 //! from them.
 
-use cairn_protocol::checkpoint::{Genesis, MAX_COMMITTEE, Threshold};
-use cairn_protocol::proof::{AnchorRule, NetworkRules};
-use cairn_protocol::spv::PowRule;
-use cairn_protocol::{NetworkId, NodeId};
+use cairn_protocol::NodeId;
+use cairn_protocol::checkpoint::{MAX_COMMITTEE, Threshold};
 use serde::{Deserialize, Serialize};
 
-use crate::config::{ConfigError, NetworkSpec};
+use crate::config::error::{ConfigError, invalid};
 
 impl AnchorSpec {
     /// Checks that the chosen backend has what it needs.
@@ -127,13 +125,6 @@ impl Default for AnchorSpec {
     }
 }
 
-fn invalid(field: &'static str, reason: impl Into<String>) -> ConfigError {
-    ConfigError::Invalid {
-        field,
-        reason: reason.into(),
-    }
-}
-
 impl CheckpointSpec {
     /// Rules with `committee` as the first committee (also the size of later ones) and epochs
     /// of `epoch_ms`, the proposer timeout equal to the epoch (tests and simulations).
@@ -200,94 +191,10 @@ impl CheckpointSpec {
     }
 }
 
-impl NetworkSpec {
-    /// The network's genesis: its name and first committee rules.
-    pub fn genesis(&self) -> Result<Genesis, ConfigError> {
-        let c = &self.checkpoints;
-        Ok(Genesis {
-            network: self.name.clone(),
-            committee: c.first_committee()?,
-            committee_size: c.committee_size,
-            threshold: c.threshold(),
-        })
-    }
-
-    /// The id every signature on this network covers: the hash of its genesis.
-    pub fn network_id(&self) -> Result<NetworkId, ConfigError> {
-        self.genesis()?
-            .network_id()
-            .map_err(|e| invalid("name", e.to_string()))
-    }
-
-    /// The trust roots (see `cairn_protocol::reputation`): `trust_roots` when set, else the
-    /// first checkpoint committee; none (a closed cluster) when both are empty.
-    pub fn roots(&self) -> Result<Vec<NodeId>, ConfigError> {
-        if self.trust_roots.is_empty() {
-            return self.checkpoints.first_committee();
-        }
-        self.trust_roots
-            .iter()
-            .map(|s| {
-                s.parse::<NodeId>()
-                    .map_err(|e| invalid("trust_roots", format!("{s:?}: {e}")))
-            })
-            .collect()
-    }
-}
-
-/// The rules an offline verifier applies for `spec`.
-pub fn network_rules(spec: &NetworkSpec) -> Result<NetworkRules, ConfigError> {
-    let c = &spec.checkpoints;
-    c.validate()?;
-    let genesis = spec.genesis()?;
-    let a = &spec.anchor;
-    let anchor = (a.backend != BackendKind::None).then(|| AnchorRule {
-        chain: chain_name(a),
-        pow: PowRule {
-            max_target_bits: a.max_target_bits,
-            min_confirmations: a.confirmations,
-        },
-    });
-    Ok(NetworkRules { genesis, anchor })
-}
-
 /// The chain name proofs carry: `simulated` for the simulated backend, whatever the spec says.
 pub fn chain_name(anchor: &AnchorSpec) -> String {
     match anchor.backend {
         BackendKind::Simulated => "simulated".into(),
         _ => anchor.chain.clone(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn old_specs_load_and_new_tables_parse() {
-        let old: NetworkSpec = toml::from_str("name = \"old\"").unwrap();
-        assert_eq!(old.anchor.backend, BackendKind::None);
-        assert!(network_rules(&old).unwrap().anchor.is_none());
-        let id = NodeId::from_keypair(&libp2p::identity::ed25519::Keypair::generate());
-        let text = format!(
-            "name = \"mynet\"\n[checkpoints]\ncommittee = [\"{id}\"]\nepoch_ms = 1000\n\
-             [anchor]\nbackend = \"simulated\"\nchain = \"bitcoin\"\nmax_target_bits = 0x1e0377ae\n"
-        );
-        let spec: NetworkSpec = toml::from_str(&text).unwrap();
-        spec.validate().unwrap();
-        let rules = network_rules(&spec).unwrap();
-        assert_eq!(rules.genesis.committee, vec![id]);
-        let anchor = rules.anchor.unwrap();
-        // The simulated backend is always labelled so, whatever the spec calls its chain.
-        assert_eq!(anchor.chain, "simulated");
-        assert_eq!(anchor.pow.max_target_bits, 0x1e03_77ae);
-        let bad = NetworkSpec {
-            checkpoints: CheckpointSpec {
-                threshold_numerator: 4,
-                ..CheckpointSpec::default()
-            },
-            ..NetworkSpec::default()
-        };
-        assert!(bad.validate().is_err());
     }
 }

@@ -202,7 +202,7 @@ impl CheckpointService {
         let (backend, chain) = backend(spec, data_dir).await?;
         let anchor_rule = match genesis {
             Some(_) => {
-                crate::anchor::network_rules(spec)
+                crate::config::network_rules(spec)
                     .map_err(|e| NodeError::Sign(e.to_string()))?
                     .anchor
             }

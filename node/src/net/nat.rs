@@ -8,12 +8,11 @@ use std::time::Duration;
 
 use libp2p::core::transport::ListenerId;
 use libp2p::multiaddr::Protocol;
+use libp2p::swarm::NetworkBehaviour;
 use libp2p::swarm::dial_opts::DialOpts;
 use libp2p::{Multiaddr, PeerId, Swarm, autonat, dcutr, relay};
 use serde::{Deserialize, Serialize};
 use tracing::{debug, info, warn};
-
-use super::Behaviour;
 
 /// Whether this node relays connections for peers behind NAT.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -320,7 +319,7 @@ impl RelayListens {
 
     /// Listens on each relayed address without a listener whose relay is connected; dials the
     /// relays that are not.
-    pub(crate) fn ensure(&mut self, swarm: &mut Swarm<Behaviour>) {
+    pub(crate) fn ensure<B: NetworkBehaviour>(&mut self, swarm: &mut Swarm<B>) {
         for listen in self.listens.iter_mut().filter(|l| l.listener.is_none()) {
             if swarm.is_connected(&listen.relay) {
                 match swarm.listen_on(listen.addr.clone()) {

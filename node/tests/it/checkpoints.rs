@@ -243,8 +243,9 @@ async fn committee(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn seven_nodes_finalise_and_anchor_identical_checkpoints() {
-    use cairn_node::anchor::{AnchorSpec, network_rules};
+    use cairn_node::anchor::AnchorSpec;
     use cairn_node::checkpoints::CheckpointFault;
+    use cairn_node::config::network_rules;
     use cairn_node::testing;
     use std::time::Duration;
 

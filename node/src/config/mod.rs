@@ -7,59 +7,26 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use cairn_protocol::checkpoint::Genesis;
+use cairn_protocol::proof::{AnchorRule, NetworkRules};
+use cairn_protocol::spv::PowRule;
+use cairn_protocol::{NetworkId, NodeId};
 use libp2p::Multiaddr;
 use serde::{Deserialize, Serialize};
 
+use crate::anchor::{BackendKind, chain_name};
 use crate::net::{NatConfig, RelayServerMode};
+
+pub mod error;
+
+pub use error::ConfigError;
+use error::{MAX_CONFIG_BYTES, invalid};
 
 /// Environment variable that overrides the default data directory.
 pub const DATA_DIR_ENV: &str = "CAIRN_DATA_DIR";
 
-/// Largest config or network spec file read, in bytes.
-const MAX_CONFIG_BYTES: u64 = 256 * 1024;
-
 /// Longest AutoNAT probe delay accepted in a network spec, in seconds (one hour).
 const MAX_AUTONAT_PROBE_SECS: u64 = 3600;
-
-/// Why a configuration could not be loaded.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum ConfigError {
-    /// The file could not be read.
-    #[error("cannot read {path}: {source}")]
-    Read {
-        /// The file.
-        path: PathBuf,
-        /// The I/O error.
-        source: std::io::Error,
-    },
-    /// The file is larger than any sane configuration.
-    #[error(
-        "{path} is {len} bytes, larger than the {MAX_CONFIG_BYTES}-byte limit for config files"
-    )]
-    TooLarge {
-        /// The file.
-        path: PathBuf,
-        /// Its length.
-        len: u64,
-    },
-    /// The file is not valid TOML for this configuration.
-    #[error("{path} is not a valid configuration: {source}")]
-    Parse {
-        /// The file.
-        path: PathBuf,
-        /// What is wrong.
-        source: toml::de::Error,
-    },
-    /// A value is out of range.
-    #[error("invalid setting {field}: {reason}")]
-    Invalid {
-        /// The setting.
-        field: &'static str,
-        /// What is wrong.
-        reason: String,
-    },
-}
 
 /// The data directory: `$CAIRN_DATA_DIR`, else `$XDG_DATA_HOME/cairn`, else
 /// `~/.local/share/cairn`, else `./cairn-data`.
@@ -475,9 +442,88 @@ audit_scale = {audit_scale}
     }
 }
 
+impl NetworkSpec {
+    /// The network's genesis: its name and first committee rules.
+    pub fn genesis(&self) -> Result<Genesis, ConfigError> {
+        let c = &self.checkpoints;
+        Ok(Genesis {
+            network: self.name.clone(),
+            committee: c.first_committee()?,
+            committee_size: c.committee_size,
+            threshold: c.threshold(),
+        })
+    }
+
+    /// The id every signature on this network covers: the hash of its genesis.
+    pub fn network_id(&self) -> Result<NetworkId, ConfigError> {
+        self.genesis()?
+            .network_id()
+            .map_err(|e| invalid("name", e.to_string()))
+    }
+
+    /// The trust roots (see `cairn_protocol::reputation`): `trust_roots` when set, else the
+    /// first checkpoint committee; none (a closed cluster) when both are empty.
+    pub fn roots(&self) -> Result<Vec<NodeId>, ConfigError> {
+        if self.trust_roots.is_empty() {
+            return self.checkpoints.first_committee();
+        }
+        self.trust_roots
+            .iter()
+            .map(|s| {
+                s.parse::<NodeId>()
+                    .map_err(|e| invalid("trust_roots", format!("{s:?}: {e}")))
+            })
+            .collect()
+    }
+}
+
+/// The rules an offline verifier applies for `spec`.
+pub fn network_rules(spec: &NetworkSpec) -> Result<NetworkRules, ConfigError> {
+    let c = &spec.checkpoints;
+    c.validate()?;
+    let genesis = spec.genesis()?;
+    let a = &spec.anchor;
+    let anchor = (a.backend != BackendKind::None).then(|| AnchorRule {
+        chain: chain_name(a),
+        pow: PowRule {
+            max_target_bits: a.max_target_bits,
+            min_confirmations: a.confirmations,
+        },
+    });
+    Ok(NetworkRules { genesis, anchor })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn old_specs_load_and_new_tables_parse() {
+        let old: NetworkSpec = toml::from_str("name = \"old\"").unwrap();
+        assert_eq!(old.anchor.backend, BackendKind::None);
+        assert!(network_rules(&old).unwrap().anchor.is_none());
+        let id = NodeId::from_keypair(&libp2p::identity::ed25519::Keypair::generate());
+        let text = format!(
+            "name = \"mynet\"\n[checkpoints]\ncommittee = [\"{id}\"]\nepoch_ms = 1000\n\
+             [anchor]\nbackend = \"simulated\"\nchain = \"bitcoin\"\nmax_target_bits = 0x1e0377ae\n"
+        );
+        let spec: NetworkSpec = toml::from_str(&text).unwrap();
+        spec.validate().unwrap();
+        let rules = network_rules(&spec).unwrap();
+        assert_eq!(rules.genesis.committee, vec![id]);
+        let anchor = rules.anchor.unwrap();
+        // The simulated backend is always labelled so, whatever the spec calls its chain.
+        assert_eq!(anchor.chain, "simulated");
+        assert_eq!(anchor.pow.max_target_bits, 0x1e03_77ae);
+        let bad = NetworkSpec {
+            checkpoints: crate::anchor::CheckpointSpec {
+                threshold_numerator: 4,
+                ..crate::anchor::CheckpointSpec::default()
+            },
+            ..NetworkSpec::default()
+        };
+        assert!(bad.validate().is_err());
+    }
 
     #[test]
     fn commented_defaults_parse_back_to_the_defaults() {
