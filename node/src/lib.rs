@@ -1,7 +1,7 @@
 //! `cairn-node`: one Cairn node — the libp2p swarm, the sled store, the control API — and the
 //! `cairn` command-line interface.
 //!
-//! - [`config`]: `config.toml` and network specs;
+//! - [`config`]: `config.toml` and network specs; [`files`]: files only their owner reads;
 //! - [`store`]: sled behind a small trait, and the blob store;
 //! - [`gpu`]: what the machine offers (NVML detection or a simulated list);
 //! - [`net`]: the swarm task and its handle;
@@ -16,11 +16,10 @@
 
 pub mod anchor;
 pub mod api;
-pub mod api_checkpoints;
-pub mod api_jobs;
 pub mod checkpoints;
 pub mod client;
 pub mod config;
+pub mod files;
 pub mod gpu;
 pub mod market;
 pub mod metrics;

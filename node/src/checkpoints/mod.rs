@@ -255,7 +255,7 @@ fn anchor_key(data_dir: &std::path::Path) -> Result<SecretKey, NodeError> {
         Ok(text) => text,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let text = hex::encode(rand::random::<[u8; 32]>());
-            crate::api::write_private(&path, text.as_bytes()).map_err(io)?;
+            crate::files::write_private(&path, text.as_bytes()).map_err(io)?;
             text
         }
         Err(e) => return Err(io(e)),

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use cairn_node::api_checkpoints::{CheckpointList, CheckpointView};
+use cairn_node::api::checkpoints::{CheckpointList, CheckpointView};
 use cairn_node::config::NetworkSpec;
 use cairn_node::config::network_rules;
 use cairn_protocol::proof::{self, MAX_PROOF_BYTES, ReputationProof};

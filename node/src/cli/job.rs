@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use cairn_node::api_jobs::{JobStatus, SubmitJob};
+use cairn_node::api::jobs::{JobStatus, SubmitJob};
 use cairn_node::client::Client;
 
 use super::Cli;
@@ -168,7 +168,7 @@ impl Args {
                 Ok(ExitCode::SUCCESS)
             }
             JobCommand::Receipt { id, json } => {
-                let r: cairn_node::api_jobs::ReceiptView =
+                let r: cairn_node::api::jobs::ReceiptView =
                     client.get_json(&format!("/v1/jobs/{id}/receipt"))?;
                 if *json {
                     super::print_json(&r)?;

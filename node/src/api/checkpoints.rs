@@ -9,7 +9,7 @@ use cairn_protocol::NodeId;
 use cairn_protocol::proof::SignedCheckpoint;
 use serde::{Deserialize, Serialize};
 
-use crate::api::{ApiState, error};
+use super::state::{ApiState, error};
 use crate::checkpoints::{CheckpointCounts, ProveError};
 use crate::node::Node;
 

@@ -20,18 +20,19 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use tokio::task::JoinHandle;
 
+use crate::files::write_private;
 use crate::node::{Node, NodeError};
+
+pub mod checkpoints;
+pub mod jobs;
+mod state;
+
+use state::{ApiState, error, node_error};
 
 /// File in the data dir holding the API token.
 pub const TOKEN_FILE: &str = "api.token";
 /// File in the data dir holding the API's bound address.
 pub const ADDR_FILE: &str = "api.addr";
-
-#[derive(Clone)]
-pub(crate) struct ApiState {
-    pub(crate) node: Node,
-    token: String,
-}
 
 /// Binds the API and serves it in a task; returns the bound address.
 pub(crate) async fn serve(node: Node) -> Result<(SocketAddr, JoinHandle<()>), NodeError> {
@@ -61,17 +62,14 @@ pub(crate) async fn serve(node: Node) -> Result<(SocketAddr, JoinHandle<()>), No
         .route("/v1/blobs", post(put_blob))
         .route("/v1/blobs/{hash}", get(get_blob))
         .route("/v1/reputation", get(reputation))
-        .route("/v1/checkpoints", get(crate::api_checkpoints::list))
-        .route("/v1/checkpoints/{epoch}", get(crate::api_checkpoints::show))
-        .route("/v1/proofs/{node_id}", get(crate::api_checkpoints::prove))
-        .route(
-            "/v1/jobs",
-            post(crate::api_jobs::submit).get(crate::api_jobs::list),
-        )
-        .route("/v1/jobs/{id}", get(crate::api_jobs::status))
-        .route("/v1/jobs/{id}/receipt", get(crate::api_jobs::receipt))
-        .route("/v1/jobs/{id}/cancel", post(crate::api_jobs::cancel))
-        .route("/v1/jobs/{id}/output", get(crate::api_jobs::output))
+        .route("/v1/checkpoints", get(checkpoints::list))
+        .route("/v1/checkpoints/{epoch}", get(checkpoints::show))
+        .route("/v1/proofs/{node_id}", get(checkpoints::prove))
+        .route("/v1/jobs", post(jobs::submit).get(jobs::list))
+        .route("/v1/jobs/{id}", get(jobs::status))
+        .route("/v1/jobs/{id}/receipt", get(jobs::receipt))
+        .route("/v1/jobs/{id}/cancel", post(jobs::cancel))
+        .route("/v1/jobs/{id}/output", get(jobs::output))
         .layer(DefaultBodyLimit::max(max_body))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
     let app = Router::new()
@@ -103,18 +101,6 @@ fn load_or_create_token(dir: &Path) -> Result<String, NodeError> {
     Ok(token)
 }
 
-/// Writes a file readable by its owner only.
-pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    #[cfg(unix)]
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    options.mode(0o600);
-    options.open(path)?.write_all(bytes)
-}
-
 async fn require_token(State(state): State<ApiState>, request: Request, next: Next) -> Response {
     let presented = request
         .headers()
@@ -135,27 +121,6 @@ async fn require_token(State(state): State<ApiState>, request: Request, next: Ne
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
-pub(crate) fn error(status: StatusCode, kind: &str, message: impl std::fmt::Display) -> Response {
-    (
-        status,
-        Json(json!({ "error": { "kind": kind, "message": message.to_string() } })),
-    )
-        .into_response()
-}
-
-pub(crate) fn node_error(e: NodeError) -> Response {
-    match e {
-        NodeError::BlobUnavailable { .. } => error(StatusCode::NOT_FOUND, "blob_unavailable", e),
-        NodeError::Store(crate::store::StoreError::BlobTooLarge { .. }) => {
-            error(StatusCode::PAYLOAD_TOO_LARGE, "blob_too_large", e)
-        }
-        NodeError::Store(crate::store::StoreError::BlobStoreFull { .. }) => {
-            error(StatusCode::INSUFFICIENT_STORAGE, "blob_store_full", e)
-        }
-        other => error(StatusCode::INTERNAL_SERVER_ERROR, "internal", other),
-    }
 }
 
 /// `GET /v1/status`.

@@ -8,7 +8,7 @@ use cairn_protocol::requester::Phase;
 use cairn_protocol::{BlobHash, GpuRequirement, JobId, JobSpec, Limits, Outcome, Requirements};
 use serde::{Deserialize, Serialize};
 
-use crate::api::{ApiState, error, node_error};
+use super::state::{ApiState, error, node_error};
 use crate::market::JobView;
 use crate::node::now;
 
