@@ -7,3 +7,5 @@ mod errors;
 mod hostile;
 mod identity;
 mod report;
+mod tensor_hostile;
+mod tensor_ops;
