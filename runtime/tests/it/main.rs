@@ -7,5 +7,6 @@ mod errors;
 mod hostile;
 mod identity;
 mod report;
+mod tensor_guests;
 mod tensor_hostile;
 mod tensor_ops;
