@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::op::Plan;
-use super::{CpuBackend, Op, Tensor, TensorError};
+use super::{CpuBackend, CudaBackend, Op, Tensor, TensorError};
 
 /// Runs tensor operations. Implementations must follow the exact definitions in
 /// `docs/runtime.md` bit for bit: a quorum may mix backends.
@@ -118,12 +118,16 @@ impl std::str::FromStr for BackendChoice {
     }
 }
 
-/// The backend for `choice`: for `Cuda`, the reason none is available as the error.
-///
-/// This build has no CUDA backend yet, so `Cuda` always fails and `Auto` is the CPU.
+/// The backend for `choice`: for `Cuda`, the reason none is available as the error. CUDA
+/// means device 0.
 pub fn select(choice: BackendChoice) -> Result<Arc<dyn Backend>, String> {
+    let cuda = || CudaBackend::new(0).map(|b| Arc::new(b) as Arc<dyn Backend>);
     match choice {
-        BackendChoice::Cpu | BackendChoice::Auto => Ok(Arc::new(CpuBackend::new())),
-        BackendChoice::Cuda => Err("this build of cairn-runtime has no CUDA backend".into()),
+        BackendChoice::Cpu => Ok(Arc::new(CpuBackend::new())),
+        BackendChoice::Cuda => cuda(),
+        BackendChoice::Auto => Ok(cuda().unwrap_or_else(|reason| {
+            tracing::debug!(target: "cairn::runtime", %reason, "no CUDA backend; using the CPU");
+            Arc::new(CpuBackend::new())
+        })),
     }
 }

@@ -10,6 +10,9 @@
 
 mod backend;
 mod cpu;
+// Driver calls and kernel launches need `unsafe`; each block says what it relies on.
+#[allow(unsafe_code)]
+mod cuda;
 mod error;
 pub(crate) mod host;
 pub mod math;
@@ -17,6 +20,7 @@ mod op;
 
 pub use backend::{Backend, BackendChoice, BackendInfo, BackendKind, DeviceReport, Energy, select};
 pub use cpu::CpuBackend;
+pub use cuda::CudaBackend;
 pub use error::TensorError;
 pub use host::{MAX_LIVE_TENSORS, TensorUsage};
 pub use op::{Op, Plan, apply};

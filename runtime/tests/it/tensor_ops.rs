@@ -1,8 +1,12 @@
 //! Every tensor operation, over random shapes and values (specials included), against a plain
 //! scalar reference written here from the definitions in `docs/runtime.md`: the CPU backend
-//! must give the same bits.
+//! must give the same bits, and so must the CUDA backend on a machine with a device.
 
-use cairn_runtime::tensor::{CpuBackend, DType, Op, Tensor, TensorData, TensorError, apply, math};
+use std::sync::OnceLock;
+
+use cairn_runtime::tensor::{
+    CpuBackend, CudaBackend, DType, Op, Tensor, TensorData, TensorError, apply, math,
+};
 
 /// SplitMix64: a small deterministic generator for shapes and values.
 struct Rng(u64);
@@ -152,8 +156,27 @@ fn assert_same_bits(op: &str, got: &Tensor, want: &Tensor) {
     }
 }
 
+/// The CUDA backend where a device can be used (then every case also runs there).
+fn cuda() -> Option<&'static CudaBackend> {
+    static CUDA: OnceLock<Option<CudaBackend>> = OnceLock::new();
+    CUDA.get_or_init(|| {
+        CudaBackend::new(0)
+            .inspect_err(|why| eprintln!("no CUDA: {why}"))
+            .ok()
+    })
+    .as_ref()
+}
+
+/// `op` on the CPU backend, after checking that CUDA (where there is a device) gives the same
+/// bits.
 fn run(op: Op, inputs: &[&Tensor]) -> Tensor {
-    apply(&CpuBackend::new(), op, inputs).unwrap_or_else(|e| panic!("{}: {e}", op.name()))
+    let cpu =
+        apply(&CpuBackend::new(), op, inputs).unwrap_or_else(|e| panic!("{}: {e}", op.name()));
+    if let Some(cuda) = cuda() {
+        let gpu = apply(cuda, op, inputs).unwrap_or_else(|e| panic!("cuda {}: {e}", op.name()));
+        assert_same_bits(&format!("cuda {}", op.name()), &gpu, &cpu);
+    }
+    cpu
 }
 
 const DTYPES: [DType; 3] = [DType::I8, DType::I32, DType::F32];
