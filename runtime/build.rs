@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// The example guests; each becomes `<name>.wasm`.
-const GUESTS: [&str; 7] = [
+const GUESTS: [&str; 8] = [
     "echo",
     "wordcount",
     "hashloop",
@@ -19,6 +19,7 @@ const GUESTS: [&str; 7] = [
     "nanfloat",
     "matmul-i8",
     "digits",
+    "transformer",
 ];
 
 fn main() {

@@ -242,3 +242,17 @@ extern "C" __global__ void rms_norm_f32(const float* a, const float* gamma, floa
 ARGMAX(argmax_f32, float)
 ARGMAX(argmax_i32, int)
 ARGMAX(argmax_i8, signed char)
+
+// ---- transpose: out (cols x rows)[j][i] = a (rows x cols)[i][j] ----
+
+#define TRANSPOSE(NAME, T)                                                                     \
+  extern "C" __global__ void NAME(const T* a, T* out, int rows, int cols) {                    \
+    long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;                            \
+    if (i >= (long long)rows * cols) return;                                                   \
+    long long r = i / cols, c = i % cols;                                                      \
+    out[c * rows + r] = a[i];                                                                  \
+  }
+
+TRANSPOSE(transpose_f32, float)
+TRANSPOSE(transpose_i32, int)
+TRANSPOSE(transpose_i8, signed char)

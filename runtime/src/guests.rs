@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 /// The names of the example guests.
-pub const NAMES: [&str; 7] = [
+pub const NAMES: [&str; 8] = [
     "echo",
     "wordcount",
     "hashloop",
@@ -12,6 +12,7 @@ pub const NAMES: [&str; 7] = [
     "nanfloat",
     "matmul-i8",
     "digits",
+    "transformer",
 ];
 
 /// Where the build script put the example guests (inside this build's target directory).

@@ -58,6 +58,7 @@ impl Backend for CpuBackend {
             Op::LayerNorm { eps } => layer_norm(a, f32s(inputs[1]), f32s(inputs[2]), eps),
             Op::RmsNorm { eps } => rms_norm(a, f32s(inputs[1]), eps),
             Op::Argmax => argmax(a),
+            Op::Transpose => transpose(a),
         };
         Tensor::new(plan.rows, plan.cols, data)
     }
@@ -252,4 +253,18 @@ fn argmax(a: &Tensor) -> TensorData {
         TensorData::I32(v) => first_max(v, cols),
         TensorData::F32(v) => first_max(v, cols),
     })
+}
+
+fn transpose(a: &Tensor) -> TensorData {
+    let (rows, cols) = (a.rows(), a.cols());
+    fn t<T: Copy>(v: &[T], rows: usize, cols: usize) -> Vec<T> {
+        (0..rows * cols)
+            .map(|o| v[(o % rows) * cols + o / rows])
+            .collect()
+    }
+    match a.data() {
+        TensorData::I8(v) => TensorData::I8(t(v, rows, cols)),
+        TensorData::I32(v) => TensorData::I32(t(v, rows, cols)),
+        TensorData::F32(v) => TensorData::F32(t(v, rows, cols)),
+    }
 }

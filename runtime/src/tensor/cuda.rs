@@ -103,6 +103,7 @@ impl CudaBackend {
             Op::Gelu => self.unary(a, "gelu"),
             Op::Softmax | Op::LayerNorm { .. } | Op::RmsNorm { .. } => self.rows(op, inputs),
             Op::Argmax => self.argmax(a, plan.rows),
+            Op::Transpose => self.transpose(a),
         }
     }
 
@@ -280,6 +281,30 @@ impl CudaBackend {
             TensorData::F32(x) => go!(x),
         }
         Ok(TensorData::I32(self.down(&out)?))
+    }
+}
+
+impl CudaBackend {
+    fn transpose(&self, a: &Tensor) -> Result<TensorData, DriverError> {
+        let f = self.function(&format!("transpose_{}", a.dtype().name()))?;
+        let (rows, cols) = (a.rows() as i32, a.cols() as i32);
+        let len = (a.rows() * a.cols()) as i64;
+        let cfg = elementwise(len);
+        macro_rules! go {
+            ($x:expr, $t:ty, $wrap:path) => {{
+                let (dx, mut out) = (self.up($x)?, self.zeros::<$t>($x.len())?);
+                let mut l = self.stream.launch_builder(&f);
+                l.arg(&dx).arg(&mut out).arg(&rows).arg(&cols);
+                // SAFETY: transpose_T(const T*, T* out, int rows, int cols).
+                unsafe { l.launch(cfg) }?;
+                Ok($wrap(self.down(&out)?))
+            }};
+        }
+        match a.data() {
+            TensorData::I8(x) => go!(x, i8, TensorData::I8),
+            TensorData::I32(x) => go!(x, i32, TensorData::I32),
+            TensorData::F32(x) => go!(x, f32, TensorData::F32),
+        }
     }
 }
 

@@ -175,6 +175,9 @@ fn add_ops(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
     linker.func_wrap(MODULE, "argmax", |c: C<'_>, a: i32| {
         run(c, Op::Argmax, &[a])
     })?;
+    linker.func_wrap(MODULE, "transpose", |c: C<'_>, a: i32| {
+        run(c, Op::Transpose, &[a])
+    })?;
     linker.func_wrap(
         MODULE,
         "layer_norm",

@@ -40,6 +40,8 @@ pub enum Op {
     },
     /// `[a]` → `m×1 i32`: the first index of each row's maximum (any type).
     Argmax,
+    /// `[a (m×n)]` → `n×m`: `out[j][i] = a[i][j]` (any type).
+    Transpose,
 }
 
 /// What [`Op::check`] found: the output's type and shape, and the work.
@@ -78,6 +80,7 @@ impl Op {
             Self::LayerNorm { .. } => "layer_norm",
             Self::RmsNorm { .. } => "rms_norm",
             Self::Argmax => "argmax",
+            Self::Transpose => "transpose",
         }
     }
 
@@ -130,6 +133,7 @@ impl Op {
             Self::Requantize { dtype, .. } => Ok(plan(dtype, rows, cols)),
             Self::Relu => Ok(plan(a.dtype(), rows, cols)),
             Self::Argmax => Ok(plan(DType::I32, rows, 1)),
+            Self::Transpose => Ok(plan(a.dtype(), cols, rows)),
             Self::Gelu | Self::Softmax => {
                 self.f32_only(a)?;
                 Ok(plan(DType::F32, rows, cols))

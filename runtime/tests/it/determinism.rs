@@ -21,6 +21,11 @@ fn cases() -> Vec<(&'static str, Vec<&'static str>, Vec<u8>)> {
         ("nanfloat", vec![], Vec::new()),
         ("matmul-i8", vec![], matmul_i8_input()),
         ("digits", vec![], digit_images()),
+        (
+            "transformer",
+            vec![],
+            [4u32, 16, 9].iter().flat_map(|x| x.to_le_bytes()).collect(),
+        ),
     ]
 }
 
@@ -84,7 +89,7 @@ fn cold_and_warm_cache_agree_and_the_disk_cache_is_used() {
                 .is_some_and(|x| x == "cwasm")
         })
         .count();
-    assert_eq!(artifacts, 7, "one artifact per distinct guest");
+    assert_eq!(artifacts, 8, "one artifact per distinct guest");
     // A new sandbox loads the artifacts from disk (warm disk cache), then hits memory.
     let warm = Sandbox::new(config).unwrap();
     assert_eq!(cold, fingerprints(&warm));

@@ -20,7 +20,7 @@ fn kernels() -> Vec<String> {
         .collect::<Vec<_>>();
     names.extend(["layer_norm_f32", "rms_norm_f32"].map(String::from));
     for t in ["i8", "i32", "f32"] {
-        for op in ["add", "mul", "requantize", "relu", "argmax"] {
+        for op in ["add", "mul", "requantize", "relu", "argmax", "transpose"] {
             names.push(format!("{op}_{t}"));
         }
     }

@@ -215,3 +215,172 @@ fn digits_gives_the_same_bits_for_each_image_alone_and_in_a_batch() {
         "exit"
     );
 }
+
+#[allow(dead_code, missing_docs)]
+#[path = "../../guests/kernels/src/lib.rs"]
+mod kernels;
+
+/// The `transformer` guest's block, composed here from the library's operations on the CPU
+/// backend (the same definitions, so the same bits), and the float64 textbook block.
+mod transformer_reference {
+    use cairn_runtime::tensor::{CpuBackend, DType, Op, Tensor, TensorData, apply};
+
+    fn random(seed: u64, n: usize, scale: f32) -> Vec<f32> {
+        let mut v = vec![0f32; n];
+        super::kernels::fill_f32(seed, &mut v);
+        v.iter().map(|x| x * scale).collect()
+    }
+
+    fn f32t(rows: usize, cols: usize, v: Vec<f32>) -> Tensor {
+        Tensor::new(rows, cols, TensorData::F32(v)).unwrap()
+    }
+
+    /// x, Wq, Wk, Wv, Wo, W1, W2 as the guest makes them.
+    pub fn inputs(t: usize, d: usize, seed: u64) -> Vec<(usize, usize, Vec<f32>)> {
+        let s = 1.0 / (d as f32).sqrt();
+        let mut out = vec![(t, d, random(seed, t * d, 1.0))];
+        for i in 1..=4 {
+            out.push((d, d, random(seed + i, d * d, s)));
+        }
+        out.push((d, 4 * d, random(seed + 5, d * 4 * d, s)));
+        out.push((
+            4 * d,
+            d,
+            random(seed + 6, 4 * d * d, 1.0 / ((4 * d) as f32).sqrt()),
+        ));
+        out
+    }
+
+    pub fn with_ops(t: usize, d: usize, seed: u64) -> Vec<u8> {
+        let cpu = CpuBackend::new();
+        let op = |o: Op, i: &[&Tensor]| apply(&cpu, o, i).unwrap();
+        let w: Vec<Tensor> = inputs(t, d, seed)
+            .into_iter()
+            .map(|(r, c, v)| f32t(r, c, v))
+            .collect();
+        let (ones, zeros) = (f32t(1, d, vec![1.0; d]), f32t(1, d, vec![0.0; d]));
+        let mut mask = vec![0.0f32; t * t];
+        for i in 0..t {
+            for j in i + 1..t {
+                mask[i * t + j] = f32::NEG_INFINITY;
+            }
+        }
+        let mask = f32t(t, t, mask);
+        let ln = Op::LayerNorm { eps: 1e-5 };
+        let x = &w[0];
+        let a = op(ln, &[x, &ones, &zeros]);
+        let q = op(Op::MatMul, &[&a, &w[1]]);
+        let k = op(Op::MatMul, &[&a, &w[2]]);
+        let v = op(Op::MatMul, &[&a, &w[3]]);
+        let kt = op(Op::Transpose, &[&k]);
+        let s = op(Op::MatMul, &[&q, &kt]);
+        let scale = 1.0 / (d as f32).sqrt();
+        let s = op(
+            Op::Requantize {
+                dtype: DType::F32,
+                scale,
+            },
+            &[&s],
+        );
+        let s = op(Op::Add, &[&s, &mask]);
+        let p = op(Op::Softmax, &[&s]);
+        let o = op(Op::MatMul, &[&op(Op::MatMul, &[&p, &v]), &w[4]]);
+        let h = op(Op::Add, &[x, &o]);
+        let m = op(Op::MatMul, &[&op(ln, &[&h, &ones, &zeros]), &w[5]]);
+        let m = op(Op::MatMul, &[&op(Op::Gelu, &[&m]), &w[6]]);
+        op(Op::Add, &[&h, &m]).to_le_bytes()
+    }
+
+    /// The textbook block in f64 (libm exp and tanh).
+    pub fn float64(t: usize, d: usize, seed: u64) -> Vec<f64> {
+        let w: Vec<(usize, usize, Vec<f64>)> = inputs(t, d, seed)
+            .into_iter()
+            .map(|(r, c, v)| (r, c, v.into_iter().map(f64::from).collect()))
+            .collect();
+        let mm = |a: &[f64], n: usize, k: usize, b: &[f64], m: usize| -> Vec<f64> {
+            let mut c = vec![0.0; n * m];
+            for i in 0..n {
+                for p in 0..k {
+                    for j in 0..m {
+                        c[i * m + j] += a[i * k + p] * b[p * m + j];
+                    }
+                }
+            }
+            c
+        };
+        let ln = |x: &[f64]| -> Vec<f64> {
+            x.chunks(d)
+                .flat_map(|r| {
+                    let mean = r.iter().sum::<f64>() / d as f64;
+                    let var = r.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / d as f64;
+                    r.iter()
+                        .map(move |v| (v - mean) / (var + 1e-5).sqrt())
+                        .collect::<Vec<_>>()
+                })
+                .collect()
+        };
+        let x = &w[0].2;
+        let a = ln(x);
+        let (q, k, v) = (
+            mm(&a, t, d, &w[1].2, d),
+            mm(&a, t, d, &w[2].2, d),
+            mm(&a, t, d, &w[3].2, d),
+        );
+        let mut p = vec![0.0; t * t];
+        for i in 0..t {
+            let s: Vec<f64> = (0..=i)
+                .map(|j| {
+                    (0..d).map(|c| q[i * d + c] * k[j * d + c]).sum::<f64>() / (d as f64).sqrt()
+                })
+                .collect();
+            let m = s.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+            let z: f64 = s.iter().map(|v| (v - m).exp()).sum();
+            for (j, v) in s.iter().enumerate() {
+                p[i * t + j] = (v - m).exp() / z;
+            }
+        }
+        let o = mm(&mm(&p, t, t, &v, d), t, d, &w[4].2, d);
+        let h: Vec<f64> = x.iter().zip(&o).map(|(a, b)| a + b).collect();
+        let g: Vec<f64> = mm(&ln(&h), t, d, &w[5].2, 4 * d)
+            .into_iter()
+            .map(|x| {
+                0.5 * x
+                    * (1.0
+                        + ((2.0 / std::f64::consts::PI).sqrt() * (x + 0.044715 * x.powi(3))).tanh())
+            })
+            .collect();
+        let m = mm(&g, t, 4 * d, &w[6].2, d);
+        h.iter().zip(&m).map(|(a, b)| a + b).collect()
+    }
+}
+
+#[test]
+fn transformer_block_matches_its_definition_and_a_float64_block() {
+    let (t, d, seed) = (8usize, 32usize, 5u64);
+    let input: Vec<u8> = [t as u32, d as u32, seed as u32]
+        .iter()
+        .flat_map(|x| x.to_le_bytes())
+        .collect();
+    let out = run(&sandbox(), &guest("transformer"), &job(&input)).expect("transformer runs");
+    assert_eq!(out.output.len(), t * d * 4);
+    assert_eq!(
+        out.output,
+        transformer_reference::with_ops(t, d, seed),
+        "the guest composes the documented operations"
+    );
+    let want = transformer_reference::float64(t, d, seed);
+    let got: Vec<f32> = out
+        .output
+        .chunks(4)
+        .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
+        .collect();
+    let worst = got
+        .iter()
+        .zip(&want)
+        .map(|(g, w)| (f64::from(*g) - w).abs())
+        .fold(0.0, f64::max);
+    assert!(
+        worst < 1e-4,
+        "largest difference from the float64 block: {worst}"
+    );
+}

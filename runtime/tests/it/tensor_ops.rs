@@ -419,6 +419,39 @@ fn argmax_is_the_first_maximum() {
 }
 
 #[test]
+fn transpose_swaps_rows_and_columns() {
+    let mut rng = Rng(7);
+    for case in 0..18 {
+        let dtype = DTYPES[case % 3];
+        let (rows, cols) = (1 + rng.below(40), 1 + rng.below(40));
+        let a = random_tensor(&mut rng, dtype, rows, cols);
+        let got = run(Op::Transpose, &[&a]);
+        let at = |j: usize, i: usize| i * cols + j; // out[j][i] = a[i][j]
+        let want = match a.data() {
+            TensorData::I8(x) => TensorData::I8(
+                (0..cols)
+                    .flat_map(|j| (0..rows).map(move |i| (j, i)))
+                    .map(|(j, i)| x[at(j, i)])
+                    .collect(),
+            ),
+            TensorData::I32(x) => TensorData::I32(
+                (0..cols)
+                    .flat_map(|j| (0..rows).map(move |i| (j, i)))
+                    .map(|(j, i)| x[at(j, i)])
+                    .collect(),
+            ),
+            TensorData::F32(x) => TensorData::F32(
+                (0..cols)
+                    .flat_map(|j| (0..rows).map(move |i| (j, i)))
+                    .map(|(j, i)| x[at(j, i)])
+                    .collect(),
+            ),
+        };
+        assert_same_bits("transpose", &got, &Tensor::new(cols, rows, want).unwrap());
+    }
+}
+
+#[test]
 fn exp_is_accurate_where_it_is_finite() {
     // The definition is exact by construction; this checks it is also a good exp.
     let mut x = -87.0f32;

@@ -40,6 +40,7 @@ mod sys {
         pub fn argmax(a: i32) -> i32;
         pub fn layer_norm(x: i32, gamma: i32, beta: i32, eps: f32) -> i32;
         pub fn rms_norm(x: i32, gamma: i32, eps: f32) -> i32;
+        pub fn transpose(a: i32) -> i32;
     }
 }
 
@@ -215,6 +216,14 @@ impl Tensor {
     pub fn rms_norm(&self, gamma: &Tensor, eps: f32) -> Tensor {
         // SAFETY: host calls on handles only.
         Self::wrap(unsafe { sys::rms_norm(self.handle, gamma.handle, eps) })
+    }
+}
+
+impl Tensor {
+    /// The transpose (`cols × rows`).
+    pub fn transpose(&self) -> Tensor {
+        // SAFETY: host calls on handles only.
+        Self::wrap(unsafe { sys::transpose(self.handle) })
     }
 }
 
