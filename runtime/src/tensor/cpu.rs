@@ -154,23 +154,23 @@ fn binary(
 }
 
 fn requantize(a: &Tensor, dtype: DType, scale: f32) -> TensorData {
-    let scaled: Vec<f32> = match a.data() {
-        TensorData::I8(v) => v.iter().map(|&x| f32::from(x) * scale).collect(),
-        TensorData::I32(v) => v.iter().map(|&x| x as f32 * scale).collect(),
-        TensorData::F32(v) => v.iter().map(|&x| x * scale).collect(),
+    // `f32(x) * scale` for element `i`, without a temporary the size of the tensor.
+    let n = a.rows() * a.cols();
+    let scaled = |i: usize| match a.data() {
+        TensorData::I8(v) => f32::from(v[i]) * scale,
+        TensorData::I32(v) => v[i] as f32 * scale,
+        TensorData::F32(v) => v[i] * scale,
     };
     match dtype {
-        DType::F32 => TensorData::F32(scaled.into_iter().map(canon).collect()),
+        DType::F32 => TensorData::F32((0..n).map(|i| canon(scaled(i))).collect()),
         DType::I32 => TensorData::I32(
-            scaled
-                .into_iter()
-                .map(|y| math::to_int(y, i32::MIN, i32::MAX))
+            (0..n)
+                .map(|i| math::to_int(scaled(i), i32::MIN, i32::MAX))
                 .collect(),
         ),
         DType::I8 => TensorData::I8(
-            scaled
-                .into_iter()
-                .map(|y| math::to_int(y, -128, 127) as i8)
+            (0..n)
+                .map(|i| math::to_int(scaled(i), -128, 127) as i8)
                 .collect(),
         ),
     }
