@@ -6,8 +6,9 @@
 //!   with and without fuel metering (the wasm side includes instantiation and stdio);
 //! - `digest/blake3`: output digest throughput on one core;
 //! - `compile/*`: first compile of each example guest;
-//! - `tensor/*`: the CPU reference backend's `f32` and `i8` matrix multiply, and the
-//!   `matmul-i8` guest end to end (input parsing, upload, multiply, read back, output).
+//! - `tensor/*`: the CPU reference backend's `f32` and `i8` matrix multiply, the `matmul-i8`
+//!   guest end to end (input parsing, upload, multiply, read back, output), and the
+//!   `transformer` guest (one block, 64 tokens, width 256) end to end.
 
 use std::hint::black_box;
 use std::time::Duration;
@@ -207,9 +208,24 @@ fn tensor(c: &mut Criterion) {
         .expect("prepare");
     let mut input: Vec<u8> = [n as u32; 3].iter().flat_map(|d| d.to_le_bytes()).collect();
     input.extend(bytes.iter().chain(&bytes).map(|&x| x as u8));
-    let job = job(input, &[]);
+    let product = job(input, &[]);
     group.bench_function(BenchmarkId::new("guest_matmul_i8", n), |b| {
-        b.iter(|| run(&sandbox, &module, &job))
+        b.iter(|| run(&sandbox, &module, &product))
+    });
+    group.finish();
+    // The transformer block end to end: 64 tokens, width 256 (seeded weights made in the guest).
+    let mut group = c.benchmark_group("tensor");
+    group.sample_size(10);
+    let module = sandbox
+        .prepare(&guests::bytes("transformer").expect("guest"))
+        .expect("prepare");
+    let input: Vec<u8> = [64u32, 256, 1]
+        .iter()
+        .flat_map(|d| d.to_le_bytes())
+        .collect();
+    let block = job(input, &[]);
+    group.bench_function("guest_transformer_t64_d256", |b| {
+        b.iter(|| run(&sandbox, &module, &block))
     });
     group.finish();
 }

@@ -79,9 +79,11 @@ fn matmul(a: &Tensor, b: &Tensor) -> TensorData {
             let mut c = vec![0i32; m * n];
             blocked(m, k, n, &mut c, |crow, p0, p1, j0, j1, i| {
                 for p in p0..p1 {
-                    let av = i32::from(x[i * k + p]);
+                    // An i8 product fits in i16 (|product| <= 2^14): a 16-bit multiply, then
+                    // widen and add (wrapping in i32, as defined).
+                    let av = i16::from(x[i * k + p]);
                     for (cv, &bv) in crow.iter_mut().zip(&y[p * n + j0..p * n + j1]) {
-                        *cv = cv.wrapping_add(av.wrapping_mul(i32::from(bv)));
+                        *cv = cv.wrapping_add(i32::from(av * i16::from(bv)));
                     }
                 }
             });
