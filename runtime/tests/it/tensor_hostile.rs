@@ -223,3 +223,15 @@ fn a_module_importing_an_unknown_tensor_function_is_missing_import() {
     let err = run(&sandbox(), &wasm, &job(b"")).expect_err("must fail");
     assert_eq!(err.kind(), "missing_import", "{err}");
 }
+
+#[test]
+fn a_module_without_memory_cannot_pass_pointers() {
+    let wasm = wat(r#"(module
+          (import "cairn_tensor" "upload" (func $upload (param i32 i32 i32 i32 i32) (result i32)))
+          (func (export "_start")
+            (drop (call $upload (i32.const 2) (i32.const 1) (i32.const 1) (i32.const 0)
+              (i32.const 4)))))"#);
+    let err = run(&sandbox(), &wasm, &job(b"")).expect_err("must fail");
+    assert_eq!(err.kind(), "trap", "{err}");
+    assert!(err.to_string().contains("exports no memory"), "{err}");
+}
