@@ -146,8 +146,10 @@ pub struct SandboxConfig {
     /// limit (only the wall-clock timeout remains) and reports `fuel_used` 0: for measuring
     /// the cost of metering, never for serving jobs.
     pub fuel_metering: bool,
-    /// The backend of the tensor host API. Default [`BackendChoice::Auto`]: CUDA when a
-    /// device can be used, otherwise the CPU. All backends give the same bits.
+    /// The backend of the tensor host API. Default [`BackendChoice::Cpu`], the reference: the
+    /// CUDA backend has not yet been checked bit for bit on a GPU, and a provider whose GPU
+    /// disagreed with the CPU replicas would lose reputation. Make [`BackendChoice::Auto`] the
+    /// default once it has.
     pub backend: BackendChoice,
 }
 
@@ -163,7 +165,7 @@ impl Default for SandboxConfig {
             pooling: true,
             host_fuel: HostFuel::default(),
             fuel_metering: true,
-            backend: BackendChoice::Auto,
+            backend: BackendChoice::Cpu,
         }
     }
 }
@@ -217,7 +219,7 @@ impl SandboxConfig {
         self
     }
 
-    /// Sets the tensor backend. Default [`BackendChoice::Auto`].
+    /// Sets the tensor backend. Default [`BackendChoice::Cpu`].
     pub fn with_backend(mut self, backend: BackendChoice) -> Self {
         self.backend = backend;
         self

@@ -51,9 +51,9 @@ pub struct RunArgs {
     /// the module and the input, so repeated runs agree.
     #[arg(long, value_name = "HEX")]
     job_id: Option<JobId>,
-    /// Backend of the tensor API: `cpu`, `cuda`, or `auto` (CUDA when a device can be used,
-    /// otherwise the CPU). Every backend gives the same output bits.
-    #[arg(long, value_name = "cpu|cuda|auto", default_value = "auto")]
+    /// Backend of the tensor API: `cpu` (the reference), `cuda`, or `auto` (CUDA when a device
+    /// can be used, otherwise the CPU). Every backend must give the same output bits.
+    #[arg(long, value_name = "cpu|cuda|auto", default_value = "cpu")]
     backend: BackendChoice,
 }
 

@@ -47,7 +47,10 @@ fn the_shipped_ptx_has_every_kernel_and_no_fused_multiply_add() {
 }
 
 #[test]
-fn without_a_device_cuda_says_why_and_auto_is_the_cpu() {
+fn the_default_is_the_cpu_and_without_a_device_cuda_says_why() {
+    // The default is the CPU reference, with or without a device (until CUDA is verified).
+    let default = Sandbox::new(SandboxConfig::default()).unwrap();
+    assert_eq!(default.backend_info().kind, BackendKind::Cpu);
     let auto = Sandbox::new(SandboxConfig::default().with_backend(BackendChoice::Auto)).unwrap();
     match CudaBackend::new(0) {
         Err(why) => {
