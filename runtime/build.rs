@@ -3,14 +3,24 @@
 //!
 //! The nested cargo gets its own target directory under `OUT_DIR`, so it never waits on the
 //! outer build's lock, and a cleaned environment, so that the outer build's wrappers (clippy),
-//! flags and target settings do not leak into the guests. The guests have no dependencies and
-//! build offline. `CAIRN_SKIP_GUESTS=1` skips the build (packaging without wasm32-wasip1).
+//! flags and target settings do not leak into the guests. The guests depend only on crates in
+//! their own workspace and build offline. `CAIRN_SKIP_GUESTS=1` skips the build (packaging
+//! without wasm32-wasip1).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// The example guests; each becomes `<name>.wasm`.
-const GUESTS: [&str; 5] = ["echo", "wordcount", "hashloop", "matmul", "nanfloat"];
+const GUESTS: [&str; 8] = [
+    "echo",
+    "wordcount",
+    "hashloop",
+    "matmul",
+    "nanfloat",
+    "matmul-i8",
+    "digits",
+    "transformer",
+];
 
 fn main() {
     let manifest_dir = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_default());

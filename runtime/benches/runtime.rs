@@ -5,7 +5,10 @@
 //! - `kernels/*`: the same kernel source (`guests/kernels/src/lib.rs`) natively and as wasm,
 //!   with and without fuel metering (the wasm side includes instantiation and stdio);
 //! - `digest/blake3`: output digest throughput on one core;
-//! - `compile/*`: first compile of each example guest.
+//! - `compile/*`: first compile of each example guest;
+//! - `tensor/*`: the CPU reference backend's `f32` and `i8` matrix multiply, the `matmul-i8`
+//!   guest end to end (input parsing, upload, multiply, read back, output), and the
+//!   `transformer` guest (one block, 64 tokens, width 256) end to end.
 
 use std::hint::black_box;
 use std::time::Duration;
@@ -178,6 +181,55 @@ fn compile(c: &mut Criterion) {
     group.finish();
 }
 
+/// Side of the square matrices of the tensor benchmark.
+const TENSOR_N: usize = 512;
+
+fn tensor(c: &mut Criterion) {
+    use cairn_runtime::tensor::{CpuBackend, Op, Tensor, TensorData, apply};
+    let n = TENSOR_N;
+    let mut group = c.benchmark_group("tensor");
+    group.sample_size(10);
+    group.throughput(Throughput::Elements((n * n * n) as u64));
+    let mut f = vec![0f32; n * n];
+    kernels::fill_f32(1, &mut f);
+    let a = Tensor::new(n, n, TensorData::F32(f)).expect("tensor");
+    let cpu = CpuBackend::new();
+    group.bench_function(BenchmarkId::new("cpu_matmul_f32", n), |b| {
+        b.iter(|| apply(&cpu, Op::MatMul, &[&a, &a]).expect("matmul"))
+    });
+    let bytes: Vec<i8> = (0..n * n).map(|i| (i * 7919 % 251) as i8).collect();
+    let q = Tensor::new(n, n, TensorData::I8(bytes.clone())).expect("tensor");
+    group.bench_function(BenchmarkId::new("cpu_matmul_i8", n), |b| {
+        b.iter(|| apply(&cpu, Op::MatMul, &[&q, &q]).expect("matmul"))
+    });
+    let sandbox = sandbox(true);
+    let module = sandbox
+        .prepare(&guests::bytes("matmul-i8").expect("guest"))
+        .expect("prepare");
+    let mut input: Vec<u8> = [n as u32; 3].iter().flat_map(|d| d.to_le_bytes()).collect();
+    input.extend(bytes.iter().chain(&bytes).map(|&x| x as u8));
+    let product = job(input, &[]);
+    group.bench_function(BenchmarkId::new("guest_matmul_i8", n), |b| {
+        b.iter(|| run(&sandbox, &module, &product))
+    });
+    group.finish();
+    // The transformer block end to end: 64 tokens, width 256 (seeded weights made in the guest).
+    let mut group = c.benchmark_group("tensor");
+    group.sample_size(10);
+    let module = sandbox
+        .prepare(&guests::bytes("transformer").expect("guest"))
+        .expect("prepare");
+    let input: Vec<u8> = [64u32, 256, 1]
+        .iter()
+        .flat_map(|d| d.to_le_bytes())
+        .collect();
+    let block = job(input, &[]);
+    group.bench_function("guest_transformer_t64_d256", |b| {
+        b.iter(|| run(&sandbox, &module, &block))
+    });
+    group.finish();
+}
+
 /// The criterion group (its generated function has no docs of its own).
 mod group {
     #![allow(missing_docs)]
@@ -189,7 +241,7 @@ mod group {
         config = Criterion::default()
             .warm_up_time(Duration::from_secs(1))
             .measurement_time(Duration::from_secs(3));
-        targets = start, kernels_native_vs_wasm, digest, compile
+        targets = start, kernels_native_vs_wasm, digest, compile, tensor
     }
 }
 criterion_main!(group::benches);

@@ -4,6 +4,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::tensor::BackendChoice;
+
 /// Default fuel per job: 10 billion units, a few seconds of guest CPU.
 pub const DEFAULT_FUEL: u64 = 10_000_000_000;
 /// Default linear-memory limit per job: 256 MiB.
@@ -96,8 +98,14 @@ impl JobLimits {
 pub struct HostFuel {
     /// Charged for every call into the host. Default 1 000.
     pub per_call: u64,
-    /// Charged for every byte a host call moves (stdin, stdout, stderr, random). Default 1.
+    /// Charged for every byte a host call moves (stdin, stdout, stderr, random, tensor
+    /// upload and read). Default 1.
     pub per_byte: u64,
+    /// Charged per element of a tensor operation's input, times the operation's weight (1;
+    /// 4 for the norms; 16 for `gelu` and `softmax`; output elements for `matmul`). Default 1.
+    pub tensor_per_element: u64,
+    /// Charged per multiply-accumulate of a tensor `matmul` (`m·k·n` of them). Default 1.
+    pub tensor_per_mac: u64,
 }
 
 impl Default for HostFuel {
@@ -105,6 +113,8 @@ impl Default for HostFuel {
         Self {
             per_call: 1_000,
             per_byte: 1,
+            tensor_per_element: 1,
+            tensor_per_mac: 1,
         }
     }
 }
@@ -136,6 +146,11 @@ pub struct SandboxConfig {
     /// limit (only the wall-clock timeout remains) and reports `fuel_used` 0: for measuring
     /// the cost of metering, never for serving jobs.
     pub fuel_metering: bool,
+    /// The backend of the tensor host API. Default [`BackendChoice::Cpu`], the reference: the
+    /// CUDA backend has not yet been checked bit for bit on a GPU, and a provider whose GPU
+    /// disagreed with the CPU replicas would lose reputation. Make [`BackendChoice::Auto`] the
+    /// default once it has.
+    pub backend: BackendChoice,
 }
 
 impl Default for SandboxConfig {
@@ -150,6 +165,7 @@ impl Default for SandboxConfig {
             pooling: true,
             host_fuel: HostFuel::default(),
             fuel_metering: true,
+            backend: BackendChoice::Cpu,
         }
     }
 }
@@ -200,6 +216,12 @@ impl SandboxConfig {
     /// Turns fuel metering on or off (off only for measurements). Default on.
     pub fn with_fuel_metering(mut self, on: bool) -> Self {
         self.fuel_metering = on;
+        self
+    }
+
+    /// Sets the tensor backend. Default [`BackendChoice::Cpu`].
+    pub fn with_backend(mut self, backend: BackendChoice) -> Self {
+        self.backend = backend;
         self
     }
 

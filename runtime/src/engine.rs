@@ -36,11 +36,15 @@ impl RuntimeIdentity {
             "nan_canonicalization=1;relaxed_simd_deterministic=1;threads=0;shared_memory=0;\
              memory64=0;multi_memory=0;gc=0;fuel={};\
              host_fuel_per_call={};host_fuel_per_byte={};max_wasm_stack={};\
-             wasi=preview1;clock=fixed;random=blake3(job_id);argv0=job;target={}",
+             tensor=cairn_tensor.v1;tensor_fuel_per_element={};tensor_fuel_per_mac={};\
+             tensor_max_live={};wasi=preview1;clock=fixed;random=blake3(job_id);argv0=job;target={}",
             u8::from(config.fuel_metering),
             config.host_fuel.per_call,
             config.host_fuel.per_byte,
             config.max_wasm_stack,
+            config.host_fuel.tensor_per_element,
+            config.host_fuel.tensor_per_mac,
+            crate::tensor::MAX_LIVE_TENSORS,
             std::env::consts::ARCH,
         );
         let text = format!(

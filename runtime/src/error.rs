@@ -14,9 +14,10 @@ pub enum RunError {
         /// What the validator or the compiler said.
         message: String,
     },
-    /// The module imports something the sandbox does not provide (only WASI preview 1 is).
+    /// The module imports something the sandbox does not provide (only WASI preview 1 and
+    /// `cairn_tensor` are).
     #[error(
-        "missing import: {module}::{name} is not provided; jobs may import only wasi_snapshot_preview1"
+        "missing import: {module}::{name} is not provided; jobs may import only wasi_snapshot_preview1 and cairn_tensor"
     )]
     MissingImport {
         /// Import module name.
@@ -138,6 +139,12 @@ pub enum SandboxError {
         path: PathBuf,
         /// The I/O error.
         source: std::io::Error,
+    },
+    /// The chosen tensor backend cannot be used here.
+    #[error("tensor backend unavailable: {reason}; choose the cpu backend")]
+    Backend {
+        /// Why not.
+        reason: String,
     },
     /// A background thread could not be started.
     #[error("could not start the sandbox's epoch thread: {0}")]

@@ -19,6 +19,8 @@ use wasmtime_wasi::p2::{InputStream, OutputStream, Pollable, StreamError};
 use wasmtime_wasi::{HostMonotonicClock, HostWallClock, WasiCtxBuilder};
 
 use crate::config::{HostFuel, JobLimits};
+use crate::tensor::Backend;
+use crate::tensor::host::TensorTable;
 
 /// Key-derivation context of a job's random stream.
 const RANDOM_CONTEXT: &str = "cairn 2026 runtime random v1";
@@ -76,6 +78,7 @@ pub(crate) struct HostState {
     meter: Arc<IoMeter>,
     random: blake3::OutputReader,
     host_fuel: HostFuel,
+    tensors: TensorTable,
 }
 
 /// Everything the job produced, collected after it ends.
@@ -93,6 +96,7 @@ impl HostState {
         env: &[(String, String)],
         limits: &JobLimits,
         host_fuel: HostFuel,
+        backend: Arc<dyn Backend>,
     ) -> (Self, Captured) {
         let meter = Arc::new(IoMeter::default());
         let stdout = OutputSink::new(limits.max_output_bytes, true, meter.clone());
@@ -120,6 +124,7 @@ impl HostState {
             meter,
             random: random_stream(job_id, "random_get"),
             host_fuel,
+            tensors: TensorTable::new(backend, limits.memory_bytes, host_fuel),
         };
         (state, Captured { stdout, stderr })
     }
@@ -128,9 +133,19 @@ impl HostState {
     pub(crate) fn limiter(&mut self) -> &mut dyn ResourceLimiter {
         &mut self.limiter
     }
+
+    /// The job's tensors.
+    pub(crate) fn tensors(&mut self) -> &mut TensorTable {
+        &mut self.tensors
+    }
+
+    /// The job's tensors, read only.
+    pub(crate) fn tensors_ref(&self) -> &TensorTable {
+        &self.tensors
+    }
 }
 
-/// Adds WASI preview 1 to `linker`, replacing the functions that would reach the host's
+/// Adds WASI preview 1 and the `cairn_tensor` module to `linker`, replacing the functions that would reach the host's
 /// time or entropy, or block: `random_get` reads the job's seeded stream and `poll_oneoff`
 /// (sleeping) is not supported.
 pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
@@ -143,7 +158,7 @@ pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<
         |_: i32, _: i32, _: i32, _: i32| ERRNO_NOSYS,
     )?;
     linker.allow_shadowing(false);
-    Ok(())
+    crate::tensor::host::add_to_linker(linker)
 }
 
 /// `random_get(buf, len)`: fills guest memory from the job's seeded stream.

@@ -9,7 +9,9 @@
 //! a module; [`Sandbox::run_blocking`] / [`Sandbox::run`] run a [`Job`] in a fresh `Store`
 //! with WASI preview 1 (stdin = input, stdout = output, a fixed clock, a random source seeded
 //! from the job id, no filesystem, no network) and return a [`RunOutput`] or a typed
-//! [`RunError`]. See `docs/runtime.md` for the rules and the defaults.
+//! [`RunError`]. Jobs may also import `cairn_tensor`, the [`tensor`] host API: matrices behind
+//! handles with exactly defined operations, run by a CPU reference backend (or any other
+//! backend giving the same bits). See `docs/runtime.md` for the rules and the defaults.
 #![deny(missing_docs)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
@@ -22,6 +24,7 @@ mod host;
 mod outcome;
 mod permits;
 mod sandbox;
+pub mod tensor;
 
 pub use config::{
     DEFAULT_FUEL, DEFAULT_MAX_OUTPUT_BYTES, DEFAULT_MAX_STDERR_BYTES, DEFAULT_MAX_TABLE_ELEMENTS,
@@ -31,3 +34,4 @@ pub use engine::{RuntimeIdentity, WASMTIME_VERSION};
 pub use error::{RunError, SandboxError};
 pub use host::{FIXED_MONOTONIC_NS, FIXED_WALL_CLOCK};
 pub use sandbox::{Job, PreparedModule, RunOutput, RunReport, Sandbox};
+pub use tensor::{BackendChoice, BackendInfo, BackendKind, DeviceReport, Energy, TensorUsage};

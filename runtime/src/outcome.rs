@@ -6,6 +6,7 @@ use wasmtime_wasi::I32Exit;
 use crate::config::JobLimits;
 use crate::error::RunError;
 use crate::host::{HostOutOfFuel, LimitExceeded, OutputOverflow};
+use crate::tensor::TensorError;
 
 /// The exit code of a run that ended with `error`, or the [`RunError`] it stands for.
 pub(crate) fn classify(error: wasmtime::Error, limits: &JobLimits) -> Result<i32, RunError> {
@@ -29,6 +30,20 @@ fn kind_of(error: &wasmtime::Error, limits: &JobLimits) -> RunError {
     }
     if find::<HostOutOfFuel>(error).is_some() {
         return RunError::OutOfFuel { limit: limits.fuel };
+    }
+    if let Some(e) = find::<TensorError>(error) {
+        return match e {
+            TensorError::OutOfFuel => RunError::OutOfFuel { limit: limits.fuel },
+            TensorError::OutOfMemory { .. } => RunError::OutOfMemory {
+                limit: limits.memory_bytes,
+            },
+            TensorError::Device { message } => RunError::Host {
+                message: format!("tensor backend: {message}"),
+            },
+            other => RunError::Trap {
+                message: format!("tensor: {other}"),
+            },
+        };
     }
     if find::<LimitExceeded>(error).is_some() {
         return RunError::OutOfMemory {

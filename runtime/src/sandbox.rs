@@ -14,6 +14,7 @@ use crate::error::{RunError, SandboxError};
 use crate::host::{self, HostState};
 use crate::outcome;
 use crate::permits::Permits;
+use crate::tensor::{self, Backend, BackendInfo, DeviceReport, Energy, TensorUsage};
 
 /// A compiled, linked module ready to run: cheap to clone and to instantiate.
 #[derive(Clone)]
@@ -100,6 +101,11 @@ pub struct RunOutput {
     pub exit_code: i32,
     /// What the job wrote to stderr, up to its limit (diagnostics only, not compared).
     pub stderr: Vec<u8>,
+    /// The job's tensor work (deterministic: the same on every replica).
+    pub tensor: TensorUsage,
+    /// The backend and device that ran the tensor work, its busy time and energy (replicas
+    /// may differ here; their outputs may not).
+    pub device: DeviceReport,
 }
 
 /// Everything known about a run, whether it succeeded or not.
@@ -113,6 +119,10 @@ pub struct RunReport {
     pub fuel_used: u64,
     /// What the job wrote to stderr, up to its limit (diagnostics only, not compared).
     pub stderr: Vec<u8>,
+    /// The job's tensor work until it ended.
+    pub tensor: TensorUsage,
+    /// The backend and device that ran the tensor work, its busy time and energy.
+    pub device: DeviceReport,
 }
 
 /// The deterministic sandbox: a wasmtime engine, a compiled-module cache and a bound on jobs
@@ -131,6 +141,7 @@ struct Inner {
     permits: Permits,
     config: SandboxConfig,
     identity: RuntimeIdentity,
+    backend: Arc<dyn Backend>,
     _ticker: EpochTicker,
 }
 
@@ -138,11 +149,13 @@ impl Sandbox {
     /// Creates a sandbox: builds the engine, the WASI linker, the caches and the ticker.
     pub fn new(config: SandboxConfig) -> Result<Self, SandboxError> {
         let (engine, identity) = engine::build(&config)?;
+        let backend =
+            tensor::select(config.backend).map_err(|reason| SandboxError::Backend { reason })?;
         let mut linker = Linker::new(&engine);
         host::add_to_linker(&mut linker).map_err(|e| SandboxError::Engine {
             message: format!("{e:#}"),
         })?;
-        let provided = provided_imports(&engine, &linker);
+        let provided = provided_imports(&engine, &linker, &backend);
         let disk = match &config.cache_dir {
             Some(dir) => Some(DiskCache::open(dir, identity.fingerprint)?),
             None => None,
@@ -156,6 +169,7 @@ impl Sandbox {
             disk,
             permits: Permits::new(config.max_concurrent_jobs),
             identity,
+            backend,
             config,
         };
         Ok(Self {
@@ -166,6 +180,11 @@ impl Sandbox {
     /// The runtime's identity (wasmtime version and configuration fingerprint).
     pub fn identity(&self) -> &RuntimeIdentity {
         &self.inner.identity
+    }
+
+    /// The tensor backend jobs run on: kind and device.
+    pub fn backend_info(&self) -> &BackendInfo {
+        self.inner.backend.info()
     }
 
     /// The configuration this sandbox was built with.
@@ -275,9 +294,17 @@ impl Sandbox {
             &job.env,
             &job.limits,
             self.inner.config.host_fuel,
+            self.inner.backend.clone(),
         );
         let mut store = Store::new(&self.inner.engine, state);
+        let energy_before = self.inner.backend.energy_counter_mj();
         let (result, fuel_used) = self.execute(&mut store, module, &job.limits);
+        let tensor = store.data().tensors_ref().usage();
+        let device = DeviceReport {
+            backend: self.backend_info().clone(),
+            busy: store.data().tensors_ref().busy(),
+            energy: Energy::between(energy_before, self.inner.backend.energy_counter_mj()),
+        };
         let stderr = captured.stderr.take();
         let result = result.map(|exit_code| {
             let output = captured.stdout.take();
@@ -288,6 +315,8 @@ impl Sandbox {
                 fuel_used,
                 exit_code,
                 stderr: stderr.clone(),
+                tensor,
+                device: device.clone(),
             }
         });
         if let Err(error) = &result {
@@ -297,6 +326,8 @@ impl Sandbox {
             result,
             fuel_used,
             stderr,
+            tensor,
+            device,
         }
     }
 
@@ -360,7 +391,11 @@ impl Sandbox {
 }
 
 /// The `(module, name)` pairs the linker defines.
-fn provided_imports(engine: &Engine, linker: &Linker<HostState>) -> HashSet<(String, String)> {
+fn provided_imports(
+    engine: &Engine,
+    linker: &Linker<HostState>,
+    backend: &Arc<dyn Backend>,
+) -> HashSet<(String, String)> {
     let (state, _) = HostState::new(
         &JobId([0; 32]),
         Bytes::new(),
@@ -368,6 +403,7 @@ fn provided_imports(engine: &Engine, linker: &Linker<HostState>) -> HashSet<(Str
         &[],
         &JobLimits::default(),
         Default::default(),
+        backend.clone(),
     );
     let mut store = Store::new(engine, state);
     linker

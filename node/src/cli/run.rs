@@ -9,8 +9,8 @@ use std::time::Duration;
 use anyhow::Context;
 use cairn_protocol::{BlobHash, JobId};
 use cairn_runtime::{
-    DEFAULT_FUEL, DEFAULT_MAX_OUTPUT_BYTES, DEFAULT_MEMORY_BYTES, DEFAULT_TIMEOUT, Job, JobLimits,
-    RunError, RunOutput, Sandbox, SandboxConfig,
+    BackendChoice, BackendKind, DEFAULT_FUEL, DEFAULT_MAX_OUTPUT_BYTES, DEFAULT_MEMORY_BYTES,
+    DEFAULT_TIMEOUT, Energy, Job, JobLimits, RunError, RunOutput, Sandbox, SandboxConfig,
 };
 
 /// Run a WASI preview 1 command module in the deterministic sandbox.
@@ -51,6 +51,10 @@ pub struct RunArgs {
     /// the module and the input, so repeated runs agree.
     #[arg(long, value_name = "HEX")]
     job_id: Option<JobId>,
+    /// Backend of the tensor API: `cpu` (the reference), `cuda`, or `auto` (CUDA when a device
+    /// can be used, otherwise the CPU). Every backend must give the same output bits.
+    #[arg(long, value_name = "cpu|cuda|auto", default_value = "cpu")]
+    backend: BackendChoice,
 }
 
 impl RunArgs {
@@ -63,7 +67,8 @@ impl RunArgs {
         // One job: no pool of instance slots to reserve.
         let config = SandboxConfig::default()
             .with_max_concurrent_jobs(1)
-            .with_pooling(false);
+            .with_pooling(false)
+            .with_backend(self.backend);
         let sandbox = Sandbox::new(config).context("could not start the sandbox")?;
         let (result, stderr) = match sandbox.prepare(&wasm) {
             Ok(module) => {
@@ -100,11 +105,12 @@ impl RunArgs {
         let line = match (&result, self.json) {
             (_, true) => json(&result),
             (Ok(out), false) => format!(
-                "ok: digest {} fuel_used {} output_bytes {} exit_code {}",
+                "ok: digest {} fuel_used {} output_bytes {} exit_code {} backend {}",
                 out.digest,
                 out.fuel_used,
                 out.output.len(),
-                out.exit_code
+                out.exit_code,
+                out.device.backend.kind.name()
             ),
             (Err(e), false) => format!("error: {}: {e}", e.kind()),
         };
@@ -165,6 +171,12 @@ enum JsonReport<'a> {
         fuel_used: u64,
         output_bytes: usize,
         exit_code: i32,
+        backend: &'static str,
+        device: Option<String>,
+        tensor_ops: u64,
+        gpu_seconds: Option<f64>,
+        gpu_energy_joules: Option<f64>,
+        gpu_energy_unavailable: Option<String>,
     },
     Error {
         error: JsonError<'a>,
@@ -180,12 +192,26 @@ struct JsonError<'a> {
 /// The documented JSON object for a run.
 fn json(result: &Result<RunOutput, RunError>) -> String {
     let report = match result {
-        Ok(out) => JsonReport::Ok {
-            digest: out.digest.to_string(),
-            fuel_used: out.fuel_used,
-            output_bytes: out.output.len(),
-            exit_code: out.exit_code,
-        },
+        Ok(out) => {
+            let device = &out.device;
+            let on_gpu = device.backend.kind != BackendKind::Cpu;
+            let (joules, unavailable) = match &device.energy {
+                Energy::Measured { millijoules } => (Some(*millijoules as f64 / 1000.0), None),
+                Energy::Unavailable { reason } => (None, Some(reason.clone())),
+            };
+            JsonReport::Ok {
+                digest: out.digest.to_string(),
+                fuel_used: out.fuel_used,
+                output_bytes: out.output.len(),
+                exit_code: out.exit_code,
+                backend: device.backend.kind.name(),
+                device: device.backend.device.clone(),
+                tensor_ops: out.tensor.ops,
+                gpu_seconds: on_gpu.then_some(device.busy.as_secs_f64()),
+                gpu_energy_joules: joules,
+                gpu_energy_unavailable: unavailable,
+            }
+        }
         Err(e) => JsonReport::Error {
             error: JsonError {
                 kind: e.kind(),

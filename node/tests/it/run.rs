@@ -33,10 +33,27 @@ fn assert_ok_object(value: &Value) -> (String, u64, u64) {
     sorted.sort();
     assert_eq!(
         sorted,
-        ["digest", "exit_code", "fuel_used", "output_bytes", "status"],
+        [
+            "backend",
+            "device",
+            "digest",
+            "exit_code",
+            "fuel_used",
+            "gpu_energy_joules",
+            "gpu_energy_unavailable",
+            "gpu_seconds",
+            "output_bytes",
+            "status",
+            "tensor_ops"
+        ],
         "{value}"
     );
     assert_eq!(value["status"], "ok");
+    // This machine has no CUDA backend: the CPU ran it, and the energy says why it is null.
+    assert_eq!(value["backend"], "cpu");
+    assert!(value["device"].is_null() && value["gpu_seconds"].is_null());
+    assert!(value["gpu_energy_joules"].is_null());
+    assert!(value["gpu_energy_unavailable"].is_string(), "{value}");
     assert_eq!(value["exit_code"], 0);
     let digest = value["digest"].as_str().expect("digest").to_owned();
     assert_eq!(digest.len(), 64);
@@ -60,7 +77,44 @@ fn cases() -> Vec<(&'static str, Vec<&'static str>, &'static [u8])> {
         ("matmul", vec!["--arg", "f32", "--arg", "16"], b"seed"),
         ("matmul", vec!["--arg", "f64", "--arg", "16"], b"seed"),
         ("nanfloat", vec![], b""),
+        ("matmul-i8", vec![], MATMUL_I8_2X2),
+        ("digits", vec![], &[0u8; 128]),
     ]
+}
+
+/// `m = n = k = 2`, A = [[1, 2], [3, 4]], B = [[5, 6], [7, -8]] for the `matmul-i8` guest.
+const MATMUL_I8_2X2: &[u8] = b"\x02\0\0\0\x02\0\0\0\x02\0\0\0\x01\x02\x03\x04\x05\x06\x07\xf8";
+
+#[test]
+fn matmul_i8_through_cairn_run_writes_the_product_on_every_backend_choice() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("input.bin");
+    std::fs::write(&input, MATMUL_I8_2X2).unwrap();
+    let guest = guests::path("matmul-i8");
+    // C = [[1*5 + 2*7, 1*6 + 2*-8], [3*5 + 4*7, 3*6 + 4*-8]] = [[19, -10], [43, -14]].
+    let want: Vec<u8> = [19i32, -10, 43, -14]
+        .iter()
+        .flat_map(|x| x.to_le_bytes())
+        .collect();
+    for backend in ["cpu", "auto"] {
+        let out = cairn(&[
+            "run",
+            path_str(&guest),
+            "--input",
+            path_str(&input),
+            "--backend",
+            backend,
+        ]);
+        assert!(out.status.success(), "{backend}");
+        assert_eq!(out.stdout, want, "{backend}");
+        assert!(String::from_utf8_lossy(&out.stderr).contains("backend cpu"));
+    }
+    let (value, _) = run_json(&[path_str(&guest), "--input", path_str(&input)]);
+    assert_eq!(value["tensor_ops"], 1);
+    // Without a CUDA device, asking for it is a usage error that says so.
+    let out = cairn(&["run", path_str(&guest), "--backend", "cuda"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("tensor backend unavailable"));
 }
 
 #[test]
@@ -196,6 +250,7 @@ fn help_documents_the_defaults_and_the_global_data_dir() {
         "--memory",
         "--timeout",
         "--max-output",
+        "--backend",
     ] {
         assert!(help.contains(needle), "{needle} missing from:\n{help}");
     }

@@ -19,7 +19,34 @@ fn cases() -> Vec<(&'static str, Vec<&'static str>, Vec<u8>)> {
         ("matmul", vec!["f32", "24"], b"seed".to_vec()),
         ("matmul", vec!["f64", "24"], b"seed".to_vec()),
         ("nanfloat", vec![], Vec::new()),
+        ("matmul-i8", vec![], matmul_i8_input()),
+        ("digits", vec![], digit_images()),
+        (
+            "transformer",
+            vec![],
+            [4u32, 16, 9].iter().flat_map(|x| x.to_le_bytes()).collect(),
+        ),
     ]
+}
+
+/// A 9×13 by 13×11 `i8` product for the `matmul-i8` guest.
+fn matmul_i8_input() -> Vec<u8> {
+    let mut input: Vec<u8> = [9u32, 11, 13]
+        .iter()
+        .flat_map(|d| d.to_le_bytes())
+        .collect();
+    input.extend((0..9 * 13 + 13 * 11).map(|i| (i * 37 % 256) as u8));
+    input
+}
+
+/// Twenty held-out digit images for the `digits` guest.
+fn digit_images() -> Vec<u8> {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/data/digits-test-images.bin"
+    );
+    let images = std::fs::read(path).expect("digit images");
+    images[..20 * 64].to_vec()
 }
 
 /// `guest digest fuel` for every case, one line each.
@@ -62,7 +89,7 @@ fn cold_and_warm_cache_agree_and_the_disk_cache_is_used() {
                 .is_some_and(|x| x == "cwasm")
         })
         .count();
-    assert_eq!(artifacts, 5, "one artifact per distinct guest");
+    assert_eq!(artifacts, 8, "one artifact per distinct guest");
     // A new sandbox loads the artifacts from disk (warm disk cache), then hits memory.
     let warm = Sandbox::new(config).unwrap();
     assert_eq!(cold, fingerprints(&warm));

@@ -7,3 +7,7 @@ mod errors;
 mod hostile;
 mod identity;
 mod report;
+mod tensor_cuda;
+mod tensor_guests;
+mod tensor_hostile;
+mod tensor_ops;
