@@ -20,7 +20,7 @@ use wasmtime_wasi::{HostMonotonicClock, HostWallClock, WasiCtxBuilder};
 
 use crate::config::{HostFuel, JobLimits};
 use crate::tensor::Backend;
-use crate::tensor::host::TensorTable;
+use crate::tensor::host::{HasTensors, TensorTable};
 
 /// Key-derivation context of a job's random stream.
 const RANDOM_CONTEXT: &str = "cairn 2026 runtime random v1";
@@ -133,14 +133,14 @@ impl HostState {
     pub(crate) fn limiter(&mut self) -> &mut dyn ResourceLimiter {
         &mut self.limiter
     }
+}
 
-    /// The job's tensors.
-    pub(crate) fn tensors(&mut self) -> &mut TensorTable {
+impl HasTensors for HostState {
+    fn tensors(&mut self) -> &mut TensorTable {
         &mut self.tensors
     }
 
-    /// The job's tensors, read only.
-    pub(crate) fn tensors_ref(&self) -> &TensorTable {
+    fn tensors_ref(&self) -> &TensorTable {
         &self.tensors
     }
 }

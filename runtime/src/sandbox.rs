@@ -14,6 +14,7 @@ use crate::error::{RunError, SandboxError};
 use crate::host::{self, HostState};
 use crate::outcome;
 use crate::permits::Permits;
+use crate::tensor::host::HasTensors;
 use crate::tensor::{self, Backend, BackendInfo, DeviceReport, Energy, TensorUsage};
 
 /// A compiled, linked module ready to run: cheap to clone and to instantiate.

@@ -9,7 +9,6 @@ use wasmtime::{Caller, Linker};
 
 use super::{Backend, DType, Op, Plan, Tensor, TensorError, byte_size};
 use crate::config::HostFuel;
-use crate::host::HostState;
 
 /// The import module name.
 pub(crate) const MODULE: &str = "cairn_tensor";
@@ -126,70 +125,90 @@ impl TensorTable {
     }
 }
 
+/// What the `cairn_tensor` imports need of a store's data: the job's tensors. (A trait, so
+/// that this module does not depend on the sandbox's own host state.)
+pub(crate) trait HasTensors: 'static {
+    /// The job's tensors.
+    fn tensors(&mut self) -> &mut TensorTable;
+    /// The job's tensors, read only.
+    fn tensors_ref(&self) -> &TensorTable;
+}
+
 /// Adds the `cairn_tensor` functions to `linker`.
-pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
-    linker.func_wrap(MODULE, "upload", upload)?;
-    linker.func_wrap(MODULE, "read", read)?;
-    linker.func_wrap(MODULE, "free", |mut c: Caller<'_, HostState>, h: i32| {
+pub(crate) fn add_to_linker<T: HasTensors>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
+    linker.func_wrap(MODULE, "upload", upload::<T>)?;
+    linker.func_wrap(MODULE, "read", read::<T>)?;
+    linker.func_wrap(MODULE, "free", |mut c: Caller<'_, T>, h: i32| {
         c.data_mut().tensors().free(h).map_err(wasmtime::Error::new)
     })?;
-    linker.func_wrap(MODULE, "rows", |c: Caller<'_, HostState>, h: i32| {
+    linker.func_wrap(MODULE, "rows", |c: Caller<'_, T>, h: i32| {
         meta(&c, h, |t| t.rows() as i32)
     })?;
-    linker.func_wrap(MODULE, "cols", |c: Caller<'_, HostState>, h: i32| {
+    linker.func_wrap(MODULE, "cols", |c: Caller<'_, T>, h: i32| {
         meta(&c, h, |t| t.cols() as i32)
     })?;
-    linker.func_wrap(MODULE, "dtype", |c: Caller<'_, HostState>, h: i32| {
+    linker.func_wrap(MODULE, "dtype", |c: Caller<'_, T>, h: i32| {
         meta(&c, h, |t| t.dtype() as i32)
     })?;
     add_ops(linker)
 }
 
 /// The operations.
-fn add_ops(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
-    type C<'a> = Caller<'a, HostState>;
-    linker.func_wrap(MODULE, "matmul", |c: C<'_>, a: i32, b: i32| {
+fn add_ops<T: HasTensors>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
+    linker.func_wrap(MODULE, "matmul", |c: Caller<'_, T>, a: i32, b: i32| {
         run(c, Op::MatMul, &[a, b])
     })?;
-    linker.func_wrap(MODULE, "add", |c: C<'_>, a: i32, b: i32| {
+    linker.func_wrap(MODULE, "add", |c: Caller<'_, T>, a: i32, b: i32| {
         run(c, Op::Add, &[a, b])
     })?;
-    linker.func_wrap(MODULE, "mul", |c: C<'_>, a: i32, b: i32| {
+    linker.func_wrap(MODULE, "mul", |c: Caller<'_, T>, a: i32, b: i32| {
         run(c, Op::Mul, &[a, b])
     })?;
     linker.func_wrap(
         MODULE,
         "requantize",
-        |c: C<'_>, a: i32, code: i32, scale: f32| {
+        |c: Caller<'_, T>, a: i32, code: i32, scale: f32| {
             let dtype = DType::from_code(code)
                 .ok_or(TensorError::BadDType { code })
                 .map_err(wasmtime::Error::new)?;
             run(c, Op::Requantize { dtype, scale }, &[a])
         },
     )?;
-    linker.func_wrap(MODULE, "relu", |c: C<'_>, a: i32| run(c, Op::Relu, &[a]))?;
-    linker.func_wrap(MODULE, "gelu", |c: C<'_>, a: i32| run(c, Op::Gelu, &[a]))?;
-    linker.func_wrap(MODULE, "softmax", |c: C<'_>, a: i32| {
+    linker.func_wrap(MODULE, "relu", |c: Caller<'_, T>, a: i32| {
+        run(c, Op::Relu, &[a])
+    })?;
+    linker.func_wrap(MODULE, "gelu", |c: Caller<'_, T>, a: i32| {
+        run(c, Op::Gelu, &[a])
+    })?;
+    linker.func_wrap(MODULE, "softmax", |c: Caller<'_, T>, a: i32| {
         run(c, Op::Softmax, &[a])
     })?;
-    linker.func_wrap(MODULE, "argmax", |c: C<'_>, a: i32| {
+    linker.func_wrap(MODULE, "argmax", |c: Caller<'_, T>, a: i32| {
         run(c, Op::Argmax, &[a])
     })?;
-    linker.func_wrap(MODULE, "transpose", |c: C<'_>, a: i32| {
+    linker.func_wrap(MODULE, "transpose", |c: Caller<'_, T>, a: i32| {
         run(c, Op::Transpose, &[a])
     })?;
     linker.func_wrap(
         MODULE,
         "layer_norm",
-        |c: C<'_>, x: i32, g: i32, b: i32, eps: f32| run(c, Op::LayerNorm { eps }, &[x, g, b]),
+        |c: Caller<'_, T>, x: i32, g: i32, b: i32, eps: f32| {
+            run(c, Op::LayerNorm { eps }, &[x, g, b])
+        },
     )?;
-    linker.func_wrap(MODULE, "rms_norm", |c: C<'_>, x: i32, g: i32, eps: f32| {
-        run(c, Op::RmsNorm { eps }, &[x, g])
-    })?;
+    linker.func_wrap(
+        MODULE,
+        "rms_norm",
+        |c: Caller<'_, T>, x: i32, g: i32, eps: f32| run(c, Op::RmsNorm { eps }, &[x, g]),
+    )?;
     Ok(())
 }
 
-fn meta(c: &Caller<'_, HostState>, h: i32, f: impl Fn(&Tensor) -> i32) -> wasmtime::Result<i32> {
+fn meta<T: HasTensors>(
+    c: &Caller<'_, T>,
+    h: i32,
+    f: impl Fn(&Tensor) -> i32,
+) -> wasmtime::Result<i32> {
     c.data()
         .tensors_ref()
         .get(h)
@@ -198,7 +217,7 @@ fn meta(c: &Caller<'_, HostState>, h: i32, f: impl Fn(&Tensor) -> i32) -> wasmti
 }
 
 /// Runs `op` on the tensors `handles`: check, charge fuel, check memory, compute, store.
-fn run(mut caller: Caller<'_, HostState>, op: Op, handles: &[i32]) -> wasmtime::Result<i32> {
+fn run<T: HasTensors>(mut caller: Caller<'_, T>, op: Op, handles: &[i32]) -> wasmtime::Result<i32> {
     let (plan, cost) = {
         let table = caller.data().tensors_ref();
         let inputs = inputs(table, handles)?;
@@ -233,8 +252,8 @@ fn inputs<'t>(table: &'t TensorTable, handles: &[i32]) -> wasmtime::Result<Vec<&
 }
 
 /// `upload(dtype, rows, cols, ptr, len) -> handle`: copies a tensor out of guest memory.
-fn upload(
-    mut caller: Caller<'_, HostState>,
+fn upload<T: HasTensors>(
+    mut caller: Caller<'_, T>,
     code: i32,
     rows: i32,
     cols: i32,
@@ -265,7 +284,12 @@ fn upload(
 }
 
 /// `read(handle, ptr, len)`: copies a tensor's bytes into guest memory.
-fn read(mut caller: Caller<'_, HostState>, h: i32, ptr: i32, len: i32) -> wasmtime::Result<()> {
+fn read<T: HasTensors>(
+    mut caller: Caller<'_, T>,
+    h: i32,
+    ptr: i32,
+    len: i32,
+) -> wasmtime::Result<()> {
     let table = caller.data().tensors_ref();
     let expected = table.get(h).map_err(wasmtime::Error::new)?.byte_len();
     let got = len as u32 as u64;
@@ -296,7 +320,7 @@ fn dims(rows: i32, cols: i32) -> wasmtime::Result<(usize, usize)> {
     }
 }
 
-fn memory(caller: &mut Caller<'_, HostState>) -> wasmtime::Result<wasmtime::Memory> {
+fn memory<T: HasTensors>(caller: &mut Caller<'_, T>) -> wasmtime::Result<wasmtime::Memory> {
     caller
         .get_export("memory")
         .and_then(|e| e.into_memory())
@@ -328,7 +352,7 @@ fn guest_range_mut(mem: &mut [u8], ptr: i32, len: i32) -> wasmtime::Result<&mut 
 
 /// Takes `cost` fuel before the work, or ends the job with `out_of_fuel` when less is left.
 /// Without fuel metering there is nothing to charge.
-fn charge(caller: &mut Caller<'_, HostState>, cost: u64) -> wasmtime::Result<()> {
+fn charge<T: HasTensors>(caller: &mut Caller<'_, T>, cost: u64) -> wasmtime::Result<()> {
     let Ok(left) = caller.get_fuel() else {
         return Ok(());
     };
