@@ -1,4 +1,4 @@
-//! Files only their owner may read.
+//! Files and folders only their owner may read.
 
 use std::path::Path;
 
@@ -12,4 +12,50 @@ pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     #[cfg(unix)]
     options.mode(0o600);
     options.open(path)?.write_all(bytes)
+}
+
+/// Creates `dir` (and its parents) for this node's data, or takes an existing one, and makes
+/// it accessible to its owner only (mode 0700 on Unix): it holds the identity key, the API
+/// token and job data. An existing data dir that others could read is tightened.
+pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir)?.permissions().mode();
+        if mode & 0o077 != 0 {
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+
+    fn mode(path: &Path) -> u32 {
+        std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+    }
+
+    #[test]
+    fn data_dirs_and_private_files_are_the_owners_alone() {
+        let tmp = tempfile::tempdir().unwrap();
+        let fresh = tmp.path().join("a/b/data");
+        create_private_dir(&fresh).unwrap();
+        assert_eq!(mode(&fresh), 0o700);
+
+        // A data dir made by an older version, readable by everyone, is tightened.
+        let old = tmp.path().join("old");
+        std::fs::create_dir(&old).unwrap();
+        std::fs::set_permissions(&old, std::fs::Permissions::from_mode(0o755)).unwrap();
+        create_private_dir(&old).unwrap();
+        assert_eq!(mode(&old), 0o700);
+
+        let token = fresh.join("api.token");
+        write_private(&token, b"secret").unwrap();
+        assert_eq!(mode(&token), 0o600);
+    }
 }

@@ -273,7 +273,8 @@ impl Node {
     /// Opens the data dir and starts the node.
     pub async fn start(options: NodeOptions) -> Result<RunningNode, NodeError> {
         let io = |path: PathBuf| move |source| NodeError::Io { path, source };
-        std::fs::create_dir_all(&options.data_dir).map_err(io(options.data_dir.clone()))?;
+        crate::files::create_private_dir(&options.data_dir)
+            .map_err(io(options.data_dir.clone()))?;
         let kv: Arc<dyn KvStore> = Arc::new(SledStore::open(
             &options.data_dir.join("db"),
             options.config.cache_bytes,

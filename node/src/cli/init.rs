@@ -49,7 +49,8 @@ pub struct InitOutcome {
 
 /// Creates the data dir, identity and config where missing; never overwrites either.
 pub fn init(dir: &std::path::Path) -> Result<InitOutcome> {
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    cairn_node::files::create_private_dir(dir)
+        .with_context(|| format!("cannot create {}", dir.display()))?;
     let store = SledStore::open(&dir.join("db"), 8 << 20)?;
     let keypair = cairn_node::node::load_or_create_identity(&store)?;
     let peer_id = libp2p::identity::Keypair::from(keypair)
