@@ -197,7 +197,8 @@ impl Auction<'_> {
     }
 }
 
-fn check_bid(
+/// Why `bid` is not valid for `job` (`seen`: bidders already counted or excluded), if it is not.
+pub(crate) fn check_bid(
     job: JobId,
     spec: &JobSpec,
     bid: &Bid,

@@ -39,7 +39,7 @@ use std::collections::BTreeSet;
 
 use bincode::{Decode, Encode};
 
-use crate::auction::{Auction, SelectionParams};
+use crate::auction::{Auction, SelectionParams, check_bid};
 use crate::envelope::Verified;
 use crate::messages::{Award, Bid, JobSpec, Outcome, ResultReport, Verdict};
 use crate::quorum::{Decision, FailReason, QuorumTally};
@@ -265,18 +265,21 @@ fn audit_probability(agreeing: &[NodeId], cx: &Context<'_>) -> f64 {
     base.max(adaptive)
 }
 
-/// The lowest score among the `needed` best-scored bidders outside `exclude` (ties with it stay
-/// in the draw), or `i64::MIN` when there are no more than `needed` of them.
+/// The lowest score among the `needed` best-scored bidders with a valid bid for `job` outside
+/// `exclude` (ties with it stay in the draw), or `i64::MIN` when there are no more than
+/// `needed` of them.
 fn most_proven_floor(
+    (job, spec): (JobId, &JobSpec),
     bids: &[Bid],
     exclude: &BTreeSet<NodeId>,
     needed: usize,
-    reputation: &ReputationTable,
+    cx: &Context<'_>,
 ) -> i64 {
+    let reputation = cx.reputation;
     let mut scores: Vec<i64> = bids
         .iter()
+        .filter(|b| check_bid(job, spec, b, exclude, cx.now).is_ok())
         .map(|b| b.bidder)
-        .filter(|p| !exclude.contains(p))
         .collect::<BTreeSet<_>>()
         .into_iter()
         .map(|p| reputation.standing(&p).score)
@@ -650,7 +653,8 @@ impl RequesterJob {
             exclude.extend(probationers.filter(|p| cx.reputation.on_probation(p)));
             // A check or a dispute goes to the most proven bidders: a colluder that has not
             // out-earned the honest providers cannot audit its partners.
-            let floor = most_proven_floor(&self.bids, &exclude, usize::from(needed), cx.reputation);
+            let job = (self.id, &self.spec);
+            let floor = most_proven_floor(job, &self.bids, &exclude, usize::from(needed), cx);
             let below = self.bids.iter().map(|b| b.bidder);
             exclude.extend(below.filter(|p| cx.reputation.standing(p).score < floor));
         }

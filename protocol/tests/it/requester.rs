@@ -539,6 +539,45 @@ fn checks_go_to_the_most_proven_bidders() {
 }
 
 #[test]
+fn an_expired_bid_from_a_long_record_does_not_block_a_check() {
+    // Node 6 has the longest record, but its bid expires before the audit round closes: the
+    // audit goes to node 5, the best valid bidder, instead of waiting for nobody.
+    let mut reputation = established(&[1, 2, 5, 6, 7]);
+    for i in 0..40u32 {
+        let evidence = cairn_protocol::messages::Evidence {
+            agreeing: nodes(&[6]),
+            ..crate::fixtures::evidence(&[], &[], &[])
+        };
+        reputation.apply(VerdictId::of(&(2_000 + i).to_le_bytes()), &evidence);
+    }
+    let (mut d, _) = Driver::new(JobSpec {
+        replicas: 2,
+        ..spec(100)
+    });
+    d.reputation = reputation;
+    d.config.audit_probability = 1.0;
+    d.on(Event::Candidates(nodes(&[1, 2])));
+    d.bid(1);
+    d.bid(2);
+    d.report(1, b"out");
+    assert_eq!(d.report(2, b"out"), vec![Action::FindCandidates]);
+    d.on(Event::Candidates(nodes(&[5, 6, 7])));
+    let short_lived = Bid {
+        job: d.job.id(),
+        bidder: node(6),
+        price: 10,
+        device: Device::Cpu { cores: 1 },
+        runtime: "wasmtime-48/test".into(),
+        expires_at: Timestamp(300),
+    };
+    assert!(d.on(Event::Bid(short_lived)).is_empty());
+    assert!(d.bid(5).is_empty(), "the round waits for node 7");
+    d.now = Timestamp(5_000);
+    let actions = d.on(Event::Tick);
+    assert_eq!(awarded(&actions), nodes(&[5]), "{:#?}", d.job.log());
+}
+
+#[test]
 fn an_audit_without_room_under_the_cap_leaves_the_quorum_standing() {
     let mut s = spec(100);
     s.max_replicas = 3;
