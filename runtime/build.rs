@@ -11,16 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// The example guests; each becomes `<name>.wasm`.
-const GUESTS: [&str; 8] = [
-    "echo",
-    "wordcount",
-    "hashloop",
-    "matmul",
-    "nanfloat",
-    "matmul-i8",
-    "digits",
-    "transformer",
-];
+const GUESTS: [&str; 8] = include!("guests/names.rs");
 
 fn main() {
     let manifest_dir = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_default());

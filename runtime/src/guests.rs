@@ -4,16 +4,7 @@
 use std::path::PathBuf;
 
 /// The names of the example guests.
-pub const NAMES: [&str; 8] = [
-    "echo",
-    "wordcount",
-    "hashloop",
-    "matmul",
-    "nanfloat",
-    "matmul-i8",
-    "digits",
-    "transformer",
-];
+pub const NAMES: [&str; 8] = include!("../guests/names.rs");
 
 /// Where the build script put the example guests (inside this build's target directory).
 pub const DIR: &str = env!("CAIRN_EXAMPLE_GUESTS_DIR");

@@ -295,14 +295,35 @@ fn running_on_1_2_3_judged_by(reputation: ReputationTable) -> Driver {
 fn established(peers: &[u8]) -> ReputationTable {
     let mut table = ReputationTable::default();
     let jobs = table.params().probation_jobs;
-    for i in 0..jobs {
+    credit(&mut table, peers, jobs);
+    table
+}
+
+/// Applies `times` verdicts in which `peers` agreed (each verdict its own job and id).
+fn credit(table: &mut ReputationTable, peers: &[u8], times: u64) {
+    for _ in 0..times {
         let evidence = cairn_protocol::messages::Evidence {
             agreeing: nodes(peers),
             ..crate::fixtures::evidence(&[], &[], &[])
         };
-        table.apply(VerdictId::of(&i.to_le_bytes()), &evidence);
+        table.apply(VerdictId::of(evidence.job.as_bytes()), &evidence);
     }
-    table
+}
+
+/// A two-replica job awarded to nodes 1 and 2, judged by `reputation`, with every outcome
+/// audited.
+fn audited_pair_job(nonce: u64, reputation: &ReputationTable) -> Driver {
+    let (mut d, _) = Driver::new(JobSpec {
+        nonce,
+        replicas: 2,
+        ..spec(100)
+    });
+    d.reputation = reputation.clone();
+    d.config.audit_probability = 1.0;
+    d.on(Event::Candidates(nodes(&[1, 2])));
+    d.bid(1);
+    d.bid(2);
+    d
 }
 
 #[test]
@@ -505,25 +526,10 @@ fn a_disputed_outcome_is_always_audited() {
 fn checks_go_to_the_most_proven_bidders() {
     // 1 and 2 just left probation; 5 has as short a record, 6 and 7 much longer ones.
     let mut reputation = established(&[1, 2, 5, 6, 7]);
-    for i in 0..40u32 {
-        let evidence = cairn_protocol::messages::Evidence {
-            agreeing: nodes(&[6, 7]),
-            ..crate::fixtures::evidence(&[], &[], &[])
-        };
-        reputation.apply(VerdictId::of(&(1_000 + i).to_le_bytes()), &evidence);
-    }
+    credit(&mut reputation, &[6, 7], 40);
     let mut auditors = std::collections::BTreeSet::new();
     for nonce in 0..20u64 {
-        let (mut d, _) = Driver::new(JobSpec {
-            nonce,
-            replicas: 2,
-            ..spec(100)
-        });
-        d.reputation = reputation.clone();
-        d.config.audit_probability = 1.0;
-        d.on(Event::Candidates(nodes(&[1, 2])));
-        d.bid(1);
-        d.bid(2);
+        let mut d = audited_pair_job(nonce, &reputation);
         d.report(1, b"out");
         assert_eq!(d.report(2, b"out"), vec![Action::FindCandidates]);
         d.on(Event::Candidates(nodes(&[5, 6, 7])));
@@ -543,22 +549,8 @@ fn an_expired_bid_from_a_long_record_does_not_block_a_check() {
     // Node 6 has the longest record, but its bid expires before the audit round closes: the
     // audit goes to node 5, the best valid bidder, instead of waiting for nobody.
     let mut reputation = established(&[1, 2, 5, 6, 7]);
-    for i in 0..40u32 {
-        let evidence = cairn_protocol::messages::Evidence {
-            agreeing: nodes(&[6]),
-            ..crate::fixtures::evidence(&[], &[], &[])
-        };
-        reputation.apply(VerdictId::of(&(2_000 + i).to_le_bytes()), &evidence);
-    }
-    let (mut d, _) = Driver::new(JobSpec {
-        replicas: 2,
-        ..spec(100)
-    });
-    d.reputation = reputation;
-    d.config.audit_probability = 1.0;
-    d.on(Event::Candidates(nodes(&[1, 2])));
-    d.bid(1);
-    d.bid(2);
+    credit(&mut reputation, &[6], 40);
+    let mut d = audited_pair_job(0, &reputation);
     d.report(1, b"out");
     assert_eq!(d.report(2, b"out"), vec![Action::FindCandidates]);
     d.on(Event::Candidates(nodes(&[5, 6, 7])));
@@ -881,13 +873,7 @@ fn adaptive_audits_check_unproven_providers_and_spare_long_records() {
         "score 10: about a third, got {young}"
     );
     let mut veteran = ReputationTable::default();
-    for i in 0..200u32 {
-        let evidence = cairn_protocol::messages::Evidence {
-            agreeing: nodes(&[1, 2, 3]),
-            ..crate::fixtures::evidence(&[], &[], &[])
-        };
-        veteran.apply(VerdictId::of(&i.to_le_bytes()), &evidence);
-    }
+    credit(&mut veteran, &[1, 2, 3], 200);
     let old = audited(veteran);
     assert!(old < 25, "score 200: about 2.4 %, got {old}");
 }
