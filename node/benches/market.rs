@@ -9,7 +9,7 @@
 
 use std::time::{Duration, Instant};
 
-use cairn_node::node::now;
+use cairn_node::now;
 use cairn_node::{Node, testing};
 use cairn_protocol::requester::Phase;
 use cairn_protocol::{JobId, JobSpec, Limits, Requirements};
@@ -34,7 +34,8 @@ fn percentile(sorted: &[u64], p: f64) -> u64 {
 async fn spec(requester: &Node, module: cairn_protocol::BlobHash, nonce: u64) -> JobSpec {
     // Providers fetch job blobs from the requester directly, so no DHT announcement is awaited.
     let input = requester
-        .store_blob(nonce.to_le_bytes().repeat(2))
+        .blobs()
+        .store(nonce.to_le_bytes().repeat(2))
         .await
         .expect("input");
     let t = now();
@@ -62,7 +63,7 @@ async fn spec(requester: &Node, module: cairn_protocol::BlobHash, nonce: u64) ->
 
 /// (submit → first award, submit → accepted) in ms, from the job's own log.
 fn latencies(requester: &Node, id: &JobId) -> Option<(u64, u64)> {
-    let view = requester.job(id)?;
+    let view = requester.market().job(id)?;
     if !matches!(view.job.phase(), Phase::Accepted(_)) || view.output.is_none() {
         return None;
     }
@@ -82,14 +83,15 @@ async fn run() {
     testing::wait_for(Duration::from_secs(120), || async {
         nodes
             .iter()
-            .all(|n| n.node().advert_count() == NODES)
+            .all(|n| n.node().adverts().count() == NODES)
             .then_some(())
     })
     .await
     .expect("adverts everywhere");
     let requester = nodes[0].node();
     let module = requester
-        .put_blob(cairn_runtime::guests::bytes("echo").expect("echo guest"))
+        .blobs()
+        .put(cairn_runtime::guests::bytes("echo").expect("echo guest"))
         .await
         .expect("module");
 
@@ -97,7 +99,8 @@ async fn run() {
     let (mut award, mut accepted) = (Vec::new(), Vec::new());
     for nonce in 0..SEQUENTIAL_JOBS {
         let id = requester
-            .submit_job(spec(requester, module, nonce).await)
+            .market()
+            .submit(spec(requester, module, nonce).await)
             .expect("submit");
         let done = testing::wait_for(Duration::from_secs(30), || async {
             latencies(requester, &id)
@@ -106,7 +109,7 @@ async fn run() {
         let (a, b) = done.unwrap_or_else(|| {
             panic!(
                 "job {nonce} not accepted: {:#?}",
-                requester.job(&id).map(|v| v.job.log().to_vec())
+                requester.market().job(&id).map(|v| v.job.log().to_vec())
             )
         });
         award.push(a);
@@ -132,7 +135,7 @@ async fn run() {
     let mut modules = Vec::new();
     for node in &all {
         let echo = cairn_runtime::guests::bytes("echo").expect("echo guest");
-        modules.push(node.store_blob(echo).await.expect("module"));
+        modules.push(node.blobs().store(echo).await.expect("module"));
     }
     let spread = throughput(&all, &modules, SEQUENTIAL_JOBS + THROUGHPUT_JOBS).await;
     println!(
@@ -157,7 +160,7 @@ async fn throughput(
         while pending.len() < IN_FLIGHT && submitted < THROUGHPUT_JOBS {
             let r = usize::try_from(submitted).expect("small") % requesters.len();
             let job = spec(requesters[r], modules[r], first_nonce + submitted).await;
-            pending.push((r, requesters[r].submit_job(job).expect("submit")));
+            pending.push((r, requesters[r].market().submit(job).expect("submit")));
             submitted += 1;
         }
         let before = pending.len();
@@ -185,7 +188,7 @@ async fn throughput(
     );
     if std::env::var_os("CAIRN_BENCH_VERBOSE").is_some()
         && let Some((_, r, id)) = finished.last()
-        && let Some(view) = requesters[*r].job(id)
+        && let Some(view) = requesters[*r].market().job(id)
     {
         let t0 = view.job.log().first().map_or(0, |e| e.at.0);
         for e in view.job.log() {

@@ -46,7 +46,7 @@ async fn advert_propagation() {
     let all = testing::wait_for(Duration::from_secs(120), || async {
         nodes
             .iter()
-            .all(|n| n.node().advert_count() == NODES)
+            .all(|n| n.node().adverts().count() == NODES)
             .then_some(())
     })
     .await;
@@ -62,12 +62,13 @@ async fn advert_propagation() {
         let publisher = nodes[round % NODES].node();
         let id = publisher.node_id();
         let start = Instant::now();
-        publisher.publish_advert().await.expect("publish");
-        let sequence = publisher.advert_of(&id).expect("own advert").sequence;
+        publisher.adverts().publish().await.expect("publish");
+        let sequence = publisher.adverts().of(&id).expect("own advert").sequence;
         let everywhere = testing::wait_for(Duration::from_secs(10), || async {
             let held = |n: &cairn_node::RunningNode| {
                 n.node()
-                    .advert_of(&id)
+                    .adverts()
+                    .of(&id)
                     .is_some_and(|a| a.sequence >= sequence)
             };
             nodes.iter().all(held).then_some(())
@@ -126,7 +127,7 @@ async fn blob_transfer() {
         .expect("cluster");
     let (a, b) = (nodes[0].node(), nodes[1].node());
     testing::wait_for(Duration::from_secs(30), || async {
-        (b.advert_count() == 2).then_some(())
+        (b.adverts().count() == 2).then_some(())
     })
     .await;
     for size in [1 << 20, 64 << 20] {
@@ -134,10 +135,10 @@ async fn blob_transfer() {
         for round in 0..BLOB_ROUNDS {
             let bytes = data(size, (size + round) as u64);
             let start = Instant::now();
-            let hash = a.put_blob(bytes.clone()).await.expect("put");
+            let hash = a.blobs().put(bytes.clone()).await.expect("put");
             put.push(start.elapsed());
             let start = Instant::now();
-            let fetched = b.fetch_blob(hash).await.expect("fetch");
+            let fetched = b.blobs().fetch(hash).await.expect("fetch");
             fetch.push(start.elapsed());
             assert_eq!(fetched.len(), size);
             tcp.push(tcp_copy(&bytes).await);

@@ -255,6 +255,15 @@ impl QuorumTally {
         }
     }
 
+    /// The earliest report deadline of a replica still awaited, if any.
+    pub fn next_report_by(&self) -> Option<Timestamp> {
+        self.slots
+            .values()
+            .filter(|r| matches!(r.state, Slot::Awaiting))
+            .map(|r| r.report_by)
+            .min()
+    }
+
     /// Marks providers past their deadline as timed out and counts those still awaited.
     pub fn outstanding_at(&mut self, now: Timestamp) -> usize {
         self.expire(now);

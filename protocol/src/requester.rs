@@ -157,9 +157,9 @@ pub enum Event {
     Cancel,
 }
 
-/// What the node should do.
+/// What the node should do. Exhaustive on purpose: a new action must be carried out by
+/// every driver, so adding one fails to compile until it is.
 #[derive(Clone, PartialEq, Debug)]
-#[non_exhaustive]
 pub enum Action {
     /// Look up candidates and answer with [`Event::Candidates`].
     FindCandidates,
@@ -367,6 +367,26 @@ impl RequesterJob {
     /// Whether nothing more will happen: decided, and the verdict is out (or none is due).
     pub fn is_finished(&self) -> bool {
         self.is_decided() && (self.verdict_sent || matches!(self.phase, Phase::Failed(_)))
+    }
+
+    /// When the job next needs the clock if no other event comes first: the end of its
+    /// auction round, just after the earliest report deadline of a replica still awaited (a
+    /// report is late only after it), or the job's deadline. `None` once finished. A driver
+    /// that sends [`Event::Tick`] at this time, and handles every other event when it comes,
+    /// misses nothing a tick every few milliseconds would catch.
+    pub fn next_wake(&self) -> Option<Timestamp> {
+        if self.is_finished() {
+            return None;
+        }
+        let round = match self.phase {
+            Phase::Auction { closes_at, .. } => Some(closes_at),
+            _ => None,
+        };
+        let report = self.tally.next_report_by().map(|t| t.plus_ms(1));
+        [Some(self.spec.deadline), round, report]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// Its history, oldest first (at most 256 entries).

@@ -7,13 +7,14 @@ use std::time::Duration;
 use crate::tensor::BackendChoice;
 
 /// Default fuel per job: 10 billion units, a few seconds of guest CPU.
-pub const DEFAULT_FUEL: u64 = 10_000_000_000;
+pub const DEFAULT_FUEL: u64 = cairn_protocol::Limits::DEFAULT.fuel;
 /// Default linear-memory limit per job: 256 MiB.
-pub const DEFAULT_MEMORY_BYTES: u64 = 256 * 1024 * 1024;
+pub const DEFAULT_MEMORY_BYTES: u64 = cairn_protocol::Limits::DEFAULT.memory_bytes;
 /// Default wall-clock limit per job: 30 seconds.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+pub const DEFAULT_TIMEOUT: Duration =
+    Duration::from_millis(cairn_protocol::Limits::DEFAULT.wall_time_ms);
 /// Default output (stdout) limit per job: 16 MiB.
-pub const DEFAULT_MAX_OUTPUT_BYTES: u64 = 16 * 1024 * 1024;
+pub const DEFAULT_MAX_OUTPUT_BYTES: u64 = cairn_protocol::Limits::DEFAULT.max_output_bytes;
 /// Default captured stderr per job: 64 KiB (more is dropped, not fatal).
 pub const DEFAULT_MAX_STDERR_BYTES: u64 = 64 * 1024;
 /// Default table-element limit per job: 100 000 (Rust guests use a few hundred).

@@ -270,7 +270,7 @@ impl Attacker {
         let mut out: Vec<Vec<u8>> = (0..BATCH / 2)
             .filter_map(|_| self.mint(now, honest))
             .collect();
-        let chain = gateway.checkpoints();
+        let chain = gateway.checkpoints().chain();
         let spec = &gateway.options().spec;
         let previous = match chain.last() {
             Some(last) => last.checkpoint.hash().ok(),
@@ -415,12 +415,12 @@ impl Attacker {
             ..AttackReport::default()
         };
         for node in honest {
-            let table = node.reputation();
+            let table = node.verdicts().table();
             for id in &sybils {
                 report.sybil_reputation_max =
                     report.sybil_reputation_max.max(table.standing(id).score);
             }
-            for (requester, effect) in node.verdict_effects() {
+            for (requester, effect) in node.verdicts().effects() {
                 if sybils.contains(&requester) {
                     report.honest_reputation_lost += effect.debited;
                 }
@@ -429,7 +429,7 @@ impl Attacker {
             report.forged_applied += self.in_chain(node, &sybils);
         }
         if let Some(first) = honest.first()
-            && let Some(last) = first.checkpoints().last()
+            && let Some(last) = first.checkpoints().chain().last()
         {
             report.sybil_committee_seats = last
                 .checkpoint
@@ -450,6 +450,7 @@ impl Attacker {
                 .is_ok_and(|v| sybils.contains(&v.signer()))
         };
         node.checkpoints()
+            .chain()
             .iter()
             .filter(|c| {
                 sybils.contains(&c.checkpoint.proposer) || c.votes.iter().any(signed_by_sybil)

@@ -232,11 +232,12 @@ impl Testnet {
             None => None,
         };
         for seed in config.trust_roots.iter().filter_map(|&i| seeds.get(i)) {
-            let id =
-                cairn_node::node::node_id_from_seed(*seed).map_err(|e| TestnetError::Start {
+            let id = cairn_node::identity::node_id_from_seed(*seed).map_err(|e| {
+                TestnetError::Start {
                     index: 0,
                     reason: e.to_string(),
-                })?;
+                }
+            })?;
             spec.trust_roots.push(id.to_string());
         }
         let mut testnet = Self {
@@ -395,7 +396,7 @@ impl Testnet {
     /// Checkpoints finalised and anchored, as node 0 counts them; `None` without checkpoints.
     pub fn checkpoint_counts(&self) -> Option<CheckpointCounts> {
         self.chain.as_ref()?;
-        Some(self.node(0)?.checkpoint_counts())
+        Some(self.node(0)?.checkpoints().counts())
     }
 
     /// Number of nodes (up or crashed).
@@ -494,7 +495,7 @@ impl Testnet {
         let n = self.len();
         let up: Vec<usize> = self
             .up_nodes()
-            .map(|(_, node)| node.advert_count())
+            .map(|(_, node)| node.adverts().count())
             .collect();
         if up.is_empty() || n == 0 {
             return 0.0;
@@ -554,7 +555,7 @@ async fn with_checkpoints(
     let committee = seeds
         .iter()
         .take(7)
-        .map(|seed| cairn_node::node::node_id_from_seed(*seed))
+        .map(|seed| cairn_node::identity::node_id_from_seed(*seed))
         .collect::<Result<Vec<NodeId>, _>>()
         .map_err(|e| TestnetError::Start {
             index: 0,

@@ -2,8 +2,7 @@
 //! results from a local run.
 
 use cairn_protocol::{
-    BlobHash, ComputeCapability, GpuRequirement, JobId, JobSpec, Limits, NodeId, Requirements,
-    Timestamp,
+    BlobHash, ComputeCapability, GpuRequirement, JobId, JobRequest, Limits, Requirements,
 };
 use cairn_runtime::{Job, JobLimits, Sandbox};
 
@@ -154,13 +153,10 @@ impl JobPlan {
         }
     }
 
-    /// The spec a requester submits, with `replicas` replicas and a strict-majority quorum.
-    pub fn spec(&self, blobs: SpecBlobs, nonce: u64, replicas: u8, now: Timestamp) -> JobSpec {
-        JobSpec {
-            requester: blobs.requester,
-            nonce,
-            module: blobs.module,
-            input: blobs.input,
+    /// What a requester asks for: `replicas` replicas and a strict-majority quorum, with the
+    /// simulation's limits and deadlines; every other field is [`JobRequest::new`]'s default.
+    pub fn request(&self, module: BlobHash, input: BlobHash, replicas: u8) -> JobRequest {
+        JobRequest {
             args: self.args.clone(),
             limits: Limits {
                 fuel: JOB_FUEL,
@@ -168,13 +164,12 @@ impl JobPlan {
                 wall_time_ms: JOB_WALL_MS,
                 max_output_bytes: JOB_MAX_OUTPUT,
             },
-            requirements: self.requirements(),
+            gpu: self.requirements().gpu,
             replicas,
             quorum: replicas / 2 + 1,
-            max_replicas: replicas.saturating_mul(2).saturating_add(2),
-            max_price: 1_000_000,
-            bid_deadline: now.plus_ms(BID_WINDOW_MS),
-            deadline: now.plus_ms(JOB_DEADLINE_MS),
+            bid_window_ms: BID_WINDOW_MS,
+            deadline_ms: JOB_DEADLINE_MS,
+            ..JobRequest::new(module, input)
         }
     }
 
@@ -203,17 +198,6 @@ impl JobPlan {
                 )
             })
     }
-}
-
-/// The blobs and requester a spec names.
-#[derive(Clone, Copy, Debug)]
-pub struct SpecBlobs {
-    /// Who submits.
-    pub requester: NodeId,
-    /// The guest module's hash.
-    pub module: BlobHash,
-    /// The input's hash.
-    pub input: BlobHash,
 }
 
 #[cfg(test)]

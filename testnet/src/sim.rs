@@ -337,7 +337,7 @@ fn start_attack(
             tokio::select! {
                 _ = &mut stopped => break,
                 _ = tick.tick() => {
-                    attacker.strike(&gateway, &honest, cairn_node::node::now()).await;
+                    attacker.strike(&gateway, &honest, cairn_node::now()).await;
                 }
             }
         }
@@ -366,7 +366,8 @@ async fn upload_modules(
                 .node(r)
                 .ok_or(TestnetError::NoSuchNode { index: r })?;
             let hash = node
-                .save_blob(wasm.clone())
+                .blobs()
+                .save(wasm.clone())
                 .await
                 .map_err(|e| TestnetError::Job {
                     index: 0,

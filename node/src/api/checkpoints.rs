@@ -9,9 +9,9 @@ use cairn_protocol::NodeId;
 use cairn_protocol::proof::SignedCheckpoint;
 use serde::{Deserialize, Serialize};
 
+use super::state::Services;
 use super::state::{ApiState, error};
 use crate::checkpoints::{CheckpointCounts, ProveError};
-use crate::node::Node;
 
 /// One finalised checkpoint as the API shows it.
 #[derive(Serialize, Deserialize, Debug, Clone)]
@@ -62,7 +62,7 @@ pub struct CheckpointList {
     pub checkpoints: Vec<CheckpointView>,
 }
 
-fn view(node: &Node, signed: &SignedCheckpoint) -> CheckpointView {
+fn view(node: &Services, signed: &SignedCheckpoint) -> CheckpointView {
     let c = &signed.checkpoint;
     CheckpointView {
         epoch: c.epoch,
@@ -74,7 +74,7 @@ fn view(node: &Node, signed: &SignedCheckpoint) -> CheckpointView {
         proposer: c.proposer.to_string(),
         signers: signed.votes.iter().map(|v| v.signer.to_string()).collect(),
         next_committee: c.next_committee.iter().map(ToString::to_string).collect(),
-        anchor: node.checkpoint_anchor(c.epoch).map(|a| AnchorView {
+        anchor: node.checkpoints.anchor_proof(c.epoch).map(|a| AnchorView {
             chain: a.chain,
             depth: a.headers.len(),
         }),
@@ -83,14 +83,15 @@ fn view(node: &Node, signed: &SignedCheckpoint) -> CheckpointView {
 
 /// `GET /v1/checkpoints`.
 pub(crate) async fn list(State(s): State<ApiState>) -> Response {
-    let (backend, chain) = s.node.anchor_backend();
+    let (backend, chain) = s.node.checkpoints.anchor_backend();
     let CheckpointCounts {
         finalised,
         anchored,
-    } = s.node.checkpoint_counts();
+    } = s.node.checkpoints.counts();
     let checkpoints = s
         .node
-        .checkpoints()
+        .checkpoints
+        .chain()
         .iter()
         .map(|c| view(&s.node, c))
         .collect();
@@ -106,7 +107,7 @@ pub(crate) async fn list(State(s): State<ApiState>) -> Response {
 
 /// `GET /v1/checkpoints/{epoch}`.
 pub(crate) async fn show(State(s): State<ApiState>, UrlPath(epoch): UrlPath<u64>) -> Response {
-    match s.node.checkpoints().get(epoch as usize) {
+    match s.node.checkpoints.chain().get(epoch as usize) {
         Some(c) => Json(view(&s.node, c)).into_response(),
         None => error(
             StatusCode::NOT_FOUND,
@@ -132,7 +133,7 @@ pub(crate) async fn prove(
         Ok(p) => p,
         Err(e) => return error(StatusCode::BAD_REQUEST, "bad_node_id", e),
     };
-    let proof = match s.node.prove(&peer, q.epoch) {
+    let proof = match s.node.checkpoints.prove(&peer, q.epoch) {
         Ok(p) => p,
         Err(e @ ProveError::Node(_)) => {
             return error(StatusCode::INTERNAL_SERVER_ERROR, "internal", e);

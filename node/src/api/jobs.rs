@@ -5,12 +5,12 @@ use axum::extract::{Path as UrlPath, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use cairn_protocol::requester::Phase;
-use cairn_protocol::{BlobHash, GpuRequirement, JobId, JobSpec, Limits, Outcome, Requirements};
+use cairn_protocol::{GpuRequirement, JobId, JobRequest, Limits, Outcome};
 use serde::{Deserialize, Serialize};
 
 use super::state::{ApiState, error, node_error};
+use crate::error::NodeError;
 use crate::market::JobView;
-use crate::node::now;
 
 /// Body of `POST /v1/jobs`.
 #[derive(Serialize, Deserialize, Debug, Clone)]
@@ -57,28 +57,54 @@ pub struct SubmitJob {
 }
 
 fn default_replicas() -> u8 {
-    3
+    JobRequest::DEFAULT_REPLICAS
 }
 fn default_quorum() -> u8 {
-    2
+    JobRequest::DEFAULT_QUORUM
 }
 fn default_fuel() -> u64 {
-    cairn_runtime::DEFAULT_FUEL
+    Limits::DEFAULT.fuel
 }
 fn default_memory() -> u64 {
-    cairn_runtime::DEFAULT_MEMORY_BYTES
+    Limits::DEFAULT.memory_bytes
 }
 fn default_wall() -> u64 {
-    30_000
+    Limits::DEFAULT.wall_time_ms
 }
 fn default_output() -> u64 {
-    cairn_runtime::DEFAULT_MAX_OUTPUT_BYTES
+    Limits::DEFAULT.max_output_bytes
 }
 fn default_price() -> u64 {
-    1_000_000
+    JobRequest::DEFAULT_MAX_PRICE
 }
 fn default_deadline() -> u64 {
-    300
+    JobRequest::DEFAULT_DEADLINE_MS / 1000
+}
+
+impl SubmitJob {
+    /// The request this body asks for; every default is [`JobRequest::new`]'s.
+    pub fn request(&self) -> Result<JobRequest, cairn_protocol::ParseIdError> {
+        let gpu = (self.gpu || self.min_vram.is_some()).then(|| GpuRequirement {
+            min_vram_bytes: self.min_vram.unwrap_or(0),
+            min_compute_capability: None,
+        });
+        Ok(JobRequest {
+            args: self.args.clone(),
+            limits: Limits {
+                fuel: self.fuel,
+                memory_bytes: self.memory,
+                wall_time_ms: self.wall_time_ms,
+                max_output_bytes: self.max_output,
+            },
+            gpu,
+            replicas: self.replicas,
+            quorum: self.quorum,
+            max_replicas: self.max_replicas,
+            max_price: self.max_price,
+            deadline_ms: self.deadline_secs.saturating_mul(1000),
+            ..JobRequest::new(self.module.parse()?, self.input.parse()?)
+        })
+    }
 }
 
 /// A job as the API shows it.
@@ -160,70 +186,21 @@ impl IntoResponse for Rejection {
     }
 }
 
-fn spec_of(s: &ApiState, req: &SubmitJob) -> Result<JobSpec, Rejection> {
-    let hash = |text: &str, what: &str| {
-        let bad = |e| Rejection(StatusCode::BAD_REQUEST, "bad_hash", format!("{what}: {e}"));
-        text.parse::<BlobHash>().map_err(bad)
-    };
-    if req.quorum == 0 || req.quorum > req.replicas {
-        let message = "quorum must be between 1 and replicas".to_owned();
-        return Err(Rejection(StatusCode::BAD_REQUEST, "bad_quorum", message));
-    }
-    let gpu = (req.gpu || req.min_vram.is_some()).then(|| GpuRequirement {
-        min_vram_bytes: req.min_vram.unwrap_or(0),
-        min_compute_capability: None,
-    });
-    let t = now();
-    Ok(JobSpec {
-        requester: s.node.node_id(),
-        nonce: rand::random(),
-        module: hash(&req.module, "module")?,
-        input: hash(&req.input, "input")?,
-        args: req.args.clone(),
-        limits: Limits {
-            fuel: req.fuel,
-            memory_bytes: req.memory,
-            wall_time_ms: req.wall_time_ms,
-            max_output_bytes: req.max_output,
-        },
-        requirements: Requirements {
-            gpu,
-            min_memory_bytes: 0,
-            runtime: Some(s.node.options().runtime.clone()),
-        },
-        replicas: req.replicas,
-        quorum: req.quorum,
-        max_replicas: req
-            .max_replicas
-            .unwrap_or(req.replicas.saturating_mul(2).saturating_add(2)),
-        max_price: req.max_price,
-        bid_deadline: t.plus_ms(2_000),
-        deadline: t.plus_ms(req.deadline_secs.saturating_mul(1000)),
-    })
-}
-
 pub(crate) async fn submit(State(s): State<ApiState>, Json(req): Json<SubmitJob>) -> Response {
-    let spec = match spec_of(&s, &req) {
-        Ok(spec) => spec,
-        Err(rejection) => return rejection.into_response(),
+    let request = match req.request() {
+        Ok(request) => request,
+        Err(e) => return error(StatusCode::BAD_REQUEST, "bad_hash", e),
     };
-    for blob in [spec.module, spec.input] {
-        if !s.node.blobs().contains(&blob).unwrap_or(false) {
-            return error(
-                StatusCode::BAD_REQUEST,
-                "missing_blob",
-                format!("blob {blob} is not on this node; put it first"),
-            );
-        }
-    }
-    match s.node.submit_job(spec) {
+    match s.node.market.submit_request(request).await {
         Ok(id) => Json(serde_json::json!({ "job_id": id.to_string() })).into_response(),
+        Err(e @ NodeError::Request(_)) => error(StatusCode::BAD_REQUEST, "bad_request", e),
+        Err(e @ NodeError::MissingBlob(_)) => error(StatusCode::BAD_REQUEST, "missing_blob", e),
         Err(e) => node_error(e),
     }
 }
 
 pub(crate) async fn list(State(s): State<ApiState>) -> Response {
-    let mut jobs: Vec<JobStatus> = s.node.jobs().iter().map(JobStatus::from).collect();
+    let mut jobs: Vec<JobStatus> = s.node.market.jobs().iter().map(JobStatus::from).collect();
     jobs.sort_by(|a, b| a.log.first().cmp(&b.log.first()));
     Json(jobs).into_response()
 }
@@ -240,7 +217,7 @@ pub(crate) async fn status(State(s): State<ApiState>, UrlPath(id): UrlPath<Strin
         Ok(id) => id,
         Err(r) => return r.into_response(),
     };
-    match s.node.job(&id) {
+    match s.node.market.job(&id) {
         Some(view) => Json(JobStatus::from(&view)).into_response(),
         None => error(
             StatusCode::NOT_FOUND,
@@ -255,7 +232,7 @@ pub(crate) async fn output(State(s): State<ApiState>, UrlPath(id): UrlPath<Strin
         Ok(id) => id,
         Err(r) => return r.into_response(),
     };
-    let Some(view) = s.node.job(&id) else {
+    let Some(view) = s.node.market.job(&id) else {
         return error(
             StatusCode::NOT_FOUND,
             "no_such_job",
@@ -269,7 +246,7 @@ pub(crate) async fn output(State(s): State<ApiState>, UrlPath(id): UrlPath<Strin
             "the job has no verified output (yet)",
         );
     };
-    match s.node.blobs().get_verified(&hash) {
+    match s.node.blobs.get_local(hash).await {
         Ok(Some(bytes)) => {
             ([(header::CONTENT_TYPE, "application/octet-stream")], bytes).into_response()
         }
@@ -317,7 +294,7 @@ pub(crate) async fn receipt(State(s): State<ApiState>, UrlPath(id): UrlPath<Stri
         Ok(id) => id,
         Err(r) => return r.into_response(),
     };
-    match s.node.receipt(&id) {
+    match s.node.market.receipt(&id) {
         Ok(Some(signed)) => {
             let r = signed.message();
             Json(ReceiptView {
@@ -348,7 +325,7 @@ pub(crate) async fn cancel(State(s): State<ApiState>, UrlPath(id): UrlPath<Strin
         Ok(id) => id,
         Err(r) => return r.into_response(),
     };
-    if s.node.cancel_job(&id).await {
+    if s.node.market.cancel(&id).await {
         Json(serde_json::json!({ "cancelled": true })).into_response()
     } else {
         error(

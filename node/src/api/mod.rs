@@ -20,13 +20,14 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use tokio::task::JoinHandle;
 
+use crate::error::NodeError;
 use crate::files::write_private;
-use crate::node::{Node, NodeError};
 
 pub mod checkpoints;
 pub mod jobs;
 mod state;
 
+pub(crate) use state::Services;
 use state::{ApiState, error, node_error};
 
 /// File in the data dir holding the API token.
@@ -35,14 +36,14 @@ pub const TOKEN_FILE: &str = "api.token";
 pub const ADDR_FILE: &str = "api.addr";
 
 /// Binds the API and serves it in a task; returns the bound address.
-pub(crate) async fn serve(node: Node) -> Result<(SocketAddr, JoinHandle<()>), NodeError> {
-    let data_dir = node.options().data_dir.clone();
+pub(crate) async fn serve(node: Services) -> Result<(SocketAddr, JoinHandle<()>), NodeError> {
+    let data_dir = node.ctx.options().data_dir.clone();
     let token = load_or_create_token(&data_dir)?;
     let io = |path: &Path| {
         let path = path.to_owned();
         move |source| NodeError::Io { path, source }
     };
-    let addr = node.options().config.api;
+    let addr = node.ctx.options().config.api;
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(io(Path::new(&addr.to_string())))?;
@@ -52,7 +53,7 @@ pub(crate) async fn serve(node: Node) -> Result<(SocketAddr, JoinHandle<()>), No
     let addr_file = data_dir.join(ADDR_FILE);
     std::fs::write(&addr_file, bound.to_string()).map_err(io(&addr_file))?;
 
-    let max_body = usize::try_from(node.options().config.max_blob_bytes).unwrap_or(usize::MAX);
+    let max_body = usize::try_from(node.ctx.options().config.max_blob_bytes).unwrap_or(usize::MAX);
     let state = ApiState { node, token };
     let v1 = Router::new()
         .route("/v1/status", get(status))
@@ -153,19 +154,22 @@ pub struct StatusView {
 
 async fn status(State(s): State<ApiState>) -> Response {
     let node = &s.node;
-    let (listen, peers) = match (node.net().listen_addrs().await, node.net().peers().await) {
+    let (listen, peers) = match (
+        node.ctx.net().listen_addrs().await,
+        node.ctx.net().peers().await,
+    ) {
         (Ok(l), Ok(p)) => (l, p),
         (Err(e), _) | (_, Err(e)) => return error(StatusCode::SERVICE_UNAVAILABLE, "stopping", e),
     };
-    let nat = match node.net().nat().await {
+    let nat = match node.ctx.net().nat().await {
         Ok(nat) => nat,
         Err(e) => return error(StatusCode::SERVICE_UNAVAILABLE, "stopping", e),
     };
-    let peer_id = node.peer_id();
+    let peer_id = node.ctx.peer_id();
     Json(StatusView {
         peer_id: peer_id.to_string(),
-        node_id: node.node_id().to_string(),
-        network: node.options().spec.name.clone(),
+        node_id: node.ctx.node_id().to_string(),
+        network: node.ctx.options().spec.name.clone(),
         // Relayed listen addresses (`.../p2p-circuit/p2p/SELF`) already end in the peer id.
         listen_addrs: listen
             .iter()
@@ -175,10 +179,10 @@ async fn status(State(s): State<ApiState>) -> Response {
             })
             .collect(),
         peers: peers.len(),
-        adverts: node.advert_count(),
-        blobs: node.blobs().list().map_or(0, |l| l.len()),
-        blob_bytes: node.blobs().used_bytes(),
-        gpu_source: node.options().hardware.source.clone(),
+        adverts: node.adverts.count(),
+        blobs: node.blobs.local().list().map_or(0, |l| l.len()),
+        blob_bytes: node.blobs.local().used_bytes(),
+        gpu_source: node.ctx.options().hardware.source.clone(),
         version: env!("CARGO_PKG_VERSION").to_owned(),
         nat,
     })
@@ -186,7 +190,7 @@ async fn status(State(s): State<ApiState>) -> Response {
 }
 
 async fn peers(State(s): State<ApiState>) -> Response {
-    match s.node.net().peers().await {
+    match s.node.ctx.net().peers().await {
         Ok(peers) => Json(peers).into_response(),
         Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, "stopping", e),
     }
@@ -288,7 +292,8 @@ async fn adverts(State(s): State<ApiState>, Query(q): Query<AdvertQuery>) -> Res
     };
     let views: Vec<AdvertView> = s
         .node
-        .adverts_matching(&requirements)
+        .adverts
+        .matching(&requirements)
         .iter()
         .map(AdvertView::from)
         .collect();
@@ -296,7 +301,7 @@ async fn adverts(State(s): State<ApiState>, Query(q): Query<AdvertQuery>) -> Res
 }
 
 async fn lookup(State(s): State<ApiState>, UrlPath(class): UrlPath<String>) -> Response {
-    match s.node.lookup_class(&class).await {
+    match s.node.adverts.lookup_class(&class).await {
         Ok(peers) => {
             let mut peers: Vec<String> = peers.iter().map(ToString::to_string).collect();
             peers.sort();
@@ -308,7 +313,7 @@ async fn lookup(State(s): State<ApiState>, UrlPath(class): UrlPath<String>) -> R
 
 async fn put_blob(State(s): State<ApiState>, body: Bytes) -> Response {
     let size = body.len();
-    match s.node.put_blob(body.to_vec()).await {
+    match s.node.blobs.put(body.to_vec()).await {
         Ok(hash) => Json(json!({ "hash": hash.to_string(), "size": size })).into_response(),
         Err(e) => node_error(e),
     }
@@ -319,7 +324,7 @@ async fn get_blob(State(s): State<ApiState>, UrlPath(hash): UrlPath<String>) -> 
         Ok(h) => h,
         Err(e) => return error(StatusCode::BAD_REQUEST, "bad_hash", e),
     };
-    match s.node.get_blob(hash).await {
+    match s.node.blobs.get(hash).await {
         Ok(bytes) => ([(header::CONTENT_TYPE, "application/octet-stream")], bytes).into_response(),
         Err(e) => node_error(e),
     }
@@ -327,10 +332,10 @@ async fn get_blob(State(s): State<ApiState>, UrlPath(hash): UrlPath<String>) -> 
 
 async fn metrics(State(s): State<ApiState>) -> Response {
     let node = &s.node;
-    let peers = node.net().peers().await.map_or(0, |p| p.len()) as u64;
-    let blobs = node.blobs().list().map_or(0, |l| l.len()) as u64;
-    let nat = node.net().nat().await.unwrap_or_default();
-    let connections = node.net().connection_stats().await.unwrap_or_default();
+    let peers = node.ctx.net().peers().await.map_or(0, |p| p.len()) as u64;
+    let blobs = node.blobs.local().list().map_or(0, |l| l.len()) as u64;
+    let nat = node.ctx.net().nat().await.unwrap_or_default();
+    let connections = node.ctx.net().connection_stats().await.unwrap_or_default();
     let gauges = [
         ("cairn_peers", "Connected peers.", peers),
         (
@@ -341,23 +346,23 @@ async fn metrics(State(s): State<ApiState>) -> Response {
         (
             "cairn_adverts",
             "Adverts held, this node's own included.",
-            node.advert_count() as u64,
+            node.adverts.count() as u64,
         ),
         ("cairn_blobs", "Blobs held.", blobs),
         (
             "cairn_blob_bytes",
             "Bytes of blobs held.",
-            node.blobs().used_bytes(),
+            node.blobs.local().used_bytes(),
         ),
         (
             "cairn_checkpoints_finalised",
             "Checkpoints finalised in this node's chain.",
-            node.checkpoint_counts().finalised,
+            node.checkpoints.counts().finalised,
         ),
         (
             "cairn_checkpoints_anchored",
             "Checkpoints this node holds an anchor proof for.",
-            node.checkpoint_counts().anchored,
+            node.checkpoints.counts().anchored,
         ),
         (
             "cairn_nat_public",
@@ -399,7 +404,7 @@ async fn metrics(State(s): State<ApiState>) -> Response {
     ];
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        node.metrics().render(&gauges, &counters),
+        node.ctx.metrics().render(&gauges, &counters),
     )
         .into_response()
 }
@@ -424,7 +429,7 @@ pub struct ReputationView {
 }
 
 async fn reputation(State(s): State<ApiState>) -> Response {
-    let table = s.node.reputation();
+    let table = s.node.verdicts.table();
     let views: Vec<ReputationView> = table
         .iter()
         .map(|(id, st)| ReputationView {

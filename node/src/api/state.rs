@@ -1,16 +1,35 @@
-//! What every API handler shares: the node it serves and the way errors are answered.
+//! What every API handler shares: the services it serves and the way errors are answered.
 
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use crate::node::{Node, NodeError};
+use std::sync::Arc;
 
-/// The state every handler gets: the node, and the token requests must present.
+use crate::adverts::Adverts;
+use crate::blobs::Blobs;
+use crate::checkpoints::Checkpoints;
+use crate::context::Context;
+use crate::error::NodeError;
+use crate::market::Market;
+use crate::verdicts::Verdicts;
+
+/// The node's services, as the API serves them.
+#[derive(Clone)]
+pub(crate) struct Services {
+    pub(crate) ctx: Arc<Context>,
+    pub(crate) blobs: Blobs,
+    pub(crate) adverts: Adverts,
+    pub(crate) verdicts: Verdicts,
+    pub(crate) market: Market,
+    pub(crate) checkpoints: Checkpoints,
+}
+
+/// The state every handler gets: the node's services, and the token requests must present.
 #[derive(Clone)]
 pub(crate) struct ApiState {
-    pub(crate) node: Node,
+    pub(crate) node: Services,
     pub(super) token: String,
 }
 

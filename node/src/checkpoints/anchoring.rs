@@ -6,14 +6,17 @@ use cairn_protocol::proof::{AnchorProof, AnchorRule, ReputationProof};
 use cairn_protocol::{AnchorReceipt, CheckpointHash, NodeId, Verified};
 use tracing::warn;
 
-use super::{ANCHOR_POLL, ANCHOR_POLL_SIMULATED, ANCHOR_POLLS, CheckpointGossip, ProveError, key};
-use crate::node::{Node, NodeError};
+use super::{
+    ANCHOR_POLL, ANCHOR_POLL_SIMULATED, ANCHOR_POLLS, CheckpointGossip, Checkpoints, ProveError,
+    key,
+};
+use crate::error::NodeError;
 use crate::store::{self, Tree};
 
-impl Node {
+impl Checkpoints {
     pub(super) async fn anchor(self, epoch: u64, hash: CheckpointHash) {
         let backend = self.service().backend.clone();
-        let confirmations = self.inner.options.spec.anchor.confirmations.max(1);
+        let confirmations = self.ctx.options().spec.anchor.confirmations.max(1);
         let payload = AnchorPayload {
             epoch,
             checkpoint: hash,
@@ -53,8 +56,8 @@ impl Node {
 
     fn store_anchor(&self, epoch: u64, proof: &AnchorProof) {
         let stored = store::encode_value(proof)
-            .and_then(|v| self.inner.kv.put(Tree::Checkpoints, &key(b'a', epoch), &v))
-            .and_then(|()| self.inner.kv.flush());
+            .and_then(|v| self.ctx.kv.put(Tree::Checkpoints, &key(b'a', epoch), &v))
+            .and_then(|()| self.ctx.kv.flush());
         match stored {
             Ok(()) => {
                 self.with_state(|s| s.anchored.insert(epoch));
@@ -83,9 +86,9 @@ impl Node {
             txid: txid.to_byte_array(),
             block_hash,
             height: 0,
-            anchored_by: self.node_id(),
+            anchored_by: self.ctx.node_id(),
         };
-        if let Ok(signed) = Verified::sign(receipt, &self.inner.keypair, self.network()) {
+        if let Ok(signed) = self.ctx.sign(receipt) {
             self.publish_checkpoint_envelope(signed.envelope()).await;
         }
     }
@@ -135,10 +138,10 @@ impl Node {
     fn spawn_receipt_check(&self, r: AnchorReceipt, rule: AnchorRule) {
         use bitcoin::hashes::Hash;
         let backend = self.service().backend.clone();
-        let confirmations = self.inner.options.spec.anchor.confirmations.max(1);
+        let confirmations = self.ctx.options().spec.anchor.confirmations.max(1);
         let txid = bitcoin::Txid::from_byte_array(r.txid);
         let node = self.clone();
-        self.spawn(async move {
+        self.ctx.spawn(async move {
             let proof =
                 tokio::task::spawn_blocking(move || backend.proof(&txid, confirmations)).await;
             match proof {
@@ -148,12 +151,12 @@ impl Node {
                         Ok(_) => node.store_anchor(r.epoch, &proof),
                         Err(e) => {
                             warn!(target: "cairn::checkpoints", epoch = r.epoch, error = %e, "an anchor receipt's transaction does not anchor its checkpoint");
-                            node.inner.metrics.reject("anchor_receipt", e.check());
+                            node.ctx.metrics.reject("anchor_receipt", e.check());
                         }
                     }
                 }
-                Ok(Ok(None)) => node.inner.metrics.reject("anchor_receipt", "unconfirmed"),
-                _ => node.inner.metrics.reject("anchor_receipt", "fetch_failed"),
+                Ok(Ok(None)) => node.ctx.metrics.reject("anchor_receipt", "unconfirmed"),
+                _ => node.ctx.metrics.reject("anchor_receipt", "fetch_failed"),
             }
             node.with_state(|s| s.fetching_receipts.remove(&r.epoch));
         });
@@ -163,7 +166,7 @@ impl Node {
     /// for), chained to the network spec and, when the network anchors, to the first anchor
     /// at or after that epoch.
     pub fn prove(&self, peer: &NodeId, epoch: Option<u64>) -> Result<ReputationProof, ProveError> {
-        let chain = self.checkpoints();
+        let chain = self.chain();
         let epoch = match epoch {
             Some(e) => e,
             None => chain
@@ -174,7 +177,7 @@ impl Node {
         if epoch as usize >= chain.len() {
             return Err(ProveError::NoCheckpoint { epoch: Some(epoch) });
         }
-        let kv = &self.inner.kv;
+        let kv = &self.ctx.kv;
         let leaves: Vec<ReputationLeaf> = match kv
             .get(Tree::Checkpoints, &key(b'l', epoch))
             .map_err(NodeError::from)?
@@ -193,7 +196,7 @@ impl Node {
             (chain.len() - 1, None)
         } else {
             let found =
-                (epoch..chain.len() as u64).find_map(|e| self.checkpoint_anchor(e).map(|a| (e, a)));
+                (epoch..chain.len() as u64).find_map(|e| self.anchor_proof(e).map(|a| (e, a)));
             let (e, a) = found.ok_or(ProveError::NotAnchoredYet { epoch })?;
             (e as usize, Some(a))
         };

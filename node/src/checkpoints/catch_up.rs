@@ -20,19 +20,22 @@ use tracing::{debug, info, warn};
 
 use cairn_protocol::{CheckpointHash, NodeId};
 
-use super::{CATCH_UP_PER_PEER, EpochState, MAX_CATCH_UP_PEERS, PLAUSIBLE_COMMITTEES, State, key};
+use super::{
+    CATCH_UP_PER_PEER, Checkpoints, EpochState, MAX_CATCH_UP_PEERS, PLAUSIBLE_COMMITTEES, State,
+    key,
+};
+use crate::context::now;
 use crate::net::{MAX_SYNC_CHECKPOINTS, SyncRequest, SyncResponse};
-use crate::node::{Node, now};
 use crate::store::{self, Tree};
 
 /// Rounds of [`MAX_SYNC_CHECKPOINTS`] one catch-up asks for before it waits for the next
 /// proposal to start another.
 const MAX_ROUNDS: usize = 64;
 
-impl Node {
+impl Checkpoints {
     /// Finalised checkpoints from epoch `from` on, at most [`MAX_SYNC_CHECKPOINTS`] (served to
     /// peers catching up).
-    pub(crate) fn checkpoints_from(&self, from: u64) -> Vec<SignedCheckpoint> {
+    pub(crate) fn chain_from(&self, from: u64) -> Vec<SignedCheckpoint> {
         self.with_state(|s| {
             let from = usize::try_from(from).unwrap_or(usize::MAX);
             s.chain
@@ -46,7 +49,7 @@ impl Node {
     }
 
     /// The leaves of the checkpoint of `epoch`, when this node keeps them (its table matched).
-    pub(crate) fn checkpoint_leaves(&self, epoch: u64) -> Option<Vec<ReputationLeaf>> {
+    pub(crate) fn leaves(&self, epoch: u64) -> Option<Vec<ReputationLeaf>> {
         self.stored(b'l', epoch)
     }
 
@@ -91,7 +94,7 @@ impl Node {
             Ok(true) => {}
             Ok(false) => return,
             Err(reason) => {
-                self.inner.metrics.reject("checkpoint_sync", reason);
+                self.ctx.metrics.reject("checkpoint_sync", reason);
                 return;
             }
         }
@@ -100,8 +103,8 @@ impl Node {
         }
         self.with_state(|s| s.catch_ups.insert(peer, now));
         let node = self.clone();
-        self.spawn(async move {
-            node.catch_up_checkpoints(peer).await;
+        self.ctx.spawn(async move {
+            node.catch_up(peer).await;
             node.service().catching_up.store(false, Ordering::Release);
         });
     }
@@ -127,7 +130,7 @@ impl Node {
     /// branched, switches to the peer's if it is the better one (see
     /// [`Self::switch_to_better_chain`]). Refusals are counted as `checkpoint_sync`
     /// rejections.
-    pub async fn catch_up_checkpoints(&self, peer: PeerId) {
+    pub async fn catch_up(&self, peer: PeerId) {
         for _ in 0..MAX_ROUNDS {
             let Some(from) = self.with_state(|s| s.chain.len()) else {
                 return;
@@ -137,7 +140,7 @@ impl Node {
                 if self.last_differs(peer, from).await
                     && let Err(reason) = self.switch_to_better_chain(peer, from).await
                 {
-                    self.inner.metrics.reject("checkpoint_sync", reason);
+                    self.ctx.metrics.reject("checkpoint_sync", reason);
                 }
                 return;
             };
@@ -162,7 +165,7 @@ impl Node {
                 None => Err("internal"),
             };
             if let Err(reason) = outcome {
-                self.inner.metrics.reject("checkpoint_sync", reason);
+                self.ctx.metrics.reject("checkpoint_sync", reason);
                 warn!(target: "cairn::checkpoints", %peer, reason, "refused checkpoints a peer sent");
                 return;
             }
@@ -251,7 +254,7 @@ impl Node {
 
     async fn fetch_checkpoints(&self, peer: PeerId, from: u64) -> Option<Vec<SignedCheckpoint>> {
         match self
-            .inner
+            .ctx
             .net
             .sync(peer, SyncRequest::Checkpoints { from })
             .await
@@ -273,7 +276,7 @@ impl Node {
     ) -> Option<Vec<ReputationLeaf>> {
         let last = &last?.checkpoint;
         let answer = self
-            .inner
+            .ctx
             .net
             .sync(peer, SyncRequest::Leaves { epoch: last.epoch })
             .await;
@@ -284,7 +287,7 @@ impl Node {
         if root.ok() == Some(last.reputation_root) {
             Some(leaves)
         } else {
-            self.inner
+            self.ctx
                 .metrics
                 .reject("checkpoint_sync", "leaves_mismatch");
             None
@@ -356,7 +359,7 @@ impl Node {
         let Some(len) = adopted else {
             return Ok(());
         };
-        let kv = &self.inner.kv;
+        let kv = &self.ctx.kv;
         let mut stored = (from..expected).try_for_each(|epoch| {
             for prefix in [b'c', b'l', b'a'] {
                 kv.remove(Tree::Checkpoints, &key(prefix, epoch as u64))?;

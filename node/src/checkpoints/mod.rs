@@ -41,7 +41,8 @@ use crate::anchor::{
     SimulatedChain,
 };
 use crate::config::NetworkSpec;
-use crate::node::{Node, NodeError, now};
+use crate::context::{Context, now};
+use crate::error::NodeError;
 use crate::store::{self, KvStore, Tree};
 
 mod anchoring;
@@ -163,7 +164,14 @@ struct State {
     fetching_receipts: BTreeSet<u64>,
 }
 
-/// The service's state and backend, held by the node.
+/// The checkpoint service (see the module docs). Cheap to clone.
+#[derive(Clone)]
+pub struct Checkpoints {
+    ctx: Arc<Context>,
+    svc: Arc<CheckpointService>,
+}
+
+/// The service's state and backend.
 pub(crate) struct CheckpointService {
     genesis: Option<Genesis>,
     state: Mutex<State>,
@@ -175,14 +183,6 @@ pub(crate) struct CheckpointService {
     catching_up: AtomicBool,
     /// The node's own simulated chain, when the spec asks for one without a URL.
     _chain: Option<SimulatedChain>,
-}
-
-/// Creates (or reads) the identity of a node that will run in `data_dir`, before it starts,
-/// so that a network spec's first committee can name it (simulations and tests).
-pub fn prepare_identity(data_dir: &std::path::Path) -> Result<NodeId, NodeError> {
-    let kv = crate::store::SledStore::open(&data_dir.join("db"), 1 << 20)?;
-    let keypair = crate::node::load_or_create_identity(&kv)?;
-    Ok(NodeId::from_keypair(&keypair))
 }
 
 fn key(prefix: u8, epoch: u64) -> Vec<u8> {
@@ -201,11 +201,7 @@ impl CheckpointService {
         let genesis = Some(spec.genesis()?).filter(|g| !g.committee.is_empty());
         let (backend, chain) = backend(spec, data_dir).await?;
         let anchor_rule = match genesis {
-            Some(_) => {
-                crate::config::network_rules(spec)
-                    .map_err(|e| NodeError::Sign(e.to_string()))?
-                    .anchor
-            }
+            Some(_) => crate::config::network_rules(spec)?.anchor,
             None => None,
         };
         let mut stored = Vec::new();
@@ -322,9 +318,16 @@ async fn backend(
     })
 }
 
-impl Node {
+impl Checkpoints {
+    pub(crate) fn new(ctx: Arc<Context>, svc: CheckpointService) -> Self {
+        Self {
+            ctx,
+            svc: Arc::new(svc),
+        }
+    }
+
     fn service(&self) -> &CheckpointService {
-        &self.inner.checkpoints
+        &self.svc
     }
 
     fn with_state<T>(&self, f: impl FnOnce(&mut State) -> T) -> Option<T> {
@@ -353,9 +356,7 @@ impl Node {
             }
         });
         if noted == Some(false) {
-            self.inner
-                .metrics
-                .reject("verdict", "checkpoint_ledger_full");
+            self.ctx.metrics.reject("verdict", "checkpoint_ledger_full");
         }
     }
 
@@ -365,20 +366,20 @@ impl Node {
         let last = self
             .with_state(|s| s.chain.last().map(|c| c.checkpoint.clone()))
             .flatten()?;
-        let epoch_ms = self.inner.options.spec.checkpoints.epoch_ms;
-        match restore::covered_leaves(self.inner.kv.as_ref(), &last, epoch_ms) {
+        let epoch_ms = self.ctx.options().spec.checkpoints.epoch_ms;
+        match restore::covered_leaves(self.ctx.kv.as_ref(), &last, epoch_ms) {
             Ok((cutoff, Some(leaves))) => Some((cutoff, leaves)),
             _ => None,
         }
     }
 
     /// Makes this node misbehave in checkpoints (tests and simulations).
-    pub fn set_checkpoint_fault(&self, fault: CheckpointFault) {
+    pub fn set_fault(&self, fault: CheckpointFault) {
         self.with_state(|s| s.fault = fault);
     }
 
     /// How many checkpoints this node finalised and holds anchors for.
-    pub fn checkpoint_counts(&self) -> CheckpointCounts {
+    pub fn counts(&self) -> CheckpointCounts {
         self.with_state(|s| CheckpointCounts {
             finalised: s.chain.len() as u64,
             anchored: s.anchored.len() as u64,
@@ -387,12 +388,12 @@ impl Node {
     }
 
     /// The finalised chain, epoch 0 first.
-    pub fn checkpoints(&self) -> Vec<SignedCheckpoint> {
+    pub fn chain(&self) -> Vec<SignedCheckpoint> {
         self.with_state(|s| s.chain.clone()).unwrap_or_default()
     }
 
     /// The anchor proof of `epoch`, when this node holds one.
-    pub fn checkpoint_anchor(&self, epoch: u64) -> Option<AnchorProof> {
+    pub fn anchor_proof(&self, epoch: u64) -> Option<AnchorProof> {
         self.stored(b'a', epoch)
     }
 
@@ -403,7 +404,7 @@ impl Node {
         epoch: u64,
     ) -> Option<T> {
         let bytes = self
-            .inner
+            .ctx
             .kv
             .get(Tree::Checkpoints, &key(prefix, epoch))
             .ok()??;
@@ -419,11 +420,11 @@ impl Node {
     }
 
     /// Runs the epoch clock: spawned at start when the spec names a first committee.
-    pub(crate) async fn run_checkpoints(self) {
+    pub(crate) async fn run(self) {
         if self.service().genesis.is_none() {
             return;
         }
-        let spec = &self.inner.options.spec.checkpoints;
+        let spec = &self.ctx.options().spec.checkpoints;
         let step = spec.epoch_ms.min(spec.proposer_timeout_ms) / 4;
         let mut ticker = tokio::time::interval(Duration::from_millis(step.clamp(20, 1_000)));
         loop {

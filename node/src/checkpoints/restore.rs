@@ -15,7 +15,7 @@ use cairn_protocol::{Checkpoint, NodeId, Timestamp};
 use tracing::warn;
 
 use super::key;
-use crate::node::NodeError;
+use crate::error::NodeError;
 use crate::store::{self, KvStore, Tree};
 use cairn_protocol::ledger::{Ledger, settle_ms};
 

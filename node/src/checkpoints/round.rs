@@ -12,16 +12,16 @@ use libp2p::gossipsub::{MessageAcceptance, MessageId};
 use tracing::{debug, info, warn};
 
 use super::{
-    CheckpointFault, CheckpointGossip, EpochState, MAX_PENDING_PER_VOTER, MAX_PENDING_VOTES, State,
-    key,
+    CheckpointFault, CheckpointGossip, Checkpoints, EpochState, MAX_PENDING_PER_VOTER,
+    MAX_PENDING_VOTES, State, key,
 };
-use crate::node::{Node, now};
+use crate::context::now;
 use crate::store::{self, Tree};
 
-impl Node {
+impl Checkpoints {
     pub(super) async fn checkpoint_tick(&self, now: Timestamp) {
-        let spec = &self.inner.options.spec.checkpoints;
-        let me = self.node_id();
+        let spec = &self.ctx.options().spec.checkpoints;
+        let me = self.ctx.node_id();
         let propose = self.with_state(|s| {
             let due = s.opened_at.plus_ms(spec.epoch_ms);
             if now < due || s.fault == CheckpointFault::Silent {
@@ -63,13 +63,13 @@ impl Node {
         let leaves = table.leaves();
         let committee = self.committee_of(s);
         let input = CheckpointInput {
-            network: &self.inner.options.spec.name,
+            network: &self.ctx.options().spec.name,
             epoch,
             previous: self.tip(s)?,
             committee: &committee,
-            committee_size: self.inner.options.spec.checkpoints.committee_size as usize,
+            committee_size: self.ctx.options().spec.checkpoints.committee_size as usize,
             verdicts: &table.applied_ids(),
-            proposer: self.node_id(),
+            proposer: self.ctx.node_id(),
             now: at,
         };
         let c = checkpoint::build(&input, &leaves).ok()?;
@@ -79,7 +79,7 @@ impl Node {
     /// The latest issue time of the verdicts a checkpoint proposed at `at` covers.
     pub(super) fn cutoff(&self, at: Timestamp) -> Timestamp {
         let settle =
-            cairn_protocol::ledger::settle_ms(self.inner.options.spec.checkpoints.epoch_ms);
+            cairn_protocol::ledger::settle_ms(self.ctx.options().spec.checkpoints.epoch_ms);
         Timestamp(at.0.saturating_sub(settle))
     }
 
@@ -87,7 +87,7 @@ impl Node {
         let Some(Some((c, _))) = self.with_state(|s| self.compute(s, epoch, now)) else {
             return;
         };
-        let Ok(signed) = Verified::sign(c, &self.inner.keypair, self.network()) else {
+        let Ok(signed) = self.ctx.sign(c) else {
             return;
         };
         info!(target: "cairn::checkpoints", epoch, "proposing checkpoint");
@@ -97,15 +97,15 @@ impl Node {
 
     pub(super) async fn publish_checkpoint_envelope(&self, envelope: &Envelope) {
         if let Ok(bytes) = envelope.to_bytes()
-            && let Err(e) = self.inner.net.publish(bytes).await
+            && let Err(e) = self.ctx.net.publish(bytes).await
         {
             debug!(target: "cairn::checkpoints", error = %e, "checkpoint message not published");
         }
     }
 
     /// Handles a gossiped checkpoint message (proposal, vote or anchor receipt).
-    pub(crate) async fn on_checkpoint_gossip(&self, source: PeerId, id: MessageId, data: Vec<u8>) {
-        let acceptance = match self.receive_checkpoint_message(source, &data).await {
+    pub(crate) async fn on_gossip(&self, source: PeerId, id: MessageId, data: Vec<u8>) {
+        let acceptance = match self.receive(source, &data).await {
             CheckpointGossip::Accept => MessageAcceptance::Accept,
             CheckpointGossip::Ignore(_) => MessageAcceptance::Ignore,
             CheckpointGossip::Reject(reason) => {
@@ -113,24 +113,16 @@ impl Node {
                 MessageAcceptance::Reject
             }
         };
-        let _ = self
-            .inner
-            .net
-            .report_validation(id, source, acceptance)
-            .await;
+        let _ = self.ctx.net.report_validation(id, source, acceptance).await;
     }
 
     /// Checks a checkpoint message `source` forwarded and acts on it, as gossip does (without
     /// the report to gossipsub; tests and simulations call it directly). What is ignored or
     /// rejected is counted as a `checkpoint` rejection under its reason.
-    pub async fn receive_checkpoint_message(
-        &self,
-        source: PeerId,
-        data: &[u8],
-    ) -> CheckpointGossip {
+    pub async fn receive(&self, source: PeerId, data: &[u8]) -> CheckpointGossip {
         let outcome = self.check_checkpoint_message(source, data).await;
         if let CheckpointGossip::Ignore(reason) | CheckpointGossip::Reject(reason) = outcome {
-            self.inner.metrics.reject("checkpoint", reason);
+            self.ctx.metrics.reject("checkpoint", reason);
         }
         outcome
     }
@@ -145,20 +137,22 @@ impl Node {
             Err(e) => return Reject(e.reason()),
         };
         match envelope.kind {
-            MessageKind::Checkpoint => match envelope.verify::<Checkpoint>(self.network()) {
+            MessageKind::Checkpoint => match envelope.verify::<Checkpoint>(self.ctx.network()) {
                 Ok(proposal) => self.on_proposal(source, proposal).await,
                 Err(e) => Reject(e.reason()),
             },
             MessageKind::CheckpointVote => {
-                match envelope.verify::<CheckpointVote>(self.network()) {
+                match envelope.verify::<CheckpointVote>(self.ctx.network()) {
                     Ok(vote) => self.accept_vote(vote).await,
                     Err(e) => Reject(e.reason()),
                 }
             }
-            MessageKind::AnchorReceipt => match envelope.verify::<AnchorReceipt>(self.network()) {
-                Ok(receipt) => self.accept_receipt(receipt),
-                Err(e) => Reject(e.reason()),
-            },
+            MessageKind::AnchorReceipt => {
+                match envelope.verify::<AnchorReceipt>(self.ctx.network()) {
+                    Ok(receipt) => self.accept_receipt(receipt),
+                    Err(e) => Reject(e.reason()),
+                }
+            }
             _ => Reject("wrong_kind"),
         }
     }
@@ -172,7 +166,7 @@ impl Node {
         proposal: Verified<Checkpoint>,
     ) -> CheckpointGossip {
         let c = proposal.message();
-        if c.network != self.inner.options.spec.name {
+        if c.network != self.ctx.options().spec.name {
             return CheckpointGossip::Reject("wrong_network");
         }
         if c.proposed_at > now().plus_ms(checkpoint::MAX_CLOCK_SKEW_MS) {
@@ -205,7 +199,7 @@ impl Node {
         let c = proposal.message().clone();
         let hash = c.hash().map_err(|_| "malformed")?;
         self.with_state(|s| {
-            if c.network != self.inner.options.spec.name {
+            if c.network != self.ctx.options().spec.name {
                 return Err("wrong_network");
             }
             if c.epoch != s.chain.len() as u64 {
@@ -219,10 +213,10 @@ impl Node {
                 return Err("not_proposer");
             }
             let previous = s.chain.last().map(|p| p.checkpoint.proposed_at);
-            let epoch_ms = self.inner.options.spec.checkpoints.epoch_ms;
+            let epoch_ms = self.ctx.options().spec.checkpoints.epoch_ms;
             checkpoint::check_proposal_time(c.proposed_at, previous, epoch_ms, now())
                 .map_err(|e| e.reason())?;
-            let threshold = self.inner.options.spec.checkpoints.threshold();
+            let threshold = self.ctx.options().spec.checkpoints.threshold();
             s.epoch.proposals.entry(hash).or_insert((c.clone(), None));
             s.epoch
                 .tallies
@@ -250,7 +244,7 @@ impl Node {
     /// Recomputes a proposal from this node's table; keeps the leaves if equal, and votes when
     /// this node is on the committee.
     async fn consider(&self, hash: CheckpointHash) {
-        let me = self.node_id();
+        let me = self.ctx.node_id();
         let vote = self.with_state(|s| {
             let (proposal, _) = s.epoch.proposals.get(&hash)?.clone();
             // Nothing changed since the last look: the answer would be the same.
@@ -287,7 +281,7 @@ impl Node {
         let Some(Some(vote)) = vote else {
             return;
         };
-        let Ok(signed) = Verified::sign(vote, &self.inner.keypair, self.network()) else {
+        let Ok(signed) = self.ctx.sign(vote) else {
             return;
         };
         self.publish_checkpoint_envelope(signed.envelope()).await;
@@ -352,13 +346,13 @@ impl Node {
             return;
         };
         for _ in 0..ignored {
-            self.inner
+            self.ctx
                 .metrics
                 .reject("checkpoint_vote", "other_checkpoint");
         }
         let epoch = signed.checkpoint.epoch;
         info!(target: "cairn::checkpoints", epoch, %hash, votes = signed.votes.len(), "checkpoint final");
-        let kv = &self.inner.kv;
+        let kv = &self.ctx.kv;
         let stored = store::encode_value(&signed)
             .and_then(|v| kv.put(Tree::Checkpoints, &key(b'c', epoch), &v))
             .and_then(|()| match &leaves {
@@ -373,9 +367,12 @@ impl Node {
         if let Err(e) = stored {
             warn!(target: "cairn::checkpoints", error = %e, "cannot store checkpoint");
         }
-        if signed.checkpoint.proposer == self.node_id() && self.service().backend.kind() != "none" {
+        if signed.checkpoint.proposer == self.ctx.node_id()
+            && self.service().backend.kind() != "none"
+        {
             let node = self.clone();
-            self.spawn(async move { node.anchor(epoch, hash).await });
+            self.ctx
+                .spawn(async move { node.anchor(epoch, hash).await });
         }
     }
 }

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use cairn_node::api::jobs::{JobStatus, SubmitJob};
 use cairn_node::client::Client;
+use cairn_protocol::{JobRequest, Limits};
 
 use super::Cli;
 
@@ -76,16 +77,16 @@ struct Submit {
     #[arg(long = "arg", value_name = "A", allow_hyphen_values = true)]
     args: Vec<String>,
     /// Providers that run the job in the first round.
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = JobRequest::DEFAULT_REPLICAS)]
     replicas: u8,
     /// Agreeing reports needed to accept an output.
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, default_value_t = JobRequest::DEFAULT_QUORUM)]
     quorum: u8,
     /// Fuel limit.
-    #[arg(long, value_name = "N", default_value_t = cairn_runtime::DEFAULT_FUEL)]
+    #[arg(long, value_name = "N", default_value_t = Limits::DEFAULT.fuel)]
     fuel: u64,
     /// Memory limit in bytes.
-    #[arg(long, value_name = "BYTES", default_value_t = cairn_runtime::DEFAULT_MEMORY_BYTES)]
+    #[arg(long, value_name = "BYTES", default_value_t = Limits::DEFAULT.memory_bytes)]
     memory: u64,
     /// Only GPU providers.
     #[arg(long)]
@@ -94,10 +95,10 @@ struct Submit {
     #[arg(long, value_name = "BYTES", value_parser = parse_size)]
     min_vram: Option<u64>,
     /// Highest price per replica.
-    #[arg(long, value_name = "N", default_value_t = 1_000_000)]
+    #[arg(long, value_name = "N", default_value_t = JobRequest::DEFAULT_MAX_PRICE)]
     max_price: u64,
     /// Seconds until the job fails if not accepted.
-    #[arg(long, value_name = "SECS", default_value_t = 300)]
+    #[arg(long, value_name = "SECS", default_value_t = JobRequest::DEFAULT_DEADLINE_MS / 1000)]
     deadline: u64,
     /// Wait for the verdict, showing progress.
     #[arg(long)]
@@ -236,8 +237,8 @@ impl Submit {
             max_replicas: None,
             fuel: self.fuel,
             memory: self.memory,
-            wall_time_ms: 30_000,
-            max_output: cairn_runtime::DEFAULT_MAX_OUTPUT_BYTES,
+            wall_time_ms: Limits::DEFAULT.wall_time_ms,
+            max_output: Limits::DEFAULT.max_output_bytes,
             gpu: self.gpu,
             min_vram: self.min_vram,
             max_price: self.max_price,

@@ -13,16 +13,16 @@ async fn a_blob_put_on_one_node_is_fetched_and_verified_by_another() {
     let (a, b) = (c.nodes[1].node(), c.nodes[2].node());
     let data: Vec<u8> = (0..300_000u32).flat_map(|i| i.to_le_bytes()).collect();
     wait_for("peers", Duration::from_secs(20), || async {
-        (a.advert_count() == 3).then_some(())
+        (a.adverts().count() == 3).then_some(())
     })
     .await;
-    let hash = a.put_blob(data.clone()).await.unwrap();
+    let hash = a.blobs().put(data.clone()).await.unwrap();
     assert_eq!(hash, BlobHash::of(&data));
-    assert!(!b.blobs().contains(&hash).unwrap());
-    let fetched = b.get_blob(hash).await.unwrap();
+    assert!(!b.blobs().local().contains(&hash).unwrap());
+    let fetched = b.blobs().get(hash).await.unwrap();
     assert_eq!(fetched, data);
     assert!(
-        b.blobs().contains(&hash).unwrap(),
+        b.blobs().local().contains(&hash).unwrap(),
         "the fetched blob is stored"
     );
     assert_eq!(
@@ -38,23 +38,23 @@ async fn a_corrupted_blob_is_refused() {
     let c = cluster("blobs-corrupt", vec![cpu_only(), cpu_only(), cpu_only()]).await;
     let (holder, fetcher) = (c.nodes[1].node(), c.nodes[2].node());
     wait_for("peers", Duration::from_secs(20), || async {
-        (holder.advert_count() == 3).then_some(())
+        (holder.adverts().count() == 3).then_some(())
     })
     .await;
     let data = b"the real bytes".to_vec();
-    let hash = holder.put_blob(data).await.unwrap();
+    let hash = holder.blobs().put(data).await.unwrap();
     // The holder's disk rots: the stored bytes no longer match their hash.
-    std::fs::write(holder.blobs().file_of(&hash), b"rotten bytes!!").unwrap();
+    std::fs::write(holder.blobs().local().file_of(&hash), b"rotten bytes!!").unwrap();
 
-    let err = fetcher.fetch_blob(hash).await.unwrap_err();
+    let err = fetcher.blobs().fetch(hash).await.unwrap_err();
     assert!(matches!(err, NodeError::BlobUnavailable { .. }), "{err}");
     assert!(err.to_string().contains("corrupted"), "{err}");
     assert_eq!(fetcher.metrics().rejections("blob", "hash_mismatch"), 1);
     assert!(
-        !fetcher.blobs().contains(&hash).unwrap(),
+        !fetcher.blobs().local().contains(&hash).unwrap(),
         "nothing unverified is stored"
     );
     // The fetcher keeps working: another blob still arrives.
-    let other = holder.put_blob(b"fine".to_vec()).await.unwrap();
-    assert_eq!(fetcher.get_blob(other).await.unwrap(), b"fine");
+    let other = holder.blobs().put(b"fine".to_vec()).await.unwrap();
+    assert_eq!(fetcher.blobs().get(other).await.unwrap(), b"fine");
 }

@@ -159,11 +159,17 @@ async fn bitcoind_backend_anchors_on_the_simulated_chain() {
 /// One wordcount job with three replicas from `requester`, to give the tables some verdicts.
 async fn one_job(requester: &cairn_node::Node, nonce: u64) {
     let spec = crate::market::wordcount_spec(requester, b"checkpoint words", nonce, 3, 2).await;
-    let id = requester.submit_job(spec).unwrap();
+    let id = requester.market().submit(spec).unwrap();
     crate::harness::wait_for(
         "the job to finish",
         std::time::Duration::from_secs(60),
-        || async { requester.job_finished(&id).unwrap_or(false).then_some(()) },
+        || async {
+            requester
+                .market()
+                .job_finished(&id)
+                .unwrap_or(false)
+                .then_some(())
+        },
     )
     .await;
 }
@@ -195,7 +201,7 @@ fn committee_spec(
     let dirs: Vec<_> = (0..n).map(|i| dir.join(format!("node{i}"))).collect();
     let ids: Vec<NodeId> = dirs
         .iter()
-        .map(|d| cairn_node::checkpoints::prepare_identity(d).unwrap())
+        .map(|d| cairn_node::identity::prepare_identity(d).unwrap())
         .collect();
     let mut spec = cairn_node::testing::spec(name);
     spec.checkpoints = CheckpointSpec {
@@ -267,13 +273,15 @@ async fn seven_nodes_finalise_and_anchor_identical_checkpoints() {
     let index = |id: NodeId| ids.iter().position(|i| *i == id).unwrap();
     nodes[index(silent)]
         .node()
-        .set_checkpoint_fault(CheckpointFault::Silent);
+        .checkpoints()
+        .set_fault(CheckpointFault::Silent);
     nodes[index(liar)]
         .node()
-        .set_checkpoint_fault(CheckpointFault::WrongRoot);
+        .checkpoints()
+        .set_fault(CheckpointFault::WrongRoot);
     let requester = nodes[index(sorted[6])].node().clone();
     crate::harness::wait_for("all adverts", Duration::from_secs(30), || async {
-        (requester.advert_count() == 7).then_some(())
+        (requester.adverts().count() == 7).then_some(())
     })
     .await;
     one_job(&requester, 1).await;
@@ -282,6 +290,7 @@ async fn seven_nodes_finalise_and_anchor_identical_checkpoints() {
     let covered = |n: &cairn_node::RunningNode| {
         n.node()
             .checkpoints()
+            .chain()
             .iter()
             .any(|c| c.checkpoint.leaf_count > 0)
     };
@@ -289,18 +298,20 @@ async fn seven_nodes_finalise_and_anchor_identical_checkpoints() {
         crate::harness::wait_for(
             "a checkpoint with the verdict",
             Duration::from_secs(120),
-            || async { (covered(n) && n.node().checkpoint_counts().finalised >= 3).then_some(()) },
+            || async {
+                (covered(n) && n.node().checkpoints().counts().finalised >= 3).then_some(())
+            },
         )
         .await;
     }
     let shortest = nodes
         .iter()
-        .map(|n| n.node().checkpoints().len())
+        .map(|n| n.node().checkpoints().chain().len())
         .min()
         .unwrap();
-    let reference = nodes[0].node().checkpoints();
+    let reference = nodes[0].node().checkpoints().chain();
     for n in &nodes {
-        let chain = n.node().checkpoints();
+        let chain = n.node().checkpoints().chain();
         for e in 0..shortest {
             assert_eq!(
                 chain[e].checkpoint, reference[e].checkpoint,
@@ -332,15 +343,19 @@ async fn seven_nodes_finalise_and_anchor_identical_checkpoints() {
         .iter()
         .position(|c| c.checkpoint.leaf_count > 0)
         .unwrap() as u64;
-    let table = requester.reputation();
+    let table = requester.verdicts().table();
     let (peer, standing) = table.iter().next().map(|(p, s)| (*p, *s)).unwrap();
     let holder = crate::harness::wait_for("an anchored proof", Duration::from_secs(60), || async {
         nodes
             .iter()
-            .find(|n| n.node().prove(&peer, Some(epoch)).is_ok())
+            .find(|n| n.node().checkpoints().prove(&peer, Some(epoch)).is_ok())
     })
     .await;
-    let proof = holder.node().prove(&peer, Some(epoch)).unwrap();
+    let proof = holder
+        .node()
+        .checkpoints()
+        .prove(&peer, Some(epoch))
+        .unwrap();
     let verified = proof::verify(&proof, &network_rules(&spec).unwrap()).unwrap();
     assert_eq!(
         (verified.leaf.peer, verified.leaf.score),
@@ -371,7 +386,7 @@ async fn seven_nodes_finalise_and_anchor_identical_checkpoints() {
         crate::harness::wait_for(
             "every node to hold an anchor",
             Duration::from_secs(60),
-            || async { (n.node().checkpoint_counts().anchored >= 1).then_some(()) },
+            || async { (n.node().checkpoints().counts().anchored >= 1).then_some(()) },
         )
         .await;
     }
@@ -382,15 +397,15 @@ async fn seven_nodes_finalise_and_anchor_identical_checkpoints() {
         .collect();
     let pick = (index(sorted[6]) + 1) % nodes.len();
     let node = nodes.remove(pick);
-    let before = node.node().checkpoints();
-    let anchored = node.node().checkpoint_counts().anchored;
+    let before = node.node().checkpoints().chain();
+    let anchored = node.node().checkpoints().counts().anchored;
     node.shutdown().await;
     let again = testing::start(&dirs[pick], &spec, testing::cpu_only(), bootstrap)
         .await
         .unwrap();
-    let after = again.node().checkpoints();
+    let after = again.node().checkpoints().chain();
     assert_eq!(after[..before.len()], before[..]);
-    assert!(again.node().checkpoint_counts().anchored >= anchored);
+    assert!(again.node().checkpoints().counts().anchored >= anchored);
 }
 
 fn cairn(args: &[&str]) -> std::process::Output {
@@ -560,7 +575,7 @@ async fn checkpoints_finalise_while_verdicts_stream_in_and_cover_them_all() {
     crate::harness::wait_for("all adverts", Duration::from_secs(30), || async {
         nodes
             .iter()
-            .all(|n| n.node().advert_count() == 5)
+            .all(|n| n.node().adverts().count() == 5)
             .then_some(())
     })
     .await;
@@ -569,6 +584,7 @@ async fn checkpoints_finalise_while_verdicts_stream_in_and_cover_them_all() {
     let covering = |n: &cairn_node::RunningNode| {
         n.node()
             .checkpoints()
+            .chain()
             .iter()
             .filter(|c| c.checkpoint.leaf_count > 0)
             .count()
@@ -604,22 +620,25 @@ async fn checkpoints_finalise_while_verdicts_stream_in_and_cover_them_all() {
     );
 
     // After the stream, some checkpoint covers every verdict on every node.
-    let live = nodes[0].node().reputation();
+    let live = nodes[0].node().verdicts().table();
     assert!(live.iter().map(|(_, s)| s.agreed).sum::<u64>() >= 6 * 3);
     for n in &nodes {
         assert_eq!(
-            n.node().reputation().leaves(),
+            n.node().verdicts().table().leaves(),
             live.leaves(),
             "the live tables agree"
         );
     }
     let all_covered = |n: &cairn_node::RunningNode| {
-        let epoch = n.node().checkpoints().len().checked_sub(1)? as u64;
+        let epoch = n.node().checkpoints().chain().len().checked_sub(1)? as u64;
         live.iter()
             .all(|(peer, s)| {
-                n.node().prove(peer, Some(epoch)).is_ok_and(|p| {
-                    (p.leaf.score, p.leaf.evidence_count) == (s.score, s.evidence_count())
-                })
+                n.node()
+                    .checkpoints()
+                    .prove(peer, Some(epoch))
+                    .is_ok_and(|p| {
+                        (p.leaf.score, p.leaf.evidence_count) == (s.score, s.evidence_count())
+                    })
             })
             .then_some(())
     };
@@ -633,12 +652,12 @@ async fn checkpoints_finalise_while_verdicts_stream_in_and_cover_them_all() {
     }
     let shortest = nodes
         .iter()
-        .map(|n| n.node().checkpoints().len())
+        .map(|n| n.node().checkpoints().chain().len())
         .min()
         .unwrap();
     // Votes may differ (each node keeps the first threshold it saw); checkpoints may not.
     let contents = |n: &cairn_node::RunningNode| -> Vec<_> {
-        n.node().checkpoints()[..shortest]
+        n.node().checkpoints().chain()[..shortest]
             .iter()
             .map(|c| c.checkpoint.hash().unwrap())
             .collect()
@@ -664,16 +683,17 @@ async fn a_member_that_starts_late_catches_up_and_gets_the_chain_going_again() {
         .await
         .unwrap();
     crate::harness::wait_for("adverts", Duration::from_secs(30), || async {
-        (first.node().advert_count() == 2 && second.node().advert_count() == 2).then_some(())
+        (first.node().adverts().count() == 2 && second.node().adverts().count() == 2).then_some(())
     })
     .await;
 
     // A job gives the table a verdict, and a checkpoint covers it.
     let spec_job = crate::market::wordcount_spec(first.node(), b"late words", 7, 1, 1).await;
-    let job = first.node().submit_job(spec_job).unwrap();
+    let job = first.node().market().submit(spec_job).unwrap();
     crate::harness::wait_for("the job", Duration::from_secs(60), || async {
         first
             .node()
+            .market()
             .job_finished(&job)
             .unwrap_or(false)
             .then_some(())
@@ -686,6 +706,7 @@ async fn a_member_that_starts_late_catches_up_and_gets_the_chain_going_again() {
             first
                 .node()
                 .checkpoints()
+                .chain()
                 .iter()
                 .any(|c| c.checkpoint.leaf_count > 0)
                 .then_some(())
@@ -696,10 +717,10 @@ async fn a_member_that_starts_late_catches_up_and_gets_the_chain_going_again() {
     // The second member stops: one of three cannot finalise anything.
     second.shutdown().await;
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let stuck = first.node().checkpoints().len();
+    let stuck = first.node().checkpoints().chain().len();
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(
-        first.node().checkpoints().len(),
+        first.node().checkpoints().chain().len(),
         stuck,
         "no quorum, no checkpoint"
     );
@@ -711,17 +732,18 @@ async fn a_member_that_starts_late_catches_up_and_gets_the_chain_going_again() {
     crate::harness::wait_for(
         "the late member to catch up",
         Duration::from_secs(30),
-        || async { (late.node().checkpoints().len() >= stuck).then_some(()) },
+        || async { (late.node().checkpoints().chain().len() >= stuck).then_some(()) },
     )
     .await;
     crate::harness::wait_for("the chain to go on", Duration::from_secs(30), || async {
-        (first.node().checkpoints().len() > stuck + 1).then_some(())
+        (first.node().checkpoints().chain().len() > stuck + 1).then_some(())
     })
     .await;
 
     // One chain, and the late node holds the same table: it proves the provider's record.
     let chain = |n: &cairn_node::Node| -> Vec<_> {
         n.checkpoints()
+            .chain()
             .iter()
             .map(|c| c.checkpoint.hash().unwrap())
             .collect()
@@ -729,8 +751,9 @@ async fn a_member_that_starts_late_catches_up_and_gets_the_chain_going_again() {
     let common = late
         .node()
         .checkpoints()
+        .chain()
         .len()
-        .min(first.node().checkpoints().len());
+        .min(first.node().checkpoints().chain().len());
     assert!(common > stuck);
     assert_eq!(chain(late.node())[..common], chain(first.node())[..common]);
     // The newest shared epoch whose table both hold (a member keeps the leaves only of
@@ -738,8 +761,8 @@ async fn a_member_that_starts_late_catches_up_and_gets_the_chain_going_again() {
     let (theirs, mine) = (0..common as u64)
         .rev()
         .find_map(|e| {
-            let theirs = first.node().prove(&ids[1], Some(e)).ok()?;
-            let mine = late.node().prove(&ids[1], Some(e)).ok()?;
+            let theirs = first.node().checkpoints().prove(&ids[1], Some(e)).ok()?;
+            let mine = late.node().checkpoints().prove(&ids[1], Some(e)).ok()?;
             Some((theirs, mine))
         })
         .expect("both nodes hold the table of some shared checkpoint");
@@ -851,13 +874,13 @@ async fn nodes_on_forked_branches_settle_on_one_chain_and_keep_it() {
     let b = testing::start(&b_dir, &spec, testing::cpu_only(), bootstrap.clone())
         .await
         .unwrap();
-    assert!(a.node().checkpoints() == short);
+    assert!(a.node().checkpoints().chain() == short);
 
     // The node on the longer branch keeps it; the other takes it.
-    b.node().catch_up_checkpoints(a.node().peer_id()).await;
-    assert!(b.node().checkpoints() == long);
-    a.node().catch_up_checkpoints(b.node().peer_id()).await;
-    assert!(a.node().checkpoints() == long);
+    b.node().checkpoints().catch_up(a.node().peer_id()).await;
+    assert!(b.node().checkpoints().chain() == long);
+    a.node().checkpoints().catch_up(b.node().peer_id()).await;
+    assert!(a.node().checkpoints().chain() == long);
 
     // Of two branches as long, both nodes settle on the one that branches with the lower
     // hash, whichever asks whom.
@@ -881,21 +904,24 @@ async fn nodes_on_forked_branches_settle_on_one_chain_and_keep_it() {
     crate::harness::wait_for("adverts", std::time::Duration::from_secs(30), || async {
         [&a, &b, &c]
             .iter()
-            .all(|n| n.node().advert_count() == 3)
+            .all(|n| n.node().adverts().count() == 3)
             .then_some(())
     })
     .await;
-    b.node().catch_up_checkpoints(c.node().peer_id()).await;
-    c.node().catch_up_checkpoints(b.node().peer_id()).await;
-    assert_eq!(hashes(&b.node().checkpoints()), winner);
-    assert_eq!(hashes(&c.node().checkpoints()), winner);
+    b.node().checkpoints().catch_up(c.node().peer_id()).await;
+    c.node().checkpoints().catch_up(b.node().peer_id()).await;
+    assert_eq!(hashes(&b.node().checkpoints().chain()), winner);
+    assert_eq!(hashes(&c.node().checkpoints().chain()), winner);
 
     // The store holds the new chain: a restart reads it back.
     a.shutdown().await;
     let a = testing::start(&a_dir, &spec, testing::cpu_only(), Vec::new())
         .await
         .unwrap();
-    assert!(a.node().checkpoints() == long, "the switch is stored");
+    assert!(
+        a.node().checkpoints().chain() == long,
+        "the switch is stored"
+    );
 }
 
 /// A spec `name` whose first committee is `members` (sorted), with epochs too long for any
@@ -965,7 +991,8 @@ fn vote(
 
 /// What `node` does with `envelope` gossiped by one of its peers.
 async fn receive(node: &cairn_node::Node, envelope: &Envelope) -> CheckpointGossip {
-    node.receive_checkpoint_message(node.peer_id(), &envelope.to_bytes().unwrap())
+    node.checkpoints()
+        .receive(node.peer_id(), &envelope.to_bytes().unwrap())
         .await
 }
 
@@ -981,7 +1008,7 @@ async fn votes_from_outside_the_committee_or_for_other_epochs_never_fill_the_que
     let dir = tempfile::tempdir().unwrap();
     let a_dir = dir.path().join("a");
     let member = keypair(41);
-    let a_id = cairn_node::checkpoints::prepare_identity(&a_dir).unwrap();
+    let a_id = cairn_node::identity::prepare_identity(&a_dir).unwrap();
     let (spec, genesis) = quiet_spec("ckpt-votes", &[a_id, NodeId::from_keypair(&member)], None);
     let a = testing::start(&a_dir, &spec, testing::cpu_only(), Vec::new())
         .await
@@ -992,7 +1019,7 @@ async fn votes_from_outside_the_committee_or_for_other_epochs_never_fill_the_que
         &member,
         0,
         genesis.hash().unwrap(),
-        cairn_node::node::now(),
+        cairn_node::now(),
     );
     let hash = p.hash().unwrap();
 
@@ -1032,10 +1059,10 @@ async fn votes_from_outside_the_committee_or_for_other_epochs_never_fill_the_que
     crate::harness::wait_for(
         "the checkpoint",
         std::time::Duration::from_secs(10),
-        || async { (node.checkpoints().len() == 1).then_some(()) },
+        || async { (node.checkpoints().chain().len() == 1).then_some(()) },
     )
     .await;
-    let signers: Vec<NodeId> = node.checkpoints()[0]
+    let signers: Vec<NodeId> = node.checkpoints().chain()[0]
         .votes
         .iter()
         .map(|v| v.signer)
@@ -1051,7 +1078,7 @@ async fn proposals_are_checked_before_they_start_anything() {
     let dir = tempfile::tempdir().unwrap();
     let a_dir = dir.path().join("a");
     let member = keypair(42);
-    let a_id = cairn_node::checkpoints::prepare_identity(&a_dir).unwrap();
+    let a_id = cairn_node::identity::prepare_identity(&a_dir).unwrap();
     let (spec, genesis) = quiet_spec(
         "ckpt-proposals",
         &[a_id, NodeId::from_keypair(&member)],
@@ -1062,7 +1089,7 @@ async fn proposals_are_checked_before_they_start_anything() {
         .unwrap();
     let node = a.node();
     let m = node.metrics();
-    let now = cairn_node::node::now();
+    let now = cairn_node::now();
     let outsider = ed25519::Keypair::generate();
     let seal = |c: &cairn_protocol::Checkpoint, key: &ed25519::Keypair| {
         Envelope::seal(c, key, node.network()).unwrap()
@@ -1108,7 +1135,7 @@ async fn proposals_are_checked_before_they_start_anything() {
         receive(node, &seal(&usurper, &outsider)).await,
         Reject("not_proposer")
     );
-    assert!(node.checkpoints().is_empty());
+    assert!(node.checkpoints().chain().is_empty());
 }
 
 /// Broadcasts anchors of `payloads` on `chain` through its wallet and mines `blocks` on top.
@@ -1212,8 +1239,8 @@ async fn anchor_receipts_are_checked_before_they_mark_an_epoch() {
         || async { (m.rejections("anchor_receipt", "op_return_payload") == 1).then_some(()) },
     )
     .await;
-    assert_eq!(node.checkpoint_counts().anchored, 0);
-    assert!(node.checkpoint_anchor(0).is_none());
+    assert_eq!(node.checkpoints().counts().anchored, 0);
+    assert!(node.checkpoints().anchor_proof(0).is_none());
 
     // The real receipt is still taken.
     assert_eq!(
@@ -1221,10 +1248,10 @@ async fn anchor_receipts_are_checked_before_they_mark_an_epoch() {
         Accept
     );
     crate::harness::wait_for("the anchor", std::time::Duration::from_secs(10), || async {
-        (node.checkpoint_counts().anchored == 1).then_some(())
+        (node.checkpoints().counts().anchored == 1).then_some(())
     })
     .await;
-    let kept = node.checkpoint_anchor(0).unwrap();
+    let kept = node.checkpoints().anchor_proof(0).unwrap();
     assert_eq!(kept.transaction, anchors[0].1.transaction);
 }
 
@@ -1286,17 +1313,17 @@ async fn an_anchored_checkpoint_is_final_whatever_the_length_of_another_branch()
     let c = testing::start(&dirs[2], &spec, testing::cpu_only(), bootstrap)
         .await
         .unwrap();
-    assert!(a.node().checkpoints() == mine);
-    assert_eq!(a.node().checkpoint_counts().anchored, 1);
+    assert!(a.node().checkpoints().chain() == mine);
+    assert_eq!(a.node().checkpoints().counts().anchored, 1);
     crate::harness::wait_for("adverts", std::time::Duration::from_secs(30), || async {
-        (a.node().advert_count() == 3).then_some(())
+        (a.node().adverts().count() == 3).then_some(())
     })
     .await;
 
     // The longer branch that replaces the anchored checkpoint is refused.
-    a.node().catch_up_checkpoints(b.node().peer_id()).await;
+    a.node().checkpoints().catch_up(b.node().peer_id()).await;
     assert!(
-        a.node().checkpoints() == mine,
+        a.node().checkpoints().chain() == mine,
         "an anchored checkpoint was replaced"
     );
     assert_eq!(
@@ -1304,9 +1331,9 @@ async fn an_anchored_checkpoint_is_final_whatever_the_length_of_another_branch()
         1
     );
     // A better branch after it is still taken.
-    a.node().catch_up_checkpoints(c.node().peer_id()).await;
-    assert!(a.node().checkpoints() == late);
-    assert_eq!(a.node().checkpoint_counts().anchored, 1);
+    a.node().checkpoints().catch_up(c.node().peer_id()).await;
+    assert!(a.node().checkpoints().chain() == late);
+    assert_eq!(a.node().checkpoints().counts().anchored, 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -1325,18 +1352,31 @@ async fn a_restarted_member_votes_again() {
     crate::harness::wait_for("adverts", Duration::from_secs(30), || async {
         nodes
             .iter()
-            .all(|n| n.node().advert_count() == 3)
+            .all(|n| n.node().adverts().count() == 3)
             .then_some(())
     })
     .await;
     let first = nodes[0].node().clone();
     let job_spec = crate::market::wordcount_spec(&first, b"restart words", 11, 1, 1).await;
-    let job = first.submit_job(job_spec).unwrap();
+    let job = first.market().submit(job_spec).unwrap();
     crate::harness::wait_for("the job", Duration::from_secs(60), || async {
-        first.job_finished(&job).unwrap_or(false).then_some(())
+        first
+            .market()
+            .job_finished(&job)
+            .unwrap_or(false)
+            .then_some(())
     })
     .await;
-    let peer = *first.reputation().iter().next().unwrap().0;
+    // The verdict is applied here just after the job ends (its own task), so wait for it.
+    let peer = crate::harness::wait_for("the verdict", Duration::from_secs(10), || async {
+        first
+            .verdicts()
+            .table()
+            .iter()
+            .next()
+            .map(|(peer, _)| *peer)
+    })
+    .await;
     // The member that will restart holds the table of its last checkpoint.
     crate::harness::wait_for(
         "a checkpoint with the verdict on every member",
@@ -1344,7 +1384,7 @@ async fn a_restarted_member_votes_again() {
         || async {
             nodes
                 .iter()
-                .all(|n| n.node().prove(&peer, None).is_ok())
+                .all(|n| n.node().checkpoints().prove(&peer, None).is_ok())
                 .then_some(())
         },
     )
@@ -1358,17 +1398,17 @@ async fn a_restarted_member_votes_again() {
     let again = testing::start(&dirs[2], &spec, testing::cpu_only(), bootstrap)
         .await
         .unwrap();
-    let len = first.checkpoints().len();
+    let len = first.checkpoints().chain().len();
     crate::harness::wait_for("the chain to go on", Duration::from_secs(30), || async {
-        (first.checkpoints().len() >= len + 2).then_some(())
+        (first.checkpoints().chain().len() >= len + 2).then_some(())
     })
     .await;
-    let last = first.checkpoints().last().unwrap().clone();
+    let last = first.checkpoints().chain().last().unwrap().clone();
     assert!(
         last.votes.iter().any(|v| v.signer == ids[2]),
         "the restarted member signed"
     );
-    assert!(again.node().prove(&peer, None).is_ok());
+    assert!(again.node().checkpoints().prove(&peer, None).is_ok());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1390,5 +1430,5 @@ async fn a_stored_chain_is_checked_again_at_start() {
     let a = testing::start(dir.path(), &spec, testing::cpu_only(), Vec::new())
         .await
         .unwrap();
-    assert!(a.node().checkpoints() == chain[..1]);
+    assert!(a.node().checkpoints().chain() == chain[..1]);
 }

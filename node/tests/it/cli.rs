@@ -192,6 +192,22 @@ fn the_api_refuses_requests_without_the_token() {
             && metrics.contains("cairn_relay_reservations 0"),
         "{metrics}"
     );
+    // A job whose numbers make no job is refused with the reason, and nothing is submitted.
+    let wasm = tmp.path().join("m.wasm");
+    std::fs::write(&wasm, b"\0asm\x01\0\0\0").unwrap();
+    let out = cairn(
+        &dir,
+        &["job", "submit", wasm.to_str().unwrap(), "--quorum", "5"],
+    );
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("bad_request")
+            && stderr.contains("quorum 5 must be between 1 and replicas (3)"),
+        "{stderr}"
+    );
+    let jobs = json(&dir, &["job", "list", "--json"]).unwrap();
+    assert_eq!(jobs.as_array().map(Vec::len), Some(0), "{jobs}");
 }
 
 #[test]

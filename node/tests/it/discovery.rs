@@ -4,8 +4,9 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
+use cairn_node::identity::load_or_create_identity;
 use cairn_node::market::FaultInjection;
-use cairn_node::node::{load_or_create_identity, now};
+use cairn_node::now;
 use cairn_node::{Node, testing};
 use cairn_protocol::{CapabilityAdvert, Envelope, NodeId, Requirements, Timestamp};
 
@@ -22,7 +23,7 @@ async fn every_node_learns_every_advert() {
         wait_for(
             &format!("node {i} to hold 5 adverts"),
             Duration::from_secs(30),
-            || async { (n.node().advert_count() == 5).then_some(()) },
+            || async { (n.node().adverts().count() == 5).then_some(()) },
         )
         .await;
     }
@@ -36,7 +37,8 @@ async fn every_node_learns_every_advert() {
     };
     let found: BTreeSet<NodeId> = c.nodes[0]
         .node()
-        .adverts_matching(&gpu)
+        .adverts()
+        .matching(&gpu)
         .iter()
         .map(|a| a.peer)
         .collect();
@@ -48,7 +50,8 @@ async fn every_node_learns_every_advert() {
     assert!(
         c.nodes[2]
             .node()
-            .adverts_matching(&gpu)
+            .adverts()
+            .matching(&gpu)
             .iter()
             .all(|a| a.simulated_gpus)
     );
@@ -79,15 +82,27 @@ async fn dht_lookup_by_class_finds_exactly_that_class() {
             &format!("providers of {class}"),
             Duration::from_secs(30),
             || async {
-                let found: BTreeSet<_> =
-                    asker.lookup_class(class).await.ok()?.into_iter().collect();
+                let found: BTreeSet<_> = asker
+                    .adverts()
+                    .lookup_class(class)
+                    .await
+                    .ok()?
+                    .into_iter()
+                    .collect();
                 (found.len() >= expected.len()).then_some(found)
             },
         )
         .await;
         assert_eq!(found, expected, "{class}");
     }
-    assert!(asker.lookup_class("gpu:sm80").await.unwrap().is_empty());
+    assert!(
+        asker
+            .adverts()
+            .lookup_class("gpu:sm80")
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 /// Publishes raw bytes on the advert topic from `from`.
@@ -100,12 +115,12 @@ async fn invalid_adverts_are_rejected_counted_and_penalised() {
     let c = cluster("adverts-bad", vec![cpu_only(), cpu_only()]).await;
     let (good, bad) = (c.nodes[0].node(), c.nodes[1].node());
     wait_for("both adverts", Duration::from_secs(30), || async {
-        (good.advert_count() == 2 && bad.advert_count() == 2).then_some(())
+        (good.adverts().count() == 2 && bad.adverts().count() == 2).then_some(())
     })
     .await;
     let key = load_or_create_identity(bad.kv().as_ref()).unwrap();
     let fresh = |sequence: u64, issued: Timestamp, expires: Timestamp| -> CapabilityAdvert {
-        let mut a = bad.make_advert().unwrap().message().clone();
+        let mut a = bad.adverts().make_advert().unwrap().message().clone();
         a.sequence = sequence;
         a.issued_at = issued;
         a.expires_at = expires;
@@ -153,7 +168,7 @@ async fn invalid_adverts_are_rejected_counted_and_penalised() {
     let score = good.net().peer_score(bad.peer_id()).await.unwrap().unwrap();
     assert!(score < 0.0, "gossipsub score of the sender is {score}");
     // The node keeps serving: the sender's real advert is still held and a new one is taken.
-    assert_eq!(good.advert_count(), 2);
+    assert_eq!(good.adverts().count(), 2);
 }
 
 /// A node that joins late learns the adverts published before it arrived by asking its first
@@ -167,7 +182,7 @@ async fn a_late_joiner_pulls_the_advert_book() {
         wait_for(
             &format!("node {i} to hold 4 adverts"),
             Duration::from_secs(30),
-            || async { (n.node().advert_count() == 4).then_some(()) },
+            || async { (n.node().adverts().count() == 4).then_some(()) },
         )
         .await;
     }
@@ -188,7 +203,7 @@ async fn a_late_joiner_pulls_the_advert_book() {
     wait_for(
         "the late node to hold 5 adverts",
         Duration::from_secs(20),
-        || async { (late.node().advert_count() == 5).then_some(()) },
+        || async { (late.node().adverts().count() == 5).then_some(()) },
     )
     .await;
     let synced = late
@@ -201,12 +216,16 @@ async fn a_late_joiner_pulls_the_advert_book() {
         wait_for(
             &format!("node {i} to hold the late node's advert"),
             Duration::from_secs(20),
-            || async { (n.node().advert_count() == 5).then_some(()) },
+            || async { (n.node().adverts().count() == 5).then_some(()) },
         )
         .await;
     }
     // The late node's advert lists where it listens, so peers can dial it by its advert.
-    let advert = c.nodes[0].node().advert_of(&late.node().node_id()).unwrap();
+    let advert = c.nodes[0]
+        .node()
+        .adverts()
+        .of(&late.node().node_id())
+        .unwrap();
     assert!(
         advert
             .addresses

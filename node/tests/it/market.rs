@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use cairn_node::node::now;
+use cairn_node::now;
 use cairn_protocol::requester::Phase;
 use cairn_protocol::{JobSpec, Limits, Outcome, Requirements};
 use cairn_runtime::{Job, Sandbox, SandboxConfig};
@@ -27,8 +27,8 @@ pub(crate) async fn wordcount_spec(
     JobSpec {
         requester: requester.node_id(),
         nonce,
-        module: requester.put_blob(wasm).await.unwrap(),
-        input: requester.put_blob(input.to_vec()).await.unwrap(),
+        module: requester.blobs().put(wasm).await.unwrap(),
+        input: requester.blobs().put(input.to_vec()).await.unwrap(),
         args: vec![],
         limits: Limits {
             fuel: 100_000_000,
@@ -64,7 +64,7 @@ async fn all_adverts(c: &Cluster) {
     let n = c.nodes.len();
     for node in &c.nodes {
         wait_for("all adverts", Duration::from_secs(30), || async {
-            (node.node().advert_count() == n).then_some(())
+            (node.node().adverts().count() == n).then_some(())
         })
         .await;
     }
@@ -72,10 +72,14 @@ async fn all_adverts(c: &Cluster) {
 
 async fn finish(requester: &Node, id: &JobId, limit: Duration) -> cairn_node::market::JobView {
     wait_for("the job to finish", limit, || async {
-        requester.job_finished(id).unwrap_or(false).then_some(())
+        requester
+            .market()
+            .job_finished(id)
+            .unwrap_or(false)
+            .then_some(())
     })
     .await;
-    requester.job(id).unwrap()
+    requester.market().job(id).unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -84,7 +88,7 @@ async fn a_job_with_three_replicas_is_accepted_and_matches_a_local_run() {
     let requester = c.nodes[0].node();
     for n in &c.nodes {
         wait_for("all adverts", Duration::from_secs(30), || async {
-            (n.node().advert_count() == 5).then_some(())
+            (n.node().adverts().count() == 5).then_some(())
         })
         .await;
     }
@@ -94,8 +98,8 @@ async fn a_job_with_three_replicas_is_accepted_and_matches_a_local_run() {
     let spec = JobSpec {
         requester: requester.node_id(),
         nonce: 1,
-        module: requester.put_blob(wasm.clone()).await.unwrap(),
-        input: requester.put_blob(input.clone()).await.unwrap(),
+        module: requester.blobs().put(wasm.clone()).await.unwrap(),
+        input: requester.blobs().put(input.clone()).await.unwrap(),
         args: vec![],
         limits: Limits {
             fuel: 100_000_000,
@@ -111,12 +115,16 @@ async fn a_job_with_three_replicas_is_accepted_and_matches_a_local_run() {
         bid_deadline: t.plus_ms(2_000),
         deadline: t.plus_ms(60_000),
     };
-    let id = requester.submit_job(spec).unwrap();
+    let id = requester.market().submit(spec).unwrap();
     wait_for("the job to finish", Duration::from_secs(60), || async {
-        requester.job_finished(&id).unwrap_or(false).then_some(())
+        requester
+            .market()
+            .job_finished(&id)
+            .unwrap_or(false)
+            .then_some(())
     })
     .await;
-    let view = requester.job(&id).unwrap();
+    let view = requester.market().job(&id).unwrap();
     let Phase::Accepted(Outcome::Output { digest, .. }) = view.job.phase() else {
         panic!(
             "job ended as {:?}; log: {:#?}",
@@ -125,7 +133,12 @@ async fn a_job_with_three_replicas_is_accepted_and_matches_a_local_run() {
         );
     };
     assert_eq!(view.output, Some(*digest), "{:?}", view.output_error);
-    let output = requester.blobs().get_verified(digest).unwrap().unwrap();
+    let output = requester
+        .blobs()
+        .local()
+        .get_verified(digest)
+        .unwrap()
+        .unwrap();
 
     let local = tokio::task::spawn_blocking(move || {
         let sandbox = Sandbox::new(SandboxConfig::default()).unwrap();
@@ -158,7 +171,7 @@ async fn a_job_with_three_replicas_is_accepted_and_matches_a_local_run() {
             fuel_used: 1,
             runtime: "test-runtime".into(),
         };
-        let key = cairn_node::node::load_or_create_identity(outsider.kv().as_ref()).unwrap();
+        let key = cairn_node::identity::load_or_create_identity(outsider.kv().as_ref()).unwrap();
         cairn_protocol::Envelope::seal(&report, &key, outsider.network()).unwrap()
     };
     let send = |envelope: cairn_protocol::Envelope| async {
@@ -188,7 +201,7 @@ async fn a_job_with_three_replicas_is_accepted_and_matches_a_local_run() {
         "the requester's verdict",
         Duration::from_secs(20),
         || async {
-            let leaves = requester.reputation().leaves();
+            let leaves = requester.verdicts().table().leaves();
             (leaves.len() == 3 && leaves.iter().all(|l| l.score == 1)).then_some(leaves)
         },
     )
@@ -197,13 +210,13 @@ async fn a_job_with_three_replicas_is_accepted_and_matches_a_local_run() {
         wait_for(
             "the same table everywhere",
             Duration::from_secs(20),
-            || async { (n.node().reputation().leaves() == expected).then_some(()) },
+            || async { (n.node().verdicts().table().leaves() == expected).then_some(()) },
         )
         .await;
     }
 
     // The requester signed a receipt naming module, input, output, fuel and the providers.
-    let receipt = requester.receipt(&id).unwrap().expect("a receipt");
+    let receipt = requester.market().receipt(&id).unwrap().expect("a receipt");
     let r = receipt.message();
     assert_eq!((r.output, r.module), (*digest, view.job.spec().module));
     assert_eq!(
@@ -233,10 +246,10 @@ async fn a_cheating_provider_is_outvoted_loses_reputation_and_stops_winning() {
     let mut after_caught = Vec::new();
     while after_caught.len() < 4 {
         assert!(round < 30, "the cheater was not caught twice in 30 jobs");
-        let caught_twice = requester.reputation().standing(&cheater).dissented >= 2;
+        let caught_twice = requester.verdicts().table().standing(&cheater).dissented >= 2;
         let input = format!("round {round}: some words to count\n").into_bytes();
         let spec = wordcount_spec(requester, &input, round, 3, 2).await;
-        let id = requester.submit_job(spec).unwrap();
+        let id = requester.market().submit(spec).unwrap();
         let view = finish(requester, &id, Duration::from_secs(30)).await;
         let Phase::Accepted(Outcome::Output { digest, .. }) = view.job.phase() else {
             panic!(
@@ -245,7 +258,12 @@ async fn a_cheating_provider_is_outvoted_loses_reputation_and_stops_winning() {
                 view.job.log()
             );
         };
-        let output = requester.blobs().get_verified(digest).unwrap().unwrap();
+        let output = requester
+            .blobs()
+            .local()
+            .get_verified(digest)
+            .unwrap()
+            .unwrap();
         assert_eq!(
             output,
             local_output(&input, id).await,
@@ -256,7 +274,13 @@ async fn a_cheating_provider_is_outvoted_loses_reputation_and_stops_winning() {
         }
         // Wait for this job's verdict before the next auction, so reputation is up to date.
         wait_for("the verdict", Duration::from_secs(20), || async {
-            requester.job(&id).unwrap().job.is_finished().then_some(())
+            requester
+                .market()
+                .job(&id)
+                .unwrap()
+                .job
+                .is_finished()
+                .then_some(())
         })
         .await;
         round += 1;
@@ -266,7 +290,7 @@ async fn a_cheating_provider_is_outvoted_loses_reputation_and_stops_winning() {
         vec![false; 4],
         "a twice-caught cheater keeps winning"
     );
-    let table = requester.reputation();
+    let table = requester.verdicts().table();
     let cheater_score = table.standing(&cheater).score;
     for honest in &c.nodes[1..4] {
         let score = table.standing(&honest.node().node_id()).score;
@@ -293,7 +317,7 @@ async fn gpu_jobs_go_only_to_gpu_nodes_and_unservable_jobs_wait_then_fail() {
         min_vram_bytes: 40_000_000_000,
         min_compute_capability: None,
     });
-    let id = requester.submit_job(spec.clone()).unwrap();
+    let id = requester.market().submit(spec.clone()).unwrap();
     let view = finish(requester, &id, Duration::from_secs(30)).await;
     assert!(
         matches!(view.job.phase(), Phase::Accepted(_)),
@@ -318,7 +342,7 @@ async fn gpu_jobs_go_only_to_gpu_nodes_and_unservable_jobs_wait_then_fail() {
         min_compute_capability: None,
     });
     spec.deadline = now().plus_ms(3_000);
-    let id = requester.submit_job(spec).unwrap();
+    let id = requester.market().submit(spec).unwrap();
     let view = finish(requester, &id, Duration::from_secs(15)).await;
     assert!(
         matches!(view.job.phase(), Phase::Failed(_)),
@@ -338,8 +362,8 @@ async fn gpu_jobs_go_only_to_gpu_nodes_and_unservable_jobs_wait_then_fail() {
         min_vram_bytes: 200_000_000_000,
         min_compute_capability: None,
     });
-    let id = requester.submit_job(spec).unwrap();
-    assert!(requester.cancel_job(&id).await);
+    let id = requester.market().submit(spec).unwrap();
+    assert!(requester.market().cancel(&id).await);
     let view = finish(requester, &id, Duration::from_secs(10)).await;
     assert_eq!(
         view.job.phase(),
@@ -361,7 +385,7 @@ async fn a_requester_restarted_mid_job_finishes_it_cleanly() {
     all_adverts(&c).await;
     let requester = c.nodes.remove(0);
     let spec = wordcount_spec(requester.node(), b"restart me", 1, 3, 2).await;
-    let id = requester.node().submit_job(spec).unwrap();
+    let id = requester.node().market().submit(spec).unwrap();
     let data_dir = requester.node().options().data_dir.clone();
     let bootstrap = vec![testing::address(c.nodes[0].node()).await.unwrap()];
     requester.shutdown().await;
@@ -376,7 +400,7 @@ async fn a_requester_restarted_mid_job_finishes_it_cleanly() {
     .unwrap();
     let node = restarted.node();
     assert!(
-        node.job(&id).is_some(),
+        node.market().job(&id).is_some(),
         "the job is known after the restart"
     );
     let view = finish(node, &id, Duration::from_secs(45)).await;
@@ -405,14 +429,19 @@ async fn a_restarted_requester_still_knows_each_providers_standing() {
     for round in 0..3u64 {
         let node = requester.node();
         let spec = wordcount_spec(node, format!("round {round}").as_bytes(), round, 3, 2).await;
-        let id = node.submit_job(spec).unwrap();
+        let id = node.market().submit(spec).unwrap();
         finish(node, &id, Duration::from_secs(30)).await;
         wait_for("the verdict", Duration::from_secs(20), || async {
-            node.job(&id).unwrap().job.is_finished().then_some(())
+            node.market()
+                .job(&id)
+                .unwrap()
+                .job
+                .is_finished()
+                .then_some(())
         })
         .await;
     }
-    let before = requester.node().reputation().leaves();
+    let before = requester.node().verdicts().table().leaves();
     assert!(
         before.iter().map(|l| l.evidence_count).sum::<u64>() >= 6,
         "three jobs of three replicas: {before:?}"
@@ -429,7 +458,7 @@ async fn a_restarted_requester_still_knows_each_providers_standing() {
     )
     .await
     .unwrap();
-    assert_eq!(restarted.node().reputation().leaves(), before);
+    assert_eq!(restarted.node().verdicts().table().leaves(), before);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -451,8 +480,8 @@ async fn a_provider_killed_mid_job_is_replaced_and_blamed() {
     let spec = JobSpec {
         requester: requester.node_id(),
         nonce: 1,
-        module: requester.put_blob(wasm).await.unwrap(),
-        input: requester.put_blob(vec![7u8; 65_536]).await.unwrap(),
+        module: requester.blobs().put(wasm).await.unwrap(),
+        input: requester.blobs().put(vec![7u8; 65_536]).await.unwrap(),
         args: vec!["100000".into()],
         limits: Limits {
             fuel: 50_000_000_000,
@@ -468,9 +497,9 @@ async fn a_provider_killed_mid_job_is_replaced_and_blamed() {
         bid_deadline: t.plus_ms(2_000),
         deadline: t.plus_ms(60_000),
     };
-    let id = requester.submit_job(spec).unwrap();
+    let id = requester.market().submit(spec).unwrap();
     let awarded = wait_for("the awards", Duration::from_secs(20), || async {
-        let providers = requester.job(&id)?.job.providers();
+        let providers = requester.market().job(&id)?.job.providers();
         (providers.len() == 2).then_some(providers)
     })
     .await;
@@ -496,8 +525,8 @@ async fn a_provider_killed_mid_job_is_replaced_and_blamed() {
         view.job.log()
     );
     wait_for("the verdict", Duration::from_secs(20), || async {
-        (requester.reputation().standing(&victim).timed_out == 1).then_some(())
+        (requester.verdicts().table().standing(&victim).timed_out == 1).then_some(())
     })
     .await;
-    assert!(requester.reputation().standing(&victim).score < 0);
+    assert!(requester.verdicts().table().standing(&victim).score < 0);
 }

@@ -14,7 +14,10 @@ pub use advert::{
     PriceSchedule,
 };
 pub use checkpoint::{AnchorReceipt, CHECKPOINT_VERSION, Checkpoint, CheckpointVote};
-pub use job::{Award, Bid, CallForBids, Device, GpuRequirement, JobSpec, Limits, Requirements};
+pub use job::{
+    Award, Bid, CallForBids, Device, GpuRequirement, JobRequest, JobSpec, Limits, RequestError,
+    Requirements,
+};
 pub use receipt::JobReceipt;
 pub use report::{FailureKind, Outcome, ResultReport};
 pub use verdict::{

@@ -258,6 +258,33 @@ fn a_provider_that_misses_its_deadline_is_replaced() {
 }
 
 #[test]
+fn a_job_says_when_it_next_needs_the_clock() {
+    let (d, first) = Driver::new(spec(100));
+    assert_eq!(first, vec![Action::FindCandidates]);
+    let Phase::Auction { closes_at, .. } = *d.job.phase() else {
+        panic!("{:?}", d.job.phase())
+    };
+    assert_eq!(d.job.next_wake(), Some(closes_at));
+    let (mut d, _) = to_running(spec(100), 3);
+    let wake = d.job.next_wake().unwrap();
+    assert!(wake <= d.job.spec().deadline);
+    // Just before the wake nothing is due; at it, the silent replicas are timed out and
+    // replaced, exactly as a tick every few milliseconds would have found.
+    d.report(1, b"x");
+    d.now = Timestamp(wake.0 - 1);
+    assert!(d.on(Event::Tick).is_empty());
+    d.now = d.job.next_wake().unwrap();
+    assert_eq!(d.on(Event::Tick), vec![Action::FindCandidates]);
+    // A finished job needs no clock.
+    let (mut d, _) = to_running(spec(100), 3);
+    d.report(1, b"x");
+    d.report(2, b"x");
+    d.report(3, b"x");
+    assert!(d.job.is_finished());
+    assert_eq!(d.job.next_wake(), None);
+}
+
+#[test]
 fn a_persisted_job_resumes_exactly_where_it_was() {
     let (mut d, _) = to_running(spec(100), 3);
     d.report(1, b"x");

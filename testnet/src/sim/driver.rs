@@ -3,7 +3,6 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
-use cairn_node::node::now;
 use cairn_protocol::requester::Phase;
 use cairn_protocol::{BlobHash, JobId, Outcome};
 use cairn_runtime::Sandbox;
@@ -13,7 +12,7 @@ use super::{
 };
 use crate::TestnetError;
 use crate::harness::Testnet;
-use crate::jobs::{JobPlan, SpecBlobs};
+use crate::jobs::JobPlan;
 use crate::report::{Percentiles, ReputationMeans, ReputationSample, SimReport, peak_rss_bytes};
 use crate::rng::SimRng;
 
@@ -160,17 +159,15 @@ impl Driver<'_> {
             .cloned()
             .ok_or_else(|| job_error("module not uploaded".into()))?;
         let input = node
-            .save_blob(plan.input.clone())
+            .blobs()
+            .save(plan.input.clone())
             .await
             .map_err(|e| job_error(format!("cannot store the input: {e}")))?;
-        let blobs = SpecBlobs {
-            requester: node.node_id(),
-            module,
-            input,
-        };
-        let spec = plan.spec(blobs, index as u64, self.config.replicas, now());
+        let request = plan.request(module, input, self.config.replicas);
         let id = node
-            .submit_job(spec)
+            .market()
+            .submit_request(request)
+            .await
             .map_err(|e| job_error(format!("submit refused: {e}")))?;
         let gpu = plan.gpu;
         let sandbox = self.reference.clone();
@@ -191,7 +188,7 @@ impl Driver<'_> {
         let mut still = Vec::with_capacity(self.in_flight.len());
         for job in std::mem::take(&mut self.in_flight) {
             match testnet.node(job.requester) {
-                Some(node) if node.job_finished(&job.id) == Some(true) => {
+                Some(node) if node.market().job_finished(&job.id) == Some(true) => {
                     let ended = job.submitted.elapsed();
                     self.record(testnet, node, job, ended).await;
                 }
@@ -208,7 +205,7 @@ impl Driver<'_> {
         job: InFlight,
         ended: Duration,
     ) {
-        let Some(view) = node.job(&job.id) else {
+        let Some(view) = node.market().job(&job.id) else {
             return self.tally.fail("job vanished from its requester".into());
         };
         let providers = view.job.providers();
@@ -260,7 +257,7 @@ impl Driver<'_> {
 
     /// Reputation means as node 0 sees them.
     fn means(&self, testnet: &Testnet) -> ReputationMeans {
-        let Some(table) = testnet.node(0).map(|n| n.reputation()) else {
+        let Some(table) = testnet.node(0).map(|n| n.verdicts().table()) else {
             return ReputationMeans::default();
         };
         let mean = |nodes: Vec<usize>| {
@@ -300,7 +297,10 @@ impl Driver<'_> {
         let t = &self.tally;
         let ended = t.ended();
         let peak = peak_rss_bytes();
-        let table = testnet.node(0).map(|n| n.reputation()).unwrap_or_default();
+        let table = testnet
+            .node(0)
+            .map(|n| n.verdicts().table())
+            .unwrap_or_default();
         let (timeouts, dissents) = table
             .iter()
             .fold((0, 0), |(t, d), (_, s)| (t + s.timed_out, d + s.dissented));

@@ -24,7 +24,7 @@ async fn nodes_start_with_seeded_keys_and_a_crashed_node_comes_back_with_its_ide
     // Profiles come from the mix: some GPU machines, some CPU-only.
     let gpus = (0..4).filter(|i| tn.profile(*i).unwrap().has_gpu()).count();
     assert!((1..4).contains(&gpus), "{gpus} GPU machines of 4");
-    let advert = tn.node(0).unwrap().advert_of(&ids[1]).unwrap();
+    let advert = tn.node(0).unwrap().adverts().of(&ids[1]).unwrap();
     assert_eq!(
         advert.gpus.is_empty(),
         !tn.profile(1).unwrap().has_gpu(),
@@ -52,13 +52,13 @@ async fn nodes_start_with_seeded_keys_and_a_crashed_node_comes_back_with_its_ide
 
 /// A wordcount job with `replicas` replicas, submitted by `requester`.
 async fn wordcount(requester: &Node, nonce: u64, replicas: u8) -> JobId {
-    let t = cairn_node::node::now();
+    let t = cairn_node::now();
     let wasm = cairn_runtime::guests::bytes("wordcount").unwrap();
     let spec = JobSpec {
         requester: requester.node_id(),
         nonce,
-        module: requester.store_blob(wasm).await.unwrap(),
-        input: requester.store_blob(b"a b c".to_vec()).await.unwrap(),
+        module: requester.blobs().store(wasm).await.unwrap(),
+        input: requester.blobs().store(b"a b c".to_vec()).await.unwrap(),
         args: vec![],
         limits: Limits {
             fuel: 100_000_000,
@@ -74,16 +74,16 @@ async fn wordcount(requester: &Node, nonce: u64, replicas: u8) -> JobId {
         bid_deadline: t.plus_ms(2_000),
         deadline: t.plus_ms(60_000),
     };
-    requester.submit_job(spec).unwrap()
+    requester.market().submit(spec).unwrap()
 }
 
 /// The providers of `id` once it is accepted (panics if it fails).
 async fn accepted_providers(node: &Node, id: &JobId) -> Vec<NodeId> {
     let done = cairn_node::testing::wait_for(Duration::from_secs(60), || async {
-        (node.job_finished(id) == Some(true)).then_some(())
+        (node.market().job_finished(id) == Some(true)).then_some(())
     })
     .await;
-    let view = node.job(id).unwrap();
+    let view = node.market().job(id).unwrap();
     assert!(
         done.is_some() && matches!(view.job.phase(), Phase::Accepted(_)),
         "{:#?}",

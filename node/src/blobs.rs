@@ -1,0 +1,211 @@
+//! The blob service: content-addressed files a node stores, serves to peers and fetches from
+//! them, always checked against their blake3 hash.
+//!
+//! Three ways to keep a blob, by who reads it next:
+//! - [`Blobs::put`]: a blob a user hands in, synced and announced in the DHT before it returns;
+//! - [`Blobs::store`] and [`Blobs::save`]: synced, announced in the background or not at all
+//!   (a job's module, input and output travel point to point between its parties);
+//! - [`Blobs::keep`]: a provider's working copy, cached, not synced.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use cairn_protocol::BlobHash;
+use libp2p::PeerId;
+use libp2p::request_response::ResponseChannel;
+use tracing::{debug, warn};
+
+use crate::context::Context;
+use crate::error::NodeError;
+use crate::net::{self, BlobResponse};
+use crate::store::{BlobStore, Durability};
+
+/// How long storing a blob waits for its DHT announcement before returning.
+const PROVIDE_WAIT: Duration = Duration::from_secs(10);
+
+/// The blob service (see the module docs). Cheap to clone.
+#[derive(Clone)]
+pub struct Blobs {
+    ctx: Arc<Context>,
+    store: BlobStore,
+}
+
+impl Blobs {
+    pub(crate) fn new(ctx: Arc<Context>, store: BlobStore) -> Self {
+        Self { ctx, store }
+    }
+
+    /// The local store, for inspection.
+    pub fn local(&self) -> &BlobStore {
+        &self.store
+    }
+
+    fn key(&self, hash: &BlobHash) -> Vec<u8> {
+        net::blob_key(self.ctx.network_name(), hash)
+    }
+
+    /// Stores a blob, flushes it to disk, and waits (up to 10 s) until the DHT knows this node
+    /// holds it, so another node can fetch it as soon as this returns. For blobs a user hands
+    /// in; the job path uses [`Blobs::save`].
+    pub async fn put(&self, bytes: Vec<u8>) -> Result<BlobHash, NodeError> {
+        let hash = self.write(bytes, Durability::Synced).await?;
+        match tokio::time::timeout(PROVIDE_WAIT, self.ctx.net.start_providing(self.key(&hash)))
+            .await
+        {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => warn!(target: "cairn::dht", %hash, error = %e, "cannot announce blob"),
+            Err(_) => debug!(target: "cairn::dht", %hash, "blob announcement still in progress"),
+        }
+        Ok(hash)
+    }
+
+    /// Stores a blob durably and announces it in the background: for blobs whose next reader
+    /// finds them through the DHT.
+    pub async fn store(&self, bytes: Vec<u8>) -> Result<BlobHash, NodeError> {
+        let hash = self.write(bytes, Durability::Synced).await?;
+        self.ctx.provide_in_background(self.key(&hash));
+        Ok(hash)
+    }
+
+    /// Stores a blob durably without announcing it in the DHT: a job's module and input on
+    /// its requester, and its accepted output, which providers and the requester fetch point
+    /// to point from a holder they know. Announcing each would cost a DHT walk (a few dozen
+    /// requests, most over new connections) per blob.
+    pub async fn save(&self, bytes: Vec<u8>) -> Result<BlobHash, NodeError> {
+        self.write(bytes, Durability::Synced).await
+    }
+
+    /// Keeps a copy the job path can fetch again (a provider's module, input and output):
+    /// not synced to disk and not announced in the DHT, because its next reader asks this
+    /// node point to point and checks the hash.
+    pub(crate) async fn keep(&self, bytes: Vec<u8>) -> Result<BlobHash, NodeError> {
+        self.write(bytes, Durability::Cached).await
+    }
+
+    async fn write(&self, bytes: Vec<u8>, durability: Durability) -> Result<BlobHash, NodeError> {
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || store.put_with(&bytes, durability))
+            .await
+            .map_err(|e| NodeError::Io {
+                path: "blob store".into(),
+                source: std::io::Error::other(e),
+            })?
+            .map_err(NodeError::from)
+    }
+
+    /// The blob from the local store, checked against its hash, read off the async threads.
+    pub async fn get_local(&self, hash: BlobHash) -> Result<Option<Vec<u8>>, NodeError> {
+        let store = self.store.clone();
+        Ok(
+            tokio::task::spawn_blocking(move || store.get_verified(&hash))
+                .await
+                .map_err(|e| NodeError::Io {
+                    path: "blob store".into(),
+                    source: std::io::Error::other(e),
+                })??,
+        )
+    }
+
+    /// The blob, from the local store or else from any provider in the network (verified).
+    pub async fn get(&self, hash: BlobHash) -> Result<Vec<u8>, NodeError> {
+        match self.get_local(hash).await? {
+            Some(bytes) => Ok(bytes),
+            None => self.fetch(hash).await,
+        }
+    }
+
+    /// Fetches a blob from the providers the DHT names, trying each until one sends bytes that
+    /// match the hash; stores and announces it.
+    pub async fn fetch(&self, hash: BlobHash) -> Result<Vec<u8>, NodeError> {
+        let providers = self.ctx.net.get_providers(self.key(&hash)).await?;
+        if providers.is_empty() {
+            let reason = "no provider in the DHT".to_owned();
+            return Err(NodeError::BlobUnavailable { hash, reason });
+        }
+        let bytes = self.fetch_from(hash, providers).await?;
+        // Found through the DHT: this node becomes one more holder others can find.
+        self.ctx.provide_in_background(self.key(&hash));
+        Ok(bytes)
+    }
+
+    /// Fetches a blob from the first of `peers` that sends bytes matching the hash, and
+    /// stores it durably without announcing it (see [`Blobs::save`]). Mismatching bytes
+    /// are refused and counted, and the next peer is tried.
+    pub async fn fetch_from(
+        &self,
+        hash: BlobHash,
+        peers: Vec<PeerId>,
+    ) -> Result<Vec<u8>, NodeError> {
+        self.fetch_as(hash, peers, Durability::Synced).await
+    }
+
+    /// [`Blobs::fetch_from`], keeping the bytes as `durability` says; neither is announced
+    /// in the DHT.
+    pub(crate) async fn fetch_as(
+        &self,
+        hash: BlobHash,
+        peers: Vec<PeerId>,
+        durability: Durability,
+    ) -> Result<Vec<u8>, NodeError> {
+        let mut tried = Vec::new();
+        let me = self.ctx.peer_id();
+        for peer in peers.into_iter().filter(|p| *p != me) {
+            match self.ctx.net.request_blob(peer, hash).await {
+                Ok(BlobResponse::Found(bytes)) if BlobHash::of(&bytes) == hash => {
+                    self.ctx
+                        .metrics
+                        .blobs_fetched
+                        .fetch_add(1, Ordering::Relaxed);
+                    self.write(bytes.clone(), durability).await?;
+                    return Ok(bytes);
+                }
+                Ok(BlobResponse::Found(_)) => {
+                    warn!(target: "cairn::blobs", %peer, %hash, "peer sent bytes that do not match the hash");
+                    self.ctx.metrics.reject("blob", "hash_mismatch");
+                    tried.push(format!("{peer}: corrupted"));
+                }
+                Ok(BlobResponse::NotFound) => tried.push(format!("{peer}: not found")),
+                Err(e) => {
+                    self.ctx.metrics.reject("blob", "transfer_failed");
+                    tried.push(format!("{peer}: {e}"));
+                }
+            }
+        }
+        Err(NodeError::BlobUnavailable {
+            hash,
+            reason: format!("tried {}", tried.join("; ")),
+        })
+    }
+
+    /// Answers a peer's request for a blob, off the event loop.
+    pub(crate) fn serve(
+        &self,
+        peer: PeerId,
+        hash: BlobHash,
+        channel: ResponseChannel<BlobResponse>,
+    ) {
+        let this = self.clone();
+        self.ctx.spawn(async move {
+            let store = this.store.clone();
+            let found = tokio::task::spawn_blocking(move || store.get(&hash)).await;
+            let response = match found {
+                Ok(Ok(Some(bytes))) => BlobResponse::Found(bytes),
+                _ => BlobResponse::NotFound,
+            };
+            debug!(target: "cairn::blobs", %peer, %hash, found = matches!(response, BlobResponse::Found(_)), "blob request");
+            this.ctx.metrics.blobs_served.fetch_add(1, Ordering::Relaxed);
+            let _ = this.ctx.net.respond_blob(channel, response).await;
+        });
+    }
+
+    /// Announces every held blob again (after the node was alone: what it announced then
+    /// reached nobody).
+    pub(crate) fn reprovide(&self) {
+        if let Ok(hashes) = self.store.list() {
+            for hash in hashes {
+                self.ctx.provide_in_background(self.key(&hash));
+            }
+        }
+    }
+}

@@ -1,0 +1,164 @@
+//! The market service: the provider side (`provider.rs`: bid, run, report) and the driver of
+//! the requester's state machine (`requester.rs`, over `cairn_protocol::requester`), wired to
+//! the network, the blob service and the store.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::AtomicUsize;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use cairn_protocol::requester::{Event, RequesterConfig, RequesterJob};
+use cairn_protocol::{BlobHash, FailureKind, JobId, JobSpec, NodeId};
+use cairn_runtime::{JobLimits, RunError, Sandbox};
+use libp2p::PeerId;
+use tokio::sync::mpsc;
+
+use crate::adverts::Adverts;
+use crate::blobs::Blobs;
+use crate::context::Context;
+use crate::store::{GroupFlush, KvStore};
+use crate::verdicts::Verdicts;
+
+mod faults;
+mod provider;
+mod requester;
+
+pub use faults::FaultInjection;
+
+/// Calls for bids remembered (so an award can be matched to its spec).
+const MAX_REMEMBERED_CALLS: usize = 4096;
+/// Events queued per job.
+const JOB_EVENT_QUEUE: usize = 256;
+/// The longest a job's driver sleeps between events when the job names no earlier time
+/// (`RequesterJob::next_wake`).
+const MAX_SLEEP: Duration = Duration::from_secs(1);
+/// The shortest sleep after a tick that changed nothing (the old fixed tick).
+const IDLE_TICK: Duration = Duration::from_millis(50);
+/// How long a provider's bid stays valid.
+const BID_LIFETIME_MS: u64 = 30_000;
+/// How long a DHT answer for a capability class is reused.
+const CLASS_CACHE_TTL: Duration = Duration::from_secs(10);
+/// How long a DHT lookup of candidates may take.
+const CLASS_LOOKUP_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The market service (see the module docs). Cheap to clone.
+#[derive(Clone)]
+pub struct Market {
+    ctx: Arc<Context>,
+    blobs: Blobs,
+    adverts: Adverts,
+    verdicts: Verdicts,
+    state: Arc<State>,
+}
+
+struct State {
+    sandbox: Sandbox,
+    calls: Mutex<(HashMap<JobId, JobSpec>, VecDeque<JobId>)>,
+    running: AtomicUsize,
+    jobs: Mutex<HashMap<JobId, JobHandle>>,
+    config: RequesterConfig,
+    /// Group commit of job records and receipts.
+    durable: GroupFlush,
+    /// Recent DHT answers per capability class, so a burst of jobs makes one lookup.
+    class_cache: Mutex<HashMap<&'static str, (Instant, Vec<NodeId>)>>,
+}
+
+#[derive(Clone)]
+struct JobHandle {
+    events: mpsc::Sender<Event>,
+    view: Arc<Mutex<JobView>>,
+}
+
+/// What the node knows of a job it submitted.
+#[derive(Clone, Debug)]
+pub struct JobView {
+    /// The state machine.
+    pub job: RequesterJob,
+    /// The verified output blob, once fetched.
+    pub output: Option<BlobHash>,
+    /// Why fetching the output failed, if it did.
+    pub output_error: Option<String>,
+}
+
+impl Market {
+    pub(crate) fn new(
+        ctx: Arc<Context>,
+        blobs: Blobs,
+        adverts: Adverts,
+        verdicts: Verdicts,
+        sandbox: Sandbox,
+        kv: Arc<dyn KvStore>,
+    ) -> Self {
+        let verification = &ctx.options().config.verification;
+        let config = RequesterConfig {
+            hidden_replica_probability: f64::from(verification.hidden_replica_per_mille) / 1000.0,
+            audit_probability: f64::from(verification.audit_per_mille) / 1000.0,
+            require_established: verification.require_established,
+            audit_scale: verification.audit_scale,
+            ..RequesterConfig::default()
+        };
+        Self {
+            ctx,
+            blobs,
+            adverts,
+            verdicts,
+            state: Arc::new(State {
+                sandbox,
+                calls: Mutex::new((HashMap::new(), VecDeque::new())),
+                running: AtomicUsize::new(0),
+                jobs: Mutex::new(HashMap::new()),
+                config,
+                durable: GroupFlush::new(kv),
+                class_cache: Mutex::new(HashMap::new()),
+            }),
+        }
+    }
+}
+
+/// The libp2p peer id of a node id (ed25519 keys map one to one).
+fn peer_of(node: &NodeId) -> Option<PeerId> {
+    node.peer_id().ok()
+}
+
+/// The node id inside an ed25519 peer id.
+pub fn node_of(peer: &PeerId) -> Option<NodeId> {
+    let multihash = peer.as_ref();
+    if multihash.code() != 0 {
+        return None;
+    }
+    let key = libp2p::identity::PublicKey::try_decode_protobuf(multihash.digest()).ok()?;
+    Some(NodeId(key.try_into_ed25519().ok()?.to_bytes()))
+}
+
+/// What a provider asks for a job: its price schedule applied to the job's fuel limit.
+pub fn price_for(spec: &JobSpec, price: &crate::config::PriceConfig) -> u64 {
+    let mega_fuel = spec.limits.fuel.div_ceil(1_000_000);
+    price
+        .minimum
+        .max(mega_fuel.saturating_mul(price.per_mega_fuel))
+}
+
+fn failure_kind(e: &RunError) -> FailureKind {
+    match e {
+        RunError::InvalidModule { .. } => FailureKind::InvalidModule,
+        RunError::MissingImport { .. } => FailureKind::MissingImport,
+        RunError::NoEntryPoint => FailureKind::NoEntryPoint,
+        RunError::OutOfFuel { .. } => FailureKind::OutOfFuel,
+        RunError::Timeout { .. } => FailureKind::Timeout,
+        RunError::OutOfMemory { .. } => FailureKind::OutOfMemory,
+        RunError::StackOverflow => FailureKind::StackOverflow,
+        RunError::OutputTooLarge { .. } => FailureKind::OutputTooLarge,
+        RunError::Exit { code } => FailureKind::Exit(*code),
+        RunError::Trap { .. } => FailureKind::Trap,
+        // A host fault, or a kind this node does not know: never reported as the guest's.
+        _ => FailureKind::HostFault,
+    }
+}
+
+fn job_limits(spec: &JobSpec) -> JobLimits {
+    JobLimits::default()
+        .with_fuel(spec.limits.fuel)
+        .with_memory_bytes(spec.limits.memory_bytes)
+        .with_timeout(Duration::from_millis(spec.limits.wall_time_ms))
+        .with_max_output_bytes(spec.limits.max_output_bytes)
+}

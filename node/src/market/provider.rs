@@ -1,0 +1,232 @@
+//! The provider side of the market: decide whether to bid on a call, take an award, fetch the
+//! job's blobs, run it in the sandbox and report the signed result to the requester.
+
+use std::sync::atomic::Ordering;
+
+use cairn_protocol::{
+    Award, Bid, BlobHash, CallForBids, Device, Envelope, JobId, JobSpec, NodeId, Outcome,
+    ResultReport,
+};
+use cairn_runtime::{Job, RunError};
+use libp2p::PeerId;
+use libp2p::request_response::ResponseChannel;
+use tracing::warn;
+
+use super::{
+    BID_LIFETIME_MS, FaultInjection, MAX_REMEMBERED_CALLS, Market, failure_kind, job_limits,
+    peer_of, price_for,
+};
+use crate::context::now;
+use crate::error::NodeError;
+use crate::net::{MarketRequest, MarketResponse};
+use crate::store::Durability;
+
+impl Market {
+    /// Answers a peer's market request in a task of its own.
+    pub(crate) fn serve(
+        &self,
+        peer: PeerId,
+        request: MarketRequest,
+        channel: ResponseChannel<MarketResponse>,
+    ) {
+        let this = self.clone();
+        self.ctx.spawn(async move {
+            let response = this.on_request(peer, request).await;
+            let _ = this.ctx.net.respond_market(channel, response).await;
+        });
+    }
+
+    async fn on_request(&self, peer: PeerId, request: MarketRequest) -> MarketResponse {
+        match request {
+            MarketRequest::CallForBids(envelope) => self.on_call_for_bids(envelope),
+            MarketRequest::Award(envelope) => self.on_award(envelope),
+            MarketRequest::Report(envelope) => self.on_report(peer, envelope).await,
+        }
+    }
+
+    fn on_call_for_bids(&self, envelope: Envelope) -> MarketResponse {
+        let call = match envelope.verify::<CallForBids>(self.ctx.network()) {
+            Ok(call) => call.into_parts().1,
+            Err(e) => {
+                self.ctx.metrics.reject("call_for_bids", e.reason());
+                return MarketResponse::Declined(format!("invalid call for bids: {e}"));
+            }
+        };
+        match self.bid_for(&call.spec) {
+            Ok(bid) => MarketResponse::Bid(bid),
+            Err(reason) => MarketResponse::Declined(reason),
+        }
+    }
+
+    /// Decides whether and at what price to bid; remembers the spec for the award.
+    fn bid_for(&self, spec: &JobSpec) -> Result<Envelope, String> {
+        let job = spec.id().map_err(|e| e.to_string())?;
+        let caps = self.adverts.capabilities();
+        if !spec.requirements.matches(&caps) {
+            return Err("this node does not meet the job's requirements".into());
+        }
+        let busy = self.state.running.load(Ordering::Relaxed);
+        // Up to `capacity` run at once (the sandbox's permits); a bounded backlog waits.
+        let backlog = self.ctx.options().config.backlog_per_slot;
+        let most = caps.capacity.saturating_mul(backlog.saturating_add(1)) as usize;
+        if busy >= most {
+            return Err(format!(
+                "busy: {busy} jobs held, {} running at once plus a backlog of {}",
+                caps.capacity,
+                most - caps.capacity as usize
+            ));
+        }
+        let price = price_for(spec, &self.ctx.options().config.price);
+        if price > spec.max_price {
+            return Err(format!(
+                "price {price} is above the job's maximum {}",
+                spec.max_price
+            ));
+        }
+        if let Ok(mut calls) = self.state.calls.lock() {
+            let (map, order) = &mut *calls;
+            if map.insert(job, spec.clone()).is_none() {
+                order.push_back(job);
+            }
+            while order.len() > MAX_REMEMBERED_CALLS {
+                if let Some(old) = order.pop_front() {
+                    map.remove(&old);
+                }
+            }
+        }
+        let device = match spec.requirements.matching_gpus(&caps) {
+            // Spread concurrent jobs over the group's devices.
+            Some((first, gpu)) => Device::Gpu {
+                index: first + u32::try_from(busy).unwrap_or(0) % gpu.count.max(1),
+                model: gpu.model.clone(),
+            },
+            None => Device::Cpu { cores: 1 },
+        };
+        let bid = Bid {
+            job,
+            bidder: self.ctx.node_id(),
+            price,
+            device,
+            runtime: caps.runtime,
+            expires_at: now().plus_ms(BID_LIFETIME_MS),
+        };
+        self.ctx
+            .sign(bid)
+            .map(|b| b.envelope().clone())
+            .map_err(|e| e.to_string())
+    }
+
+    fn on_award(&self, envelope: Envelope) -> MarketResponse {
+        let award = match envelope.verify::<Award>(self.ctx.network()) {
+            Ok(award) => award.into_parts().1,
+            Err(e) => {
+                self.ctx.metrics.reject("award", e.reason());
+                return MarketResponse::Refused(format!("invalid award: {e}"));
+            }
+        };
+        if award.provider != self.ctx.node_id() {
+            return MarketResponse::Refused("award names another provider".into());
+        }
+        let spec = self
+            .state
+            .calls
+            .lock()
+            .ok()
+            .and_then(|c| c.0.get(&award.job).cloned());
+        let Some(spec) = spec.filter(|s| s.requester == award.requester) else {
+            return MarketResponse::Refused(
+                "no call for bids of this job from this requester".into(),
+            );
+        };
+        self.state.running.fetch_add(1, Ordering::Relaxed);
+        let node = self.clone();
+        self.ctx.spawn(async move {
+            node.run_and_report(award, spec).await;
+            node.state.running.fetch_sub(1, Ordering::Relaxed);
+        });
+        MarketResponse::Accepted
+    }
+
+    async fn run_and_report(&self, award: Award, spec: JobSpec) {
+        let (outcome, fuel_used) = match self.run_job(award.job, &spec).await {
+            Ok(result) => result,
+            Err(e) => {
+                warn!(target: "cairn::provider", job = %award.job, error = %e, "cannot run job");
+                return; // the requester times us out and replaces us
+            }
+        };
+        let report = ResultReport {
+            job: award.job,
+            provider: self.ctx.node_id(),
+            outcome,
+            fuel_used,
+            runtime: self.ctx.options().runtime.clone(),
+        };
+        let (Ok(report), Some(requester)) = (self.ctx.sign(report), peer_of(&award.requester))
+        else {
+            return;
+        };
+        let request = MarketRequest::Report(report.envelope().clone());
+        if let Err(e) = self.ctx.net.market(requester, request).await {
+            warn!(target: "cairn::provider", job = %award.job, error = %e, "cannot deliver report");
+        }
+    }
+
+    /// Fetches the blobs, runs the job in the sandbox, and stores the output as a blob.
+    async fn run_job(&self, job_id: JobId, spec: &JobSpec) -> Result<(Outcome, u64), NodeError> {
+        let module = self.job_blob(spec.module, &spec.requester).await?;
+        let input = self.job_blob(spec.input, &spec.requester).await?;
+        let sandbox = self.state.sandbox.clone();
+        let prepared = tokio::task::spawn_blocking(move || sandbox.prepare(&module))
+            .await
+            .map_err(|e| NodeError::Sandbox(e.to_string()))?;
+        let prepared = match prepared {
+            Ok(p) => p,
+            Err(e) => return Ok((Outcome::Failed(failure_kind(&e)), 0)),
+        };
+        let job = Job::new(job_id, input)
+            .with_args(spec.args.clone())
+            .with_limits(job_limits(spec));
+        match self.state.sandbox.run(prepared, job).await {
+            Ok(out) => {
+                let me = self.ctx.node_id();
+                let fault = match self.ctx.options().faults {
+                    FaultInjection::ColludingOnceEstablished
+                        if self
+                            .verdicts
+                            .with_table(|t| t.on_probation(&me))
+                            .unwrap_or(true) =>
+                    {
+                        FaultInjection::None
+                    }
+                    fault => fault,
+                };
+                let output = fault.corrupt(out.output, &job_id, &me);
+                let size = output.len() as u64;
+                let digest = self.blobs.keep(output).await?;
+                Ok((Outcome::Output { digest, size }, out.fuel_used))
+            }
+            Err(e) => {
+                let fuel = if matches!(e, RunError::OutOfFuel { .. }) {
+                    spec.limits.fuel
+                } else {
+                    0
+                };
+                Ok((Outcome::Failed(failure_kind(&e)), fuel))
+            }
+        }
+    }
+
+    /// A job's blob: held here, else from the requester (which must hold it), else from any
+    /// provider the DHT names. Always checked against its hash.
+    async fn job_blob(&self, hash: BlobHash, requester: &NodeId) -> Result<Vec<u8>, NodeError> {
+        if let Some(bytes) = self.blobs.get_local(hash).await? {
+            return Ok(bytes);
+        }
+        let direct = peer_of(requester).into_iter().collect();
+        match self.blobs.fetch_as(hash, direct, Durability::Cached).await {
+            Ok(bytes) => Ok(bytes),
+            Err(_) => self.blobs.fetch(hash).await,
+        }
+    }
+}
