@@ -26,6 +26,7 @@ pub mod ledger;
 pub mod merkle;
 pub mod messages;
 pub mod proof;
+pub mod provider;
 pub mod quorum;
 pub mod reputation;
 pub mod requester;

@@ -89,6 +89,20 @@ pub enum FailReason {
     NoEstablishedProvider,
 }
 
+impl std::fmt::Display for FailReason {
+    /// In words, for users.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            FailReason::NoQuorum => "no outcome reached its quorum within the replica cap",
+            FailReason::DeadlinePassed => "the deadline passed before an outcome was accepted",
+            FailReason::Cancelled => "cancelled by its requester",
+            FailReason::NoEstablishedProvider => {
+                "no established provider could be found to check the outcome"
+            }
+        })
+    }
+}
+
 /// What the requester should do next.
 #[derive(Clone, PartialEq, Eq, Debug, Encode, Decode)]
 pub enum Decision {

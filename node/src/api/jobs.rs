@@ -107,18 +107,43 @@ impl SubmitJob {
     }
 }
 
+/// Where a job stands, as the API and the CLI name it.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum JobState {
+    /// Looking for providers.
+    Auction,
+    /// Waiting for reports.
+    Running,
+    /// An outcome was accepted.
+    Accepted,
+    /// The job failed.
+    Failed,
+}
+
+impl std::fmt::Display for JobState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            JobState::Auction => "auction",
+            JobState::Running => "running",
+            JobState::Accepted => "accepted",
+            JobState::Failed => "failed",
+        })
+    }
+}
+
 /// A job as the API shows it.
 #[derive(Serialize, Deserialize, Debug, Clone)]
 pub struct JobStatus {
     /// Job id.
     pub id: String,
     /// `auction`, `running`, `accepted` or `failed`.
-    pub state: String,
+    pub state: JobState,
     /// Whether nothing more will happen.
     pub finished: bool,
-    /// For accepted jobs: the output digest, or the agreed failure.
+    /// For accepted jobs: the output digest, or the agreed failure in words.
     pub outcome: Option<String>,
-    /// For failed jobs: why.
+    /// For failed jobs: why, in words.
     pub reason: Option<String>,
     /// Output blob, once fetched and verified.
     pub output: Option<String>,
@@ -133,27 +158,20 @@ pub struct JobStatus {
 impl From<&JobView> for JobStatus {
     fn from(v: &JobView) -> Self {
         let (state, outcome, reason) = match v.job.phase() {
-            Phase::Auction { .. } => ("auction", None, None),
-            Phase::Running => ("running", None, None),
+            Phase::Auction { .. } => (JobState::Auction, None, None),
+            Phase::Running => (JobState::Running, None, None),
             Phase::Accepted(Outcome::Output { digest, .. }) => {
-                ("accepted", Some(digest.to_string()), None)
+                (JobState::Accepted, Some(digest.to_string()), None)
             }
             Phase::Accepted(Outcome::Failed(kind)) => {
-                ("accepted", Some(format!("failed: {kind:?}")), None)
+                (JobState::Accepted, Some(format!("failed: {kind}")), None)
             }
-            Phase::Failed(reason) => ("failed", None, Some(format!("{reason:?}"))),
-        };
-        let finished = match v.job.phase() {
-            Phase::Accepted(Outcome::Output { .. }) => {
-                v.output.is_some() || v.output_error.is_some()
-            }
-            Phase::Accepted(_) | Phase::Failed(_) => true,
-            _ => false,
+            Phase::Failed(reason) => (JobState::Failed, None, Some(reason.to_string())),
         };
         Self {
             id: v.job.id().to_string(),
-            state: state.into(),
-            finished,
+            state,
+            finished: v.finished(),
             outcome,
             reason,
             output: v.output.map(|h| h.to_string()),
@@ -333,5 +351,43 @@ pub(crate) async fn cancel(State(s): State<ApiState>, UrlPath(id): UrlPath<Strin
             "no_such_job",
             format!("no running job {id} on this node"),
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use cairn_protocol::reputation::ReputationTable;
+    use cairn_protocol::requester::{Context, Event, RequesterConfig, RequesterJob};
+    use cairn_protocol::{BlobHash, NodeId, Timestamp};
+
+    use super::*;
+
+    #[test]
+    fn a_job_is_shown_in_words_with_one_rule_for_finished() {
+        let spec = JobRequest::new(BlobHash::of(b"module"), BlobHash::of(b"input"))
+            .into_spec(NodeId([1; 32]), "runtime".into(), 0, Timestamp(0))
+            .unwrap();
+        let (mut job, _) = RequesterJob::new(spec.id().unwrap(), spec, Timestamp(0));
+        let view = |job: &RequesterJob| JobView {
+            job: job.clone(),
+            output: None,
+            output_error: None,
+        };
+        let status = serde_json::to_value(JobStatus::from(&view(&job))).unwrap();
+        assert_eq!(status["state"], "auction");
+        assert_eq!(status["finished"], false);
+
+        let reputation = ReputationTable::default();
+        let cx = Context {
+            now: Timestamp(1),
+            reputation: &reputation,
+            seed: &[0; 32],
+            config: &RequesterConfig::default(),
+        };
+        job.handle(Event::Cancel, &cx);
+        let status = serde_json::to_value(JobStatus::from(&view(&job))).unwrap();
+        assert_eq!(status["state"], "failed");
+        assert_eq!(status["finished"], true);
+        assert_eq!(status["reason"], "cancelled by its requester");
     }
 }

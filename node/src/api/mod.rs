@@ -311,9 +311,28 @@ async fn lookup(State(s): State<ApiState>, UrlPath(class): UrlPath<String>) -> R
     }
 }
 
-async fn put_blob(State(s): State<ApiState>, body: Bytes) -> Response {
+/// Query of `POST /v1/blobs`.
+#[derive(Deserialize, Debug)]
+pub struct PutQuery {
+    /// Announce the blob in the DHT and wait (up to 10 s) until it is, so any node can find
+    /// it (default); `false` stores it only, for a job's module and input, which its
+    /// providers fetch from this node.
+    #[serde(default = "yes")]
+    pub announce: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+async fn put_blob(State(s): State<ApiState>, Query(q): Query<PutQuery>, body: Bytes) -> Response {
     let size = body.len();
-    match s.node.blobs.put(body.to_vec()).await {
+    let stored = if q.announce {
+        s.node.blobs.put(body.to_vec()).await
+    } else {
+        s.node.blobs.save(body.to_vec()).await
+    };
+    match stored {
         Ok(hash) => Json(json!({ "hash": hash.to_string(), "size": size })).into_response(),
         Err(e) => node_error(e),
     }

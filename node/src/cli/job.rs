@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use cairn_node::api::jobs::{JobStatus, SubmitJob};
+use cairn_node::api::jobs::{JobState, JobStatus, SubmitJob};
 use cairn_node::client::Client;
 use cairn_protocol::{JobRequest, Limits};
 
@@ -115,8 +115,10 @@ fn parse_size(text: &str) -> Result<u64, String> {
     cairn_node::gpu::parse_bytes(text).ok_or_else(|| format!("{text:?} is not a size like 24GB"))
 }
 
+/// Stores a job's blob on the node, not announced in the DHT: its providers fetch it from the
+/// requester point to point, as on every other job path.
 fn put(client: &Client, bytes: &[u8]) -> Result<String> {
-    let answer: serde_json::Value = client.post_bytes("/v1/blobs", bytes)?;
+    let answer: serde_json::Value = client.post_bytes("/v1/blobs?announce=false", bytes)?;
     answer["hash"]
         .as_str()
         .map(str::to_owned)
@@ -129,7 +131,7 @@ fn status(client: &Client, id: &str) -> Result<JobStatus> {
 
 /// Exit status of a finished job: 0 accepted with output, 1 otherwise.
 fn exit_of(status: &JobStatus) -> ExitCode {
-    if status.state == "accepted" && status.output.is_some() {
+    if status.state == JobState::Accepted && status.output.is_some() {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
@@ -288,9 +290,9 @@ fn wait(client: &Client, id: &str, deadline_secs: u64) -> Result<JobStatus> {
     let (mut shown, mut phase_start, mut frame) = (String::new(), Instant::now(), 0usize);
     loop {
         let s = status(client, id)?;
-        let phase = match s.state.as_str() {
-            "accepted" if !s.finished => "verifying",
-            other => other,
+        let phase = match s.state {
+            JobState::Accepted if !s.finished => "verifying".to_owned(),
+            other => other.to_string(),
         };
         if phase != shown {
             if tty && !shown.is_empty() {

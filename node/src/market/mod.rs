@@ -7,8 +7,8 @@ use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use cairn_protocol::requester::{Event, RequesterConfig, RequesterJob};
-use cairn_protocol::{BlobHash, FailureKind, JobId, JobSpec, NodeId};
+use cairn_protocol::requester::{Event, Phase, RequesterConfig, RequesterJob};
+use cairn_protocol::{BlobHash, FailureKind, JobId, JobSpec, NodeId, Outcome};
 use cairn_runtime::{JobLimits, RunError, Sandbox};
 use libp2p::PeerId;
 use tokio::sync::mpsc;
@@ -80,6 +80,21 @@ pub struct JobView {
     pub output_error: Option<String>,
 }
 
+impl JobView {
+    /// Whether nothing more will happen that its submitter waits for: failed, accepted with
+    /// an agreed failure, or accepted with its output fetched (or given up on). The one rule
+    /// for "finished" (the API's `finished`, the CLI's wait, the simulation).
+    pub fn finished(&self) -> bool {
+        match self.job.phase() {
+            Phase::Accepted(Outcome::Output { .. }) => {
+                self.output.is_some() || self.output_error.is_some()
+            }
+            Phase::Accepted(_) | Phase::Failed(_) => true,
+            Phase::Auction { .. } | Phase::Running => false,
+        }
+    }
+}
+
 impl Market {
     pub(crate) fn new(
         ctx: Arc<Context>,
@@ -128,14 +143,6 @@ pub fn node_of(peer: &PeerId) -> Option<NodeId> {
     }
     let key = libp2p::identity::PublicKey::try_decode_protobuf(multihash.digest()).ok()?;
     Some(NodeId(key.try_into_ed25519().ok()?.to_bytes()))
-}
-
-/// What a provider asks for a job: its price schedule applied to the job's fuel limit.
-pub fn price_for(spec: &JobSpec, price: &crate::config::PriceConfig) -> u64 {
-    let mega_fuel = spec.limits.fuel.div_ceil(1_000_000);
-    price
-        .minimum
-        .max(mega_fuel.saturating_mul(price.per_mega_fuel))
 }
 
 fn failure_kind(e: &RunError) -> FailureKind {

@@ -3,18 +3,18 @@
 
 use std::sync::atomic::Ordering;
 
+use cairn_protocol::provider::{self, Offer};
 use cairn_protocol::{
-    Award, Bid, BlobHash, CallForBids, Device, Envelope, JobId, JobSpec, NodeId, Outcome,
-    ResultReport,
+    Award, BlobHash, CallForBids, Envelope, JobId, JobSpec, NodeId, Outcome, ResultReport,
 };
 use cairn_runtime::{Job, RunError};
 use libp2p::PeerId;
 use libp2p::request_response::ResponseChannel;
-use tracing::warn;
+use tracing::{Instrument, warn};
 
 use super::{
     BID_LIFETIME_MS, FaultInjection, MAX_REMEMBERED_CALLS, Market, failure_kind, job_limits,
-    peer_of, price_for,
+    peer_of,
 };
 use crate::context::now;
 use crate::error::NodeError;
@@ -58,31 +58,18 @@ impl Market {
         }
     }
 
-    /// Decides whether and at what price to bid; remembers the spec for the award.
+    /// Decides whether and at what price to bid (`cairn_protocol::provider::decide`), and
+    /// remembers the spec for the award.
     fn bid_for(&self, spec: &JobSpec) -> Result<Envelope, String> {
         let job = spec.id().map_err(|e| e.to_string())?;
-        let caps = self.adverts.capabilities();
-        if !spec.requirements.matches(&caps) {
-            return Err("this node does not meet the job's requirements".into());
-        }
-        let busy = self.state.running.load(Ordering::Relaxed);
-        // Up to `capacity` run at once (the sandbox's permits); a bounded backlog waits.
-        let backlog = self.ctx.options().config.backlog_per_slot;
-        let most = caps.capacity.saturating_mul(backlog.saturating_add(1)) as usize;
-        if busy >= most {
-            return Err(format!(
-                "busy: {busy} jobs held, {} running at once plus a backlog of {}",
-                caps.capacity,
-                most - caps.capacity as usize
-            ));
-        }
-        let price = price_for(spec, &self.ctx.options().config.price);
-        if price > spec.max_price {
-            return Err(format!(
-                "price {price} is above the job's maximum {}",
-                spec.max_price
-            ));
-        }
+        let capabilities = self.adverts.capabilities();
+        let offer = Offer {
+            capabilities: &capabilities,
+            held: u32::try_from(self.state.running.load(Ordering::Relaxed)).unwrap_or(u32::MAX),
+            backlog_per_slot: self.ctx.options().config.backlog_per_slot,
+            bid_lifetime_ms: BID_LIFETIME_MS,
+        };
+        let bid = provider::decide(job, spec, &offer, now()).map_err(|e| e.to_string())?;
         if let Ok(mut calls) = self.state.calls.lock() {
             let (map, order) = &mut *calls;
             if map.insert(job, spec.clone()).is_none() {
@@ -94,22 +81,6 @@ impl Market {
                 }
             }
         }
-        let device = match spec.requirements.matching_gpus(&caps) {
-            // Spread concurrent jobs over the group's devices.
-            Some((first, gpu)) => Device::Gpu {
-                index: first + u32::try_from(busy).unwrap_or(0) % gpu.count.max(1),
-                model: gpu.model.clone(),
-            },
-            None => Device::Cpu { cores: 1 },
-        };
-        let bid = Bid {
-            job,
-            bidder: self.ctx.node_id(),
-            price,
-            device,
-            runtime: caps.runtime,
-            expires_at: now().plus_ms(BID_LIFETIME_MS),
-        };
         self.ctx
             .sign(bid)
             .map(|b| b.envelope().clone())
@@ -140,10 +111,15 @@ impl Market {
         };
         self.state.running.fetch_add(1, Ordering::Relaxed);
         let node = self.clone();
-        self.ctx.spawn(async move {
-            node.run_and_report(award, spec).await;
-            node.state.running.fetch_sub(1, Ordering::Relaxed);
-        });
+        // One span per replica run, named by the job, as on the requester.
+        let span = tracing::info_span!("run", job = %award.job);
+        self.ctx.spawn(
+            async move {
+                node.run_and_report(award, spec).await;
+                node.state.running.fetch_sub(1, Ordering::Relaxed);
+            }
+            .instrument(span),
+        );
         MarketResponse::Accepted
     }
 

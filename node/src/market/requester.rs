@@ -14,7 +14,7 @@ use cairn_protocol::{
 };
 use libp2p::PeerId;
 use tokio::sync::mpsc;
-use tracing::{debug, warn};
+use tracing::{Instrument, debug, warn};
 
 use super::{
     CLASS_CACHE_TTL, CLASS_LOOKUP_TIMEOUT, IDLE_TICK, JOB_EVENT_QUEUE, JobHandle, JobView,
@@ -31,7 +31,7 @@ impl Market {
     /// The module and input must be held here (providers fetch them from this node).
     pub async fn submit_request(&self, request: JobRequest) -> Result<JobId, NodeError> {
         for blob in [request.module, request.input] {
-            if self.blobs.get_local(blob).await?.is_none() {
+            if !self.blobs.local().contains(&blob)? {
                 return Err(NodeError::MissingBlob(blob));
             }
         }
@@ -118,8 +118,11 @@ impl Market {
         let mut last = Vec::new();
         self.record(&job, &mut last);
         let node = self.clone();
-        self.ctx
-            .spawn(async move { node.drive(job, actions, events, rx, view, last).await });
+        // One span per job: every line its driver and its actions log carries the job id.
+        let span = tracing::info_span!("job", id = %job.id());
+        self.ctx.spawn(
+            async move { node.drive(job, actions, events, rx, view, last).await }.instrument(span),
+        );
     }
 
     /// Writes the job's record when its encoding differs from `last` (most ticks change
@@ -224,23 +227,27 @@ impl Market {
             let events = events.clone();
             let spec = job.spec().clone();
             let view = view.clone();
-            self.ctx.spawn(async move {
-                match action {
-                    Action::FindCandidates => {
-                        let candidates = node.find_candidates(&spec).await;
-                        let _ = events.send(Event::Candidates(candidates)).await;
-                    }
-                    Action::CallForBids(to) => node.call_for_bids(spec, to, events).await,
-                    Action::Award(award) => node.send_award(award).await,
-                    Action::FetchOutput { outcome, from } => {
-                        node.fetch_output(outcome, from, view).await
-                    }
-                    Action::PublishVerdict(verdict) => {
-                        node.issue_receipt(&verdict, &spec).await;
-                        node.verdicts.publish(*verdict).await
+            let span = tracing::Span::current();
+            self.ctx.spawn(
+                async move {
+                    match action {
+                        Action::FindCandidates => {
+                            let candidates = node.find_candidates(&spec).await;
+                            let _ = events.send(Event::Candidates(candidates)).await;
+                        }
+                        Action::CallForBids(to) => node.call_for_bids(spec, to, events).await,
+                        Action::Award(award) => node.send_award(award).await,
+                        Action::FetchOutput { outcome, from } => {
+                            node.fetch_output(outcome, from, view).await
+                        }
+                        Action::PublishVerdict(verdict) => {
+                            node.issue_receipt(&verdict, &spec).await;
+                            node.verdicts.publish(*verdict).await
+                        }
                     }
                 }
-            });
+                .instrument(span),
+            );
         }
     }
 
@@ -471,15 +478,9 @@ impl Market {
             .collect()
     }
 
-    /// Whether a submitted job has ended.
+    /// Whether a submitted job has ended (see [`JobView::finished`]).
     pub fn job_finished(&self, id: &JobId) -> Option<bool> {
-        self.job(id).map(|v| match v.job.phase() {
-            Phase::Accepted(Outcome::Output { .. }) => {
-                v.output.is_some() || v.output_error.is_some()
-            }
-            Phase::Accepted(_) | Phase::Failed(_) => true,
-            _ => false,
-        })
+        self.job(id).map(|v| v.finished())
     }
 
     /// A provider's signed report of a job this node submitted: taken only from the provider

@@ -33,6 +33,27 @@ pub enum FailureKind {
     HostFault,
 }
 
+impl std::fmt::Display for FailureKind {
+    /// In words, for users.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FailureKind::InvalidModule => f.write_str("the module is not valid WebAssembly"),
+            FailureKind::MissingImport => {
+                f.write_str("the module imports something the sandbox does not provide")
+            }
+            FailureKind::NoEntryPoint => f.write_str("the module has no _start"),
+            FailureKind::OutOfFuel => f.write_str("out of fuel"),
+            FailureKind::OutOfMemory => f.write_str("out of memory"),
+            FailureKind::Trap => f.write_str("the module trapped"),
+            FailureKind::OutputTooLarge => f.write_str("output above the limit"),
+            FailureKind::Exit(code) => write!(f, "exited with code {code}"),
+            FailureKind::Timeout => f.write_str("wall-clock limit reached"),
+            FailureKind::StackOverflow => f.write_str("stack overflow"),
+            FailureKind::HostFault => f.write_str("the host failed"),
+        }
+    }
+}
+
 impl FailureKind {
     /// Whether every honest host reaches the same failure on the same job. Host-dependent
     /// failures (timeouts, stack overflows) are never held against a provider and never count

@@ -1,0 +1,205 @@
+//! The provider's side of an auction, as a pure function: whether to bid on a call for bids,
+//! at what price and on which device. The node feeds it its advertised capabilities, its
+//! load and the clock, then signs and sends what it decides.
+
+use crate::messages::{Bid, CapabilityAdvert, Device, JobSpec, PriceSchedule};
+use crate::{JobId, Timestamp};
+
+/// What a provider asks for a job: its price schedule applied to the job's fuel limit, at
+/// least its minimum.
+pub fn price_for(spec: &JobSpec, price: &PriceSchedule) -> u64 {
+    let mega_fuel = spec.limits.fuel.div_ceil(1_000_000);
+    price
+        .minimum
+        .max(mega_fuel.saturating_mul(price.per_mega_fuel))
+}
+
+/// A provider's situation when a call for bids arrives.
+#[derive(Clone, Copy, Debug)]
+pub struct Offer<'a> {
+    /// What it advertises (its id, devices, runtime, capacity and prices).
+    pub capabilities: &'a CapabilityAdvert,
+    /// Jobs it holds now, running or waiting.
+    pub held: u32,
+    /// Jobs it may hold waiting per slot of capacity, beyond those running.
+    pub backlog_per_slot: u32,
+    /// How long its bid stays valid, ms.
+    pub bid_lifetime_ms: u64,
+}
+
+/// Why a provider does not bid; its `Display` is what the requester is told.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Decline {
+    /// The provider lacks what the job requires (GPU, memory, runtime).
+    #[error("this node does not meet the job's requirements")]
+    Requirements,
+    /// It holds as many jobs as its capacity and backlog allow.
+    #[error("busy: {held} jobs held, {capacity} running at once plus a backlog of {backlog}")]
+    Busy {
+        /// Jobs held.
+        held: u32,
+        /// Jobs run at once.
+        capacity: u32,
+        /// Jobs that may wait.
+        backlog: u32,
+    },
+    /// Its price is above the job's maximum.
+    #[error("price {price} is above the job's maximum {max_price}")]
+    Price {
+        /// What it would ask.
+        price: u64,
+        /// What the job pays at most.
+        max_price: u64,
+    },
+}
+
+/// Decides whether to bid on `spec` (whose id is `job`) and with what bid, at `now`.
+pub fn decide(
+    job: JobId,
+    spec: &JobSpec,
+    offer: &Offer<'_>,
+    now: Timestamp,
+) -> Result<Bid, Decline> {
+    let caps = offer.capabilities;
+    if !spec.requirements.matches(caps) {
+        return Err(Decline::Requirements);
+    }
+    // Up to `capacity` run at once; a bounded backlog waits.
+    let most = caps
+        .capacity
+        .saturating_mul(offer.backlog_per_slot.saturating_add(1));
+    if offer.held >= most {
+        return Err(Decline::Busy {
+            held: offer.held,
+            capacity: caps.capacity,
+            backlog: most - caps.capacity,
+        });
+    }
+    let price = price_for(spec, &caps.price);
+    if price > spec.max_price {
+        return Err(Decline::Price {
+            price,
+            max_price: spec.max_price,
+        });
+    }
+    let device = match spec.requirements.matching_gpus(caps) {
+        // Spread concurrent jobs over the group's devices.
+        Some((first, gpu)) => Device::Gpu {
+            index: first + offer.held % gpu.count.max(1),
+            model: gpu.model.clone(),
+        },
+        None => Device::Cpu { cores: 1 },
+    };
+    Ok(Bid {
+        job,
+        bidder: caps.peer,
+        price,
+        device,
+        runtime: caps.runtime.clone(),
+        expires_at: now.plus_ms(offer.bid_lifetime_ms),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::messages::{GpuRequirement, JobRequest};
+    use crate::{BlobHash, NodeId};
+
+    fn caps() -> CapabilityAdvert {
+        CapabilityAdvert {
+            peer: NodeId([9; 32]),
+            sequence: 1,
+            issued_at: Timestamp(0),
+            expires_at: Timestamp(60_000),
+            gpus: Vec::new(),
+            simulated_gpus: false,
+            cpu_cores: 8,
+            memory_bytes: 16 << 30,
+            runtime: "wasmtime-48".into(),
+            price: PriceSchedule {
+                per_mega_fuel: 2,
+                per_gpu_second: 0,
+                minimum: 5,
+            },
+            capacity: 2,
+            addresses: Vec::new(),
+        }
+    }
+
+    fn spec(request: JobRequest) -> JobSpec {
+        request
+            .into_spec(NodeId([1; 32]), "wasmtime-48".into(), 0, Timestamp(0))
+            .unwrap()
+    }
+
+    fn offer(caps: &CapabilityAdvert, held: u32) -> Offer<'_> {
+        Offer {
+            capabilities: caps,
+            held,
+            backlog_per_slot: 1,
+            bid_lifetime_ms: 30_000,
+        }
+    }
+
+    fn request() -> JobRequest {
+        JobRequest::new(BlobHash::of(b"m"), BlobHash::of(b"i"))
+    }
+
+    #[test]
+    fn a_provider_bids_its_price_until_its_backlog_is_full() {
+        let c = caps();
+        let s = spec(request());
+        let job = s.id().unwrap();
+        let bid = decide(job, &s, &offer(&c, 0), Timestamp(100)).unwrap();
+        // 10^10 fuel is 10 000 mega-fuel at 2 each.
+        assert_eq!(bid.price, 20_000);
+        assert_eq!((bid.job, bid.bidder), (job, c.peer));
+        assert_eq!(bid.device, Device::Cpu { cores: 1 });
+        assert_eq!(bid.expires_at, Timestamp(30_100));
+        // Capacity 2 plus a backlog of one per slot: the fourth job held is the last.
+        assert!(decide(job, &s, &offer(&c, 3), Timestamp(0)).is_ok());
+        let busy = decide(job, &s, &offer(&c, 4), Timestamp(0)).unwrap_err();
+        assert_eq!(
+            busy.to_string(),
+            "busy: 4 jobs held, 2 running at once plus a backlog of 2"
+        );
+    }
+
+    #[test]
+    fn a_provider_declines_jobs_it_cannot_run_or_that_pay_too_little() {
+        let c = caps();
+        let cheap = spec(JobRequest {
+            max_price: 19_999,
+            ..request()
+        });
+        assert_eq!(
+            decide(cheap.id().unwrap(), &cheap, &offer(&c, 0), Timestamp(0)),
+            Err(Decline::Price {
+                price: 20_000,
+                max_price: 19_999
+            })
+        );
+        let small = spec(JobRequest {
+            limits: crate::messages::Limits {
+                fuel: 1,
+                ..crate::messages::Limits::DEFAULT
+            },
+            ..request()
+        });
+        let bid = decide(small.id().unwrap(), &small, &offer(&c, 0), Timestamp(0)).unwrap();
+        assert_eq!(bid.price, 5, "never below the minimum");
+        let gpu = spec(JobRequest {
+            gpu: Some(GpuRequirement {
+                min_vram_bytes: 1,
+                min_compute_capability: None,
+            }),
+            ..request()
+        });
+        assert_eq!(
+            decide(gpu.id().unwrap(), &gpu, &offer(&c, 0), Timestamp(0)),
+            Err(Decline::Requirements)
+        );
+    }
+}
