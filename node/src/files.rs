@@ -14,6 +14,36 @@ pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     options.open(path)?.write_all(bytes)
 }
 
+/// Writes a file readable by its owner only, so that a crash leaves either the old content or
+/// the new: a temporary file beside it, synced, renamed over it, and the folder synced.
+pub fn write_private_durable(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = std::path::PathBuf::from(tmp);
+    write_private(&tmp, bytes)?;
+    std::fs::File::open(&tmp)?.sync_all()?;
+    std::fs::rename(&tmp, path)?;
+    if let Some(dir) = path.parent() {
+        std::fs::File::open(dir)?.sync_all()?;
+    }
+    Ok(())
+}
+
+/// Makes `path` readable by its owner only (0600 on Unix) if others could read it; returns
+/// whether it had to.
+pub fn tighten(path: &Path) -> std::io::Result<bool> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(path)?.permissions().mode();
+        if mode & 0o077 != 0 {
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
 /// Creates `dir` (and its parents) for this node's data, or takes an existing one, and makes
 /// it accessible to its owner only (mode 0700 on Unix): it holds the identity key, the API
 /// token and job data. An existing data dir that others could read is tightened.

@@ -26,7 +26,7 @@ use crate::blobs::Blobs;
 use crate::checkpoints::{CheckpointService, Checkpoints};
 use crate::context::Context;
 use crate::error::NodeError;
-use crate::identity::load_or_create_identity_from;
+use crate::identity;
 use crate::market::Market;
 use crate::metrics::Metrics;
 use crate::net::{
@@ -110,7 +110,8 @@ impl Node {
             &options.data_dir.join("db"),
             options.config.cache_bytes,
         )?);
-        let keypair = load_or_create_identity_from(kv.as_ref(), options.identity_seed)?;
+        let keypair =
+            identity::load_or_create(&options.data_dir, kv.as_ref(), options.identity_seed)?;
         let blob_store = BlobStore::open(
             kv.clone(),
             &options.data_dir.join("blobs"),

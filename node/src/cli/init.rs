@@ -52,7 +52,7 @@ pub fn init(dir: &std::path::Path) -> Result<InitOutcome> {
     cairn_node::files::create_private_dir(dir)
         .with_context(|| format!("cannot create {}", dir.display()))?;
     let store = SledStore::open(&dir.join("db"), 8 << 20)?;
-    let keypair = cairn_node::identity::load_or_create_identity(&store)?;
+    let keypair = cairn_node::identity::load_or_create(dir, &store, None)?;
     let peer_id = libp2p::identity::Keypair::from(keypair)
         .public()
         .to_peer_id();

@@ -4,7 +4,6 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use cairn_node::identity::load_or_create_identity;
 use cairn_node::market::FaultInjection;
 use cairn_node::now;
 use cairn_node::{Node, testing};
@@ -118,7 +117,9 @@ async fn invalid_adverts_are_rejected_counted_and_penalised() {
         (good.adverts().count() == 2 && bad.adverts().count() == 2).then_some(())
     })
     .await;
-    let key = load_or_create_identity(bad.kv().as_ref()).unwrap();
+    let key =
+        cairn_node::identity::load_or_create(&bad.options().data_dir, bad.kv().as_ref(), None)
+            .unwrap();
     let fresh = |sequence: u64, issued: Timestamp, expires: Timestamp| -> CapabilityAdvert {
         let mut a = bad.adverts().make_advert().unwrap().message().clone();
         a.sequence = sequence;

@@ -171,7 +171,12 @@ async fn a_job_with_three_replicas_is_accepted_and_matches_a_local_run() {
             fuel_used: 1,
             runtime: "test-runtime".into(),
         };
-        let key = cairn_node::identity::load_or_create_identity(outsider.kv().as_ref()).unwrap();
+        let key = cairn_node::identity::load_or_create(
+            &outsider.options().data_dir,
+            outsider.kv().as_ref(),
+            None,
+        )
+        .unwrap();
         cairn_protocol::Envelope::seal(&report, &key, outsider.network()).unwrap()
     };
     let send = |envelope: cairn_protocol::Envelope| async {
