@@ -32,6 +32,7 @@ pub mod reputation;
 pub mod requester;
 pub mod spv;
 mod time;
+pub mod wire;
 
 pub use bitcoin;
 

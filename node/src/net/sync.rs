@@ -1,83 +1,28 @@
-//! The sync protocol: a node that has just joined asks a few peers for what they know instead
-//! of waiting for everyone to republish: adverts, and the reputation checkpoints finalised
-//! before it joined. One frame each way (see [`super::framed`]), with a larger limit than the
-//! market's. Nothing in an answer is taken on the answerer's word: adverts are signed
-//! envelopes checked like gossip, checkpoints carry their committee's votes and extend the
-//! asker's chain, and leaves must hash to the root of the checkpoint they belong to.
+//! The sync protocol's codec: a node that has just joined asks a few peers for what they know
+//! instead of waiting for everyone to republish: adverts, and the reputation checkpoints
+//! finalised before it joined. One frame each way (see [`super::framed`]), with a larger limit
+//! than the market's, and every answer's item counts checked after decoding. The messages
+//! are [`cairn_protocol::wire`]'s.
 
 use std::io;
 
-use bincode::{Decode, Encode};
-use cairn_protocol::merkle::ReputationLeaf;
-use cairn_protocol::proof::SignedCheckpoint;
+pub use cairn_protocol::wire::{
+    MAX_SYNC_ADVERTS, MAX_SYNC_CHECKPOINTS, MAX_SYNC_FRAME, MAX_SYNC_LEAVES, MAX_SYNC_REQUEST,
+    SyncRequest, SyncResponse,
+};
 
 use super::framed::{Frame, Framed};
 
-/// Largest sync frame, in bytes.
-pub const MAX_SYNC_FRAME: usize = 4 << 20;
-
-/// Most adverts in one answer.
-pub const MAX_SYNC_ADVERTS: usize = 4096;
-
-/// Most checkpoints in one answer (the asker asks again from where it got to).
-pub const MAX_SYNC_CHECKPOINTS: usize = 64;
-
-/// Most leaves (nodes with a reputation) in one answer.
-pub const MAX_SYNC_LEAVES: usize = 65_536;
-
-/// What a node asks a peer for.
-#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
-#[non_exhaustive]
-pub enum SyncRequest {
-    /// Every unexpired capability advert the peer holds.
-    Adverts,
-    /// Finalised checkpoints from epoch `from` on, at most [`MAX_SYNC_CHECKPOINTS`].
-    Checkpoints {
-        /// The first epoch wanted.
-        from: u64,
-    },
-    /// The reputation leaves of the checkpoint of `epoch`.
-    Leaves {
-        /// The epoch.
-        epoch: u64,
-    },
-}
-
-/// The answer.
-#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
-#[non_exhaustive]
-pub enum SyncResponse {
-    /// Signed advert envelopes, at most [`MAX_SYNC_ADVERTS`] and [`MAX_SYNC_FRAME`] bytes.
-    Adverts(Vec<Vec<u8>>),
-    /// Consecutive finalised checkpoints from the epoch asked for (none: the peer has none).
-    Checkpoints(Vec<SignedCheckpoint>),
-    /// The leaves, when the peer keeps them (it does for checkpoints whose table it computed).
-    Leaves(Option<Vec<ReputationLeaf>>),
-}
-
 impl Frame for SyncRequest {
-    // A request is a few bytes; a large one is hostile.
-    const LIMIT: usize = 64;
+    const LIMIT: usize = MAX_SYNC_REQUEST;
 }
 
 impl Frame for SyncResponse {
     const LIMIT: usize = MAX_SYNC_FRAME;
 
     fn check(&self) -> io::Result<()> {
-        let (what, count, max) = match self {
-            SyncResponse::Adverts(adverts) => ("adverts", adverts.len(), MAX_SYNC_ADVERTS),
-            SyncResponse::Checkpoints(chain) => ("checkpoints", chain.len(), MAX_SYNC_CHECKPOINTS),
-            SyncResponse::Leaves(leaves) => (
-                "leaves",
-                leaves.as_ref().map_or(0, Vec::len),
-                MAX_SYNC_LEAVES,
-            ),
-        };
-        if count > max {
-            let msg = format!("{count} {what} in a sync answer exceed {max}");
-            return Err(io::Error::new(io::ErrorKind::InvalidData, msg));
-        }
-        Ok(())
+        self.check_bounds()
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))
     }
 }
 

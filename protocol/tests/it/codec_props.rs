@@ -444,6 +444,74 @@ codec_property!(
         )
 );
 
+fn market_request() -> impl Strategy<Value = wire::MarketRequest> {
+    prop_oneof![
+        envelope().prop_map(wire::MarketRequest::CallForBids),
+        envelope().prop_map(wire::MarketRequest::Award),
+        envelope().prop_map(wire::MarketRequest::Report),
+    ]
+}
+
+fn market_response() -> impl Strategy<Value = wire::MarketResponse> {
+    prop_oneof![
+        envelope().prop_map(wire::MarketResponse::Bid),
+        text().prop_map(wire::MarketResponse::Declined),
+        Just(wire::MarketResponse::Accepted),
+        text().prop_map(wire::MarketResponse::Refused),
+    ]
+}
+
+fn sync_request() -> impl Strategy<Value = wire::SyncRequest> {
+    prop_oneof![
+        Just(wire::SyncRequest::Adverts),
+        any::<u64>().prop_map(|from| wire::SyncRequest::Checkpoints { from }),
+        any::<u64>().prop_map(|epoch| wire::SyncRequest::Leaves { epoch }),
+    ]
+}
+
+fn sync_response() -> impl Strategy<Value = wire::SyncResponse> {
+    let signed = (checkpoint(), vec(envelope(), 0..3))
+        .prop_map(|(checkpoint, votes)| proof::SignedCheckpoint { checkpoint, votes });
+    let leaf = (node_id(), any::<i64>(), any::<u64>()).prop_map(|(peer, score, evidence_count)| {
+        merkle::ReputationLeaf {
+            peer,
+            score,
+            evidence_count,
+        }
+    });
+    prop_oneof![
+        vec(vec(any::<u8>(), 0..64), 0..4).prop_map(wire::SyncResponse::Adverts),
+        vec(signed, 0..3).prop_map(wire::SyncResponse::Checkpoints),
+        proptest::option::of(vec(leaf, 0..5)).prop_map(wire::SyncResponse::Leaves),
+    ]
+}
+
+codec_property!(market_request_codec, market_request());
+codec_property!(market_response_codec, market_response());
+codec_property!(sync_request_codec, sync_request());
+codec_property!(sync_response_codec, sync_response());
+
+#[test]
+fn a_sync_answer_with_too_many_items_is_refused_by_name() {
+    let leaves = vec![
+        merkle::ReputationLeaf {
+            peer: NodeId([1; 32]),
+            score: 0,
+            evidence_count: 0,
+        };
+        wire::MAX_SYNC_LEAVES + 1
+    ];
+    let err = wire::SyncResponse::Leaves(Some(leaves))
+        .check_bounds()
+        .unwrap_err();
+    assert_eq!(err.what, "leaves");
+    assert!(
+        wire::SyncResponse::Adverts(vec![Vec::new(); wire::MAX_SYNC_ADVERTS])
+            .check_bounds()
+            .is_ok()
+    );
+}
+
 proptest! {
     /// Any change to the bytes of a signed envelope makes it fail to open: nothing a peer
     /// alters in transit is ever accepted.
