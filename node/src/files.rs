@@ -20,6 +20,11 @@ pub fn write_private_durable(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let mut tmp = path.as_os_str().to_owned();
     tmp.push(".tmp");
     let tmp = std::path::PathBuf::from(tmp);
+    // A leftover of a crashed write may have other permissions: start afresh.
+    match std::fs::remove_file(&tmp) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+        _ => {}
+    }
     write_private(&tmp, bytes)?;
     std::fs::File::open(&tmp)?.sync_all()?;
     std::fs::rename(&tmp, path)?;
@@ -29,19 +34,20 @@ pub fn write_private_durable(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Makes `path` readable by its owner only (0600 on Unix) if others could read it; returns
-/// whether it had to.
-pub fn tighten(path: &Path) -> std::io::Result<bool> {
+/// The permission bits of `path` when others than its owner may read or write it (Unix);
+/// `None` when only its owner may.
+pub fn readable_by_others(path: &Path) -> std::io::Result<Option<u32>> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(path)?.permissions().mode();
+        let mode = std::fs::metadata(path)?.permissions().mode() & 0o777;
         if mode & 0o077 != 0 {
-            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
-            return Ok(true);
+            return Ok(Some(mode));
         }
     }
-    Ok(false)
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(None)
 }
 
 /// Creates `dir` (and its parents) for this node's data, or takes an existing one, and makes

@@ -2,7 +2,8 @@
 //!
 //! The key lives in its own file, `identity.key` in the data dir (hex of the 64-byte
 //! keypair, mode 0600, written to a temporary file, synced and renamed, so a crash leaves the
-//! old key or the new one). Nodes of earlier versions kept it in the sled store; the first
+//! old key or the new one). A key file others can read is refused at start, with the fix in
+//! the message, as ssh refuses such a private key. Nodes of earlier versions kept it in the sled store; the first
 //! start of this version moves it to the file (written and synced before the store's copy is
 //! removed), so the identity survives the upgrade.
 
@@ -10,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use cairn_protocol::NodeId;
 use libp2p::identity::ed25519;
-use tracing::{info, warn};
+use tracing::info;
 
 use crate::error::NodeError;
 use crate::files;
@@ -76,8 +77,8 @@ pub fn prepare_identity(data_dir: &Path) -> Result<NodeId, NodeError> {
     Ok(NodeId::from_keypair(&keypair))
 }
 
-/// The key in `path`, `None` if there is no such file. A file others may read is tightened
-/// to 0600 with a warning.
+/// The key in `path`, `None` if there is no such file. A file others may read is refused,
+/// with the fix in the message (as ssh does with a private key).
 fn read(path: &Path) -> Result<Option<ed25519::Keypair>, NodeError> {
     let io = |source| NodeError::Io {
         path: path.to_owned(),
@@ -88,8 +89,13 @@ fn read(path: &Path) -> Result<Option<ed25519::Keypair>, NodeError> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(io(e)),
     };
-    if files::tighten(path).map_err(io)? {
-        warn!(target: "cairn::node", file = %path.display(), "the identity key was readable by others; now owner-only");
+    if let Some(mode) = files::readable_by_others(path).map_err(io)? {
+        return Err(NodeError::Identity(format!(
+            "{} is readable by others (mode {mode:o}): the key may be compromised; if it is not, \
+             run `chmod 600 {}` and start again",
+            path.display(),
+            path.display()
+        )));
     }
     let mut raw = hex::decode(text.trim())
         .map_err(|e| NodeError::Identity(format!("{}: not hex: {e}", path.display())))?;
@@ -127,11 +133,17 @@ mod tests {
         assert!(kv.get(Tree::Identity, LEGACY_KEY).unwrap().is_none());
         let again = load_or_create(dir.path(), kv.as_ref(), Some([5; 32])).unwrap();
         assert_eq!(first.public(), again.public(), "a stored key always wins");
-        // A key file others could read is tightened, not refused.
+        // A key file others could read is refused, with the fix in the message.
         std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
-        load_or_create(dir.path(), kv.as_ref(), None).unwrap();
-        let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
-        assert_eq!(mode, 0o600);
+        let err = load_or_create(dir.path(), kv.as_ref(), None).unwrap_err();
+        assert!(
+            err.to_string().contains("readable by others (mode 644)")
+                && err.to_string().contains("chmod 600"),
+            "{err}"
+        );
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let fixed = load_or_create(dir.path(), kv.as_ref(), None).unwrap();
+        assert_eq!(fixed.public(), first.public());
     }
 
     #[test]
