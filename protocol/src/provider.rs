@@ -2,7 +2,7 @@
 //! at what price and on which device. The node feeds it its advertised capabilities, its
 //! load and the clock, then signs and sends what it decides.
 
-use crate::messages::{Bid, CapabilityAdvert, Device, JobSpec, PriceSchedule};
+use crate::messages::{Bid, CapabilityAdvert, Device, JobSpec, Limits, PriceSchedule};
 use crate::{JobId, Timestamp};
 
 /// What a provider asks for a job: its price schedule applied to the job's fuel limit, at
@@ -25,6 +25,8 @@ pub struct Offer<'a> {
     pub backlog_per_slot: u32,
     /// How long its bid stays valid, ms.
     pub bid_lifetime_ms: u64,
+    /// The most a job may ask of it: fuel, memory, wall time and output.
+    pub most: Limits,
 }
 
 /// Why a provider does not bid; its `Display` is what the requester is told.
@@ -34,6 +36,16 @@ pub enum Decline {
     /// The provider lacks what the job requires (GPU, memory, runtime).
     #[error("this node does not meet the job's requirements")]
     Requirements,
+    /// The job asks more of a resource than the provider allows.
+    #[error("the job asks {asked} {what}, this node allows at most {most}")]
+    Limit {
+        /// The resource, with its unit.
+        what: &'static str,
+        /// What the job asks.
+        asked: u64,
+        /// What the provider allows.
+        most: u64,
+    },
     /// It holds as many jobs as its capacity and backlog allow.
     #[error("busy: {held} jobs held, {capacity} running at once plus a backlog of {backlog}")]
     Busy {
@@ -64,6 +76,21 @@ pub fn decide(
     let caps = offer.capabilities;
     if !spec.requirements.matches(caps) {
         return Err(Decline::Requirements);
+    }
+    let (asked, most) = (&spec.limits, &offer.most);
+    for (what, asked, most) in [
+        ("fuel", asked.fuel, most.fuel),
+        ("bytes of memory", asked.memory_bytes, most.memory_bytes),
+        ("ms of wall time", asked.wall_time_ms, most.wall_time_ms),
+        (
+            "bytes of output",
+            asked.max_output_bytes,
+            most.max_output_bytes,
+        ),
+    ] {
+        if asked > most {
+            return Err(Decline::Limit { what, asked, most });
+        }
     }
     // Up to `capacity` run at once; a bounded backlog waits.
     let most = caps
@@ -140,6 +167,7 @@ mod tests {
             held,
             backlog_per_slot: 1,
             bid_lifetime_ms: 30_000,
+            most: Limits::DEFAULT,
         }
     }
 
@@ -200,6 +228,23 @@ mod tests {
         assert_eq!(
             decide(gpu.id().unwrap(), &gpu, &offer(&c, 0), Timestamp(0)),
             Err(Decline::Requirements)
+        );
+        // Above the provider's maxima: declined, naming the resource.
+        let greedy = spec(JobRequest {
+            limits: crate::messages::Limits {
+                memory_bytes: crate::messages::Limits::DEFAULT.memory_bytes + 1,
+                ..crate::messages::Limits::DEFAULT
+            },
+            ..request()
+        });
+        let declined = decide(greedy.id().unwrap(), &greedy, &offer(&c, 0), Timestamp(0));
+        assert_eq!(
+            declined.unwrap_err().to_string(),
+            format!(
+                "the job asks {} bytes of memory, this node allows at most {}",
+                (256 << 20) + 1,
+                256 << 20
+            )
         );
     }
 }

@@ -169,6 +169,44 @@ impl Default for PriceConfig {
     }
 }
 
+/// The most a job may ask of this node as a provider: a call for bids above any of these is
+/// declined with the reason.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// Fuel. Default: 10^11 (ten times a request's default).
+    pub max_fuel: u64,
+    /// Linear memory, in bytes. Default: 1 GiB.
+    pub max_memory_bytes: u64,
+    /// Wall-clock time per run, in ms. Default: 300 000 (5 minutes).
+    pub max_wall_time_ms: u64,
+    /// Output, in bytes. Default: 64 MiB.
+    pub max_output_bytes: u64,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self {
+            max_fuel: 100_000_000_000,
+            max_memory_bytes: 1 << 30,
+            max_wall_time_ms: 300_000,
+            max_output_bytes: 64 << 20,
+        }
+    }
+}
+
+impl LimitsConfig {
+    /// The maxima as the protocol's [`Limits`](cairn_protocol::Limits).
+    pub fn as_limits(&self) -> cairn_protocol::Limits {
+        cairn_protocol::Limits {
+            fuel: self.max_fuel,
+            memory_bytes: self.max_memory_bytes,
+            wall_time_ms: self.max_wall_time_ms,
+            max_output_bytes: self.max_output_bytes,
+        }
+    }
+}
+
 /// How this node, as a requester, guards its jobs against colluding providers (see
 /// `docs/protocol.md`, "Resisting collusion").
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -227,6 +265,8 @@ pub struct NodeConfig {
     pub api: SocketAddr,
     /// Prices.
     pub price: PriceConfig,
+    /// The most a job may ask of this node as a provider.
+    pub limits: LimitsConfig,
     /// Jobs run at once. Default: number of CPU cores.
     pub capacity: u32,
     /// Awarded jobs a provider may hold waiting for a free slot, per slot, beyond those
@@ -270,6 +310,7 @@ impl Default for NodeConfig {
             network: None,
             api: SocketAddr::from(([127, 0, 0, 1], 4740)),
             price: PriceConfig::default(),
+            limits: LimitsConfig::default(),
             capacity: u32::try_from(cores).unwrap_or(1),
             backlog_per_slot: 4,
             max_blob_bytes: 64 << 20,
@@ -404,6 +445,14 @@ per_mega_fuel = {pmf}
 per_gpu_second = {pgs}
 minimum = {min}
 
+[limits]
+# The most a job may ask of this node as a provider; calls for bids above are declined with
+# the reason. Memory and wall time are per run; capacity runs may be in flight at once.
+max_fuel = {max_fuel}
+max_memory_bytes = {max_memory}
+max_wall_time_ms = {max_wall}
+max_output_bytes = {max_output}
+
 [verification]
 # For the jobs this node submits: jobs in a thousand that secretly get one extra replica,
 # and jobs in a thousand whose agreed output is audited by an established provider.
@@ -434,6 +483,10 @@ audit_scale = {audit_scale}
             pmf = d.price.per_mega_fuel,
             pgs = d.price.per_gpu_second,
             min = d.price.minimum,
+            max_fuel = d.limits.max_fuel,
+            max_memory = d.limits.max_memory_bytes,
+            max_wall = d.limits.max_wall_time_ms,
+            max_output = d.limits.max_output_bytes,
             hidden = d.verification.hidden_replica_per_mille,
             audit = d.verification.audit_per_mille,
             established = d.verification.require_established,

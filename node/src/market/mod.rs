@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use cairn_protocol::requester::{Event, Phase, RequesterConfig, RequesterJob};
-use cairn_protocol::{BlobHash, FailureKind, JobId, JobSpec, NodeId, Outcome};
+use cairn_protocol::{BlobHash, FailureKind, JobId, JobSpec, NodeId, Outcome, Timestamp};
 use cairn_runtime::{JobLimits, RunError, Sandbox};
 use libp2p::PeerId;
 use tokio::sync::mpsc;
@@ -51,9 +51,14 @@ pub struct Market {
     state: Arc<State>,
 }
 
+/// Calls for bids this node bid on: each spec with its bid's expiry, and their order (oldest
+/// first, for forgetting past [`MAX_REMEMBERED_CALLS`]).
+type OpenCalls = (HashMap<JobId, (JobSpec, Timestamp)>, VecDeque<JobId>);
+
 struct State {
     sandbox: Sandbox,
-    calls: Mutex<(HashMap<JobId, JobSpec>, VecDeque<JobId>)>,
+    /// Specs of the calls this node bid on, with its bid's expiry, until awarded or forgotten.
+    calls: Mutex<OpenCalls>,
     running: AtomicUsize,
     jobs: Mutex<HashMap<JobId, JobHandle>>,
     config: RequesterConfig,

@@ -68,11 +68,12 @@ impl Market {
             held: u32::try_from(self.state.running.load(Ordering::Relaxed)).unwrap_or(u32::MAX),
             backlog_per_slot: self.ctx.options().config.backlog_per_slot,
             bid_lifetime_ms: BID_LIFETIME_MS,
+            most: self.ctx.options().config.limits.as_limits(),
         };
         let bid = provider::decide(job, spec, &offer, now()).map_err(|e| e.to_string())?;
         if let Ok(mut calls) = self.state.calls.lock() {
             let (map, order) = &mut *calls;
-            if map.insert(job, spec.clone()).is_none() {
+            if map.insert(job, (spec.clone(), bid.expires_at)).is_none() {
                 order.push_back(job);
             }
             while order.len() > MAX_REMEMBERED_CALLS {
@@ -98,18 +99,49 @@ impl Market {
         if award.provider != self.ctx.node_id() {
             return MarketResponse::Refused("award names another provider".into());
         }
-        let spec = self
+        let now = now();
+        if award.report_by <= now {
+            self.ctx.metrics.reject("award", "report_deadline_passed");
+            return MarketResponse::Refused("the award's report deadline has passed".into());
+        }
+        // Taken out of the remembered calls: a second award of the same job finds none.
+        let call = self
             .state
             .calls
             .lock()
             .ok()
-            .and_then(|c| c.0.get(&award.job).cloned());
-        let Some(spec) = spec.filter(|s| s.requester == award.requester) else {
+            .and_then(|mut c| match c.0.get(&award.job) {
+                Some((spec, _)) if spec.requester == award.requester => c.0.remove(&award.job),
+                _ => None,
+            });
+        let Some((spec, bid_expires_at)) = call else {
+            self.ctx.metrics.reject("award", "no_call");
             return MarketResponse::Refused(
-                "no call for bids of this job from this requester".into(),
+                "no open call for bids of this job from this requester (never called, or \
+                 already awarded)"
+                    .into(),
             );
         };
-        self.state.running.fetch_add(1, Ordering::Relaxed);
+        if bid_expires_at < now {
+            self.ctx.metrics.reject("award", "bid_expired");
+            return MarketResponse::Refused("this node's bid has expired".into());
+        }
+        // The slot is taken atomically: awards racing for the last one cannot both win it.
+        let capacity = self.ctx.options().config.capacity.max(1) as usize;
+        let backlog = self.ctx.options().config.backlog_per_slot as usize;
+        let most = capacity.saturating_mul(backlog.saturating_add(1));
+        let taken = self
+            .state
+            .running
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |held| {
+                (held < most).then_some(held + 1)
+            });
+        if taken.is_err() {
+            self.ctx.metrics.reject("award", "busy");
+            return MarketResponse::Refused(format!(
+                "busy: {most} jobs held, the most this node takes"
+            ));
+        }
         let node = self.clone();
         // One span per replica run, named by the job, as on the requester.
         let span = tracing::info_span!("run", job = %award.job);

@@ -535,3 +535,86 @@ async fn a_provider_killed_mid_job_is_replaced_and_blamed() {
     .await;
     assert!(requester.verdicts().table().standing(&victim).score < 0);
 }
+
+/// A provider checks what it is asked before it takes it: a call above its limits is declined
+/// with the reason; an award whose report deadline has passed, or a second award of the same
+/// job, is refused and counted; only a fresh award of an open call is taken.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_provider_checks_calls_and_awards_before_it_takes_them() {
+    use cairn_node::net::{MarketRequest, MarketResponse};
+    use cairn_protocol::{Award, BlobHash, CallForBids, Envelope, JobRequest};
+
+    let c = cluster("market-awards", vec![cpu_only(), cpu_only()]).await;
+    let (a, b) = (c.nodes[0].node(), c.nodes[1].node());
+    wait_for("the adverts", Duration::from_secs(30), || async {
+        (a.adverts().count() == 2 && b.adverts().count() == 2).then_some(())
+    })
+    .await;
+    let key =
+        cairn_node::identity::load_or_create(&a.options().data_dir, a.kv().as_ref(), None).unwrap();
+    let ask =
+        |request: MarketRequest| async move { a.net().market(b.peer_id(), request).await.unwrap() };
+    let call = |request: JobRequest| {
+        let spec = request
+            .into_spec(a.node_id(), b.options().runtime.clone(), 7, now())
+            .unwrap();
+        let envelope = Envelope::seal(
+            &CallForBids {
+                spec: spec.clone(),
+                issued_at: now(),
+            },
+            &key,
+            a.network(),
+        )
+        .unwrap();
+        (spec, MarketRequest::CallForBids(envelope))
+    };
+    let award = |spec: &JobSpec, report_by| {
+        let award = Award {
+            job: spec.id().unwrap(),
+            requester: a.node_id(),
+            provider: b.node_id(),
+            price: 1,
+            report_by,
+        };
+        MarketRequest::Award(Envelope::seal(&award, &key, a.network()).unwrap())
+    };
+    let request = || JobRequest::new(BlobHash::of(b"module"), BlobHash::of(b"input"));
+
+    // Above the provider's maxima: declined, naming the resource.
+    let most = b.options().config.limits.max_fuel;
+    let (_, greedy) = call(JobRequest {
+        limits: Limits {
+            fuel: most + 1,
+            ..Limits::DEFAULT
+        },
+        ..request()
+    });
+    match ask(greedy).await {
+        MarketResponse::Declined(reason) => assert!(
+            reason.contains(&format!("asks {} fuel", most + 1)),
+            "{reason}"
+        ),
+        other => panic!("{other:?}"),
+    }
+
+    // Within them: a bid. An award already past its report deadline is refused.
+    let (spec, open) = call(request());
+    assert!(matches!(ask(open).await, MarketResponse::Bid(_)));
+    let late = ask(award(&spec, now().plus_ms(0))).await;
+    assert!(
+        matches!(&late, MarketResponse::Refused(r) if r.contains("deadline")),
+        "{late:?}"
+    );
+    // A fresh award is taken once; the same award again finds no open call.
+    let fresh = award(&spec, now().plus_ms(30_000));
+    assert_eq!(ask(fresh.clone()).await, MarketResponse::Accepted);
+    let again = ask(fresh).await;
+    assert!(
+        matches!(&again, MarketResponse::Refused(r) if r.contains("already awarded")),
+        "{again:?}"
+    );
+    let m = b.metrics();
+    assert_eq!(m.rejections("award", "report_deadline_passed"), 1);
+    assert_eq!(m.rejections("award", "no_call"), 1);
+}
