@@ -269,6 +269,19 @@ impl QuorumTally {
         }
     }
 
+    /// Withdraws the replica of `provider` when its award was refused before any report: it
+    /// is forgotten (no timeout, no blame) and frees its place under the cap. `false` when
+    /// the provider holds no replica still awaited.
+    pub fn withdraw(&mut self, provider: &NodeId) -> bool {
+        match self.slots.get(provider) {
+            Some(replica) if matches!(replica.state, Slot::Awaiting) => {
+                self.slots.remove(provider);
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// The earliest report deadline of a replica still awaited, if any.
     pub fn next_report_by(&self) -> Option<Timestamp> {
         self.slots

@@ -151,6 +151,14 @@ pub enum Event {
     },
     /// A verified report.
     Report(Verified<ResultReport>),
+    /// An awarded provider refused its award (busy, restarted, its bid expired): its replica
+    /// is withdrawn without blame and, where the job still needs it, replaced.
+    AwardRefused {
+        /// Who.
+        provider: NodeId,
+        /// Why, as it said.
+        reason: String,
+    },
     /// Time passed.
     Tick,
     /// The requester's owner cancelled the job (ignored once it is decided).
@@ -434,6 +442,7 @@ impl RequesterJob {
                 self.maybe_close(cx)
             }
             Event::Report(report) => self.on_report(report, cx),
+            Event::AwardRefused { provider, reason } => self.on_award_refused(provider, reason, cx),
             Event::Tick => match self.phase {
                 Phase::Auction {
                     needed,
@@ -926,18 +935,57 @@ impl RequesterJob {
     }
 
     /// After acceptance: count the remaining reports as evidence, then publish the verdict.
+    /// A refused award: the replica is withdrawn without blame; the auction under way asks
+    /// for one more, a lost check is asked for again, and otherwise the tally decides whether
+    /// the job still needs a replacement (it escalates once every other replica is heard).
+    fn on_award_refused(
+        &mut self,
+        provider: NodeId,
+        reason: String,
+        cx: &Context<'_>,
+    ) -> Vec<Action> {
+        if !self.tally.withdraw(&provider) {
+            return Vec::new();
+        }
+        self.note(cx.now, format!("{provider:?} refused its award: {reason}"));
+        match &mut self.phase {
+            Phase::Auction { needed, .. } => {
+                *needed = needed.saturating_add(1);
+                Vec::new()
+            }
+            Phase::Running if self.checking => {
+                let why = if self.probation_check {
+                    "the probation check's award was refused"
+                } else {
+                    "audit"
+                };
+                self.ask_established(why, cx)
+            }
+            Phase::Running => self.decide(cx),
+            Phase::Accepted(_) | Phase::Failed(_) => Vec::new(),
+        }
+    }
+
     fn collect_late_reports(
         &mut self,
         outcome: Outcome,
         event: Event,
         cx: &Context<'_>,
     ) -> Vec<Action> {
-        if let Event::Report(report) = event {
-            let provider = report.message().provider;
-            match self.tally.add_report(report, cx.now) {
-                Ok(()) => self.note(cx.now, format!("late report from {provider:?}")),
-                Err(why) => self.note(cx.now, format!("report from {provider:?} ignored: {why}")),
+        match event {
+            Event::Report(report) => {
+                let provider = report.message().provider;
+                match self.tally.add_report(report, cx.now) {
+                    Ok(()) => self.note(cx.now, format!("late report from {provider:?}")),
+                    Err(why) => {
+                        self.note(cx.now, format!("report from {provider:?} ignored: {why}"))
+                    }
+                }
             }
+            Event::AwardRefused { provider, reason } if self.tally.withdraw(&provider) => {
+                self.note(cx.now, format!("{provider:?} refused its award: {reason}"));
+            }
+            _ => {}
         }
         self.try_verdict(outcome, cx.now).into_iter().collect()
     }

@@ -126,10 +126,21 @@ impl Market {
             self.ctx.metrics.reject("award", "bid_expired");
             return MarketResponse::Refused("this node's bid has expired".into());
         }
-        // The slot is counted, not refused, when awards race past the backlog: a refused award
-        // would cost this (honest) provider a timeout, because requesters do not yet re-award
-        // a refused replica. Bids stop at the backlog, so the overshoot is one round's races.
-        self.state.running.fetch_add(1, Ordering::AcqRel);
+        // The slot is taken atomically: awards racing for the last one cannot both win it. A
+        // refused award costs this provider nothing: the requester replaces the replica.
+        let capacity = self.ctx.options().config.capacity.max(1) as usize;
+        let backlog = self.ctx.options().config.backlog_per_slot as usize;
+        let most = capacity.saturating_mul(backlog.saturating_add(1));
+        let taken = self
+            .state
+            .running
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |held| {
+                (held < most).then_some(held + 1)
+            });
+        if taken.is_err() {
+            self.ctx.metrics.reject("award", "busy");
+            return MarketResponse::Refused(format!("busy: {most} jobs held, the most it takes"));
+        }
         let node = self.clone();
         // One span per replica run, named by the job, as on the requester.
         let span = tracing::info_span!("run", job = %award.job);

@@ -236,7 +236,7 @@ impl Market {
                             let _ = events.send(Event::Candidates(candidates)).await;
                         }
                         Action::CallForBids(to) => node.call_for_bids(spec, to, events).await,
-                        Action::Award(award) => node.send_award(award).await,
+                        Action::Award(award) => node.send_award(award, events).await,
                         Action::FetchOutput { outcome, from } => {
                             node.fetch_output(outcome, from, view).await
                         }
@@ -356,7 +356,10 @@ impl Market {
         }
     }
 
-    async fn send_award(&self, award: Award) {
+    /// Sends an award; a refusal goes back to the job as [`Event::AwardRefused`], so the
+    /// replica is replaced without blaming the provider. An award that cannot be delivered
+    /// waits for the report deadline as before (the provider may be gone).
+    async fn send_award(&self, award: Award, events: mpsc::Sender<Event>) {
         let (Ok(signed), Some(peer)) = (self.ctx.sign(award.clone()), peer_of(&award.provider))
         else {
             return;
@@ -368,6 +371,14 @@ impl Market {
             .await
         {
             Ok(MarketResponse::Accepted) => {}
+            Ok(MarketResponse::Refused(reason)) => {
+                debug!(target: "cairn::requester", job = %award.job, %reason, "award refused");
+                let refused = Event::AwardRefused {
+                    provider: award.provider,
+                    reason,
+                };
+                let _ = events.send(refused).await;
+            }
             Ok(other) => {
                 debug!(target: "cairn::requester", job = %award.job, ?other, "award not taken")
             }

@@ -258,6 +258,43 @@ fn a_provider_that_misses_its_deadline_is_replaced() {
 }
 
 #[test]
+fn a_refused_award_is_withdrawn_without_blame_and_replaced_when_needed() {
+    let (mut d, winners) = to_running(spec(100), 3);
+    assert_eq!(winners, sorted(&[1, 2, 3]));
+    // A refusal from someone holding no replica changes nothing.
+    let stranger = Event::AwardRefused {
+        provider: node(9),
+        reason: "busy".into(),
+    };
+    assert!(d.on(stranger).is_empty());
+    // Node 3 refuses (busy); 1 and 2 agree: the quorum stands with nothing outstanding, and
+    // node 3 is neither blamed nor in the evidence.
+    d.report(1, b"x");
+    let refused = Event::AwardRefused {
+        provider: node(3),
+        reason: "busy".into(),
+    };
+    assert!(d.on(refused).is_empty(), "still waiting for node 2");
+    let actions = d.report(2, b"x");
+    let Some(Action::PublishVerdict(verdict)) = actions.get(1) else {
+        panic!("{actions:?}")
+    };
+    assert!(verdict.timed_out.is_empty());
+    assert!(verdict.awards.iter().all(|a| a.provider != node(3)));
+    assert_eq!(verdict.evidence(&NET).unwrap().agreeing, sorted(&[1, 2]));
+
+    // When the refusal leaves the job short, it is replaced.
+    let (mut d, _) = to_running(spec(101), 3);
+    d.report(1, b"x");
+    d.report(3, b"y");
+    let refused = Event::AwardRefused {
+        provider: node(2),
+        reason: "restarted".into(),
+    };
+    assert_eq!(d.on(refused), vec![Action::FindCandidates]);
+}
+
+#[test]
 fn a_job_says_when_it_next_needs_the_clock() {
     let (d, first) = Driver::new(spec(100));
     assert_eq!(first, vec![Action::FindCandidates]);
