@@ -142,6 +142,10 @@ enum Slot {
         envelope: Box<Envelope>,
     },
     TimedOut,
+    /// The provider refused its award: never blamed, never counted, never awarded again for
+    /// this job, and still counted against the replica cap (so a provider that bids and
+    /// refuses cannot keep a job re-auctioning). Left out of the verdict's awards.
+    Refused,
 }
 
 /// Awards and reports of one job; encodable, so a requester can persist it.
@@ -269,13 +273,14 @@ impl QuorumTally {
         }
     }
 
-    /// Withdraws the replica of `provider` when its award was refused before any report: it
-    /// is forgotten (no timeout, no blame) and frees its place under the cap. `false` when
-    /// the provider holds no replica still awaited.
+    /// Withdraws the replica of `provider` when its award was refused before any report: no
+    /// timeout, no blame, not outstanding, and left out of the verdict; it still counts
+    /// against the cap, and the provider is not awarded this job again. `false` when the
+    /// provider holds no replica still awaited.
     pub fn withdraw(&mut self, provider: &NodeId) -> bool {
-        match self.slots.get(provider) {
+        match self.slots.get_mut(provider) {
             Some(replica) if matches!(replica.state, Slot::Awaiting) => {
-                self.slots.remove(provider);
+                replica.state = Slot::Refused;
                 true
             }
             _ => false,
@@ -361,6 +366,9 @@ impl QuorumTally {
         let (mut agreeing, mut dissenting) = (Vec::new(), Vec::new());
         let mut awards = Vec::with_capacity(self.slots.len());
         for (provider, replica) in &self.slots {
+            if matches!(replica.state, Slot::Refused) {
+                continue;
+            }
             awards.push(AwardTerms {
                 provider: *provider,
                 price: replica.price,

@@ -292,6 +292,12 @@ fn a_refused_award_is_withdrawn_without_blame_and_replaced_when_needed() {
         reason: "restarted".into(),
     };
     assert_eq!(d.on(refused), vec![Action::FindCandidates]);
+    // The refuser is not awarded this job again, even with a bid in hand.
+    d.on(Event::Candidates(nodes(&[2, 4, 5])));
+    let mut actions = d.bid(2);
+    actions.extend(d.bid(4));
+    actions.extend(d.bid(5));
+    assert_eq!(awarded(&actions), sorted(&[4, 5]));
 }
 
 #[test]
