@@ -934,7 +934,6 @@ impl RequesterJob {
         vec![Action::FindCandidates]
     }
 
-    /// After acceptance: count the remaining reports as evidence, then publish the verdict.
     /// A refused award: the replica is withdrawn without blame; the auction under way asks
     /// for one more, a lost check is asked for again, and otherwise the tally decides whether
     /// the job still needs a replacement (it escalates once every other replica is heard).
@@ -966,6 +965,7 @@ impl RequesterJob {
         }
     }
 
+    /// After acceptance: count the remaining reports as evidence, then publish the verdict.
     fn collect_late_reports(
         &mut self,
         outcome: Outcome,
