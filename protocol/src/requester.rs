@@ -48,6 +48,9 @@ use crate::{JobId, NodeId, Timestamp};
 
 /// Most entries kept in a job's log.
 const MAX_LOG: usize = 256;
+/// Longest log entry, in characters: entries quote peers (a declined bid's or a refused
+/// award's reason), and the log is stored and shown.
+pub const MAX_LOG_ENTRY_CHARS: usize = 300;
 /// Most bids held at once.
 const MAX_BIDS: usize = 256;
 /// Most candidates remembered as asked.
@@ -397,7 +400,7 @@ impl RequesterJob {
             .min()
     }
 
-    /// Its history, oldest first (at most 256 entries).
+    /// Its history, oldest first (at most 256 entries of [`MAX_LOG_ENTRY_CHARS`] each).
     pub fn log(&self) -> &[LogEntry] {
         &self.log
     }
@@ -407,9 +410,12 @@ impl RequesterJob {
         self.tally.awarded().copied().collect()
     }
 
-    fn note(&mut self, at: Timestamp, what: String) {
+    fn note(&mut self, at: Timestamp, mut what: String) {
         if self.log.len() == MAX_LOG {
             self.log.remove(1); // keep the first entry (submission)
+        }
+        if let Some((cut, _)) = what.char_indices().nth(MAX_LOG_ENTRY_CHARS) {
+            what.truncate(cut);
         }
         self.log.push(LogEntry { at, what });
     }

@@ -36,8 +36,6 @@ const MAX_SLEEP: Duration = Duration::from_secs(1);
 const IDLE_TICK: Duration = Duration::from_millis(50);
 /// How long a provider's bid stays valid.
 const BID_LIFETIME_MS: u64 = 30_000;
-/// Longest reason from a peer kept in a job's log, in characters.
-const MAX_PEER_REASON_CHARS: usize = 200;
 /// How long a DHT answer for a capability class is reused.
 const CLASS_CACHE_TTL: Duration = Duration::from_secs(10);
 /// How long a DHT lookup of candidates may take.

@@ -18,7 +18,7 @@ use tracing::{Instrument, debug, warn};
 
 use super::{
     CLASS_CACHE_TTL, CLASS_LOOKUP_TIMEOUT, IDLE_TICK, JOB_EVENT_QUEUE, JobHandle, JobView,
-    MAX_PEER_REASON_CHARS, MAX_SLEEP, Market, node_of, peer_of,
+    MAX_SLEEP, Market, node_of, peer_of,
 };
 use crate::context::now;
 use crate::error::NodeError;
@@ -373,10 +373,9 @@ impl Market {
             Ok(MarketResponse::Accepted) => {}
             Ok(MarketResponse::Refused(reason)) => {
                 debug!(target: "cairn::requester", job = %award.job, %reason, "award refused");
-                // A peer's words, kept in the job's log: bounded.
                 let refused = Event::AwardRefused {
                     provider: award.provider,
-                    reason: reason.chars().take(MAX_PEER_REASON_CHARS).collect(),
+                    reason,
                 };
                 let _ = events.send(refused).await;
             }

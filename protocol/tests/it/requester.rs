@@ -267,6 +267,25 @@ fn a_refused_award_is_withdrawn_without_blame_and_replaced_when_needed() {
         reason: "busy".into(),
     };
     assert!(d.on(stranger).is_empty());
+    // A peer's words in the log are bounded, however long.
+    let long = Event::AwardRefused {
+        provider: node(1),
+        reason: "é".repeat(10_000),
+    };
+    let mut probe = d.job.clone();
+    let cx = Context {
+        now: d.now,
+        reputation: &d.reputation,
+        seed: &[7; 32],
+        config: &d.config,
+    };
+    probe.handle(long, &cx);
+    let last = &probe.log().last().unwrap().what;
+    assert!(last.contains("refused its award"), "{last}");
+    assert_eq!(
+        last.chars().count(),
+        cairn_protocol::requester::MAX_LOG_ENTRY_CHARS
+    );
     // Node 3 refuses (busy); 1 and 2 agree: the quorum stands with nothing outstanding, and
     // node 3 is neither blamed nor in the evidence.
     d.report(1, b"x");
