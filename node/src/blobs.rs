@@ -18,8 +18,12 @@ use tracing::{debug, warn};
 
 use crate::context::Context;
 use crate::error::NodeError;
-use crate::net::{self, BlobResponse};
+use crate::net::{self, BlobResponse, BlobStream};
 use crate::store::{BlobStore, Durability};
+
+mod serve;
+
+use serve::ServeLimits;
 
 /// How long storing a blob waits for its DHT announcement before returning.
 const PROVIDE_WAIT: Duration = Duration::from_secs(10);
@@ -29,11 +33,17 @@ const PROVIDE_WAIT: Duration = Duration::from_secs(10);
 pub struct Blobs {
     ctx: Arc<Context>,
     store: BlobStore,
+    limits: ServeLimits,
 }
 
 impl Blobs {
     pub(crate) fn new(ctx: Arc<Context>, store: BlobStore) -> Self {
-        Self { ctx, store }
+        let config = &ctx.options().config;
+        let limits = ServeLimits::new(
+            config.blob_serve_per_peer as usize,
+            config.blob_serve_total as usize,
+        );
+        Self { ctx, store, limits }
     }
 
     /// The local store, for inspection.
@@ -166,6 +176,8 @@ impl Blobs {
                     tried.push(format!("{peer}: corrupted"));
                 }
                 Ok(BlobResponse::NotFound) => tried.push(format!("{peer}: not found")),
+                Ok(BlobResponse::Refused(why)) => tried.push(format!("{peer}: refused ({why})")),
+                Ok(BlobResponse::Stream(_)) => tried.push(format!("{peer}: unexpected answer")),
                 Err(e) => {
                     self.ctx.metrics.reject("blob", "transfer_failed");
                     tried.push(format!("{peer}: {e}"));
@@ -178,7 +190,7 @@ impl Blobs {
         })
     }
 
-    /// Answers a peer's request for a blob, off the event loop.
+    /// Answers a peer's request for a blob, off the event loop (see [`Blobs::respond`]).
     pub(crate) fn serve(
         &self,
         peer: PeerId,
@@ -187,16 +199,44 @@ impl Blobs {
     ) {
         let this = self.clone();
         self.ctx.spawn(async move {
-            let store = this.store.clone();
-            let found = tokio::task::spawn_blocking(move || store.get(&hash)).await;
-            let response = match found {
-                Ok(Ok(Some(bytes))) => BlobResponse::Found(bytes),
-                _ => BlobResponse::NotFound,
-            };
-            debug!(target: "cairn::blobs", %peer, %hash, found = matches!(response, BlobResponse::Found(_)), "blob request");
-            this.ctx.metrics.blobs_served.fetch_add(1, Ordering::Relaxed);
+            let response = this.respond(peer, hash).await;
             let _ = this.ctx.net.respond_blob(channel, response).await;
         });
+    }
+
+    /// The answer this node gives `peer` asking for `hash`. A held blob is streamed from its
+    /// file a chunk at a time ([`net::CHUNK_BYTES`]), and the answer holds a place under the
+    /// serving limits (`blob_serve_per_peer`, `blob_serve_total`) until its last byte is
+    /// written; past either limit the answer is [`net::BlobRefusal::Busy`], counted in
+    /// `cairn_rejections_total{what="blob_request"}`. Never waits for a place.
+    pub async fn respond(&self, peer: PeerId, hash: BlobHash) -> BlobResponse {
+        let permit = match self.limits.try_admit(peer) {
+            Ok(permit) => permit,
+            Err(limit) => {
+                self.ctx.metrics.reject("blob_request", limit.label());
+                debug!(target: "cairn::blobs", %peer, %hash, ?limit, "blob request refused: busy");
+                return BlobResponse::Refused(limit.into());
+            }
+        };
+        let Ok(Some(len)) = self.store.size_of(&hash) else {
+            debug!(target: "cairn::blobs", %peer, %hash, "blob request: not held");
+            return BlobResponse::NotFound;
+        };
+        let path = self.store.file_of(&hash);
+        match tokio::fs::File::open(&path).await {
+            Ok(file) => {
+                debug!(target: "cairn::blobs", %peer, %hash, len, "blob request served");
+                self.ctx
+                    .metrics
+                    .blobs_served
+                    .fetch_add(1, Ordering::Relaxed);
+                BlobResponse::Stream(BlobStream::new(file, len, Box::new(permit)))
+            }
+            Err(e) => {
+                warn!(target: "cairn::blobs", %hash, error = %e, "indexed blob has no file");
+                BlobResponse::NotFound
+            }
+        }
     }
 
     /// Announces every held blob again (after the node was alone: what it announced then

@@ -277,6 +277,11 @@ pub struct NodeConfig {
     pub max_blob_bytes: u64,
     /// Total blob storage, in bytes. Default: 4 GiB.
     pub blob_store_bytes: u64,
+    /// Blob transfers served to one peer at once; more are refused as busy. Default: `4`.
+    pub blob_serve_per_peer: u32,
+    /// Blob transfers served at once in all; more are refused as busy. Each holds one chunk
+    /// (64 KiB) of memory while it streams. Default: `64`.
+    pub blob_serve_total: u32,
     /// Most simultaneous connections. Default: `256`.
     pub max_connections: u32,
     /// Connections kept when idle: above one and a half times this many, the least recently
@@ -315,6 +320,8 @@ impl Default for NodeConfig {
             backlog_per_slot: 4,
             max_blob_bytes: 64 << 20,
             blob_store_bytes: 4 << 30,
+            blob_serve_per_peer: 4,
+            blob_serve_total: 64,
             max_connections: 256,
             peer_target: 32,
             cache_bytes: 64 << 20,
@@ -349,6 +356,12 @@ impl NodeConfig {
             return Err(ConfigError::Invalid {
                 field: "max_blob_bytes",
                 reason: "must be above 0 and at most blob_store_bytes".into(),
+            });
+        }
+        if self.blob_serve_per_peer == 0 || self.blob_serve_total < self.blob_serve_per_peer {
+            return Err(ConfigError::Invalid {
+                field: "blob_serve_per_peer",
+                reason: "must be above 0 and at most blob_serve_total".into(),
             });
         }
         for addr in &self.external_addrs {
@@ -424,6 +437,10 @@ backlog_per_slot = {backlog}
 # Largest blob (module, input, output) accepted, and total blob storage, in bytes.
 max_blob_bytes = {max_blob}
 blob_store_bytes = {store}
+# Blob transfers served at once to one peer and in all; more are refused as busy (each
+# streams from disk holding 64 KiB).
+blob_serve_per_peer = {serve_peer}
+blob_serve_total = {serve_total}
 # Most simultaneous connections, and how many are kept when idle (above 1.5 times that, the
 # least recently used ones nothing needs are closed; 0 keeps them all).
 max_connections = {conns}
@@ -470,6 +487,8 @@ audit_scale = {audit_scale}
             backlog = d.backlog_per_slot,
             max_blob = d.max_blob_bytes,
             store = d.blob_store_bytes,
+            serve_peer = d.blob_serve_per_peer,
+            serve_total = d.blob_serve_total,
             conns = d.max_connections,
             peer_target = d.peer_target,
             cache = d.cache_bytes,

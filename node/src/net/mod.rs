@@ -20,7 +20,7 @@ mod sync;
 use std::time::Duration;
 
 pub use behaviour::{Behaviour, BehaviourEvent};
-pub use blob_codec::{BlobCodec, BlobResponse};
+pub use blob_codec::{BlobCodec, BlobRefusal, BlobResponse, BlobStream, CHUNK_BYTES};
 pub use event_loop::{EventLoop, SwarmBuildError, build_swarm};
 pub use framed::{Frame, Framed};
 pub use handle::{Command, ConnectionStats, NetError, NetworkEvent, NetworkHandle, PeerInfo};

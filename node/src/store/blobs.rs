@@ -217,6 +217,14 @@ impl BlobStore {
         }
     }
 
+    /// The blob's size as indexed, if it is held.
+    pub fn size_of(&self, hash: &BlobHash) -> Result<Option<u64>, StoreError> {
+        match self.kv.get(Tree::Blobs, &Self::size_key(hash))? {
+            Some(v) => Ok(Some(decode_value::<u64>(&v)?)),
+            None => Ok(None),
+        }
+    }
+
     /// Where the blob's file is (for inspection; it may be absent).
     pub fn file_of(&self, hash: &BlobHash) -> PathBuf {
         self.path(hash)

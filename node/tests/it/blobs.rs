@@ -2,8 +2,11 @@
 
 use std::time::Duration;
 
-use cairn_node::NodeError;
+use cairn_node::market::FaultInjection;
+use cairn_node::net::{BlobRefusal, BlobResponse};
+use cairn_node::{Node, NodeError, testing};
 use cairn_protocol::BlobHash;
+use libp2p::PeerId;
 
 use crate::harness::{cluster, cpu_only, wait_for};
 
@@ -57,4 +60,44 @@ async fn a_corrupted_blob_is_refused() {
     // The fetcher keeps working: another blob still arrives.
     let other = holder.blobs().put(b"fine".to_vec()).await.unwrap();
     assert_eq!(fetcher.blobs().get(other).await.unwrap(), b"fine");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blob_requests_past_the_serving_limits_are_refused_as_busy_and_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = testing::spec("blobs-busy");
+    let mut options = testing::options(dir.path(), &spec, cpu_only(), vec![], FaultInjection::None);
+    options.config.blob_serve_per_peer = 1;
+    options.config.blob_serve_total = 2;
+    let running = Node::start(options).await.unwrap();
+    let node = running.node();
+    let hash = node.blobs().store(vec![7; 200_000]).await.unwrap();
+    let (a, b, c) = (PeerId::random(), PeerId::random(), PeerId::random());
+
+    // An answer being streamed holds its place until it is dropped (its last byte written).
+    let first = node.blobs().respond(a, hash).await;
+    assert!(
+        matches!(first, BlobResponse::Stream(ref s) if s.len() == 200_000),
+        "{first:?}"
+    );
+    let again = node.blobs().respond(a, hash).await;
+    assert!(
+        matches!(again, BlobResponse::Refused(BlobRefusal::Busy)),
+        "{again:?}"
+    );
+    let other = node.blobs().respond(b, hash).await;
+    assert!(matches!(other, BlobResponse::Stream(_)), "{other:?}");
+    let third = node.blobs().respond(c, hash).await;
+    assert!(
+        matches!(third, BlobResponse::Refused(BlobRefusal::Busy)),
+        "{third:?}"
+    );
+    let metrics = node.metrics();
+    assert_eq!(metrics.rejections("blob_request", "busy_peer"), 1);
+    assert_eq!(metrics.rejections("blob_request", "busy_total"), 1);
+
+    // Once a transfer ends, its peer is served again.
+    drop(first);
+    let later = node.blobs().respond(a, hash).await;
+    assert!(matches!(later, BlobResponse::Stream(_)), "{later:?}");
 }
