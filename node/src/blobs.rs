@@ -1,17 +1,19 @@
 //! The blob service: content-addressed files a node stores, serves to peers and fetches from
 //! them, always checked against their blake3 hash.
 //!
-//! Three ways to keep a blob, by who reads it next:
-//! - [`Blobs::put`]: a blob a user hands in, synced and announced in the DHT before it returns;
-//! - [`Blobs::store`] and [`Blobs::save`]: synced, announced in the background or not at all
-//!   (a job's module, input and output travel point to point between its parties);
-//! - [`Blobs::keep`]: a provider's working copy, cached, not synced.
+//! Three ways to keep a blob, by who reads it next (see [`Keep`]):
+//! - [`Blobs::put`] and [`Blobs::store`]: a blob a user publishes, pinned, public, announced
+//!   in the DHT before it returns or in the background;
+//! - [`Blobs::save`]: pinned and private, not announced (a job's module, input and output
+//!   travel point to point between its parties);
+//! - [`Blobs::keep`]: a provider's working copy, cached (evictable, counted against the
+//!   job's requester), not synced.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use cairn_protocol::BlobHash;
+use cairn_protocol::{BlobHash, NodeId};
 use libp2p::PeerId;
 use libp2p::request_response::ResponseChannel;
 use tracing::{debug, warn};
@@ -19,11 +21,14 @@ use tracing::{debug, warn};
 use crate::context::Context;
 use crate::error::NodeError;
 use crate::net::{self, BlobResponse, BlobStream};
-use crate::store::{BlobStore, Durability};
+use crate::store::{BlobStore, Keep};
 
 mod serve;
 
 use serve::ServeLimits;
+
+/// How a blob a user publishes is kept.
+const PUBLIC: Keep = Keep::Pinned { public: true };
 
 /// How long storing a blob waits for its DHT announcement before returning.
 const PROVIDE_WAIT: Duration = Duration::from_secs(10);
@@ -59,7 +64,7 @@ impl Blobs {
     /// holds it, so another node can fetch it as soon as this returns. For blobs a user hands
     /// in; the job path uses [`Blobs::save`].
     pub async fn put(&self, bytes: Vec<u8>) -> Result<BlobHash, NodeError> {
-        let hash = self.write(bytes, Durability::Synced).await?;
+        let hash = self.write(bytes, PUBLIC).await?;
         match tokio::time::timeout(PROVIDE_WAIT, self.ctx.net.start_providing(self.key(&hash)))
             .await
         {
@@ -70,10 +75,10 @@ impl Blobs {
         Ok(hash)
     }
 
-    /// Stores a blob durably and announces it in the background: for blobs whose next reader
-    /// finds them through the DHT.
+    /// Stores a blob durably and publicly, and announces it in the background: for blobs
+    /// whose next reader finds them through the DHT.
     pub async fn store(&self, bytes: Vec<u8>) -> Result<BlobHash, NodeError> {
-        let hash = self.write(bytes, Durability::Synced).await?;
+        let hash = self.write(bytes, PUBLIC).await?;
         self.ctx.provide_in_background(self.key(&hash));
         Ok(hash)
     }
@@ -81,21 +86,27 @@ impl Blobs {
     /// Stores a blob durably without announcing it in the DHT: a job's module and input on
     /// its requester, and its accepted output, which providers and the requester fetch point
     /// to point from a holder they know. Announcing each would cost a DHT walk (a few dozen
-    /// requests, most over new connections) per blob.
+    /// requests, most over new connections) per blob. Private: served only to the parties of
+    /// a job it belongs to.
     pub async fn save(&self, bytes: Vec<u8>) -> Result<BlobHash, NodeError> {
-        self.write(bytes, Durability::Synced).await
+        self.write(bytes, Keep::PINNED).await
     }
 
-    /// Keeps a copy the job path can fetch again (a provider's module, input and output):
-    /// not synced to disk and not announced in the DHT, because its next reader asks this
-    /// node point to point and checks the hash.
-    pub(crate) async fn keep(&self, bytes: Vec<u8>) -> Result<BlobHash, NodeError> {
-        self.write(bytes, Durability::Cached).await
+    /// Keeps a copy the job path can fetch again (a provider's module, input and output for
+    /// `requester`'s job): not synced to disk, not announced in the DHT (its next reader
+    /// asks this node point to point and checks the hash), evictable, and counted against
+    /// `requester`'s quota.
+    pub(crate) async fn keep(
+        &self,
+        bytes: Vec<u8>,
+        requester: NodeId,
+    ) -> Result<BlobHash, NodeError> {
+        self.write(bytes, Keep::cached(requester)).await
     }
 
-    async fn write(&self, bytes: Vec<u8>, durability: Durability) -> Result<BlobHash, NodeError> {
+    async fn write(&self, bytes: Vec<u8>, keep: Keep) -> Result<BlobHash, NodeError> {
         let store = self.store.clone();
-        tokio::task::spawn_blocking(move || store.put_with(&bytes, durability))
+        tokio::task::spawn_blocking(move || store.put_with(&bytes, keep))
             .await
             .map_err(|e| NodeError::Io {
                 path: "blob store".into(),
@@ -126,37 +137,57 @@ impl Blobs {
     }
 
     /// Fetches a blob from the providers the DHT names, trying each until one sends bytes that
-    /// match the hash; stores and announces it.
+    /// match the hash; stores it pinned and public (someone published it) and announces it.
     pub async fn fetch(&self, hash: BlobHash) -> Result<Vec<u8>, NodeError> {
+        self.fetch_published(hash, PUBLIC).await
+    }
+
+    /// [`Blobs::fetch`] for a provider's working copy of `requester`'s job blob: kept
+    /// cached (public, since it was published) and not announced, since it may be evicted.
+    pub(crate) async fn fetch_cached(
+        &self,
+        hash: BlobHash,
+        requester: NodeId,
+    ) -> Result<Vec<u8>, NodeError> {
+        let keep = Keep::Cached {
+            owner: requester,
+            public: true,
+        };
+        self.fetch_published(hash, keep).await
+    }
+
+    async fn fetch_published(&self, hash: BlobHash, keep: Keep) -> Result<Vec<u8>, NodeError> {
         let providers = self.ctx.net.get_providers(self.key(&hash)).await?;
         if providers.is_empty() {
             let reason = "no provider in the DHT".to_owned();
             return Err(NodeError::BlobUnavailable { hash, reason });
         }
-        let bytes = self.fetch_from(hash, providers).await?;
-        // Found through the DHT: this node becomes one more holder others can find.
-        self.ctx.provide_in_background(self.key(&hash));
+        let bytes = self.fetch_as(hash, providers, keep).await?;
+        if keep.is_pinned() {
+            // Found through the DHT: this node becomes one more holder others can find.
+            self.ctx.provide_in_background(self.key(&hash));
+        }
         Ok(bytes)
     }
 
     /// Fetches a blob from the first of `peers` that sends bytes matching the hash, and
-    /// stores it durably without announcing it (see [`Blobs::save`]). Mismatching bytes
+    /// stores it durably and privately without announcing it (see [`Blobs::save`]). Mismatching bytes
     /// are refused and counted, and the next peer is tried.
     pub async fn fetch_from(
         &self,
         hash: BlobHash,
         peers: Vec<PeerId>,
     ) -> Result<Vec<u8>, NodeError> {
-        self.fetch_as(hash, peers, Durability::Synced).await
+        self.fetch_as(hash, peers, Keep::PINNED).await
     }
 
-    /// [`Blobs::fetch_from`], keeping the bytes as `durability` says; neither is announced
-    /// in the DHT.
+    /// [`Blobs::fetch_from`], keeping the bytes as `keep` says; neither is announced in the
+    /// DHT.
     pub(crate) async fn fetch_as(
         &self,
         hash: BlobHash,
         peers: Vec<PeerId>,
-        durability: Durability,
+        keep: Keep,
     ) -> Result<Vec<u8>, NodeError> {
         let mut tried = Vec::new();
         let me = self.ctx.peer_id();
@@ -167,7 +198,7 @@ impl Blobs {
                         .metrics
                         .blobs_fetched
                         .fetch_add(1, Ordering::Relaxed);
-                    self.write(bytes.clone(), durability).await?;
+                    self.write(bytes.clone(), keep).await?;
                     return Ok(bytes);
                 }
                 Ok(BlobResponse::Found(_)) => {
@@ -226,6 +257,7 @@ impl Blobs {
         match tokio::fs::File::open(&path).await {
             Ok(file) => {
                 debug!(target: "cairn::blobs", %peer, %hash, len, "blob request served");
+                self.store.touch(&hash);
                 self.ctx
                     .metrics
                     .blobs_served

@@ -117,7 +117,8 @@ impl Node {
             &options.data_dir.join("blobs"),
             options.config.max_blob_bytes,
             options.config.blob_store_bytes,
-        )?;
+        )?
+        .with_requester_quota(options.config.requester_blob_quota());
 
         let mut net_config = options
             .net

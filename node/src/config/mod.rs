@@ -277,6 +277,10 @@ pub struct NodeConfig {
     pub max_blob_bytes: u64,
     /// Total blob storage, in bytes. Default: 4 GiB.
     pub blob_store_bytes: u64,
+    /// The share of `blob_store_bytes`, in percent, that the cached copies of one requester's
+    /// jobs (a provider's modules, inputs and outputs) may take; past it, that requester's
+    /// oldest cached blobs make room. Never less than `max_blob_bytes`. Default: `25`.
+    pub blob_quota_percent: u8,
     /// Blob transfers served to one peer at once; more are refused as busy. Default: `4`.
     pub blob_serve_per_peer: u32,
     /// Blob transfers served at once in all; more are refused as busy. Each holds one chunk
@@ -320,6 +324,7 @@ impl Default for NodeConfig {
             backlog_per_slot: 4,
             max_blob_bytes: 64 << 20,
             blob_store_bytes: 4 << 30,
+            blob_quota_percent: 25,
             blob_serve_per_peer: 4,
             blob_serve_total: 64,
             max_connections: 256,
@@ -358,6 +363,12 @@ impl NodeConfig {
                 reason: "must be above 0 and at most blob_store_bytes".into(),
             });
         }
+        if self.blob_quota_percent == 0 || self.blob_quota_percent > 100 {
+            return Err(ConfigError::Invalid {
+                field: "blob_quota_percent",
+                reason: "must be between 1 and 100".into(),
+            });
+        }
         if self.blob_serve_per_peer == 0 || self.blob_serve_total < self.blob_serve_per_peer {
             return Err(ConfigError::Invalid {
                 field: "blob_serve_per_peer",
@@ -388,6 +399,15 @@ impl NodeConfig {
             });
         }
         Ok(())
+    }
+
+    /// The bytes of cached blobs one requester's jobs may take: `blob_quota_percent` of
+    /// `blob_store_bytes`, and never less than `max_blob_bytes`.
+    pub fn requester_blob_quota(&self) -> u64 {
+        let share = u128::from(self.blob_store_bytes) * u128::from(self.blob_quota_percent) / 100;
+        u64::try_from(share)
+            .unwrap_or(u64::MAX)
+            .max(self.max_blob_bytes)
     }
 
     /// The network layer's reachability settings from this config and the network `spec`.
@@ -437,6 +457,9 @@ backlog_per_slot = {backlog}
 # Largest blob (module, input, output) accepted, and total blob storage, in bytes.
 max_blob_bytes = {max_blob}
 blob_store_bytes = {store}
+# Cached copies of other requesters' job blobs are evicted, oldest first, when the store nears
+# its size or one requester passes this share of it (in percent); your own blobs never are.
+blob_quota_percent = {quota}
 # Blob transfers served at once to one peer and in all; more are refused as busy (each
 # streams from disk holding 64 KiB).
 blob_serve_per_peer = {serve_peer}
@@ -487,6 +510,7 @@ audit_scale = {audit_scale}
             backlog = d.backlog_per_slot,
             max_blob = d.max_blob_bytes,
             store = d.blob_store_bytes,
+            quota = d.blob_quota_percent,
             serve_peer = d.blob_serve_per_peer,
             serve_total = d.blob_serve_total,
             conns = d.max_connections,

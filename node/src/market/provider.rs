@@ -19,7 +19,7 @@ use super::{
 use crate::context::now;
 use crate::error::NodeError;
 use crate::net::{MarketRequest, MarketResponse};
-use crate::store::Durability;
+use crate::store::Keep;
 
 impl Market {
     /// Answers a peer's market request in a task of its own.
@@ -210,7 +210,7 @@ impl Market {
                 };
                 let output = fault.corrupt(out.output, &job_id, &me);
                 let size = output.len() as u64;
-                let digest = self.blobs.keep(output).await?;
+                let digest = self.blobs.keep(output, spec.requester).await?;
                 Ok((Outcome::Output { digest, size }, out.fuel_used))
             }
             Err(e) => {
@@ -231,9 +231,13 @@ impl Market {
             return Ok(bytes);
         }
         let direct = peer_of(requester).into_iter().collect();
-        match self.blobs.fetch_as(hash, direct, Durability::Cached).await {
+        match self
+            .blobs
+            .fetch_as(hash, direct, Keep::cached(*requester))
+            .await
+        {
             Ok(bytes) => Ok(bytes),
-            Err(_) => self.blobs.fetch(hash).await,
+            Err(_) => self.blobs.fetch_cached(hash, *requester).await,
         }
     }
 }

@@ -109,6 +109,19 @@ pub enum StoreError {
         /// The capacity.
         capacity: u64,
     },
+    /// A requester's job brought a blob larger than its whole quota of cached blobs.
+    #[error(
+        "blob of {len} bytes exceeds the {quota}-byte share of the cache one requester may use \
+         (blob_quota_percent of blob_store_bytes)"
+    )]
+    RequesterQuota {
+        /// The requester.
+        owner: cairn_protocol::NodeId,
+        /// The blob's length.
+        len: u64,
+        /// The quota.
+        quota: u64,
+    },
     /// A background flush task failed to run (the runtime is shutting down).
     #[error("background flush did not run: {0}")]
     Background(String),
@@ -250,9 +263,11 @@ pub fn decode_value<T: Decode<()> + bincode::Encode>(bytes: &[u8]) -> Result<T, 
     }
 }
 
+mod blob_index;
 mod blobs;
 
-pub use blobs::{BlobStore, Durability};
+pub use blob_index::Keep;
+pub use blobs::BlobStore;
 
 #[cfg(test)]
 mod tests {

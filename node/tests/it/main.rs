@@ -8,4 +8,5 @@ mod discovery;
 mod harness;
 mod market;
 mod netns;
+mod private;
 mod run;
