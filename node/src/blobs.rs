@@ -13,18 +13,20 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use cairn_protocol::{BlobHash, NodeId};
+use cairn_protocol::{BlobHash, JobSpec, NodeId, Timestamp};
 use libp2p::PeerId;
 use libp2p::request_response::ResponseChannel;
 use tracing::{debug, warn};
 
-use crate::context::Context;
+use crate::context::{Context, now};
 use crate::error::NodeError;
 use crate::net::{self, BlobResponse, BlobStream};
 use crate::store::{BlobStore, Keep};
 
+mod access;
 mod serve;
 
+use access::{GRANT_GRACE_MS, Grants};
 use serve::ServeLimits;
 
 /// How a blob a user publishes is kept.
@@ -39,16 +41,23 @@ pub struct Blobs {
     ctx: Arc<Context>,
     store: BlobStore,
     limits: ServeLimits,
+    grants: Grants,
 }
 
 impl Blobs {
-    pub(crate) fn new(ctx: Arc<Context>, store: BlobStore) -> Self {
+    pub(crate) fn new(ctx: Arc<Context>, store: BlobStore) -> Result<Self, NodeError> {
         let config = &ctx.options().config;
         let limits = ServeLimits::new(
             config.blob_serve_per_peer as usize,
             config.blob_serve_total as usize,
         );
-        Self { ctx, store, limits }
+        let grants = Grants::load(ctx.kv.clone(), now())?;
+        Ok(Self {
+            ctx,
+            store,
+            limits,
+            grants,
+        })
     }
 
     /// The local store, for inspection.
@@ -235,12 +244,23 @@ impl Blobs {
         });
     }
 
-    /// The answer this node gives `peer` asking for `hash`. A held blob is streamed from its
-    /// file a chunk at a time ([`net::CHUNK_BYTES`]), and the answer holds a place under the
-    /// serving limits (`blob_serve_per_peer`, `blob_serve_total`) until its last byte is
-    /// written; past either limit the answer is [`net::BlobRefusal::Busy`], counted in
-    /// `cairn_rejections_total{what="blob_request"}`. Never waits for a place.
+    /// The answer this node gives `peer` asking for `hash`. A private blob (see [`Keep`]) goes
+    /// only to a peer granted it by a job's award ([`Blobs::grant_job`], [`Blobs::grant`]);
+    /// anyone else gets [`net::BlobRefusal::NotAParty`]. A blob that may be served is
+    /// streamed from its file a chunk at a time ([`net::CHUNK_BYTES`]), and the answer holds a
+    /// place under the serving limits (`blob_serve_per_peer`, `blob_serve_total`) until its
+    /// last byte is written; past either limit the answer is [`net::BlobRefusal::Busy`].
+    /// Refusals are counted in `cairn_rejections_total{what="blob_request"}`. Never waits.
     pub async fn respond(&self, peer: PeerId, hash: BlobHash) -> BlobResponse {
+        let Some(keep) = self.store.keep_of(&hash) else {
+            debug!(target: "cairn::blobs", %peer, %hash, "blob request: not held");
+            return BlobResponse::NotFound;
+        };
+        if !keep.is_public() && !self.grants.allows(&hash, &peer, now()) {
+            self.ctx.metrics.reject("blob_request", "not_a_party");
+            debug!(target: "cairn::blobs", %peer, %hash, "blob request refused: not a party");
+            return BlobResponse::Refused(net::BlobRefusal::NotAParty);
+        }
         let permit = match self.limits.try_admit(peer) {
             Ok(permit) => permit,
             Err(limit) => {
@@ -250,7 +270,6 @@ impl Blobs {
             }
         };
         let Ok(Some(len)) = self.store.size_of(&hash) else {
-            debug!(target: "cairn::blobs", %peer, %hash, "blob request: not held");
             return BlobResponse::NotFound;
         };
         let path = self.store.file_of(&hash);
@@ -268,6 +287,27 @@ impl Blobs {
                 warn!(target: "cairn::blobs", %hash, error = %e, "indexed blob has no file");
                 BlobResponse::NotFound
             }
+        }
+    }
+
+    /// Lets the provider `provider`, awarded a replica of `spec`, fetch the job's module and
+    /// input from this node (its requester) until an hour after the job's deadline. Called
+    /// before the award is sent; durable when it returns.
+    pub(crate) async fn grant_job(&self, spec: &JobSpec, provider: NodeId) {
+        for hash in [spec.module, spec.input] {
+            self.grant(hash, provider, spec.deadline).await;
+        }
+    }
+
+    /// Lets `to`, a party of a job with this `deadline`, fetch `hash` from this node until an
+    /// hour after the deadline (a provider grants its output to the job's requester). Durable
+    /// when it returns; a grant that cannot be stored is logged, and the party refused.
+    pub(crate) async fn grant(&self, hash: BlobHash, to: NodeId, deadline: Timestamp) {
+        let grants = self.grants.clone();
+        let until = deadline.plus_ms(GRANT_GRACE_MS);
+        let done = tokio::task::spawn_blocking(move || grants.grant(hash, to, until, now())).await;
+        if !matches!(done, Ok(Ok(()))) {
+            warn!(target: "cairn::blobs", %hash, "cannot store a grant: the job's party will be refused");
         }
     }
 

@@ -160,7 +160,7 @@ impl Node {
         };
 
         let ctx = Arc::new(Context::new(keypair, network, options, net, kv.clone()));
-        let blobs = Blobs::new(ctx.clone(), blob_store);
+        let blobs = Blobs::new(ctx.clone(), blob_store)?;
         let checkpoints = Checkpoints::new(ctx.clone(), checkpoint_state);
         let verdicts = Verdicts::new(ctx.clone(), checkpoints.clone(), roots);
         let adverts = Adverts::new(ctx.clone(), verdicts.clone(), book_config);

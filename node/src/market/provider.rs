@@ -211,6 +211,9 @@ impl Market {
                 let output = fault.corrupt(out.output, &job_id, &me);
                 let size = output.len() as u64;
                 let digest = self.blobs.keep(output, spec.requester).await?;
+                self.blobs
+                    .grant(digest, spec.requester, spec.deadline)
+                    .await;
                 Ok((Outcome::Output { digest, size }, out.fuel_used))
             }
             Err(e) => {

@@ -236,7 +236,11 @@ impl Market {
                             let _ = events.send(Event::Candidates(candidates)).await;
                         }
                         Action::CallForBids(to) => node.call_for_bids(spec, to, events).await,
-                        Action::Award(award) => node.send_award(award, events).await,
+                        Action::Award(award) => {
+                            // The provider may fetch the job's private module and input.
+                            node.blobs.grant_job(&spec, award.provider).await;
+                            node.send_award(award, events).await
+                        }
                         Action::FetchOutput { outcome, from } => {
                             node.fetch_output(outcome, from, view).await
                         }

@@ -49,7 +49,8 @@ impl Keep {
         matches!(self, Keep::Pinned { .. })
     }
 
-    fn is_public(self) -> bool {
+    /// Whether any peer may fetch it.
+    pub fn is_public(self) -> bool {
         match self {
             Keep::Pinned { public } | Keep::Cached { public, .. } => public,
         }

@@ -6,9 +6,10 @@ use std::time::Duration;
 
 use cairn_node::config::NodeConfig;
 use cairn_node::market::{FaultInjection, JobView};
-use cairn_node::{Node, RunningNode, testing};
+use cairn_node::{Node, RunningNode, now, testing};
 use cairn_protocol::requester::Phase;
-use cairn_protocol::{BlobHash, GpuRequirement, JobId, JobSpec, Outcome};
+use cairn_protocol::{BlobHash, GpuRequirement, JobId, JobSpec, Limits, Outcome, Requirements};
+use libp2p::PeerId;
 
 use crate::harness::{cpu_only, h100, wait_for};
 
@@ -50,7 +51,8 @@ pub(crate) async fn start_nodes(
     nodes
 }
 
-/// A wordcount job over `input` (kept private on the requester) that only GPU nodes can run.
+/// A wordcount job over `input` (module and input kept private on the requester) that only
+/// GPU nodes can run.
 pub(crate) async fn gpu_job(
     requester: &Node,
     input: &[u8],
@@ -58,16 +60,34 @@ pub(crate) async fn gpu_job(
     replicas: u8,
     quorum: u8,
 ) -> JobSpec {
-    let mut spec = crate::market::wordcount_spec(requester, b"", nonce, replicas, quorum).await;
-    spec.input = requester.blobs().save(input.to_vec()).await.unwrap();
-    spec.limits.fuel = 2_000_000_000;
-    spec.limits.wall_time_ms = 20_000;
-    spec.max_price = 1_000_000;
-    spec.requirements.gpu = Some(GpuRequirement {
-        min_vram_bytes: 40_000_000_000,
-        min_compute_capability: None,
-    });
-    spec
+    let wasm = cairn_runtime::guests::bytes("wordcount").unwrap();
+    let t = now();
+    JobSpec {
+        requester: requester.node_id(),
+        nonce,
+        module: requester.blobs().save(wasm).await.unwrap(),
+        input: requester.blobs().save(input.to_vec()).await.unwrap(),
+        args: vec![],
+        limits: Limits {
+            fuel: 2_000_000_000,
+            memory_bytes: 64 << 20,
+            wall_time_ms: 20_000,
+            max_output_bytes: 1 << 20,
+        },
+        requirements: Requirements {
+            gpu: Some(GpuRequirement {
+                min_vram_bytes: 40_000_000_000,
+                min_compute_capability: None,
+            }),
+            ..Requirements::default()
+        },
+        replicas,
+        quorum,
+        max_replicas: replicas + 2,
+        max_price: 1_000_000,
+        bid_deadline: t.plus_ms(2_000),
+        deadline: t.plus_ms(60_000),
+    }
 }
 
 /// Submits `spec`, waits until it is finished and accepted with an output; returns the view
@@ -136,4 +156,82 @@ async fn a_provider_filled_by_one_requesters_jobs_still_runs_another_requesters_
     run_to_acceptance(other, spec).await;
     assert!(store.contains(&theirs).unwrap());
     assert!(store.used_bytes() <= 1_000_000);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_outside_a_job_gets_no_byte_of_its_module_input_or_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let nodes = start_nodes(
+        dir.path(),
+        "blobs-private",
+        &[false, true, true, false],
+        |_| {},
+    )
+    .await;
+    let (requester, outsider) = (nodes[0].node(), nodes[3].node());
+    let providers = [nodes[1].node(), nodes[2].node()];
+    let spec = gpu_job(
+        requester,
+        &b"words only its parties read ".repeat(100),
+        1,
+        2,
+        2,
+    )
+    .await;
+    let (module, input) = (spec.module, spec.input);
+    let (_, view, output) = run_to_acceptance(requester, spec).await;
+    // Accepted by a quorum of two: both awarded providers fetched module and input from the
+    // requester, which fetched the output from one of them.
+    assert_eq!(view.job.providers().len(), 2);
+    for p in providers {
+        assert!(p.blobs().local().contains(&input).unwrap());
+        assert!(p.blobs().local().contains(&output).unwrap());
+    }
+    assert!(requester.blobs().local().contains(&output).unwrap());
+
+    // The outsider asks every holder for each of them and gets only refusals.
+    let holders: Vec<PeerId> = nodes[..3].iter().map(|n| n.node().peer_id()).collect();
+    for hash in [module, input, output] {
+        let err = outsider
+            .blobs()
+            .fetch_from(hash, holders.clone())
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err.to_string().matches("refused (not a party").count(),
+            3,
+            "{err}"
+        );
+        assert!(!outsider.blobs().local().contains(&hash).unwrap());
+    }
+    for holder in nodes[..3].iter().map(|n| n.node()) {
+        assert_eq!(
+            holder.metrics().rejections("blob_request", "not_a_party"),
+            3
+        );
+    }
+
+    // The parties still get theirs: a provider the input, the requester the output.
+    let again = providers[0]
+        .blobs()
+        .fetch_from(input, vec![requester.peer_id()])
+        .await;
+    assert_eq!(BlobHash::of(&again.unwrap()), input);
+    let again = requester
+        .blobs()
+        .fetch_from(output, vec![providers[1].peer_id()])
+        .await;
+    assert_eq!(BlobHash::of(&again.unwrap()), output);
+
+    // A blob published deliberately stays public.
+    let public = requester
+        .blobs()
+        .store(b"for everyone".to_vec())
+        .await
+        .unwrap();
+    let fetched = outsider
+        .blobs()
+        .fetch_from(public, vec![requester.peer_id()])
+        .await;
+    assert_eq!(fetched.unwrap(), b"for everyone");
 }
