@@ -420,6 +420,11 @@ async fn metrics(State(s): State<ApiState>) -> Response {
             "Connections closed because the node held more than its peer target.",
             connections.trimmed,
         ),
+        (
+            "cairn_blobs_evicted_total",
+            "Cached blobs evicted to make room.",
+            node.blobs.local().evicted(),
+        ),
     ];
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],

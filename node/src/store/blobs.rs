@@ -159,7 +159,8 @@ impl BlobStore {
 
     /// Records a blob's size and how it is kept. Not flushed on its own: the file is written
     /// before its index entry, and [`BlobStore::open`] indexes any file whose entry a crash
-    /// lost, so the entry rides along with the store's next flush.
+    /// lost, as pinned and private, so the entry rides along with the store's next flush. A
+    /// public blob's entry is flushed at once, since recovery would make it private.
     fn write_index(&self, hash: &BlobHash, len: u64, keep: Option<Keep>) -> Result<(), StoreError> {
         if let Some(keep) = keep {
             let written_ms = SystemTime::now()
@@ -173,7 +174,11 @@ impl BlobStore {
                 .put(Tree::Blobs, &Self::keep_key(hash), &encode_value(&record)?)?;
         }
         self.kv
-            .put(Tree::Blobs, &Self::size_key(hash), &encode_value(&len)?)
+            .put(Tree::Blobs, &Self::size_key(hash), &encode_value(&len)?)?;
+        if keep.is_some_and(Keep::is_public) {
+            self.kv.flush()?;
+        }
+        Ok(())
     }
 
     fn remove_entry(&self, hash: &BlobHash) -> Result<(), StoreError> {
