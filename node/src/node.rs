@@ -126,6 +126,7 @@ impl Node {
         net_config.network = options.spec.name.clone();
         net_config.mdns = options.spec.mdns;
         net_config.max_connections = options.config.max_connections;
+        net_config.max_inbound_per_ip = options.config.max_connections_per_ip;
         net_config.peer_target = options.config.peer_target;
         net_config.max_blob_bytes = options.config.max_blob_bytes;
         net_config.nat = options.config.nat_config(&options.spec);

@@ -420,6 +420,16 @@ async fn metrics(State(s): State<ApiState>) -> Response {
             "Connections closed because the node held more than its peer target.",
             connections.trimmed,
         ),
+        (
+            "cairn_connections_denied_per_ip_total",
+            "Inbound connections denied because their IP address held its share.",
+            connections.denied_per_ip,
+        ),
+        (
+            "cairn_requests_refused_total",
+            "Peers' requests refused because the peer had too many waiting or the node was busy.",
+            connections.requests_refused,
+        ),
     ];
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],

@@ -279,6 +279,9 @@ pub struct NodeConfig {
     pub blob_store_bytes: u64,
     /// Most simultaneous connections. Default: `256`.
     pub max_connections: u32,
+    /// Most inbound connections from one IP address (loopback exempt), so that one host with
+    /// many free identities cannot take every slot. Default: `8`.
+    pub max_connections_per_ip: u32,
     /// Connections kept when idle: above one and a half times this many, the least recently
     /// used ones that no gossip mesh, relay or request needs are closed. `0` keeps every
     /// connection. Default: `32`.
@@ -316,6 +319,7 @@ impl Default for NodeConfig {
             max_blob_bytes: 64 << 20,
             blob_store_bytes: 4 << 30,
             max_connections: 256,
+            max_connections_per_ip: 8,
             peer_target: 32,
             cache_bytes: 64 << 20,
             verification: VerificationConfig::default(),
@@ -428,6 +432,8 @@ blob_store_bytes = {store}
 # least recently used ones nothing needs are closed; 0 keeps them all).
 max_connections = {conns}
 peer_target = {peer_target}
+# Most inbound connections from one IP address (loopback is exempt).
+max_connections_per_ip = {conns_per_ip}
 # Database page cache, in bytes.
 cache_bytes = {cache}
 # Relay connections for peers behind NAT: "auto" (while AutoNAT or external_addrs says this
@@ -471,6 +477,7 @@ audit_scale = {audit_scale}
             max_blob = d.max_blob_bytes,
             store = d.blob_store_bytes,
             conns = d.max_connections,
+            conns_per_ip = d.max_connections_per_ip,
             peer_target = d.peer_target,
             cache = d.cache_bytes,
             relay = match d.relay_server {

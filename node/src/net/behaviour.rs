@@ -16,11 +16,13 @@ use libp2p::{
 
 use super::nat::RelayServerMode;
 use super::relay_server::GuardedRelay;
-use super::{BlobCodec, MAX_GOSSIP_BYTES, MarketCodec, NetConfig, SyncCodec};
+use super::{BlobCodec, IpLimits, MAX_GOSSIP_BYTES, MarketCodec, NetConfig, SyncCodec};
 
 /// Everything a Cairn node speaks.
 #[derive(NetworkBehaviour)]
 pub struct Behaviour {
+    /// Caps on inbound connections per IP address.
+    pub ip_limits: IpLimits,
     /// Caps on connections.
     pub limits: connection_limits::Behaviour,
     /// Exchanges listen addresses and protocol versions.
@@ -82,6 +84,7 @@ impl Behaviour {
         let peer_id = keypair.public().to_peer_id();
         let limits = connection_limits::ConnectionLimits::default()
             .with_max_established(Some(config.max_connections))
+            .with_max_established_incoming(Some(config.max_connections / 4 * 3))
             .with_max_established_per_peer(Some(4))
             .with_max_pending_incoming(Some(64))
             .with_max_pending_outgoing(Some(64));
@@ -155,6 +158,10 @@ impl Behaviour {
         };
 
         Ok(Self {
+            ip_limits: IpLimits::new(
+                usize::try_from(config.max_inbound_per_ip).unwrap_or(usize::MAX),
+                config.limit_loopback,
+            ),
             limits: connection_limits::Behaviour::new(limits),
             identify,
             ping: ping::Behaviour::new(ping::Config::new()),
