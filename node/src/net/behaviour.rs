@@ -2,6 +2,7 @@
 // The NetworkBehaviour derive generates `BehaviourEvent`, one variant per field, without docs.
 #![allow(missing_docs)]
 
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::Duration;
 
 use libp2p::gossipsub::{self, MessageAuthenticity, PeerScoreParams, PeerScoreThresholds};
@@ -215,11 +216,20 @@ fn gossipsub(config: &NetConfig) -> Result<gossipsub::Behaviour, BuildError> {
 
     // Invalid messages cost the peer that forwarded them: the penalty grows with the square of
     // the count, so a few (a clock-skewed advert) are tolerated and about nine bring the peer
-    // below the graylist threshold (-80), after which its messages are ignored. Many peers on
-    // one IP are normal in local clusters, so the colocation penalty is off.
+    // below the graylist threshold (-80), after which its messages are ignored. More than
+    // eight mesh peers on one IP cost each of them (gossipsub's colocation factor: one host with
+    // many free identities is graylisted at about twelve), except on loopback, where local
+    // clusters put every node.
     let topic = gossipsub::IdentTopic::new(config.gossip_topic());
     let mut params = PeerScoreParams {
-        ip_colocation_factor_weight: 0.0,
+        ip_colocation_factor_weight: -5.0,
+        ip_colocation_factor_threshold: 8.0,
+        ip_colocation_factor_whitelist: [
+            IpAddr::V4(Ipv4Addr::LOCALHOST),
+            IpAddr::V6(Ipv6Addr::LOCALHOST),
+        ]
+        .into_iter()
+        .collect(),
         ..PeerScoreParams::default()
     };
     let topic_params = gossipsub::TopicScoreParams {
