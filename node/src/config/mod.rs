@@ -279,8 +279,8 @@ pub struct NodeConfig {
     pub blob_store_bytes: u64,
     /// Most simultaneous connections. Default: `256`.
     pub max_connections: u32,
-    /// Most inbound connections from one IP address (loopback exempt), so that one host with
-    /// many free identities cannot take every slot. Default: `8`.
+    /// Most inbound connections from one IP address (127.0.0.1 and ::1 exempt), so that one
+    /// host with many free identities cannot take every slot. Default: `8`.
     pub max_connections_per_ip: u32,
     /// Connections kept when idle: above one and a half times this many, the least recently
     /// used ones that no gossip mesh, relay or request needs are closed. `0` keeps every
@@ -432,7 +432,7 @@ blob_store_bytes = {store}
 # least recently used ones nothing needs are closed; 0 keeps them all).
 max_connections = {conns}
 peer_target = {peer_target}
-# Most inbound connections from one IP address (loopback is exempt).
+# Most inbound connections from one IP address (127.0.0.1 and ::1 are exempt).
 max_connections_per_ip = {conns_per_ip}
 # Database page cache, in bytes.
 cache_bytes = {cache}

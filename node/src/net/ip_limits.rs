@@ -3,9 +3,10 @@
 //! Peer ids are free, so a cap per peer (libp2p's `connection_limits`) does not stop one host
 //! with many identities from taking every inbound slot and most of the gossip mesh (an
 //! eclipse). This behaviour counts inbound connections, pending and established, by the IP
-//! they come from, and denies one over the cap before its handshake is done. Loopback and
-//! relayed connections are exempt unless configured otherwise: local clusters put every node on
-//! 127.0.0.1, and a relayed connection's address is the relay's, not the peer's.
+//! they come from, and denies one over the cap before its handshake is done. Connections from
+//! 127.0.0.1 and ::1 are exempt unless configured otherwise, as local clusters put every node
+//! there (other loopback addresses, such as 127.0.0.2, count like any host); so are relayed
+//! connections, whose address is the relay's, not the peer's.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -42,8 +43,8 @@ pub struct IpLimits {
 }
 
 impl IpLimits {
-    /// At most `max_per_ip` inbound connections from one address; loopback ones count only
-    /// when `limit_loopback`.
+    /// At most `max_per_ip` inbound connections from one address; those from 127.0.0.1 and ::1
+    /// count only when `limit_loopback`.
     pub fn new(max_per_ip: usize, limit_loopback: bool) -> Self {
         Self {
             max_per_ip,
@@ -69,7 +70,11 @@ impl IpLimits {
             Protocol::Ip6(ip) => Some(IpAddr::V6(ip)),
             _ => None,
         })?;
-        (self.limit_loopback || !ip.is_loopback()).then_some(ip)
+        let local_cluster = match ip {
+            IpAddr::V4(v4) => v4 == std::net::Ipv4Addr::LOCALHOST,
+            IpAddr::V6(v6) => v6 == std::net::Ipv6Addr::LOCALHOST,
+        };
+        (self.limit_loopback || !local_cluster).then_some(ip)
     }
 
     fn release(&mut self, connection: ConnectionId) {
@@ -186,13 +191,17 @@ mod tests {
     }
 
     #[test]
-    fn loopback_and_relayed_connections_are_exempt_unless_asked() {
+    fn local_cluster_and_relayed_connections_are_exempt_unless_asked() {
         let mut limits = IpLimits::new(1, false);
         for port in 0..5 {
             assert!(inbound(&mut limits, &format!("/ip4/127.0.0.1/tcp/{port}")).is_ok());
+            assert!(inbound(&mut limits, &format!("/ip6/::1/tcp/{port}")).is_ok());
             let relayed = format!("/ip4/203.0.113.9/tcp/4001/p2p-circuit/tcp/{port}");
             assert!(inbound(&mut limits, &relayed).is_ok());
         }
+        // Another loopback address is another host.
+        assert!(inbound(&mut limits, "/ip4/127.0.0.2/tcp/1").is_ok());
+        assert!(inbound(&mut limits, "/ip4/127.0.0.2/tcp/2").is_err());
         let mut strict = IpLimits::new(1, true);
         assert!(inbound(&mut strict, "/ip4/127.0.0.1/tcp/1").is_ok());
         assert!(inbound(&mut strict, "/ip4/127.0.0.1/tcp/2").is_err());

@@ -52,8 +52,8 @@ pub struct NetConfig {
     pub max_connections: u32,
     /// Most inbound connections, pending or established, from one IP address. Default: 8.
     pub max_inbound_per_ip: u32,
-    /// Count loopback connections against `max_inbound_per_ip` too (tests). Default: off, as
-    /// local clusters put every node on 127.0.0.1.
+    /// Count connections from 127.0.0.1 and ::1 against `max_inbound_per_ip` too (tests).
+    /// Default: off, as local clusters put every node there.
     pub limit_loopback: bool,
     /// Most requests of one protocol (blob, market, sync) one peer may have waiting for this
     /// node's answer; more are refused at once. Default: 32.
