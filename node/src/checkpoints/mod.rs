@@ -8,9 +8,10 @@
 //! issued by `t` minus a settle time (half an epoch, at most 10 s), applied in id order
 //! (`ledger.rs`), so members agree while new verdicts keep arriving.
 //!
-//! The rules are `cairn_protocol::checkpoint`'s, and the epoch round that applies them is the
-//! state machine [`EpochRound`]; this module feeds it the clock and the gossip topic and
-//! carries out what it decides on the network and the disk (`round.rs`); a node behind the chain catches up over the sync protocol
+//! The rules are `cairn_protocol::checkpoint`'s, and the epoch round that applies them is its
+//! state machine [`EpochRound`]: proposals, votes, finality and when to catch up. This module
+//! feeds it the clock and the gossip topic and carries out what it decides on the network and
+//! the disk (`round.rs`); a node behind the chain catches up over the sync protocol
 //! (`catch_up.rs`), and at start it reads its chain, anchors and covered table back
 //! (`restore.rs`). Gossip is checked before it triggers anything: votes only from the current
 //! committee for the current epoch, proposals only from plausible members and with a sane

@@ -14,9 +14,9 @@
 //!   proposer is plausibly a committee member (the genesis committee, or the next committee of
 //!   one of the [`PLAUSIBLE_COMMITTEES`] newest checkpoints), at most once per peer per
 //!   [`CATCH_UP_PER_PEER_MS`], and one catch-up at a time. A proposal for the open epoch must
-//!   extend the tip, come from a member of the committee (at most
-//!   [`PROPOSALS_PER_MEMBER`] per member and epoch) and have a sane time
-//!   ([`super::check_proposal_time`]).
+//!   extend the tip, come from a member of the committee and have a sane time
+//!   ([`super::check_proposal_time`]); a node holds at most [`PROPOSALS_PER_MEMBER`] per
+//!   member (plus one) per epoch.
 //! - **Recomputation.** Every node recomputes an accepted proposal from its own ledger (the
 //!   table covered by the proposal's cutoff, [`crate::ledger`]); a committee member votes once,
 //!   and only for a proposal equal to its own. A member whose ledger lagged looks again on
@@ -51,7 +51,8 @@ pub use types::{Acceptance, Action, CatchUpRefusal, Finalised, Ignored, Input, R
 pub const MAX_PENDING_VOTES: usize = 1_024;
 /// Of those, how many one committee member may have queued: one member cannot fill the queue.
 pub const MAX_PENDING_PER_VOTER: usize = 2;
-/// Proposals per committee member a node holds per epoch (plus one).
+/// Proposals a node holds per epoch, per committee member (plus one): members' proposals
+/// of one epoch differ only by time, so more are noise.
 pub const PROPOSALS_PER_MEMBER: usize = 2;
 /// How often one peer's proposals may start a catch-up, in ms.
 pub const CATCH_UP_PER_PEER_MS: u64 = 5_000;
