@@ -13,7 +13,7 @@
 //! When a gossiped proposal starts a catch-up is the round's rule
 //! ([`EpochRound`](cairn_protocol::checkpoint::round::EpochRound): a plausible proposer, once
 //! per peer and interval, one at a time); this file carries it out, and
-//! [`Self::catch_up`] can also be called by hand.
+//! `Checkpoints::catch_up` can also be called by hand.
 
 use cairn_protocol::merkle::{MerkleTree, ReputationLeaf};
 use cairn_protocol::proof::{self, ChainTip, SignedCheckpoint};

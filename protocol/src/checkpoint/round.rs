@@ -13,7 +13,9 @@
 //!   ignored; if it is ahead of this node's chain it starts a catch-up, but only when its
 //!   proposer is plausibly a committee member (the genesis committee, or the next committee of
 //!   one of the [`PLAUSIBLE_COMMITTEES`] newest checkpoints), at most once per peer per
-//!   [`CATCH_UP_PER_PEER_MS`], and one catch-up at a time. A proposal for the open epoch must
+//!   [`CATCH_UP_PER_PEER_MS`], and one catch-up at a time. (A node behind by more committee
+//!   rotations than that waits for a proposal from a member it knows, or is caught up by
+//!   hand.) A proposal for the open epoch must
 //!   extend the tip, come from a member of the committee and have a sane time
 //!   ([`super::check_proposal_time`]); a node holds at most [`PROPOSALS_PER_MEMBER`] per
 //!   member (plus one) per epoch.
