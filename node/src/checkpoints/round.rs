@@ -1,6 +1,7 @@
 //! The epoch round's shell: checks envelopes, feeds the clock and verified proposals and
-//! votes to [`EpochRound`](cairn_protocol::checkpoint::round::EpochRound), where the rules live, and
-//! carries out what it decides: signing and gossip, the store, anchoring and catch-up.
+//! votes to [`EpochRound`](cairn_protocol::checkpoint::round::EpochRound), where the rules
+//! live, and carries out what it decides: signing and gossip, the store, anchoring and
+//! catch-up. A test's [`CheckpointFault`] is applied here, to what the round asks for.
 
 use cairn_protocol::checkpoint::round::{Acceptance, Action, Finalised, Input, Step};
 use cairn_protocol::{

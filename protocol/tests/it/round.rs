@@ -469,6 +469,39 @@ fn the_proposer_finalises_its_own_proposal_and_the_next_epoch_opens_then() {
 }
 
 #[test]
+fn an_adopted_chain_closes_the_open_epoch_and_opens_the_next() {
+    let g = genesis(1..=3);
+    let at = T0.plus_ms(EPOCH_MS);
+    let mut ahead = round(&g, 3, Ledger::default());
+    let done = finalise_first(&mut ahead, &g, 3, at);
+
+    // A node that missed it holds another proposal of epoch 0, then catches up.
+    let mut behind = round(&g, 9, Ledger::default());
+    let stale = first(&g, 2, at);
+    behind.handle(proposal_from(&stale, PeerId::random()), at);
+    let caught_up = at.plus_ms(3_000);
+    behind.adopt(0, ahead.chain().to_vec(), done.leaves.as_deref(), caught_up);
+    assert_eq!(behind.chain(), ahead.chain());
+    assert_eq!((behind.epoch(), behind.tip()), (1, Some(done.hash)));
+    let late = behind.handle(Input::Vote(sign_vote(1, hash(&stale), 0)), caught_up);
+    assert_eq!(late.acceptance, Acceptance::Ignore(Ignored::OtherEpoch));
+
+    // Epoch 1 opened when it caught up: its proposer proposes an epoch later.
+    let next = (1..=3).find(|m| id(*m) == g.committee[1]).unwrap();
+    let mut proposer = round(&g, next, Ledger::default());
+    proposer.adopt(0, ahead.chain().to_vec(), done.leaves.as_deref(), caught_up);
+    assert!(
+        proposer
+            .tick(Timestamp(caught_up.0 + EPOCH_MS - 1))
+            .is_empty()
+    );
+    let actions = proposer.tick(caught_up.plus_ms(EPOCH_MS));
+    assert!(
+        matches!(actions.as_slice(), [Action::Propose(c)] if c.epoch == 1 && c.previous == done.hash)
+    );
+}
+
+#[test]
 fn a_network_without_a_committee_checkpoints_nothing() {
     let g = genesis([]);
     let mut r = round(&g, 1, Ledger::default());
