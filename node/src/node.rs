@@ -19,7 +19,7 @@ use libp2p::identity::Keypair;
 use libp2p::{Multiaddr, PeerId};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
-use tracing::{debug, info, warn};
+use tracing::{info, warn};
 
 use crate::adverts::Adverts;
 use crate::blobs::Blobs;
@@ -29,11 +29,10 @@ use crate::error::NodeError;
 use crate::identity;
 use crate::market::Market;
 use crate::metrics::Metrics;
-use crate::net::{
-    self, EventLoop, NetConfig, NetworkEvent, NetworkHandle, SyncRequest, SyncResponse,
-};
+use crate::net::{self, EventLoop, NetConfig, NetworkEvent, NetworkHandle};
 use crate::options::NodeOptions;
 use crate::store::{BlobStore, KvStore, SledStore};
+use crate::sync::SyncServer;
 use crate::verdicts::Verdicts;
 
 /// A cloneable handle to a running node: its context and its services.
@@ -45,6 +44,7 @@ pub struct Node {
     verdicts: Verdicts,
     market: Market,
     checkpoints: Checkpoints,
+    sync: SyncServer,
 }
 
 /// A started node and its tasks; dropping it stops them.
@@ -127,6 +127,7 @@ impl Node {
         net_config.network = options.spec.name.clone();
         net_config.mdns = options.spec.mdns;
         net_config.max_connections = options.config.max_connections;
+        net_config.max_inbound_per_ip = options.config.max_connections_per_ip;
         net_config.peer_target = options.config.peer_target;
         net_config.max_blob_bytes = options.config.max_blob_bytes;
         net_config.nat = options.config.nat_config(&options.spec);
@@ -172,6 +173,7 @@ impl Node {
             sandbox,
             kv,
         );
+        let sync = SyncServer::new(ctx.clone(), adverts.clone(), checkpoints.clone());
         let node = Node {
             ctx,
             blobs,
@@ -179,6 +181,7 @@ impl Node {
             verdicts,
             market,
             checkpoints,
+            sync,
         };
         node.verdicts.replay();
         node.adverts.load().await;
@@ -251,22 +254,7 @@ impl Node {
                     peer,
                     request,
                     channel,
-                } => {
-                    let response = match request {
-                        SyncRequest::Adverts => {
-                            let adverts = self.adverts.envelopes();
-                            debug!(target: "cairn::adverts", %peer, count = adverts.len(), "advert sync served");
-                            SyncResponse::Adverts(adverts)
-                        }
-                        SyncRequest::Checkpoints { from } => {
-                            SyncResponse::Checkpoints(self.checkpoints.chain_from(from))
-                        }
-                        SyncRequest::Leaves { epoch } => {
-                            SyncResponse::Leaves(self.checkpoints.leaves(epoch))
-                        }
-                    };
-                    let _ = self.ctx.net.respond_sync(channel, response).await;
-                }
+                } => self.sync.serve(peer, request, channel),
                 NetworkEvent::PeerConnected { peer, peers } => {
                     if peers == 1 {
                         self.blobs.reprovide();

@@ -4,6 +4,7 @@
 //! All of it is pure: the node feeds in its reputation table, the votes it received and the
 //! time, and carries out what these functions decide. The same functions check a proof file
 //! offline ([`crate::proof`]), so a verifier applies exactly the rules the network applied.
+//! The epoch round that applies them as messages and time arrive is [`round::EpochRound`].
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -14,6 +15,8 @@ use crate::codec::{self, CodecError};
 use crate::envelope::{Envelope, EnvelopeError, Verified};
 use crate::merkle::{MerkleError, MerkleTree, ReputationLeaf};
 use crate::{CHECKPOINT_VERSION, Checkpoint, CheckpointHash, CheckpointVote, NodeId, Timestamp};
+
+pub mod round;
 
 /// Key-derivation context of the genesis hash.
 const GENESIS_CONTEXT: &str = "cairn 2026 checkpoint genesis v1";

@@ -8,8 +8,9 @@
 //!   ([`quorum`]), reputation ([`reputation`]), the checkpoint ledger ([`ledger`]) and the
 //!   checkpoint Merkle tree ([`merkle`]);
 //! - checkpoints and their anchoring: committee, proposer and vote rules ([`checkpoint`]), the
-//!   OP_RETURN payload ([`anchor`]), SPV checks of an anchor transaction ([`spv`]) and offline
-//!   reputation proofs ([`proof`]).
+//!   epoch round that applies them ([`checkpoint::round`]), the OP_RETURN payload
+//!   ([`anchor`]), SPV checks of an anchor transaction ([`spv`]) and offline reputation proofs
+//!   ([`proof`]).
 //!
 //! `cairn-runtime` and `cairn-node` depend on it; it depends on no other Cairn crate.
 #![deny(missing_docs)]

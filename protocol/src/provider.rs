@@ -46,6 +46,17 @@ pub enum Decline {
         /// What the provider allows.
         most: u64,
     },
+    /// The job's deadline has passed: no run could be accepted.
+    #[error("the job's deadline has passed")]
+    JobOver,
+    /// The call for bids was made too long ago (a replay), or claims to come from the future.
+    #[error("the call for bids was issued at {issued_at}, too far from this node's clock ({now})")]
+    Stale {
+        /// When the call says it was made.
+        issued_at: Timestamp,
+        /// This node's clock.
+        now: Timestamp,
+    },
     /// It holds as many jobs as its capacity and backlog allow.
     #[error("busy: {held} jobs held, {capacity} running at once plus a backlog of {backlog}")]
     Busy {
@@ -66,6 +77,24 @@ pub enum Decline {
     },
 }
 
+/// How old a call for bids may be when it arrives, ms: a requester waits a few seconds for
+/// bids, so an older call is a replay.
+pub const MAX_CALL_AGE_MS: u64 = 60_000;
+
+/// How far ahead of the provider's clock a call's time may be, ms (clock skew).
+pub const MAX_CALL_SKEW_MS: u64 = 30_000;
+
+/// Whether a call for bids issued at `issued_at` may be answered at `now`: not older than
+/// [`MAX_CALL_AGE_MS`], not more than [`MAX_CALL_SKEW_MS`] ahead.
+pub fn check_call_time(issued_at: Timestamp, now: Timestamp) -> Result<(), Decline> {
+    let too_old = issued_at.plus_ms(MAX_CALL_AGE_MS) < now;
+    let too_new = issued_at > now.plus_ms(MAX_CALL_SKEW_MS);
+    if too_old || too_new {
+        return Err(Decline::Stale { issued_at, now });
+    }
+    Ok(())
+}
+
 /// Decides whether to bid on `spec` (whose id is `job`) and with what bid, at `now`.
 pub fn decide(
     job: JobId,
@@ -73,6 +102,9 @@ pub fn decide(
     offer: &Offer<'_>,
     now: Timestamp,
 ) -> Result<Bid, Decline> {
+    if spec.deadline <= now {
+        return Err(Decline::JobOver);
+    }
     let caps = offer.capabilities;
     if !spec.requirements.matches(caps) {
         return Err(Decline::Requirements);
@@ -193,6 +225,27 @@ mod tests {
             busy.to_string(),
             "busy: 4 jobs held, 2 running at once plus a backlog of 2"
         );
+    }
+
+    #[test]
+    fn a_provider_declines_replayed_calls_and_jobs_past_their_deadline() {
+        let c = caps();
+        let s = spec(request());
+        let job = s.id().unwrap();
+        assert_eq!(
+            decide(job, &s, &offer(&c, 0), s.deadline),
+            Err(Decline::JobOver)
+        );
+        let issued = Timestamp(100_000);
+        assert!(check_call_time(issued, issued).is_ok());
+        assert!(check_call_time(issued, issued.plus_ms(MAX_CALL_AGE_MS)).is_ok());
+        let replayed = check_call_time(issued, issued.plus_ms(MAX_CALL_AGE_MS + 1)).unwrap_err();
+        assert!(
+            replayed
+                .to_string()
+                .contains("too far from this node's clock")
+        );
+        assert!(check_call_time(issued.plus_ms(MAX_CALL_SKEW_MS + 1), issued).is_err());
     }
 
     #[test]

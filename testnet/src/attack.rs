@@ -16,7 +16,9 @@
 //!   the Sybils as the next committee, and for an epoch far ahead), every Sybil's vote for
 //!   them, and anchor receipts for the last real checkpoint;
 //! - `flood-adverts`: K more real nodes of the attacker's, claiming eight H100s at price 1 with
-//!   adverts that live an hour, all reporting the same wrong output for every job they win.
+//!   adverts that live an hour, all reporting the same wrong output for every job they win;
+//! - `flood-calls`, `flood-awards`, `flood-blobs`, `flood-sync`, `flood-connections`: resource
+//!   attacks by the gateway (see [`crate::flood`]).
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -33,6 +35,7 @@ use cairn_protocol::{
 use libp2p_identity::ed25519;
 use serde::Serialize;
 
+use crate::flood::{Counts, Flood, FloodKind, Victim};
 use crate::rng::SimRng;
 
 /// What the attacker does.
@@ -49,6 +52,35 @@ pub enum AttackKind {
     FloodAdverts,
     /// Mint, then checkpoint proposals, votes and anchor receipts from Sybil keys.
     Capture,
+    /// Calls for bids of new jobs, as fast as answered.
+    FloodCalls,
+    /// Each award sent many times over, and awards for jobs never called.
+    FloodAwards,
+    /// Requests for honest jobs' blobs and for blobs nobody holds.
+    FloodBlobs,
+    /// Advert, checkpoint and leaf sync requests.
+    FloodSync,
+    /// K identities on one host dialing every honest node.
+    FloodConnections,
+}
+
+impl AttackKind {
+    /// The request flood this kind sends through the gateway, if it is one.
+    fn flood(self) -> Option<FloodKind> {
+        match self {
+            AttackKind::FloodCalls => Some(FloodKind::Calls),
+            AttackKind::FloodAwards => Some(FloodKind::Awards),
+            AttackKind::FloodBlobs => Some(FloodKind::Blobs),
+            AttackKind::FloodSync => Some(FloodKind::Sync),
+            _ => None,
+        }
+    }
+
+    /// Whether this kind attacks resources (a flood of requests or connections) rather than
+    /// trust.
+    pub fn is_resource_flood(self) -> bool {
+        self.flood().is_some() || self == AttackKind::FloodConnections
+    }
 }
 
 /// The attack's figures, in the report's `attack` object.
@@ -70,6 +102,11 @@ pub struct AttackReport {
     pub forged_applied: u64,
     /// Jobs accepted with a wrong output during the attack.
     pub wrongly_accepted: usize,
+    /// Resource floods: requests (or dials) the attacker sent.
+    pub requests_sent: u64,
+    /// Resource floods: those the honest nodes refused (a busy or duplicate answer, a closed
+    /// stream, a denied connection).
+    pub requests_refused: u64,
 }
 
 /// The attacker: its keys, and what it published.
@@ -85,6 +122,10 @@ pub(crate) struct Attacker {
     replayed: BTreeSet<Vec<u8>>,
     published: u64,
     round: u64,
+    /// The request flood, for `flood-*` kinds sent through the gateway.
+    flood: Option<Flood>,
+    /// The connection flood's counts (`flood-connections`).
+    connections: Counts,
 }
 
 /// How often the attacker publishes a batch.
@@ -112,6 +153,7 @@ impl Attacker {
             })
             .collect();
         let ids = keys.iter().map(NodeId::from_keypair).collect();
+        let flood = kind.flood().map(|f| Flood::new(f, network, seed));
         Self {
             kind,
             keys,
@@ -123,7 +165,14 @@ impl Attacker {
             replayed: BTreeSet::new(),
             published: 0,
             round: 0,
+            flood,
+            connections: Counts::default(),
         }
+    }
+
+    /// The connection flood's counters, for its tasks to add to.
+    pub(crate) fn connection_counts(&self) -> Counts {
+        self.connections.clone()
     }
 
     /// Every identity the attacker holds, its gateway included.
@@ -133,9 +182,16 @@ impl Attacker {
         all
     }
 
-    /// Publishes one batch through `gateway`; `honest` are the honest nodes' ids.
-    pub(crate) async fn strike(&mut self, gateway: &Node, honest: &[NodeId], now: Timestamp) {
+    /// Publishes one batch through `gateway`, or sends one burst of a request flood;
+    /// `honest` are the honest nodes.
+    pub(crate) async fn strike(&mut self, gateway: &Node, honest: &[Victim], now: Timestamp) {
         self.round += 1;
+        if let Some(flood) = &mut self.flood {
+            flood.strike(gateway, honest, now).await;
+            return;
+        }
+        let honest: Vec<NodeId> = honest.iter().map(|v| v.id).collect();
+        let honest = &honest[..];
         // (bytes, whether they are forged: an exact replay of an honest verdict is not)
         let batch: Vec<(Vec<u8>, bool)> = match self.kind {
             AttackKind::Mint => (0..BATCH)
@@ -147,8 +203,14 @@ impl Attacker {
                 .map(|b| (b, true))
                 .collect(),
             AttackKind::Replay => self.replay(gateway),
-            // The flood is the attacker's nodes themselves: they advertise and bid on their own.
-            AttackKind::FloodAdverts => Vec::new(),
+            // The flood is the attacker's nodes themselves: they advertise and bid on their own;
+            // the connection flood runs in tasks of its own; request floods returned above.
+            AttackKind::FloodAdverts
+            | AttackKind::FloodConnections
+            | AttackKind::FloodCalls
+            | AttackKind::FloodAwards
+            | AttackKind::FloodBlobs
+            | AttackKind::FloodSync => Vec::new(),
             AttackKind::Capture => self
                 .capture(gateway, now, honest)
                 .into_iter()
@@ -414,6 +476,12 @@ impl Attacker {
             sybil_reputation_max: ReputationTable::default().params().initial,
             ..AttackReport::default()
         };
+        let (sent, refused) = match &self.flood {
+            Some(flood) => flood.counts.read(),
+            None => self.connections.read(),
+        };
+        report.requests_sent = sent;
+        report.requests_refused = refused;
         for node in honest {
             let table = node.verdicts().table();
             for id in &sybils {

@@ -14,6 +14,7 @@ use std::path::PathBuf;
 
 pub mod attack;
 pub mod cluster;
+pub mod flood;
 pub mod harness;
 pub mod html;
 pub mod jobs;

@@ -63,10 +63,10 @@ struct Sim {
     /// Seed for node keys, machine profiles, cheaters, crashes and job inputs.
     #[arg(long, default_value_t = 1, value_name = "S")]
     seed: u64,
-    /// Run an attacker next to the honest nodes: `mint` (verdicts crediting its Sybils),
-    /// `slash` (verdicts blaming honest providers) or `replay` (every verdict heard,
-    /// re-encoded and relabelled for another network). It talks through one more node of its
-    /// own; the report gains an `attack` object with what got through.
+    /// Run an attacker next to the honest nodes, through one more node of its own: attacks on
+    /// trust (`mint`, `slash`, `replay`, `capture`, `flood-adverts`) or on resources (the
+    /// `flood-*` kinds: calls, awards, blobs, sync requests, connections). The report gains an
+    /// `attack` object with what got through, and for floods the requests sent and refused.
     #[arg(long, value_enum, value_name = "KIND")]
     attack: Option<cairn_testnet::attack::AttackKind>,
     /// Identities the attacker holds (default: three times `--nodes`).

@@ -200,7 +200,15 @@ impl SimReport {
                 c.finalised, c.anchored
             );
         }
-        if let Some(a) = &self.attack {
+        if let Some(a) = &self.attack
+            && a.kind.is_some_and(|k| k.is_resource_flood())
+        {
+            let _ = writeln!(
+                s,
+                "  attack {:?}: {} requests sent, {} refused",
+                a.kind, a.requests_sent, a.requests_refused
+            );
+        } else if let Some(a) = &self.attack {
             let _ = writeln!(
                 s,
                 "  attack {:?} with {} identities: {} messages published; forged applied {}, \

@@ -16,6 +16,7 @@ use cairn_runtime::{Sandbox, SandboxConfig};
 use self::driver::{Driver, Tally};
 use crate::TestnetError;
 use crate::attack::{AttackKind, Attacker};
+use crate::flood::{Victim, flood_connections};
 use crate::harness::{Testnet, TestnetConfig};
 use crate::jobs::{Guest, JobMix};
 use crate::report::{ReputationSample, SimReport};
@@ -274,7 +275,7 @@ pub async fn run(config: &SimConfig) -> Result<SimOutcome, TestnetError> {
         start: Instant::now(),
     };
     let attack = match config.attack {
-        Some(kind) => Some(start_attack(config, kind, &testnet)?),
+        Some(kind) => Some(start_attack(config, kind, &testnet).await?),
         None => None,
     };
     let finished = driver.drive(&mut testnet).await?;
@@ -312,24 +313,49 @@ type RunningAttack = (
 
 /// Starts the attacker on the node after the honest ones, publishing every
 /// [`crate::attack::ATTACK_PERIOD`] until told to stop.
-fn start_attack(
+async fn start_attack(
     config: &SimConfig,
     kind: AttackKind,
     testnet: &Testnet,
 ) -> Result<RunningAttack, TestnetError> {
+    let mut addresses = Vec::new();
+    if kind == AttackKind::FloodConnections {
+        for node in (0..config.nodes).filter_map(|i| testnet.node(i)) {
+            if let Some(address) = cairn_node::testing::address(node).await
+                && let Ok(address) = address.parse()
+            {
+                addresses.push(address);
+            }
+        }
+    }
     let gateway = testnet
         .node(config.nodes)
         .ok_or(TestnetError::NoSuchNode {
             index: config.nodes,
         })?
         .clone();
-    let honest: Vec<cairn_protocol::NodeId> = (0..config.nodes)
-        .filter_map(|i| testnet.node(i).map(|n| n.node_id()))
+    let honest: Vec<Victim> = (0..config.nodes)
+        .filter_map(|i| testnet.node(i))
+        .map(|n| Victim {
+            peer: n.peer_id(),
+            id: n.node_id(),
+        })
         .collect();
     let flood: Vec<cairn_protocol::NodeId> = (config.nodes + 1..)
         .map_while(|i| testnet.node(i).map(|n| n.node_id()))
         .collect();
     let mut attacker = Attacker::new(kind, config.sybils, flood, *gateway.network(), config.seed);
+    let (stop_dialing, dialing_stopped) = tokio::sync::watch::channel(false);
+    let dialers = if kind == AttackKind::FloodConnections {
+        flood_connections(
+            config.sybils,
+            addresses,
+            attacker.connection_counts(),
+            dialing_stopped,
+        )
+    } else {
+        Vec::new()
+    };
     let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(async move {
         let mut tick = tokio::time::interval(crate::attack::ATTACK_PERIOD);
@@ -340,6 +366,10 @@ fn start_attack(
                     attacker.strike(&gateway, &honest, cairn_node::now()).await;
                 }
             }
+        }
+        let _ = stop_dialing.send(true);
+        for dialer in dialers {
+            let _ = dialer.await;
         }
         (attacker, gateway)
     });

@@ -421,6 +421,16 @@ async fn metrics(State(s): State<ApiState>) -> Response {
             connections.trimmed,
         ),
         (
+            "cairn_connections_denied_per_ip_total",
+            "Inbound connections denied because their IP address held its share.",
+            connections.denied_per_ip,
+        ),
+        (
+            "cairn_requests_refused_total",
+            "Peers' requests refused because the peer had too many waiting or the node was busy.",
+            connections.requests_refused,
+        ),
+        (
             "cairn_blobs_evicted_total",
             "Cached blobs evicted to make room.",
             node.blobs.local().evicted(),

@@ -113,14 +113,16 @@ impl Checkpoints {
         }
         let (outcome, fetch) = self
             .with_state(|s| {
-                let held = usize::try_from(r.epoch).ok().and_then(|e| s.chain.get(e));
+                let held = usize::try_from(r.epoch)
+                    .ok()
+                    .and_then(|e| s.round.chain().get(e));
                 let Some(c) = held else {
                     return (CheckpointGossip::Ignore("unknown_checkpoint"), false);
                 };
                 if c.checkpoint.hash().ok() != Some(r.checkpoint) {
                     return (CheckpointGossip::Ignore("other_checkpoint"), false);
                 }
-                let members = self.committee_at(s, r.epoch).unwrap_or_default();
+                let members = s.round.committee_at(r.epoch).unwrap_or_default();
                 if !members.contains(&receipt.signer()) {
                     return (CheckpointGossip::Reject("not_member"), false);
                 }

@@ -9,21 +9,20 @@
 //! table differed) it still follows the chain. Without catching up, a node that joined late
 //! never followed it, and once the committee rotated to such nodes the chain stopped for
 //! everyone.
-
-use std::sync::atomic::Ordering;
+//!
+//! When a gossiped proposal starts a catch-up is the round's rule
+//! ([`EpochRound`](cairn_protocol::checkpoint::round::EpochRound): a plausible proposer, once
+//! per peer and interval, one at a time); this file carries it out, and
+//! `Checkpoints::catch_up` can also be called by hand.
 
 use cairn_protocol::merkle::{MerkleTree, ReputationLeaf};
 use cairn_protocol::proof::{self, ChainTip, SignedCheckpoint};
-use cairn_protocol::reputation::ReputationTable;
 use libp2p::PeerId;
 use tracing::{debug, info, warn};
 
 use cairn_protocol::{CheckpointHash, NodeId};
 
-use super::{
-    CATCH_UP_PER_PEER, Checkpoints, EpochState, MAX_CATCH_UP_PEERS, PLAUSIBLE_COMMITTEES, State,
-    key,
-};
+use super::{Checkpoints, State, key};
 use crate::context::now;
 use crate::net::{MAX_SYNC_CHECKPOINTS, SyncRequest, SyncResponse};
 use crate::store::{self, Tree};
@@ -38,8 +37,7 @@ impl Checkpoints {
     pub(crate) fn chain_from(&self, from: u64) -> Vec<SignedCheckpoint> {
         self.with_state(|s| {
             let from = usize::try_from(from).unwrap_or(usize::MAX);
-            s.chain
-                .iter()
+            (s.round.chain().iter())
                 .skip(from)
                 .take(MAX_SYNC_CHECKPOINTS)
                 .cloned()
@@ -53,78 +51,6 @@ impl Checkpoints {
         self.stored(b'l', epoch)
     }
 
-    /// A proposal for `epoch` on top of `previous`, signed by `proposer`, came through `peer`;
-    /// catches up in the background (one catch-up at a time) if that is ahead of this node's
-    /// chain, or on another branch of it.
-    ///
-    /// Any key can sign a proposal, so one starts a catch-up only when its proposer is
-    /// plausibly on a committee: the genesis committee, or the next committee of one of the
-    /// [`PLAUSIBLE_COMMITTEES`] newest checkpoints this node holds (its tip's committee
-    /// among them). A node behind by more than that many committee rotations waits for a
-    /// proposal from a member it knows, or is caught up by hand
-    /// ([`Self::catch_up_checkpoints`]). One peer starts at most one catch-up per
-    /// [`CATCH_UP_PER_PEER`]; refusals are counted as `checkpoint_sync` rejections.
-    pub(super) fn catch_up_if_behind(
-        &self,
-        epoch: u64,
-        previous: CheckpointHash,
-        proposer: NodeId,
-        peer: PeerId,
-    ) {
-        let now = now();
-        let start = self
-            .with_state(|s| {
-                let len = s.chain.len() as u64;
-                let behind = epoch > len || (epoch == len && self.tip(s) != Some(previous));
-                if !behind {
-                    return Ok(false);
-                }
-                if !self.plausible_member(s, &proposer) {
-                    return Err("unknown_proposer");
-                }
-                let every = CATCH_UP_PER_PEER.as_millis() as u64;
-                s.catch_ups.retain(|_, at| now.since(*at) < every);
-                if s.catch_ups.contains_key(&peer) || s.catch_ups.len() >= MAX_CATCH_UP_PEERS {
-                    return Err("rate_limited");
-                }
-                Ok(true)
-            })
-            .unwrap_or(Ok(false));
-        match start {
-            Ok(true) => {}
-            Ok(false) => return,
-            Err(reason) => {
-                self.ctx.metrics.reject("checkpoint_sync", reason);
-                return;
-            }
-        }
-        if self.service().catching_up.swap(true, Ordering::AcqRel) {
-            return;
-        }
-        self.with_state(|s| s.catch_ups.insert(peer, now));
-        let node = self.clone();
-        self.ctx.spawn(async move {
-            node.catch_up(peer).await;
-            node.service().catching_up.store(false, Ordering::Release);
-        });
-    }
-
-    /// Whether `id` sits on the genesis committee or on the next committee of one of the
-    /// newest checkpoints this node holds.
-    fn plausible_member(&self, s: &State, id: &NodeId) -> bool {
-        let genesis = self
-            .service()
-            .genesis
-            .as_ref()
-            .is_some_and(|g| g.committee.contains(id));
-        genesis
-            || s.chain
-                .iter()
-                .rev()
-                .take(PLAUSIBLE_COMMITTEES)
-                .any(|c| c.checkpoint.next_committee.contains(id))
-    }
-
     /// Asks `peer` for the finalised checkpoints this node lacks and takes those that check
     /// out (what a proposal ahead of this node's chain sets off); where the two chains
     /// branched, switches to the peer's if it is the better one (see
@@ -132,7 +58,7 @@ impl Checkpoints {
     /// rejections.
     pub async fn catch_up(&self, peer: PeerId) {
         for _ in 0..MAX_ROUNDS {
-            let Some(from) = self.with_state(|s| s.chain.len()) else {
+            let Some(from) = self.with_state(|s| s.round.chain().len()) else {
                 return;
             };
             let Some(chain) = self.fetch_checkpoints(peer, from as u64).await else {
@@ -209,16 +135,14 @@ impl Checkpoints {
         }
         let (fork_at, better, fin) = self
             .with_state(|s| {
-                let fork_at = s
-                    .chain
-                    .iter()
-                    .zip(&theirs)
+                let chain = s.round.chain();
+                let fork_at = (chain.iter().zip(&theirs))
                     .position(|(a, b)| a.checkpoint != b.checkpoint)
-                    .unwrap_or(s.chain.len().min(theirs.len()));
+                    .unwrap_or(chain.len().min(theirs.len()));
                 let hash = |c: Option<&SignedCheckpoint>| c.and_then(|c| c.checkpoint.hash().ok());
                 let better = theirs.len() > mine
                     || (theirs.len() == mine
-                        && hash(theirs.get(fork_at)) < hash(s.chain.get(fork_at)));
+                        && hash(theirs.get(fork_at)) < hash(chain.get(fork_at)));
                 (fork_at, better, Self::final_epoch(s))
             })
             .ok_or("internal")?;
@@ -247,7 +171,7 @@ impl Checkpoints {
             return false;
         };
         let mine = self
-            .with_state(|s| s.chain.get(last).map(|c| c.checkpoint.clone()))
+            .with_state(|s| s.round.chain().get(last).map(|c| c.checkpoint.clone()))
             .flatten();
         theirs.first().map(|c| &c.checkpoint) != mine.as_ref()
     }
@@ -297,7 +221,7 @@ impl Checkpoints {
     /// The end of this node's chain cut to its first `len` checkpoints.
     fn chain_tip(&self, s: &State, len: usize) -> Option<OwnedTip> {
         let genesis = self.service().genesis.as_ref()?;
-        Some(match len.checked_sub(1).map(|i| s.chain.get(i)) {
+        Some(match len.checked_sub(1).map(|i| s.round.chain().get(i)) {
             None => OwnedTip {
                 len,
                 hash: genesis.hash().ok()?,
@@ -328,32 +252,21 @@ impl Checkpoints {
         let genesis = self.service().genesis.as_ref().ok_or("no_checkpoints")?;
         let adopted = self
             .with_state(|s| {
-                if s.chain.len() != expected {
+                if s.round.chain().len() != expected {
                     // Finalised meanwhile: nothing is wrong, the next proposal tells.
                     return Ok(None);
                 }
-                if from < s.chain.len() && Self::final_epoch(s).is_some_and(|e| from as u64 <= e) {
+                if from < expected && Self::final_epoch(s).is_some_and(|e| from as u64 <= e) {
                     return Err("anchored");
                 }
                 let tip = self.chain_tip(s, from).ok_or("internal")?;
                 proof::verify_extension(&tail, tip.as_tip(), genesis).map_err(|e| e.check())?;
-                let last_cutoff = tail
-                    .last()
-                    .map(|c| self.cutoff(c.checkpoint.proposed_at))
-                    .ok_or("empty")?;
-                match &leaves {
-                    Some(leaves) => {
-                        let table = ReputationTable::from_leaves(s.ledger.params(), leaves);
-                        s.ledger.adopt(table, last_cutoff);
-                    }
-                    None => s.ledger.cover(last_cutoff),
+                if tail.is_empty() {
+                    return Err("empty");
                 }
-                s.chain.truncate(from);
-                s.chain.extend(tail.iter().cloned());
+                s.round.adopt(from, tail.clone(), leaves.as_deref(), now());
                 s.anchored.retain(|epoch| *epoch < from as u64);
-                s.opened_at = now();
-                s.epoch = EpochState::default();
-                Ok(Some(s.chain.len()))
+                Ok(Some(s.round.chain().len()))
             })
             .unwrap_or(Err("internal"))?;
         let Some(len) = adopted else {

@@ -8,8 +8,10 @@
 //! issued by `t` minus a settle time (half an epoch, at most 10 s), applied in id order
 //! (`ledger.rs`), so members agree while new verdicts keep arriving.
 //!
-//! The rules are `cairn_protocol::checkpoint`'s; this module carries them out on the clock,
-//! the gossip topic and the disk; a node behind the chain catches up over the sync protocol
+//! The rules are `cairn_protocol::checkpoint`'s, and the epoch round that applies them is its
+//! state machine [`EpochRound`]: proposals, votes, finality and when to catch up. This module
+//! feeds it the clock and the gossip topic and carries out what it decides on the network and
+//! the disk (`round.rs`); a node behind the chain catches up over the sync protocol
 //! (`catch_up.rs`), and at start it reads its chain, anchors and covered table back
 //! (`restore.rs`). Gossip is checked before it triggers anything: votes only from the current
 //! committee for the current epoch, proposals only from plausible members and with a sane
@@ -20,21 +22,18 @@
 //! Not built: fetching verdicts a member misses (a member whose ledger differs does not sign,
 //! and signs later if the missing verdict arrives before the checkpoint is final).
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::sync::atomic::AtomicBool;
+use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use cairn_protocol::checkpoint::{Genesis, VoteTally};
+use cairn_protocol::checkpoint::Genesis;
+use cairn_protocol::checkpoint::round::{EpochRound, RoundConfig};
 use cairn_protocol::merkle::ReputationLeaf;
 use cairn_protocol::messages::Evidence;
 use cairn_protocol::proof::{AnchorProof, AnchorRule, SignedCheckpoint};
-use cairn_protocol::{
-    Checkpoint, CheckpointHash, CheckpointVote, NodeId, Timestamp, VerdictId, Verified,
-};
+use cairn_protocol::{NodeId, Timestamp, VerdictId};
 
 use bitcoin::secp256k1::SecretKey;
-use libp2p::PeerId;
 
 use crate::anchor::{
     AnchorBackend, BackendKind, BitcoindBackend, EsploraBackend, NoAnchor, Simulated,
@@ -52,17 +51,6 @@ mod round;
 
 use cairn_protocol::ledger::Ledger;
 
-/// Votes for proposals not seen yet that a node holds per epoch.
-const MAX_PENDING_VOTES: usize = 1_024;
-/// Of those, how many one committee member may have queued: one member cannot fill the queue.
-const MAX_PENDING_PER_VOTER: usize = 2;
-/// How often one peer's proposals may start a catch-up.
-const CATCH_UP_PER_PEER: Duration = Duration::from_secs(5);
-/// Peers whose last catch-up is remembered, at most.
-const MAX_CATCH_UP_PEERS: usize = 256;
-/// How many of the newest held checkpoints' next committees count a proposer as plausible
-/// when its proposal is ahead of this node's chain (see `catch_up.rs`).
-const PLAUSIBLE_COMMITTEES: usize = 64;
 /// How often an anchorer asks a real chain whether its transaction is confirmed.
 const ANCHOR_POLL: Duration = Duration::from_secs(30);
 /// The same for the simulated chain, which mines on demand.
@@ -140,26 +128,11 @@ pub enum ProveError {
     Node(#[from] NodeError),
 }
 
-#[derive(Default)]
-struct EpochState {
-    proposals: BTreeMap<CheckpointHash, (Checkpoint, Option<Vec<ReputationLeaf>>)>,
-    tallies: BTreeMap<CheckpointHash, VoteTally>,
-    pending: Vec<Verified<CheckpointVote>>,
-    proposed: BTreeSet<u64>,
-    voted: BTreeSet<CheckpointHash>,
-    /// The ledger version each proposal was last recomputed at.
-    considered: BTreeMap<CheckpointHash, u64>,
-}
-
 struct State {
-    chain: Vec<SignedCheckpoint>,
-    opened_at: Timestamp,
-    epoch: EpochState,
+    /// The chain, the checkpoint ledger and the open epoch.
+    round: EpochRound,
     anchored: BTreeSet<u64>,
     fault: CheckpointFault,
-    ledger: Ledger,
-    /// When each peer's proposal last started a catch-up.
-    catch_ups: BTreeMap<PeerId, Timestamp>,
     /// Epochs whose anchor receipt is being checked against the chain.
     fetching_receipts: BTreeSet<u64>,
 }
@@ -168,19 +141,30 @@ struct State {
 #[derive(Clone)]
 pub struct Checkpoints {
     ctx: Arc<Context>,
-    svc: Arc<CheckpointService>,
+    svc: Arc<Service>,
 }
 
-/// The service's state and backend.
+/// The service as [`CheckpointService::open`] reads it back, before the node exists;
+/// [`Checkpoints::new`] starts it with the node's id.
 pub(crate) struct CheckpointService {
+    genesis: Option<Genesis>,
+    round: RoundConfig,
+    chain: Vec<SignedCheckpoint>,
+    ledger: Ledger,
+    anchored: BTreeSet<u64>,
+    backend: Arc<dyn AnchorBackend>,
+    anchor_rule: Option<AnchorRule>,
+    chain_process: Option<SimulatedChain>,
+}
+
+/// The running service's state and backend.
+struct Service {
     genesis: Option<Genesis>,
     state: Mutex<State>,
     backend: Arc<dyn AnchorBackend>,
     /// What an anchor must satisfy (the spec's chain and proof of work); `None` when the
     /// network does not anchor.
     anchor_rule: Option<AnchorRule>,
-    /// Whether a catch-up (see `catch_up.rs`) is running.
-    catching_up: AtomicBool,
     /// The node's own simulated chain, when the spec asks for one without a URL.
     _chain: Option<SimulatedChain>,
 }
@@ -217,22 +201,20 @@ impl CheckpointService {
         let anchored = restore::verified_anchors(kv, &chain_state, anchor_rule.as_ref())?;
         let roots = spec.roots().map_err(NodeError::Config)?;
         let ledger = restore::ledger(kv, &chain_state, spec.checkpoints.epoch_ms, roots)?;
+        let round = RoundConfig {
+            genesis: spec.genesis()?,
+            epoch_ms: spec.checkpoints.epoch_ms,
+            proposer_timeout_ms: spec.checkpoints.proposer_timeout_ms,
+        };
         Ok(Self {
             genesis,
-            state: Mutex::new(State {
-                chain: chain_state,
-                opened_at: now(),
-                epoch: EpochState::default(),
-                anchored,
-                fault: CheckpointFault::None,
-                ledger,
-                catch_ups: BTreeMap::new(),
-                fetching_receipts: BTreeSet::new(),
-            }),
+            round,
+            chain: chain_state,
+            ledger,
+            anchored,
             backend,
             anchor_rule,
-            catching_up: AtomicBool::new(false),
-            _chain: chain,
+            chain_process: chain,
         })
     }
 }
@@ -319,14 +301,34 @@ async fn backend(
 }
 
 impl Checkpoints {
-    pub(crate) fn new(ctx: Arc<Context>, svc: CheckpointService) -> Self {
+    pub(crate) fn new(ctx: Arc<Context>, opened: CheckpointService) -> Self {
+        let round = EpochRound::new(
+            opened.round,
+            ctx.node_id(),
+            opened.chain,
+            opened.ledger,
+            now(),
+        );
+        let state = State {
+            round,
+            anchored: opened.anchored,
+            fault: CheckpointFault::None,
+            fetching_receipts: BTreeSet::new(),
+        };
+        let svc = Service {
+            genesis: opened.genesis,
+            state: Mutex::new(state),
+            backend: opened.backend,
+            anchor_rule: opened.anchor_rule,
+            _chain: opened.chain_process,
+        };
         Self {
             ctx,
             svc: Arc::new(svc),
         }
     }
 
-    fn service(&self) -> &CheckpointService {
+    fn service(&self) -> &Service {
         &self.svc
     }
 
@@ -349,10 +351,11 @@ impl Checkpoints {
             return;
         }
         let noted = self.with_state(|s| {
+            let ledger = s.round.ledger_mut();
             if restored {
-                s.ledger.restore(id, issued_at, evidence)
+                ledger.restore(id, issued_at, evidence)
             } else {
-                s.ledger.note(id, issued_at, evidence)
+                ledger.note(id, issued_at, evidence)
             }
         });
         if noted == Some(false) {
@@ -364,7 +367,7 @@ impl Checkpoints {
     /// and they hash to its root (the same check as the ledger's restore).
     pub(crate) fn last_covered(&self) -> Option<(Timestamp, Vec<ReputationLeaf>)> {
         let last = self
-            .with_state(|s| s.chain.last().map(|c| c.checkpoint.clone()))
+            .with_state(|s| s.round.chain().last().map(|c| c.checkpoint.clone()))
             .flatten()?;
         let epoch_ms = self.ctx.options().spec.checkpoints.epoch_ms;
         match restore::covered_leaves(self.ctx.kv.as_ref(), &last, epoch_ms) {
@@ -381,7 +384,7 @@ impl Checkpoints {
     /// How many checkpoints this node finalised and holds anchors for.
     pub fn counts(&self) -> CheckpointCounts {
         self.with_state(|s| CheckpointCounts {
-            finalised: s.chain.len() as u64,
+            finalised: s.round.epoch(),
             anchored: s.anchored.len() as u64,
         })
         .unwrap_or_default()
@@ -389,7 +392,8 @@ impl Checkpoints {
 
     /// The finalised chain, epoch 0 first.
     pub fn chain(&self) -> Vec<SignedCheckpoint> {
-        self.with_state(|s| s.chain.clone()).unwrap_or_default()
+        self.with_state(|s| s.round.chain().to_vec())
+            .unwrap_or_default()
     }
 
     /// The anchor proof of `epoch`, when this node holds one.
@@ -433,41 +437,11 @@ impl Checkpoints {
         }
     }
 
-    fn committee_of(&self, s: &State) -> Vec<NodeId> {
-        match (s.chain.last(), &self.service().genesis) {
-            (Some(last), _) => last.checkpoint.next_committee.clone(),
-            (None, Some(g)) => g.committee.clone(),
-            (None, None) => Vec::new(),
-        }
-    }
-
-    /// The committee that signs `epoch` on this node's chain, if it holds the checkpoint
-    /// before it.
-    fn committee_at(&self, s: &State, epoch: u64) -> Option<Vec<NodeId>> {
-        match epoch.checked_sub(1) {
-            None => Some(self.service().genesis.as_ref()?.committee.clone()),
-            Some(before) => {
-                let before = s.chain.get(usize::try_from(before).ok()?)?;
-                Some(before.checkpoint.next_committee.clone())
-            }
-        }
-    }
-
     /// The last checkpoint this node holds an anchor for, with the spec's confirmations: it
     /// and everything before it are final, whatever another branch's length (see
     /// docs/anchoring.md, "Finality").
     fn final_epoch(s: &State) -> Option<u64> {
-        s.anchored
-            .iter()
-            .rev()
-            .find(|e| (**e as usize) < s.chain.len())
-            .copied()
-    }
-
-    fn tip(&self, s: &State) -> Option<CheckpointHash> {
-        match s.chain.last() {
-            Some(last) => last.checkpoint.hash().ok(),
-            None => self.service().genesis.as_ref()?.hash().ok(),
-        }
+        let len = s.round.epoch();
+        s.anchored.iter().rev().find(|e| **e < len).copied()
     }
 }

@@ -288,6 +288,9 @@ pub struct NodeConfig {
     pub blob_serve_total: u32,
     /// Most simultaneous connections. Default: `256`.
     pub max_connections: u32,
+    /// Most inbound connections from one IP address (127.0.0.1 and ::1 exempt), so that one
+    /// host with many free identities cannot take every slot. Default: `8`.
+    pub max_connections_per_ip: u32,
     /// Connections kept when idle: above one and a half times this many, the least recently
     /// used ones that no gossip mesh, relay or request needs are closed. `0` keeps every
     /// connection. Default: `32`.
@@ -328,6 +331,7 @@ impl Default for NodeConfig {
             blob_serve_per_peer: 4,
             blob_serve_total: 64,
             max_connections: 256,
+            max_connections_per_ip: 8,
             peer_target: 32,
             cache_bytes: 64 << 20,
             verification: VerificationConfig::default(),
@@ -468,6 +472,8 @@ blob_serve_total = {serve_total}
 # least recently used ones nothing needs are closed; 0 keeps them all).
 max_connections = {conns}
 peer_target = {peer_target}
+# Most inbound connections from one IP address (127.0.0.1 and ::1 are exempt).
+max_connections_per_ip = {conns_per_ip}
 # Database page cache, in bytes.
 cache_bytes = {cache}
 # Relay connections for peers behind NAT: "auto" (while AutoNAT or external_addrs says this
@@ -514,6 +520,7 @@ audit_scale = {audit_scale}
             serve_peer = d.blob_serve_per_peer,
             serve_total = d.blob_serve_total,
             conns = d.max_connections,
+            conns_per_ip = d.max_connections_per_ip,
             peer_target = d.peer_target,
             cache = d.cache_bytes,
             relay = match d.relay_server {

@@ -2,13 +2,13 @@
 //! the requester's state machine (`requester.rs`, over `cairn_protocol::requester`), wired to
 //! the network, the blob service and the store.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use cairn_protocol::requester::{Event, Phase, RequesterConfig, RequesterJob};
-use cairn_protocol::{BlobHash, FailureKind, JobId, JobSpec, NodeId, Outcome, Timestamp};
+use cairn_protocol::{BlobHash, FailureKind, JobId, JobSpec, NodeId, Outcome};
 use cairn_runtime::{JobLimits, RunError, Sandbox};
 use libp2p::PeerId;
 use tokio::sync::mpsc;
@@ -19,14 +19,15 @@ use crate::context::Context;
 use crate::store::{GroupFlush, KvStore};
 use crate::verdicts::Verdicts;
 
+use calls::OpenCalls;
+
+mod calls;
 mod faults;
 mod provider;
 mod requester;
 
 pub use faults::FaultInjection;
 
-/// Calls for bids remembered (so an award can be matched to its spec).
-const MAX_REMEMBERED_CALLS: usize = 4096;
 /// Events queued per job.
 const JOB_EVENT_QUEUE: usize = 256;
 /// The longest a job's driver sleeps between events when the job names no earlier time
@@ -50,10 +51,6 @@ pub struct Market {
     verdicts: Verdicts,
     state: Arc<State>,
 }
-
-/// Calls for bids this node bid on: each spec with its bid's expiry, and their order (oldest
-/// first, for forgetting past [`MAX_REMEMBERED_CALLS`]).
-type OpenCalls = (HashMap<JobId, (JobSpec, Timestamp)>, VecDeque<JobId>);
 
 struct State {
     sandbox: Sandbox,
@@ -124,7 +121,7 @@ impl Market {
             verdicts,
             state: Arc::new(State {
                 sandbox,
-                calls: Mutex::new((HashMap::new(), VecDeque::new())),
+                calls: Mutex::new(OpenCalls::default()),
                 running: AtomicUsize::new(0),
                 jobs: Mutex::new(HashMap::new()),
                 config,

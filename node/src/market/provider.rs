@@ -12,10 +12,7 @@ use libp2p::PeerId;
 use libp2p::request_response::ResponseChannel;
 use tracing::{Instrument, warn};
 
-use super::{
-    BID_LIFETIME_MS, FaultInjection, MAX_REMEMBERED_CALLS, Market, failure_kind, job_limits,
-    peer_of,
-};
+use super::{BID_LIFETIME_MS, FaultInjection, Market, failure_kind, job_limits, peer_of};
 use crate::context::now;
 use crate::error::NodeError;
 use crate::net::{MarketRequest, MarketResponse};
@@ -52,6 +49,10 @@ impl Market {
                 return MarketResponse::Declined(format!("invalid call for bids: {e}"));
             }
         };
+        if let Err(stale) = provider::check_call_time(call.issued_at, now()) {
+            self.ctx.metrics.reject("call_for_bids", "stale");
+            return MarketResponse::Declined(stale.to_string());
+        }
         match self.bid_for(&call.spec) {
             Ok(bid) => MarketResponse::Bid(bid),
             Err(reason) => MarketResponse::Declined(reason),
@@ -70,17 +71,15 @@ impl Market {
             bid_lifetime_ms: BID_LIFETIME_MS,
             most: self.ctx.options().config.limits.as_limits(),
         };
-        let bid = provider::decide(job, spec, &offer, now()).map_err(|e| e.to_string())?;
+        let now = now();
+        let bid = provider::decide(job, spec, &offer, now).map_err(|e| e.to_string())?;
         if let Ok(mut calls) = self.state.calls.lock() {
-            let (map, order) = &mut *calls;
-            if map.insert(job, (spec.clone(), bid.expires_at)).is_none() {
-                order.push_back(job);
-            }
-            while order.len() > MAX_REMEMBERED_CALLS {
-                if let Some(old) = order.pop_front() {
-                    map.remove(&old);
-                }
-            }
+            calls
+                .remember(job, spec, bid.expires_at, now)
+                .map_err(|full| {
+                    self.ctx.metrics.reject("call_for_bids", "calls_full");
+                    full.to_string()
+                })?;
         }
         self.ctx
             .sign(bid)
@@ -110,10 +109,7 @@ impl Market {
             .calls
             .lock()
             .ok()
-            .and_then(|mut c| match c.0.get(&award.job) {
-                Some((spec, _)) if spec.requester == award.requester => c.0.remove(&award.job),
-                _ => None,
-            });
+            .and_then(|mut calls| calls.take(&award.job, &award.requester));
         let Some((spec, bid_expires_at)) = call else {
             self.ctx.metrics.reject("award", "no_call");
             return MarketResponse::Refused(

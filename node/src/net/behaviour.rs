@@ -2,6 +2,7 @@
 // The NetworkBehaviour derive generates `BehaviourEvent`, one variant per field, without docs.
 #![allow(missing_docs)]
 
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::Duration;
 
 use libp2p::gossipsub::{self, MessageAuthenticity, PeerScoreParams, PeerScoreThresholds};
@@ -16,11 +17,13 @@ use libp2p::{
 
 use super::nat::RelayServerMode;
 use super::relay_server::GuardedRelay;
-use super::{BlobCodec, MAX_GOSSIP_BYTES, MarketCodec, NetConfig, SyncCodec};
+use super::{BlobCodec, IpLimits, MAX_GOSSIP_BYTES, MarketCodec, NetConfig, SyncCodec};
 
 /// Everything a Cairn node speaks.
 #[derive(NetworkBehaviour)]
 pub struct Behaviour {
+    /// Caps on inbound connections per IP address.
+    pub ip_limits: IpLimits,
     /// Caps on connections.
     pub limits: connection_limits::Behaviour,
     /// Exchanges listen addresses and protocol versions.
@@ -82,6 +85,7 @@ impl Behaviour {
         let peer_id = keypair.public().to_peer_id();
         let limits = connection_limits::ConnectionLimits::default()
             .with_max_established(Some(config.max_connections))
+            .with_max_established_incoming(Some(config.max_connections / 4 * 3))
             .with_max_established_per_peer(Some(4))
             .with_max_pending_incoming(Some(64))
             .with_max_pending_outgoing(Some(64));
@@ -155,6 +159,10 @@ impl Behaviour {
         };
 
         Ok(Self {
+            ip_limits: IpLimits::new(
+                usize::try_from(config.max_inbound_per_ip).unwrap_or(usize::MAX),
+                config.limit_loopback,
+            ),
             limits: connection_limits::Behaviour::new(limits),
             identify,
             ping: ping::Behaviour::new(ping::Config::new()),
@@ -208,11 +216,20 @@ fn gossipsub(config: &NetConfig) -> Result<gossipsub::Behaviour, BuildError> {
 
     // Invalid messages cost the peer that forwarded them: the penalty grows with the square of
     // the count, so a few (a clock-skewed advert) are tolerated and about nine bring the peer
-    // below the graylist threshold (-80), after which its messages are ignored. Many peers on
-    // one IP are normal in local clusters, so the colocation penalty is off.
+    // below the graylist threshold (-80), after which its messages are ignored. More than
+    // eight mesh peers on one IP cost each of them (gossipsub's colocation factor: one host with
+    // many free identities is graylisted at about twelve), except on loopback, where local
+    // clusters put every node.
     let topic = gossipsub::IdentTopic::new(config.gossip_topic());
     let mut params = PeerScoreParams {
-        ip_colocation_factor_weight: 0.0,
+        ip_colocation_factor_weight: -5.0,
+        ip_colocation_factor_threshold: 8.0,
+        ip_colocation_factor_whitelist: [
+            IpAddr::V4(Ipv4Addr::LOCALHOST),
+            IpAddr::V6(Ipv6Addr::LOCALHOST),
+        ]
+        .into_iter()
+        .collect(),
         ..PeerScoreParams::default()
     };
     let topic_params = gossipsub::TopicScoreParams {

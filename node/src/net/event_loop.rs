@@ -7,7 +7,6 @@ use futures::StreamExt;
 use libp2p::gossipsub::{self, IdentTopic, MessageAcceptance};
 use libp2p::identity::Keypair;
 use libp2p::kad::{self, GetProvidersOk, QueryId, QueryResult};
-use libp2p::request_response::{self, InboundRequestId, OutboundRequestId, ResponseChannel};
 use libp2p::swarm::{ConnectionId, SwarmEvent};
 use libp2p::{Multiaddr, PeerId, Swarm, SwarmBuilder, autonat, identify, mdns, noise, tcp, yamux};
 use tokio::sync::{mpsc, oneshot};
@@ -20,7 +19,8 @@ use super::dht::{BUCKET_REFRESH, BucketRefresh};
 use super::handle::{Command, ConnectionStats, NetError, NetworkEvent, NetworkHandle, PeerInfo};
 use super::nat::{NatState, RELAY_RETRY, RelayListens, is_relayed};
 use super::peers::{self, PeerActivity};
-use super::{BlobResponse, MarketResponse, NetConfig, SyncResponse};
+use super::requests::InFlight;
+use super::{BlobResponse, MarketRequest, MarketResponse, NetConfig, SyncResponse};
 
 /// Queued commands from the node to the swarm task.
 const COMMAND_QUEUE: usize = 256;
@@ -117,6 +117,7 @@ impl EventLoop {
         let (events, event_rx) = mpsc::channel(EVENT_QUEUE);
         let handle = NetworkHandle::new(command_tx, *swarm.local_peer_id(), config.added_latency);
         let peer_target = config.peer_target;
+        let max_requests_per_peer = config.max_requests_per_peer;
         let this = Self {
             nat: NatState::new(&config.nat),
             relay_listens: RelayListens::default(),
@@ -131,9 +132,9 @@ impl EventLoop {
             refresh: BucketRefresh::new(BUCKET_REFRESH, Instant::now()),
             providing: HashMap::new(),
             finding: HashMap::new(),
-            blob_requests: InFlight::default(),
-            market_requests: InFlight::default(),
-            sync_requests: InFlight::default(),
+            blob_requests: InFlight::new(max_requests_per_peer),
+            market_requests: InFlight::new(max_requests_per_peer),
+            sync_requests: InFlight::new(max_requests_per_peer),
             activity: PeerActivity::new(peer_target, peers::GRACE),
             peer_addrs: HashMap::new(),
             stats: ConnectionStats::default(),
@@ -273,7 +274,7 @@ impl EventLoop {
                     .blobs
                     .send_request_with_addresses(&peer, hash, addrs);
                 self.activity.request_started(peer, Instant::now());
-                self.blob_requests.ours.insert(request, reply);
+                self.blob_requests.wait(request, reply);
             }
             Command::RespondBlob { channel, response } => {
                 // Fails only when the requester went away; nothing to do then.
@@ -290,7 +291,7 @@ impl EventLoop {
                     .market
                     .send_request_with_addresses(&peer, request, addrs);
                 self.activity.request_started(peer, Instant::now());
-                self.market_requests.ours.insert(id, reply);
+                self.market_requests.wait(id, reply);
             }
             Command::RespondMarket { channel, response } => {
                 let _ = swarm
@@ -309,7 +310,7 @@ impl EventLoop {
                     .sync
                     .send_request_with_addresses(&peer, request, addrs);
                 self.activity.request_started(peer, Instant::now());
-                self.sync_requests.ours.insert(id, reply);
+                self.sync_requests.wait(id, reply);
             }
             Command::RespondSync { channel, response } => {
                 let _ = swarm.behaviour_mut().sync.send_response(channel, response);
@@ -342,6 +343,10 @@ impl EventLoop {
                     .sum();
                 let _ = reply.send(ConnectionStats {
                     routing_table,
+                    denied_per_ip: self.swarm.behaviour().ip_limits.denied(),
+                    requests_refused: self.blob_requests.refused()
+                        + self.market_requests.refused()
+                        + self.sync_requests.refused(),
                     ..self.stats
                 });
             }
@@ -438,9 +443,9 @@ impl EventLoop {
             BehaviourEvent::Kad(kad::Event::OutboundQueryProgressed {
                 id, result, step, ..
             }) => self.on_query(id, result, step.last),
-            BehaviourEvent::Blobs(event) => route_request_response(
+            BehaviourEvent::Blobs(event) => self.blob_requests.route(
                 event,
-                &mut self.blob_requests,
+                &mut self.swarm.behaviour_mut().blobs,
                 &mut self.activity,
                 &self.events,
                 |peer, hash, channel| NetworkEvent::BlobRequest {
@@ -448,10 +453,11 @@ impl EventLoop {
                     hash,
                     channel,
                 },
+                |_| None,
             ),
-            BehaviourEvent::Market(event) => route_request_response(
+            BehaviourEvent::Market(event) => self.market_requests.route(
                 event,
-                &mut self.market_requests,
+                &mut self.swarm.behaviour_mut().market,
                 &mut self.activity,
                 &self.events,
                 |peer, request, channel| NetworkEvent::MarketRequest {
@@ -459,10 +465,11 @@ impl EventLoop {
                     request,
                     channel,
                 },
+                |request| Some(busy_answer(request)),
             ),
-            BehaviourEvent::Sync(event) => route_request_response(
+            BehaviourEvent::Sync(event) => self.sync_requests.route(
                 event,
-                &mut self.sync_requests,
+                &mut self.swarm.behaviour_mut().sync,
                 &mut self.activity,
                 &self.events,
                 |peer, request, channel| NetworkEvent::SyncRequest {
@@ -470,6 +477,7 @@ impl EventLoop {
                     request,
                     channel,
                 },
+                |_| None,
             ),
             BehaviourEvent::Mdns(mdns::Event::Discovered(found)) => {
                 for (peer, addr) in found {
@@ -641,81 +649,11 @@ fn is_loopback(addr: &Multiaddr) -> bool {
     })
 }
 
-/// One request-response protocol's requests in flight.
-struct InFlight<Resp> {
-    /// Ours, each with whoever waits for the answer.
-    ours: HashMap<OutboundRequestId, oneshot::Sender<Result<Resp, NetError>>>,
-    /// Peers', until this node answers them or they fail.
-    theirs: HashSet<InboundRequestId>,
-}
-
-impl<Resp> Default for InFlight<Resp> {
-    fn default() -> Self {
-        Self {
-            ours: HashMap::new(),
-            theirs: HashSet::new(),
-        }
-    }
-}
-
-/// Routes a request-response event: inbound requests go to the node as the event `inbound`
-/// makes (dropped, and the requester times out, when the node is busy); answers and failures
-/// of our own requests go to whoever is waiting in `requests`. Either way the peer counts as
-/// needed (see [`peers`]) until the request ends.
-fn route_request_response<Req, Resp>(
-    event: request_response::Event<Req, Resp>,
-    requests: &mut InFlight<Resp>,
-    activity: &mut PeerActivity,
-    events: &mpsc::Sender<NetworkEvent>,
-    inbound: impl FnOnce(PeerId, Req, ResponseChannel<Resp>) -> NetworkEvent,
-) {
-    match event {
-        request_response::Event::Message { peer, message, .. } => match message {
-            request_response::Message::Request {
-                request_id,
-                request,
-                channel,
-            } => {
-                requests.theirs.insert(request_id);
-                activity.request_started(peer, Instant::now());
-                if events.try_send(inbound(peer, request, channel)).is_err() {
-                    warn!(target: "cairn::net", %peer, "node busy; dropping a request");
-                }
-            }
-            request_response::Message::Response {
-                request_id,
-                response,
-            } => {
-                activity.request_ended(peer, Instant::now());
-                if let Some(reply) = requests.ours.remove(&request_id) {
-                    let _ = reply.send(Ok(response));
-                }
-            }
-        },
-        request_response::Event::OutboundFailure {
-            peer,
-            request_id,
-            error,
-            ..
-        } => {
-            activity.request_ended(peer, Instant::now());
-            if let Some(reply) = requests.ours.remove(&request_id) {
-                let _ = reply.send(Err(NetError::Request {
-                    peer,
-                    reason: error.to_string(),
-                }));
-            }
-        }
-        // A failure to read a request ends one that was never counted.
-        request_response::Event::ResponseSent {
-            peer, request_id, ..
-        }
-        | request_response::Event::InboundFailure {
-            peer, request_id, ..
-        } => {
-            if requests.theirs.remove(&request_id) {
-                activity.request_ended(peer, Instant::now());
-            }
-        }
+/// The answer to a market request refused because its peer has too many waiting.
+fn busy_answer(request: &MarketRequest) -> MarketResponse {
+    const BUSY: &str = "busy: too many of your requests are waiting for an answer";
+    match request {
+        MarketRequest::CallForBids(_) => MarketResponse::Declined(BUSY.into()),
+        MarketRequest::Award(_) | MarketRequest::Report(_) => MarketResponse::Refused(BUSY.into()),
     }
 }

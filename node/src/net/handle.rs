@@ -222,6 +222,11 @@ pub struct ConnectionStats {
     pub trimmed: u64,
     /// Peers in the DHT routing table now.
     pub routing_table: u64,
+    /// Inbound connections denied because their IP address held its share.
+    pub denied_per_ip: u64,
+    /// Peers' blob, market and sync requests refused because the peer had too many waiting
+    /// or the node was too busy.
+    pub requests_refused: u64,
 }
 
 /// What the swarm task tells the node.

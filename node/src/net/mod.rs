@@ -11,10 +11,12 @@ mod dht;
 mod event_loop;
 mod framed;
 mod handle;
+mod ip_limits;
 mod market;
 mod nat;
 mod peers;
 mod relay_server;
+mod requests;
 mod sync;
 
 use std::time::Duration;
@@ -24,6 +26,7 @@ pub use blob_codec::{BlobCodec, BlobRefusal, BlobResponse, BlobStream, CHUNK_BYT
 pub use event_loop::{EventLoop, SwarmBuildError, build_swarm};
 pub use framed::{Frame, Framed};
 pub use handle::{Command, ConnectionStats, NetError, NetworkEvent, NetworkHandle, PeerInfo};
+pub use ip_limits::{IpLimitExceeded, IpLimits};
 pub use market::{MAX_MARKET_FRAME, MarketCodec, MarketRequest, MarketResponse};
 pub use nat::{MAX_AUTO_RELAYS, NatConfig, NatInfo, RelayServerMode};
 pub use sync::{
@@ -44,8 +47,17 @@ pub struct NetConfig {
     pub network: String,
     /// Run mDNS discovery. Default: off (it sends multicast to the local link).
     pub mdns: bool,
-    /// Most established connections. Default: 256.
+    /// Most established connections. Default: 256. At most three quarters of them inbound,
+    /// so that peers dialing in can never leave no room for the node's own dials.
     pub max_connections: u32,
+    /// Most inbound connections, pending or established, from one IP address. Default: 8.
+    pub max_inbound_per_ip: u32,
+    /// Count connections from 127.0.0.1 and ::1 against `max_inbound_per_ip` too (tests).
+    /// Default: off, as local clusters put every node there.
+    pub limit_loopback: bool,
+    /// Most requests of one protocol (blob, market, sync) one peer may have waiting for this
+    /// node's answer; more are refused at once. Default: 32.
+    pub max_requests_per_peer: usize,
     /// Peers kept connected when idle: above one and a half times this many, the least
     /// recently used connections that nothing needs are closed, down to this many. 0 keeps
     /// every connection. Default: 32.
@@ -72,6 +84,9 @@ impl NetConfig {
             network: network.to_owned(),
             mdns: false,
             max_connections: 256,
+            max_inbound_per_ip: 8,
+            limit_loopback: false,
+            max_requests_per_peer: 32,
             peer_target: 32,
             max_blob_bytes: 64 << 20,
             heartbeat: Duration::from_millis(500),

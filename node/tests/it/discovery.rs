@@ -236,3 +236,63 @@ async fn a_late_joiner_pulls_the_advert_book() {
         advert.addresses
     );
 }
+
+/// Many identities on one address (free to make) get only that address's share of a node's
+/// inbound connections: the rest are denied and counted, and the node keeps serving those
+/// it took.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_address_gets_its_share_of_inbound_connections_whatever_its_identities() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = testing::spec("per-ip");
+    let mut options = testing::options(
+        &dir.path().join("target"),
+        &spec,
+        cpu_only(),
+        Vec::new(),
+        FaultInjection::None,
+    );
+    options.config.max_connections_per_ip = 2;
+    // Every node of this test is on 127.0.0.1, which is exempt unless asked.
+    if let Some(net) = options.net.as_mut() {
+        net.limit_loopback = true;
+    }
+    let target = Node::start(options).await.unwrap();
+    let address = testing::address(target.node()).await.unwrap();
+    let mut sybils = Vec::new();
+    for i in 0..5 {
+        let sybil = testing::start(
+            &dir.path().join(format!("sybil{i}")),
+            &spec,
+            cpu_only(),
+            vec![address.clone()],
+        )
+        .await
+        .unwrap();
+        sybils.push(sybil);
+    }
+    let stats = wait_for(
+        "the target to deny the dials over its per-address cap",
+        Duration::from_secs(20),
+        || async {
+            let stats = target.node().net().connection_stats().await.ok()?;
+            (stats.denied_per_ip >= 3).then_some(stats)
+        },
+    )
+    .await;
+    assert!(
+        stats.inbound <= 2,
+        "at most two inbound connections taken: {stats:?}"
+    );
+    // The connections it took are still served: their peers learn the target's advert.
+    wait_for(
+        "a peer that got in to hold the target's advert",
+        Duration::from_secs(20),
+        || async {
+            sybils
+                .iter()
+                .any(|s| s.node().adverts().count() >= 2)
+                .then_some(())
+        },
+    )
+    .await;
+}

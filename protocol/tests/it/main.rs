@@ -9,4 +9,5 @@ mod merkle;
 mod quorum;
 mod reputation;
 mod requester;
+mod round;
 mod selection;

@@ -212,3 +212,40 @@ async fn an_attacker_with_free_identities_gets_nothing_through() {
         assert!(r.accepted >= 38, "{kind:?}: {}", r.human());
     }
 }
+
+/// One peer floods honest nodes with calls for bids, awards, blob and sync requests or
+/// connections while the jobs run: every honest job still finishes, none wrongly, and the
+/// victims refuse what is beyond a peer's share (duplicate awards, sync requests past one of
+/// each kind at a time, connections past the per-address cap). Throughput and memory under
+/// each flood against the same run without it are measured by the benchmark in
+/// `docs/benchmarks.md`, not here.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn honest_jobs_finish_under_every_resource_flood() {
+    use cairn_testnet::attack::AttackKind;
+    for kind in [
+        AttackKind::FloodCalls,
+        AttackKind::FloodAwards,
+        AttackKind::FloodBlobs,
+        AttackKind::FloodSync,
+        AttackKind::FloodConnections,
+    ] {
+        let config = SimConfig {
+            attack: Some(kind),
+            sybils: 16,
+            ..small(24)
+        };
+        let outcome = run(&config).await.unwrap();
+        let r = &outcome.report;
+        let a = r.attack.as_ref().unwrap();
+        assert!(r.finished, "{kind:?}: {}", r.human());
+        assert_eq!(r.accepted, 24, "{kind:?}: {}", r.human());
+        assert_eq!(r.wrongly_accepted, 0, "{kind:?}: {}", r.human());
+        assert!(a.requests_sent > 0, "{kind:?}: {}", r.human());
+        if matches!(
+            kind,
+            AttackKind::FloodAwards | AttackKind::FloodSync | AttackKind::FloodConnections
+        ) {
+            assert!(a.requests_refused > 0, "{kind:?}: {}", r.human());
+        }
+    }
+}
