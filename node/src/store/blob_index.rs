@@ -208,7 +208,11 @@ impl Index {
     /// owner's least recently used cached blobs go while the owner would pass `quota`, then
     /// anyone's while the store would pass `capacity`. Pinned blobs never go. Returns what
     /// was evicted (taken out of the index; the caller removes the files), or why the blob
-    /// cannot be stored, having evicted nothing.
+    /// cannot be stored, having evicted nothing. A reservation counts against the capacity at
+    /// once but against its owner's quota only once written, so concurrent writes for one
+    /// requester (a provider runs at most `capacity × (backlog_per_slot + 1)` jobs) may pass
+    /// its quota by their own sizes until its next write evicts; refusing them instead would
+    /// fail honest jobs, which costs the provider a timeout.
     pub(super) fn make_room(
         &mut self,
         len: u64,
