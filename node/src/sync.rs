@@ -2,15 +2,18 @@
 //! loop, fairly.
 //!
 //! A request of a few bytes can ask for an answer of up to 4 MiB (finding M4), so answers are
-//! built in their own tasks, at most [`SYNC_AT_ONCE`] at a time in all and one of each kind at
-//! a time per peer. A request beyond either is refused at once (the peer's stream is closed) and counted;
-//! an honest newcomer asks once per peer it meets, so it never meets the cap.
+//! built in their own tasks, at most [`SYNC_AT_ONCE`] at a time in all (others wait their
+//! turn: a hundred newcomers joining through one bootstrap node all get their answer) and one
+//! of each kind at a time per peer: a second request of a kind whose answer is still being
+//! built is refused at once (the peer's stream is closed) and counted. So the requests waiting
+//! are at most three per connected peer.
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
 use libp2p::PeerId;
 use libp2p::request_response::ResponseChannel;
+use tokio::sync::Semaphore;
 use tracing::debug;
 
 use crate::adverts::Adverts;
@@ -28,6 +31,7 @@ pub struct SyncServer {
     adverts: Adverts,
     checkpoints: Checkpoints,
     gate: Gate,
+    permits: Arc<Semaphore>,
 }
 
 impl SyncServer {
@@ -36,12 +40,14 @@ impl SyncServer {
             ctx,
             adverts,
             checkpoints,
-            gate: Gate::new(SYNC_AT_ONCE),
+            gate: Gate::new(),
+            permits: Arc::new(Semaphore::new(SYNC_AT_ONCE)),
         }
     }
 
-    /// Answers `peer`'s `request` in a task of its own, or refuses it (dropping `channel`)
-    /// when the peer already has one of its kind being answered or [`SYNC_AT_ONCE`] are.
+    /// Answers `peer`'s `request` in a task of its own, after at most [`SYNC_AT_ONCE`] others,
+    /// or refuses it (dropping `channel`) when the peer already has one of its kind waiting or
+    /// being answered.
     pub(crate) fn serve(
         &self,
         peer: PeerId,
@@ -57,6 +63,9 @@ impl SyncServer {
         };
         let this = self.clone();
         self.ctx.spawn(async move {
+            let Ok(_permit) = this.permits.acquire().await else {
+                return;
+            };
             let response = this.answer(peer, request);
             let _ = this.ctx.net.respond_sync(channel, response).await;
             drop(ticket);
@@ -89,11 +98,10 @@ fn kind(request: &SyncRequest) -> u8 {
     }
 }
 
-/// Admits at most `most` answers at once, one per asker.
+/// Admits one request per asker at a time.
 #[derive(Clone)]
 struct Gate {
-    most: usize,
-    /// Askers whose answer is being built.
+    /// Askers whose answer is waiting or being built.
     serving: Arc<Mutex<HashSet<Asker>>>,
 }
 
@@ -104,9 +112,8 @@ struct Ticket {
 }
 
 impl Gate {
-    fn new(most: usize) -> Self {
+    fn new() -> Self {
         Self {
-            most,
             serving: Arc::new(Mutex::new(HashSet::new())),
         }
     }
@@ -114,13 +121,9 @@ impl Gate {
     /// A ticket for `asker`, or why not (the reason counted in metrics).
     fn enter(&self, asker: Asker) -> Result<Ticket, &'static str> {
         let mut serving = self.serving.lock().map_err(|_| "poisoned")?;
-        if serving.contains(&asker) {
+        if !serving.insert(asker) {
             return Err("one_at_a_time");
         }
-        if serving.len() >= self.most {
-            return Err("busy");
-        }
-        serving.insert(asker);
         Ok(Ticket {
             asker,
             serving: self.serving.clone(),
@@ -141,16 +144,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn one_answer_per_peer_and_a_few_in_all() {
-        let gate = Gate::new(2);
-        let (a, b, c) = (PeerId::random(), PeerId::random(), PeerId::random());
+    fn one_request_of_each_kind_per_peer_at_a_time() {
+        let gate = Gate::new();
+        let (a, b) = (PeerId::random(), PeerId::random());
         let first = gate.enter((a, 0)).expect("a");
         assert_eq!(gate.enter((a, 0)).err(), Some("one_at_a_time"));
         let _second = gate.enter((a, 1)).expect("another kind from a");
-        assert_eq!(gate.enter((b, 0)).err(), Some("busy"));
+        let _third = gate.enter((b, 0)).expect("the same kind from b");
         drop(first);
         assert!(
-            gate.enter((c, 0)).is_ok(),
+            gate.enter((a, 0)).is_ok(),
             "a finished answer frees its place"
         );
     }

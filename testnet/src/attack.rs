@@ -139,6 +139,7 @@ impl Attacker {
         kind: AttackKind,
         sybils: usize,
         nodes: Vec<NodeId>,
+        gateway_key: ed25519::Keypair,
         network: NetworkId,
         seed: u64,
     ) -> Self {
@@ -153,7 +154,9 @@ impl Attacker {
             })
             .collect();
         let ids = keys.iter().map(NodeId::from_keypair).collect();
-        let flood = kind.flood().map(|f| Flood::new(f, network, seed));
+        let flood = kind
+            .flood()
+            .map(|f| Flood::new(f, gateway_key, network, seed));
         Self {
             kind,
             keys,

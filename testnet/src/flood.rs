@@ -1,8 +1,10 @@
 //! Resource attacks (`sim --attack flood-*`): one attacking peer asks honest nodes for more
 //! than they should give, while the honest jobs run.
 //!
-//! - `flood-calls`: calls for bids from one Sybil requester, each a new job, as fast as the
-//!   answers come (a provider remembers every call it bids on until its bid expires);
+//! - `flood-calls`: calls for bids of the gateway's, each a new job, as fast as the answers
+//!   come (a provider remembers every call it bids on until its bid expires). Providers take
+//!   calls and awards only from their requester's own connection, so the attacker floods
+//!   in its gateway's name, the one identity it can answer for;
 //! - `flood-awards`: for each call the attacker makes, its award sent many times over, and
 //!   awards for jobs never called (each accepted award takes a slot);
 //! - `flood-blobs`: requests for the blobs of honest jobs (module hashes are public) and for
@@ -91,7 +93,7 @@ impl Counts {
 /// A request flood from the gateway node.
 pub(crate) struct Flood {
     kind: FloodKind,
-    /// The one Sybil requester the calls and awards come from.
+    /// The gateway's key: the calls and awards are its own.
     key: ed25519::Keypair,
     id: NodeId,
     network: NetworkId,
@@ -103,13 +105,14 @@ pub(crate) struct Flood {
 }
 
 impl Flood {
-    pub(crate) fn new(kind: FloodKind, network: NetworkId, seed: u64) -> Self {
-        let mut rng = SimRng::new(seed ^ 0xf100d);
-        let mut secret = rng.bytes32();
-        let key = match ed25519::SecretKey::try_from_bytes(&mut secret) {
-            Ok(key) => ed25519::Keypair::from(key),
-            Err(_) => ed25519::Keypair::generate(),
-        };
+    /// A flood of `kind` in the name of the gateway whose key is `key`.
+    pub(crate) fn new(
+        kind: FloodKind,
+        key: ed25519::Keypair,
+        network: NetworkId,
+        seed: u64,
+    ) -> Self {
+        let rng = SimRng::new(seed ^ 0xf100d);
         let known_blobs = cairn_runtime::guests::NAMES
             .iter()
             .filter_map(|name| cairn_runtime::guests::bytes(name).ok())

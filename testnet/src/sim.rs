@@ -344,7 +344,25 @@ async fn start_attack(
     let flood: Vec<cairn_protocol::NodeId> = (config.nodes + 1..)
         .map_while(|i| testnet.node(i).map(|n| n.node_id()))
         .collect();
-    let mut attacker = Attacker::new(kind, config.sybils, flood, *gateway.network(), config.seed);
+    // The attacker owns its gateway, so it holds the gateway's key.
+    let data_dir = testnet
+        .data_dir(config.nodes)
+        .ok_or(TestnetError::NoSuchNode {
+            index: config.nodes,
+        })?;
+    let gateway_key = cairn_node::identity::load_or_create(data_dir, gateway.kv().as_ref(), None)
+        .map_err(|e| TestnetError::Start {
+        index: config.nodes,
+        reason: format!("cannot read the gateway's key: {e}"),
+    })?;
+    let mut attacker = Attacker::new(
+        kind,
+        config.sybils,
+        flood,
+        gateway_key,
+        *gateway.network(),
+        config.seed,
+    );
     let (stop_dialing, dialing_stopped) = tokio::sync::watch::channel(false);
     let dialers = if kind == AttackKind::FloodConnections {
         flood_connections(

@@ -35,13 +35,13 @@ impl Market {
 
     async fn on_request(&self, peer: PeerId, request: MarketRequest) -> MarketResponse {
         match request {
-            MarketRequest::CallForBids(envelope) => self.on_call_for_bids(envelope),
-            MarketRequest::Award(envelope) => self.on_award(envelope),
+            MarketRequest::CallForBids(envelope) => self.on_call_for_bids(peer, envelope),
+            MarketRequest::Award(envelope) => self.on_award(peer, envelope),
             MarketRequest::Report(envelope) => self.on_report(peer, envelope).await,
         }
     }
 
-    fn on_call_for_bids(&self, envelope: Envelope) -> MarketResponse {
+    fn on_call_for_bids(&self, peer: PeerId, envelope: Envelope) -> MarketResponse {
         let call = match envelope.verify::<CallForBids>(self.ctx.network()) {
             Ok(call) => call.into_parts().1,
             Err(e) => {
@@ -49,6 +49,16 @@ impl Market {
                 return MarketResponse::Declined(format!("invalid call for bids: {e}"));
             }
         };
+        // A requester makes its own calls: one sent by another peer is a replay, or a flood
+        // in the name of identities that cannot be reached (and so never pay or take reports).
+        if peer_of(&call.spec.requester) != Some(peer) {
+            self.ctx
+                .metrics
+                .reject("call_for_bids", "not_from_requester");
+            return MarketResponse::Declined(
+                "a call for bids must come from its requester's own connection".into(),
+            );
+        }
         if let Err(stale) = provider::check_call_time(call.issued_at, now()) {
             self.ctx.metrics.reject("call_for_bids", "stale");
             return MarketResponse::Declined(stale.to_string());
@@ -87,7 +97,7 @@ impl Market {
             .map_err(|e| e.to_string())
     }
 
-    fn on_award(&self, envelope: Envelope) -> MarketResponse {
+    fn on_award(&self, peer: PeerId, envelope: Envelope) -> MarketResponse {
         let award = match envelope.verify::<Award>(self.ctx.network()) {
             Ok(award) => award.into_parts().1,
             Err(e) => {
@@ -95,6 +105,12 @@ impl Market {
                 return MarketResponse::Refused(format!("invalid award: {e}"));
             }
         };
+        if peer_of(&award.requester) != Some(peer) {
+            self.ctx.metrics.reject("award", "not_from_requester");
+            return MarketResponse::Refused(
+                "an award must come from its requester's own connection".into(),
+            );
+        }
         if award.provider != self.ctx.node_id() {
             return MarketResponse::Refused("award names another provider".into());
         }

@@ -614,7 +614,53 @@ async fn a_provider_checks_calls_and_awards_before_it_takes_them() {
         matches!(&again, MarketResponse::Refused(r) if r.contains("already awarded")),
         "{again:?}"
     );
+
+    // Calls and awards in the requester's name from another peer's connection are refused:
+    // a third party cannot replay them, or flood in the name of keys it cannot answer for.
+    let (spec2, open2) = call(request());
+    let dir = tempfile::tempdir().unwrap();
+    let third = testing::start(
+        dir.path(),
+        &b.options().spec,
+        cpu_only(),
+        vec![testing::address(b).await.unwrap()],
+    )
+    .await
+    .unwrap();
+    let stranger = third.node();
+    let from_stranger = |request: MarketRequest| async move {
+        stranger.net().market(b.peer_id(), request).await.unwrap()
+    };
+    let declined = from_stranger(open2).await;
+    assert!(
+        matches!(&declined, MarketResponse::Declined(r) if r.contains("own connection")),
+        "{declined:?}"
+    );
+    let refused = from_stranger(award(&spec2, now().plus_ms(30_000))).await;
+    assert!(
+        matches!(&refused, MarketResponse::Refused(r) if r.contains("own connection")),
+        "{refused:?}"
+    );
+    // A call made more than a minute ago is a replay.
+    let stale = Envelope::seal(
+        &CallForBids {
+            spec: spec2.clone(),
+            issued_at: cairn_protocol::Timestamp(now().0 - 61_000),
+        },
+        &key,
+        a.network(),
+    )
+    .unwrap();
+    let replayed = ask(MarketRequest::CallForBids(stale)).await;
+    assert!(
+        matches!(&replayed, MarketResponse::Declined(r) if r.contains("too far from")),
+        "{replayed:?}"
+    );
+
     let m = b.metrics();
     assert_eq!(m.rejections("award", "report_deadline_passed"), 1);
     assert_eq!(m.rejections("award", "no_call"), 1);
+    assert_eq!(m.rejections("call_for_bids", "not_from_requester"), 1);
+    assert_eq!(m.rejections("award", "not_from_requester"), 1);
+    assert_eq!(m.rejections("call_for_bids", "stale"), 1);
 }
