@@ -20,7 +20,7 @@ use super::handle::{Command, ConnectionStats, NetError, NetworkEvent, NetworkHan
 use super::nat::{NatState, RELAY_RETRY, RelayListens, is_relayed};
 use super::peers::{self, PeerActivity};
 use super::requests::InFlight;
-use super::{BlobResponse, MarketRequest, MarketResponse, NetConfig, SyncResponse};
+use super::{BlobRefusal, BlobResponse, MarketRequest, MarketResponse, NetConfig, SyncResponse};
 
 /// Queued commands from the node to the swarm task.
 const COMMAND_QUEUE: usize = 256;
@@ -453,7 +453,7 @@ impl EventLoop {
                     hash,
                     channel,
                 },
-                |_| None,
+                |_| Some(BlobResponse::Refused(BlobRefusal::Busy)),
             ),
             BehaviourEvent::Market(event) => self.market_requests.route(
                 event,
