@@ -11,6 +11,11 @@
 //! longer overturn it, but the verdict waits until every replica has reported or missed its
 //! deadline, so that a slow dissenter is still caught and named in the evidence.
 //!
+//! A requester that restarts resumes its stored jobs with [`RequesterJob::resume`]: every
+//! replica it still awaits is excused for [`RequesterConfig::resume_grace_ms`] and asked for
+//! the report it may have missed ([`Action::PullReports`]), so its downtime never turns into a
+//! provider's timeout.
+//!
 //! A job that cannot get enough bids stays queued and is re-auctioned with exponential back-off
 //! until its deadline; [`RequesterJob::log`] says why, for `cairn job explain`.
 //!
@@ -96,6 +101,10 @@ pub struct RequesterConfig {
     /// consecutive valid results: an unproven provider is checked often, a long clean record
     /// rarely. `0` turns it off, leaving `audit_probability` alone. Default: `3`.
     pub audit_scale: u32,
+    /// How long a restarted requester waits for the reports it asks its providers for before
+    /// a replica whose deadline passed while it was down times out, in ms
+    /// ([`RequesterJob::resume`]). Default: 10 000 ms.
+    pub resume_grace_ms: u64,
 }
 
 impl Default for RequesterConfig {
@@ -112,6 +121,7 @@ impl Default for RequesterConfig {
             audit_probability: 0.05,
             require_established: true,
             audit_scale: 3,
+            resume_grace_ms: 10_000,
         }
     }
 }
@@ -187,6 +197,10 @@ pub enum Action {
     },
     /// Sign and publish this verdict (boxed: it carries the spec and the evidence).
     PublishVerdict(Box<Verdict>),
+    /// Ask these awarded providers for their signed reports (`MarketRequest::FetchReport`)
+    /// and hand each one got to the job as [`Event::Report`], checked as a pushed one: the
+    /// requester restarted and may have missed them.
+    PullReports(Vec<NodeId>),
 }
 
 /// One line of a job's history.
@@ -408,6 +422,34 @@ impl RequesterJob {
     /// Providers holding a replica.
     pub fn providers(&self) -> Vec<NodeId> {
         self.tally.awarded().copied().collect()
+    }
+
+    /// Resumes the job after the requester restarted: excuses every replica still awaited
+    /// for [`RequesterConfig::resume_grace_ms`] (the requester's downtime is not theirs) and
+    /// asks every provider whose report it does not hold for it; an accepted output not yet
+    /// fetched is fetched again. Nothing for a finished job.
+    pub fn resume(&mut self, now: Timestamp, config: &RequesterConfig) -> Vec<Action> {
+        if self.is_finished() {
+            return Vec::new();
+        }
+        self.tally.excuse_until(now.plus_ms(config.resume_grace_ms));
+        let missing = self.tally.unreported();
+        self.note(
+            now,
+            format!(
+                "resumed after a restart; asking {} providers for their reports",
+                missing.len()
+            ),
+        );
+        let mut actions = Vec::new();
+        if let Phase::Accepted(outcome) = self.phase {
+            let from = self.tally.reported(&outcome);
+            actions.push(Action::FetchOutput { outcome, from });
+        }
+        if !missing.is_empty() {
+            actions.push(Action::PullReports(missing));
+        }
+        actions
     }
 
     fn note(&mut self, at: Timestamp, mut what: String) {

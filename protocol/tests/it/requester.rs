@@ -966,3 +966,55 @@ fn adaptive_audits_check_unproven_providers_and_spare_long_records() {
     let old = audited(veteran);
     assert!(old < 25, "score 200: about 2.4 %, got {old}");
 }
+
+/// The job as a restarted requester reads it back from its store.
+fn restored(job: &RequesterJob) -> RequesterJob {
+    let bytes = codec::encode(job).unwrap();
+    codec::decode(&bytes, 1 << 20).unwrap()
+}
+
+#[test]
+fn a_restarted_requester_asks_its_providers_and_blames_none_for_its_downtime() {
+    let (mut d, winners) = to_running(spec(100), 3);
+    assert_eq!(winners, sorted(&[1, 2, 3]));
+    // The requester is down from t=0 until t=30 s, past every report deadline (15 s): the
+    // providers' pushes found no one.
+    d.now = Timestamp(30_000);
+    d.job = restored(&d.job);
+    let actions = d.job.resume(d.now, &d.config);
+    assert_eq!(actions, vec![Action::PullReports(winners.clone())]);
+    assert!(
+        d.on(Event::Tick).is_empty(),
+        "nobody times out while the pulled reports are on their way"
+    );
+    assert_eq!(d.job.phase(), &Phase::Running);
+    d.report(1, b"out");
+    d.report(2, b"out");
+    let actions = d.report(3, b"out");
+    let [Action::FetchOutput { .. }, Action::PublishVerdict(verdict)] = &actions[..] else {
+        panic!("{actions:?}")
+    };
+    assert!(verdict.timed_out.is_empty(), "{:?}", verdict.timed_out);
+    assert_eq!(verdict.agreeing.len(), 3);
+    assert_eq!(
+        d.job.providers(),
+        winners,
+        "no replica was added: the original providers' work was used"
+    );
+}
+
+#[test]
+fn the_resume_grace_is_bounded_a_provider_that_never_answers_still_times_out() {
+    let (mut d, _) = to_running(spec(100), 3);
+    d.now = Timestamp(30_000);
+    d.job = restored(&d.job);
+    d.job.resume(d.now, &d.config);
+    d.report(1, b"out");
+    assert!(d.report(2, b"out").is_empty(), "node 3 is excused for now");
+    d.now = Timestamp(30_000 + d.config.resume_grace_ms + 2);
+    let actions = d.on(Event::Tick);
+    let [Action::FetchOutput { .. }, Action::PublishVerdict(verdict)] = &actions[..] else {
+        panic!("{actions:?}")
+    };
+    assert_eq!(verdict.timed_out, nodes(&[3]));
+}
