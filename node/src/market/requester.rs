@@ -1,7 +1,8 @@
 //! The requester side of the market: one driver task per submitted job owns its
 //! [`RequesterJob`], feeds it events (candidates, bids, reports, ticks), persists it in the
 //! `jobs` tree after every step, and carries out its actions. Network calls run in their own
-//! tasks and report back as events, so a slow peer never stalls a job.
+//! tasks and report back as events, so a slow peer never stalls a job. A restarted node
+//! resumes its unfinished jobs and asks their providers for the reports it missed.
 
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
@@ -24,6 +25,10 @@ use crate::context::now;
 use crate::error::NodeError;
 use crate::net::{MarketRequest, MarketResponse};
 use crate::store::{self, Tree};
+
+/// How often a restarted requester tries to reach a provider for a report it missed
+/// (waiting 0.5 s, then twice as long each time: about 8 s in all).
+const PULL_TRIES: u32 = 5;
 
 impl Market {
     /// Submits what a user asked for: the one place a [`JobRequest`] becomes a spec, with this
@@ -76,9 +81,10 @@ impl Market {
                         jobs.insert(job.id(), JobHandle { events, view });
                     }
                 }
-                Ok(job) => {
+                Ok(mut job) => {
                     debug!(target: "cairn::requester", job = %job.id(), "resuming job");
-                    self.spawn_driver(job, Vec::new());
+                    let actions = job.resume(now(), &self.state.config);
+                    self.spawn_driver(job, actions);
                 }
                 Err(e) => {
                     warn!(target: "cairn::requester", error = %e, "dropping an unreadable job record")
@@ -225,7 +231,7 @@ impl Market {
         for action in actions {
             let node = self.clone();
             let events = events.clone();
-            let spec = job.spec().clone();
+            let (id, spec) = (job.id(), job.spec().clone());
             let view = view.clone();
             let span = tracing::Span::current();
             self.ctx.spawn(
@@ -244,6 +250,7 @@ impl Market {
                             node.issue_receipt(&verdict, &spec).await;
                             node.verdicts.publish(*verdict).await
                         }
+                        Action::PullReports(from) => node.pull_reports(id, from, events).await,
                     }
                 }
                 .instrument(span),
@@ -494,29 +501,54 @@ impl Market {
         self.job(id).map(|v| v.finished())
     }
 
-    /// A provider's signed report of a job this node submitted: taken only from the provider
-    /// itself and only for a job it holds a replica of, then handed to the job's driver.
+    /// A provider's signed report of a job this node submitted, pushed by the provider: taken
+    /// only from the provider itself and only for a job it holds a replica of, then handed to
+    /// the job's driver.
     pub(super) async fn on_report(&self, peer: PeerId, envelope: Envelope) -> MarketResponse {
+        let (handle, report) = match self.check_report(peer, envelope, None) {
+            Ok(checked) => checked,
+            Err(why) => return MarketResponse::Refused(why),
+        };
+        match handle.events.send(Event::Report(report)).await {
+            Ok(()) => MarketResponse::Accepted,
+            Err(_) => MarketResponse::Refused("the job is finished".into()),
+        }
+    }
+
+    /// Checks a report, pushed by `peer` or pulled from it (then `asked` is the job asked
+    /// for): a valid signature on this network, signed by `peer` itself, for a job this node
+    /// runs (the one asked for, when pulled) and of which `peer` holds a replica.
+    fn check_report(
+        &self,
+        peer: PeerId,
+        envelope: Envelope,
+        asked: Option<JobId>,
+    ) -> Result<(JobHandle, Verified<ResultReport>), String> {
         let report = match envelope.verify::<ResultReport>(self.ctx.network()) {
             Ok(r) => r,
             Err(e) => {
                 self.ctx.metrics.reject("report", e.reason());
-                return MarketResponse::Refused(format!("invalid report: {e}"));
+                return Err(format!("invalid report: {e}"));
             }
         };
         if peer_of(&report.signer()) != Some(peer) {
             self.ctx.metrics.reject("report", "relayed");
-            return MarketResponse::Refused("reports must come from their provider".into());
+            return Err("reports must come from their provider".into());
+        }
+        let job = report.message().job;
+        if asked.is_some_and(|asked| asked != job) {
+            self.ctx.metrics.reject("report", "other_job");
+            return Err("a report of another job than the one asked for".into());
         }
         let handle = self
             .state
             .jobs
             .lock()
             .ok()
-            .and_then(|j| j.get(&report.message().job).cloned());
+            .and_then(|j| j.get(&job).cloned());
         let Some(handle) = handle else {
             self.ctx.metrics.reject("report", "unknown_job");
-            return MarketResponse::Refused("no such job here".into());
+            return Err("no such job here".into());
         };
         let awarded = handle
             .view
@@ -524,11 +556,49 @@ impl Market {
             .is_ok_and(|v| v.job.providers().contains(&report.signer()));
         if !awarded {
             self.ctx.metrics.reject("report", "not_awarded");
-            return MarketResponse::Refused("this provider holds no replica of the job".into());
+            return Err("this provider holds no replica of the job".into());
         }
-        match handle.events.send(Event::Report(report)).await {
-            Ok(()) => MarketResponse::Accepted,
-            Err(_) => MarketResponse::Refused("the job is finished".into()),
+        Ok((handle, report))
+    }
+
+    /// Asks each provider in `from` for its report of `job` (the node restarted and may have
+    /// missed it) and hands each one got, checked as a pushed one, to the job. A provider that
+    /// cannot be reached is asked again a few times within the resume grace; one still running
+    /// pushes its report when it is done.
+    async fn pull_reports(&self, job: JobId, from: Vec<NodeId>, events: mpsc::Sender<Event>) {
+        for provider in from {
+            let (node, events) = (self.clone(), events.clone());
+            self.ctx.spawn(async move {
+                let Some(peer) = peer_of(&provider) else {
+                    return;
+                };
+                let mut wait = Duration::from_millis(500);
+                for _ in 0..PULL_TRIES {
+                    let answer = node.ctx.net.market(peer, MarketRequest::FetchReport(job)).await;
+                    match answer {
+                        Ok(MarketResponse::Report(envelope)) => {
+                            match node.check_report(peer, envelope, Some(job)) {
+                                Ok((_, report)) => {
+                                    let _ = events.send(Event::Report(report)).await;
+                                }
+                                Err(why) => {
+                                    debug!(target: "cairn::requester", %job, %why, "pulled report refused")
+                                }
+                            }
+                            return;
+                        }
+                        Ok(other) => {
+                            debug!(target: "cairn::requester", %job, answer = ?other, "no report pulled");
+                            return;
+                        }
+                        Err(e) => {
+                            debug!(target: "cairn::requester", %job, error = %e, "cannot ask for a report yet")
+                        }
+                    }
+                    tokio::time::sleep(wait).await;
+                    wait *= 2;
+                }
+            });
         }
     }
 }
