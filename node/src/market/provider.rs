@@ -196,16 +196,10 @@ impl Market {
         }
     }
 
-    /// Takes a run permit, then fetches the blobs, runs the job in the sandbox, and stores the
-    /// output as a blob. The permit comes first, so awards waiting for one hold neither their
+    /// Fetches the blobs, runs the job in the sandbox, and stores the output as a blob. The
+    /// caller holds a run permit (`served.rs`), so awards waiting for one hold neither their
     /// blobs in memory nor a compilation (review H2, M11).
     async fn run_job(&self, job_id: JobId, spec: &JobSpec) -> Result<(Outcome, u64), NodeError> {
-        let _permit = self
-            .state
-            .permits
-            .acquire()
-            .await
-            .map_err(|e| NodeError::Sandbox(e.to_string()))?;
         let module = self.job_blob(spec.module, &spec.requester).await?;
         let input = self.job_blob(spec.input, &spec.requester).await?;
         let sandbox = self.state.sandbox.clone();
