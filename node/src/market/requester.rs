@@ -562,43 +562,49 @@ impl Market {
     }
 
     /// Asks each provider in `from` for its report of `job` (the node restarted and may have
-    /// missed it) and hands each one got, checked as a pushed one, to the job. A provider that
-    /// cannot be reached is asked again a few times within the resume grace; one still running
-    /// pushes its report when it is done.
+    /// missed it) and hands each one got to the job. A provider still running pushes its
+    /// report when it is done.
     async fn pull_reports(&self, job: JobId, from: Vec<NodeId>, events: mpsc::Sender<Event>) {
         for provider in from {
             let (node, events) = (self.clone(), events.clone());
             self.ctx.spawn(async move {
-                let Some(peer) = peer_of(&provider) else {
-                    return;
-                };
-                let mut wait = Duration::from_millis(500);
-                for _ in 0..PULL_TRIES {
-                    let answer = node.ctx.net.market(peer, MarketRequest::FetchReport(job)).await;
-                    match answer {
-                        Ok(MarketResponse::Report(envelope)) => {
-                            match node.check_report(peer, envelope, Some(job)) {
-                                Ok((_, report)) => {
-                                    let _ = events.send(Event::Report(report)).await;
-                                }
-                                Err(why) => {
-                                    debug!(target: "cairn::requester", %job, %why, "pulled report refused")
-                                }
-                            }
-                            return;
-                        }
-                        Ok(other) => {
-                            debug!(target: "cairn::requester", %job, answer = ?other, "no report pulled");
-                            return;
-                        }
-                        Err(e) => {
-                            debug!(target: "cairn::requester", %job, error = %e, "cannot ask for a report yet")
-                        }
-                    }
-                    tokio::time::sleep(wait).await;
-                    wait *= 2;
+                if let Some(report) = node.pull_report(job, &provider).await {
+                    let _ = events.send(Event::Report(report)).await;
                 }
             });
         }
+    }
+
+    /// One provider's report of `job`, asked for up to [`PULL_TRIES`] times while the provider
+    /// cannot be reached, and checked exactly as a pushed one.
+    async fn pull_report(&self, job: JobId, provider: &NodeId) -> Option<Verified<ResultReport>> {
+        let peer = peer_of(provider)?;
+        let mut wait = Duration::from_millis(500);
+        for _ in 0..PULL_TRIES {
+            match self
+                .ctx
+                .net
+                .market(peer, MarketRequest::FetchReport(job))
+                .await
+            {
+                Ok(MarketResponse::Report(envelope)) => {
+                    let checked = self.check_report(peer, envelope, Some(job));
+                    if let Err(why) = &checked {
+                        debug!(target: "cairn::requester", %job, %why, "pulled report refused");
+                    }
+                    return checked.ok().map(|(_, report)| report);
+                }
+                Ok(other) => {
+                    debug!(target: "cairn::requester", %job, answer = ?other, "no report pulled");
+                    return None;
+                }
+                Err(e) => {
+                    debug!(target: "cairn::requester", %job, error = %e, "cannot ask for a report yet")
+                }
+            }
+            tokio::time::sleep(wait).await;
+            wait *= 2;
+        }
+        None
     }
 }

@@ -4,6 +4,8 @@
 //!
 //! - A provider that restarts re-runs every award it holds no report for, and delivers every
 //!   report it holds (its output blob must still be here, else it runs again).
+//! - A run whose blobs cannot be fetched (the requester holds them and is down) is tried
+//!   again with back-off until the award's report deadline.
 //! - A report is pushed to the requester, and pushed again with back-off while the requester
 //!   cannot be reached (it may be down, or back on another address: the swarm dials it by peer
 //!   id, from its newest signed advert, identify and the DHT), until the job's deadline.
@@ -100,7 +102,7 @@ impl Market {
             async move {
                 let mut served = served;
                 if served.report.is_none() {
-                    served.report = node.run_and_keep(&served).await;
+                    served.report = node.run_until_kept(&served).await;
                 }
                 node.state.running.fetch_sub(1, Ordering::Relaxed);
                 if let Some(report) = served.report.clone() {
@@ -112,6 +114,25 @@ impl Market {
             }
             .instrument(span),
         );
+    }
+
+    /// Runs the job until its report is kept, trying again with back-off while the run cannot
+    /// start (its blobs cannot be fetched: the requester, often their only holder, may be down
+    /// or moving) until the award's report deadline.
+    async fn run_until_kept(&self, served: &Served) -> Option<Envelope> {
+        let mut wait = RETRY_FIRST;
+        loop {
+            if let Some(report) = self.run_and_keep(served).await {
+                return Some(report);
+            }
+            if now().plus_ms(u64::try_from(wait.as_millis()).unwrap_or(u64::MAX))
+                >= served.award.report_by
+            {
+                return None;
+            }
+            tokio::time::sleep(wait).await;
+            wait = (wait * 2).min(RETRY_MOST);
+        }
     }
 
     /// Takes a run permit, runs the job and keeps its signed report durably; `None` when it

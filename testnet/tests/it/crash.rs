@@ -152,6 +152,14 @@ fn node_of<'a>(setup: &Setup, nodes: &'a [ClusterNode], peer: &str) -> &'a Clust
         .unwrap_or_else(|| panic!("no node is {peer}"))
 }
 
+/// Blobs held by the node in `dir` (0 while it is down).
+fn blobs_held(setup: &Setup, dir: &Path) -> u64 {
+    setup
+        .status(dir)
+        .and_then(|s| s["blobs"].as_u64())
+        .unwrap_or(0)
+}
+
 /// Reports kept by the provider in `dir` (0 while it is down).
 fn reports_kept(setup: &Setup, dir: &Path) -> u64 {
     setup
@@ -244,14 +252,21 @@ fn a_requester_and_then_a_provider_killed_mid_job_lose_no_work() {
     let requester = nodes[0].dir.clone();
     let checkpoints_before = cairn_json(&cairn, &requester, &["checkpoint", "list", "--json"]);
 
-    // 1. The requester dies right after its awards, while the providers run the job.
+    // 1. The requester dies while the providers run the job: once they have fetched its
+    // module and input (from the requester, their only holder).
+    let blobs_before: Vec<u64> = nodes.iter().map(|n| blobs_held(&setup, &n.dir)).collect();
     let first = setup.submit(&requester);
     let providers = setup.running_providers(&requester, &first);
-    sigkill(&nodes[0]);
     let provider_nodes: Vec<ClusterNode> = providers
         .iter()
         .map(|p| node_of(&setup, &nodes, p).clone())
         .collect();
+    for node in &provider_nodes {
+        wait_for("each provider to fetch the job's module and input", || {
+            (blobs_held(&setup, &node.dir) >= blobs_before[node.index] + 2).then_some(())
+        });
+    }
+    sigkill(&nodes[0]);
     for node in &provider_nodes {
         wait_for(
             "each provider to finish the work and keep its report",
