@@ -424,13 +424,19 @@ impl RequesterJob {
         self.tally.awarded().copied().collect()
     }
 
-    /// Resumes the job after the requester restarted: excuses every replica still awaited
-    /// for [`RequesterConfig::resume_grace_ms`] (the requester's downtime is not theirs) and
-    /// asks every provider whose report it does not hold for it; an accepted output not yet
-    /// fetched is fetched again. Nothing for a finished job.
+    /// Resumes the job after the requester restarted: an accepted outcome's output is fetched
+    /// again (the driver skips it when it holds it); then, unless the job is finished, every
+    /// replica still awaited is excused for [`RequesterConfig::resume_grace_ms`] (the
+    /// requester's downtime is not theirs) and every provider whose report it does not hold is
+    /// asked for it.
     pub fn resume(&mut self, now: Timestamp, config: &RequesterConfig) -> Vec<Action> {
+        let mut actions = Vec::new();
+        if let Phase::Accepted(outcome) = self.phase {
+            let from = self.tally.reported(&outcome);
+            actions.push(Action::FetchOutput { outcome, from });
+        }
         if self.is_finished() {
-            return Vec::new();
+            return actions;
         }
         self.tally.excuse_until(now.plus_ms(config.resume_grace_ms));
         let missing = self.tally.unreported();
@@ -441,11 +447,6 @@ impl RequesterJob {
                 missing.len()
             ),
         );
-        let mut actions = Vec::new();
-        if let Phase::Accepted(outcome) = self.phase {
-            let from = self.tally.reported(&outcome);
-            actions.push(Action::FetchOutput { outcome, from });
-        }
         if !missing.is_empty() {
             actions.push(Action::PullReports(missing));
         }

@@ -69,7 +69,7 @@ impl Market {
                 continue;
             };
             match store::decode_value::<RequesterJob>(&bytes) {
-                Ok(job) if job.is_finished() => {
+                Ok(mut job) if job.is_finished() => {
                     let view = JobView {
                         job: job.clone(),
                         output: None,
@@ -78,7 +78,22 @@ impl Market {
                     let view = Arc::new(Mutex::new(self.with_stored_output(view)));
                     let (events, _) = mpsc::channel(1);
                     if let Ok(mut jobs) = self.state.jobs.lock() {
-                        jobs.insert(job.id(), JobHandle { events, view });
+                        jobs.insert(
+                            job.id(),
+                            JobHandle {
+                                events,
+                                view: view.clone(),
+                            },
+                        );
+                    }
+                    // An accepted output the node had not fetched before it stopped.
+                    for action in job.resume(now(), &self.state.config) {
+                        if let Action::FetchOutput { outcome, from } = action {
+                            let node = self.clone();
+                            let view = view.clone();
+                            self.ctx
+                                .spawn(async move { node.fetch_output(outcome, from, view).await });
+                        }
                     }
                 }
                 Ok(mut job) => {
@@ -93,14 +108,13 @@ impl Market {
         }
     }
 
-    /// Fills in the output of an accepted job when its blob is already stored here.
+    /// Fills in the output of an accepted job when its blob is already stored here; else the
+    /// job stays unfinished until [`Market::fetch_output`] fetches it again.
     fn with_stored_output(&self, mut view: JobView) -> JobView {
-        if let Phase::Accepted(Outcome::Output { digest, .. }) = view.job.phase() {
-            if self.blobs.local().contains(digest).unwrap_or(false) {
-                view.output = Some(*digest);
-            } else {
-                view.output_error = Some("the node restarted before fetching the output".into());
-            }
+        if let Phase::Accepted(Outcome::Output { digest, .. }) = view.job.phase()
+            && self.blobs.local().contains(digest).unwrap_or(false)
+        {
+            view.output = Some(*digest);
         }
         view
     }
@@ -399,11 +413,18 @@ impl Market {
         let Outcome::Output { digest, .. } = outcome else {
             return;
         };
-        let peers = from.iter().filter_map(peer_of).collect();
-        let fetched = self.blobs.fetch_from(digest, peers).await;
+        let fetched = if self.blobs.local().contains(&digest).unwrap_or(false) {
+            Ok(())
+        } else {
+            let peers = from.iter().filter_map(peer_of).collect();
+            self.blobs.fetch_from(digest, peers).await.map(|_| ())
+        };
         if let Ok(mut v) = view.lock() {
             match fetched {
-                Ok(_) => v.output = Some(digest),
+                Ok(()) => {
+                    v.output = Some(digest);
+                    v.output_error = None;
+                }
                 Err(e) => {
                     v.output_error = Some(format!("no agreeing provider delivered the output: {e}"))
                 }

@@ -1018,3 +1018,41 @@ fn the_resume_grace_is_bounded_a_provider_that_never_answers_still_times_out() {
     };
     assert_eq!(verdict.timed_out, nodes(&[3]));
 }
+
+#[test]
+fn a_requester_restarted_after_acceptance_fetches_the_output_again_and_asks_the_rest() {
+    let mut spec = spec(100);
+    spec.quorum = 1;
+    let (mut d, _) = to_running(spec, 3);
+    d.report(1, b"out");
+    let actions = d.report(2, b"out");
+    assert!(
+        matches!(&actions[..], [Action::FetchOutput { .. }]),
+        "accepted, the verdict waits for node 3: {actions:?}"
+    );
+    // The requester dies before it has the output.
+    d.now = Timestamp(2_000);
+    d.job = restored(&d.job);
+    let actions = d.job.resume(d.now, &d.config);
+    let [
+        Action::FetchOutput { outcome, from },
+        Action::PullReports(ask),
+    ] = &actions[..]
+    else {
+        panic!("{actions:?}")
+    };
+    assert_eq!(*outcome, output(b"out"));
+    assert_eq!(from, &sorted(&[1, 2]));
+    assert_eq!(ask, &nodes(&[3]));
+    // Once the verdict is out, a restart still fetches a missing output, and asks nobody.
+    let actions = d.report(3, b"out");
+    assert!(
+        matches!(&actions[..], [Action::PublishVerdict(_)]),
+        "{actions:?}"
+    );
+    let actions = d.job.resume(d.now, &d.config);
+    assert!(
+        matches!(&actions[..], [Action::FetchOutput { .. }]),
+        "{actions:?}"
+    );
+}

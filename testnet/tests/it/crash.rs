@@ -281,6 +281,20 @@ fn a_requester_and_then_a_provider_killed_mid_job_lose_no_work() {
         cluster::restart(&cairn, &dir, 0, Some(&format!("/ip4/127.0.0.1/tcp/{port}"))).unwrap();
     assert_ne!(nodes[0].address, old_address);
     assert_accepted_with_original_work(&setup, &requester, &first, &providers, tmp.path());
+    let log = setup.job(&requester, &first).unwrap()["log"].clone();
+    let at = |what: &str| {
+        log.as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e[1].as_str().is_some_and(|t| t.starts_with(what)))
+            .and_then(|e| e[0].as_u64())
+            .unwrap_or_else(|| panic!("no {what:?} in the job's log: {log}"))
+    };
+    // A figure, not an assertion: how long the resumed requester took to a verdict.
+    eprintln!(
+        "resumed to verdict: {} ms",
+        at("verdict").saturating_sub(at("resumed"))
+    );
     assert_unblamed(&setup, &requester, &providers, 1);
 
     // 2. A provider dies in the middle of the next job and comes back after the others'
