@@ -144,6 +144,11 @@ pub fn restart(
     if !dir.join(format!("node{index}")).is_dir() {
         return Err(TestnetError::NoSuchNode { index });
     }
+    if let Some((_, pid)) = running(&dir).into_iter().find(|&(i, _)| i == index) {
+        return Err(TestnetError::Cluster {
+            reason: format!("node {index} is still running (pid {pid}); stop it first"),
+        });
+    }
     let spec = dir.join("network.toml");
     start_node(cairn, &dir, &spec, index, listen.unwrap_or(ANY_PORT))
 }
