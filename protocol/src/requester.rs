@@ -46,7 +46,7 @@ use bincode::{Decode, Encode};
 
 use crate::auction::{Auction, SelectionParams, check_bid};
 use crate::envelope::Verified;
-use crate::messages::{Award, Bid, JobSpec, Outcome, ResultReport, Verdict};
+use crate::messages::{Award, Bid, JobSpec, Outcome, ResultReport, VERDICT_MAX_AGE_MS, Verdict};
 use crate::quorum::{Decision, FailReason, QuorumTally};
 use crate::reputation::ReputationTable;
 use crate::{JobId, NodeId, Timestamp};
@@ -105,6 +105,11 @@ pub struct RequesterConfig {
     /// a replica whose deadline passed while it was down times out, in ms
     /// ([`RequesterJob::resume`]). Default: 10 000 ms.
     pub resume_grace_ms: u64,
+    /// A restarted requester publishes again the verdicts it made this long before the restart
+    /// or less, in ms: it may have stopped before they went out, and the same verdict twice
+    /// counts once. Default: [`VERDICT_MAX_AGE_MS`] (10 minutes; an older verdict is refused
+    /// as stale anyway).
+    pub republish_verdict_ms: u64,
 }
 
 impl Default for RequesterConfig {
@@ -122,6 +127,7 @@ impl Default for RequesterConfig {
             require_established: true,
             audit_scale: 3,
             resume_grace_ms: 10_000,
+            republish_verdict_ms: VERDICT_MAX_AGE_MS,
         }
     }
 }
@@ -244,6 +250,9 @@ pub struct RequesterJob {
     /// Whether the established-only auction under way is for the probation rule (else for an
     /// audit).
     probation_check: bool,
+    /// The verdict, once made: kept so that a requester that stops before it is published
+    /// publishes the same one after a restart ([`RequesterJob::resume`]).
+    verdict: Option<Verdict>,
 }
 
 /// What the probation and audit rules say of an outcome that reached its quorum.
@@ -364,6 +373,7 @@ impl RequesterJob {
             checking: false,
             probation_waived: false,
             probation_check: false,
+            verdict: None,
         };
         job.note(now, format!("submitted; auction for {needed} replicas"));
         (job, vec![Action::FindCandidates])
@@ -425,7 +435,10 @@ impl RequesterJob {
     }
 
     /// Resumes the job after the requester restarted: an accepted outcome's output is fetched
-    /// again (the driver skips it when it holds it); then, unless the job is finished, every
+    /// again (the driver skips it when it holds it), and a verdict made within
+    /// [`RequesterConfig::republish_verdict_ms`] is published again (the requester may have
+    /// stopped before it went out; the same verdict twice counts once); then, unless the job is
+    /// finished, every
     /// replica still awaited is excused for [`RequesterConfig::resume_grace_ms`] (the
     /// requester's downtime is not theirs) and every provider whose report it does not hold is
     /// asked for it.
@@ -434,6 +447,15 @@ impl RequesterJob {
         if let Phase::Accepted(outcome) = self.phase {
             let from = self.tally.reported(&outcome);
             actions.push(Action::FetchOutput { outcome, from });
+        }
+        if let Some(verdict) = &self.verdict
+            && now.0
+                <= verdict
+                    .issued_at
+                    .0
+                    .saturating_add(config.republish_verdict_ms)
+        {
+            actions.push(Action::PublishVerdict(Box::new(verdict.clone())));
         }
         if self.is_finished() {
             return actions;
@@ -897,9 +919,9 @@ impl RequesterJob {
             }
             Decision::Fail(reason) => {
                 let reason = *reason;
-                let mut actions: Vec<Action> = self
-                    .tally
-                    .verdict(&decision, &self.spec, cx.now)
+                let verdict = self.tally.verdict(&decision, &self.spec, cx.now);
+                self.verdict.clone_from(&verdict);
+                let mut actions: Vec<Action> = verdict
                     .map(|v| Action::PublishVerdict(Box::new(v)))
                     .into_iter()
                     .collect();
@@ -1051,6 +1073,7 @@ impl RequesterJob {
         };
         let verdict = self.tally.verdict(&decision, &self.spec, now)?;
         self.verdict_sent = true;
+        self.verdict = Some(verdict.clone());
         let (agree, dissent) = (verdict.agreeing.len(), verdict.dissenting.len());
         let timed_out = verdict.timed_out.len();
         self.note(

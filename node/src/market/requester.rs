@@ -29,6 +29,8 @@ use crate::store::{self, Tree};
 /// How often a restarted requester tries to reach a provider for a report it missed
 /// (waiting 0.5 s, then twice as long each time: about 8 s in all).
 const PULL_TRIES: u32 = 5;
+/// How often a verdict is offered to gossip, a second apart, while no peer takes it.
+const VERDICT_PUBLISH_TRIES: u32 = 30;
 
 impl Market {
     /// Submits what a user asked for: the one place a [`JobRequest`] becomes a spec, with this
@@ -86,13 +88,18 @@ impl Market {
                             },
                         );
                     }
-                    // An accepted output the node had not fetched before it stopped.
+                    // An accepted output the node had not fetched before it stopped, and a
+                    // verdict it may have made without publishing it.
                     for action in job.resume(now(), &self.state.config) {
-                        if let Action::FetchOutput { outcome, from } = action {
-                            let node = self.clone();
-                            let view = view.clone();
-                            self.ctx
-                                .spawn(async move { node.fetch_output(outcome, from, view).await });
+                        let (node, view, spec) = (self.clone(), view.clone(), job.spec().clone());
+                        match action {
+                            Action::FetchOutput { outcome, from } => self
+                                .ctx
+                                .spawn(async move { node.fetch_output(outcome, from, view).await }),
+                            Action::PublishVerdict(verdict) => self
+                                .ctx
+                                .spawn(async move { node.publish_verdict(*verdict, &spec).await }),
+                            _ => {}
                         }
                     }
                 }
@@ -261,8 +268,7 @@ impl Market {
                             node.fetch_output(outcome, from, view).await
                         }
                         Action::PublishVerdict(verdict) => {
-                            node.issue_receipt(&verdict, &spec).await;
-                            node.verdicts.publish(*verdict).await
+                            node.publish_verdict(*verdict, &spec).await
                         }
                         Action::PullReports(from) => node.pull_reports(id, from, events).await,
                     }
@@ -429,6 +435,22 @@ impl Market {
                     v.output_error = Some(format!("no agreeing provider delivered the output: {e}"))
                 }
             }
+        }
+    }
+
+    /// Issues the receipt of the verdict's job (unless one is stored: a verdict published
+    /// again after a restart) and publishes the verdict, trying again while no peer takes it
+    /// (a node that just started has none yet).
+    async fn publish_verdict(&self, verdict: Verdict, spec: &JobSpec) {
+        let stored = self.ctx.kv.get(Tree::Results, verdict.job.as_bytes());
+        if !matches!(stored, Ok(Some(_))) {
+            self.issue_receipt(&verdict, spec).await;
+        }
+        for _ in 0..VERDICT_PUBLISH_TRIES {
+            if self.verdicts.publish(verdict.clone()).await {
+                return;
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
         }
     }
 

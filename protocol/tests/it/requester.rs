@@ -1020,7 +1020,8 @@ fn the_resume_grace_is_bounded_a_provider_that_never_answers_still_times_out() {
 }
 
 #[test]
-fn a_requester_restarted_after_acceptance_fetches_the_output_again_and_asks_the_rest() {
+fn a_requester_restarted_after_acceptance_fetches_the_output_asks_the_rest_and_republishes_its_verdict()
+ {
     let mut spec = spec(100);
     spec.quorum = 1;
     let (mut d, _) = to_running(spec, 3);
@@ -1044,12 +1045,21 @@ fn a_requester_restarted_after_acceptance_fetches_the_output_again_and_asks_the_
     assert_eq!(*outcome, output(b"out"));
     assert_eq!(from, &sorted(&[1, 2]));
     assert_eq!(ask, &nodes(&[3]));
-    // Once the verdict is out, a restart still fetches a missing output, and asks nobody.
+    // The verdict is made, and the requester dies again, perhaps before it went out: a
+    // restart fetches a missing output and publishes the very same verdict again (it counts
+    // once), and asks nobody for reports.
     let actions = d.report(3, b"out");
-    assert!(
-        matches!(&actions[..], [Action::PublishVerdict(_)]),
-        "{actions:?}"
-    );
+    let [Action::PublishVerdict(made)] = &actions[..] else {
+        panic!("{actions:?}")
+    };
+    d.job = restored(&d.job);
+    let actions = d.job.resume(d.now, &d.config);
+    let [Action::FetchOutput { .. }, Action::PublishVerdict(again)] = &actions[..] else {
+        panic!("{actions:?}")
+    };
+    assert_eq!(again, made);
+    // Past the age at which a verdict is refused as stale, it is not published again.
+    d.now = Timestamp(made.issued_at.0 + d.config.republish_verdict_ms + 1);
     let actions = d.job.resume(d.now, &d.config);
     assert!(
         matches!(&actions[..], [Action::FetchOutput { .. }]),
