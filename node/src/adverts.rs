@@ -289,6 +289,27 @@ impl Adverts {
         }
     }
 
+    /// Addresses (each ending in `/p2p/PEER`) of up to `most` other peers whose adverts are
+    /// held, to dial at start beside the bootstrap peers: a node whose bootstrap peer has
+    /// moved (restarted on another port) still finds its way back into the network, and from
+    /// there to the peers it owes reports.
+    pub(crate) fn known_addresses(&self, most: usize) -> Vec<Multiaddr> {
+        let Ok(book) = self.state.book.lock() else {
+            return Vec::new();
+        };
+        let me = self.ctx.peer_id();
+        book.verified()
+            .filter_map(|advert| reachable_at(advert.message()))
+            .filter(|(peer, _)| *peer != me)
+            .take(most)
+            .flat_map(|(peer, addrs)| {
+                addrs
+                    .into_iter()
+                    .map(move |a| a.with_p2p(peer).unwrap_or_else(|a| a))
+            })
+            .collect()
+    }
+
     /// The signed bytes of every unexpired advert held (this node's own included), as a sync
     /// answer: at most [`net::MAX_SYNC_ADVERTS`] adverts and [`net::MAX_SYNC_FRAME`] bytes.
     pub(crate) fn envelopes(&self) -> Vec<Vec<u8>> {

@@ -19,7 +19,7 @@ use libp2p::identity::Keypair;
 use libp2p::{Multiaddr, PeerId};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::adverts::Adverts;
 use crate::blobs::Blobs;
@@ -34,6 +34,9 @@ use crate::options::NodeOptions;
 use crate::store::{BlobStore, KvStore, SledStore};
 use crate::sync::SyncServer;
 use crate::verdicts::Verdicts;
+
+/// Peers from the last run's adverts dialled at start, beside the bootstrap peers.
+const KNOWN_PEERS_DIALLED: usize = 8;
 
 /// A cloneable handle to a running node: its context and its services.
 #[derive(Clone)]
@@ -186,6 +189,7 @@ impl Node {
         node.verdicts.replay();
         node.adverts.load().await;
         node.market.resume_jobs();
+        node.market.resume_served();
         tasks.push(tokio::spawn(node.clone().dispatch(events)));
         node.listen_and_dial().await?;
         tasks.push(tokio::spawn(node.adverts.clone().advertise()));
@@ -221,6 +225,12 @@ impl Node {
         for addr in bootstrap {
             if let Err(e) = self.ctx.net.dial(parse_addr(addr)?).await {
                 warn!(target: "cairn::node", %addr, error = %e, "cannot dial bootstrap peer");
+            }
+        }
+        // Peers known from the last run too: the bootstrap peers may have moved.
+        for addr in self.adverts.known_addresses(KNOWN_PEERS_DIALLED) {
+            if let Err(e) = self.ctx.net.dial(addr.clone()).await {
+                debug!(target: "cairn::node", %addr, error = %e, "cannot dial a known peer");
             }
         }
         Ok(())

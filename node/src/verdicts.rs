@@ -245,19 +245,25 @@ impl Verdicts {
         debug!(target: "cairn::verdicts", replayed, "verdicts replayed from the store");
     }
 
-    /// Signs one of this node's verdicts as a requester, applies it here and gossips it.
-    pub(crate) async fn publish(&self, verdict: Verdict) {
+    /// Signs one of this node's verdicts as a requester, applies it here and gossips it;
+    /// whether gossip took it (not when no peer subscribes yet). The same verdict again is
+    /// the same message (signatures are deterministic) and counts once everywhere.
+    pub(crate) async fn publish(&self, verdict: Verdict) -> bool {
         let Ok(signed) = self.ctx.sign(verdict) else {
-            return;
+            return false;
         };
         let Ok(bytes) = signed.envelope().to_bytes() else {
-            return;
+            return false;
         };
         if let Err(reason) = self.apply_verdict_bytes(&bytes) {
             warn!(target: "cairn::verdicts", reason, "own verdict does not check out");
         }
-        if let Err(e) = self.ctx.net.publish(bytes).await {
-            debug!(target: "cairn::verdicts", error = %e, "verdict not published");
+        match self.ctx.net.publish(bytes).await {
+            Ok(()) => true,
+            Err(e) => {
+                debug!(target: "cairn::verdicts", error = %e, "verdict not published");
+                false
+            }
         }
     }
 }

@@ -11,6 +11,14 @@
 //! against. When every replica has reported or missed its deadline without a decision, the
 //! tally asks for more replicas, up to the job's cap; past the cap, or past the job's deadline,
 //! the job fails.
+//!
+//! A report's deadline (`report_by`) only says when the requester stops waiting for it; it
+//! is not when the report stops counting. A report that arrives later but before the job's
+//! deadline (a provider that kept it while the requester was down, or re-ran the job after
+//! its own crash) is counted and clears its provider's timeout, so that no provider is blamed
+//! for a requester's downtime. A requester that restarts also excuses every replica it still
+//! awaits for a grace period ([`QuorumTally::excuse_until`]) while it asks them for what it
+//! missed.
 
 use std::collections::BTreeMap;
 
@@ -38,19 +46,19 @@ pub enum ReportRejection {
         /// The reporting provider.
         provider: NodeId,
     },
-    /// The provider already reported (or already missed its deadline).
+    /// The provider already reported.
     #[error("{provider:?} already reported")]
     Duplicate {
         /// The reporting provider.
         provider: NodeId,
     },
-    /// The report arrived after the provider's deadline; it now counts as a timeout.
-    #[error("{provider:?} reported at {now}, after its deadline {report_by}")]
+    /// The report arrived after the job's deadline; it counts as a timeout.
+    #[error("{provider:?} reported at {now}, after the job's deadline {deadline}")]
     Late {
         /// The reporting provider.
         provider: NodeId,
-        /// Its deadline.
-        report_by: Timestamp,
+        /// The job's deadline.
+        deadline: Timestamp,
         /// Arrival time.
         now: Timestamp,
     },
@@ -156,6 +164,8 @@ pub struct QuorumTally {
     max_replicas: u8,
     deadline: Timestamp,
     slots: BTreeMap<NodeId, Replica>,
+    /// No replica still awaited times out before this (see [`QuorumTally::excuse_until`]).
+    excused_until: Timestamp,
 }
 
 impl QuorumTally {
@@ -167,6 +177,7 @@ impl QuorumTally {
             max_replicas: spec.max_replicas.max(spec.replicas),
             deadline: spec.deadline,
             slots: BTreeMap::new(),
+            excused_until: Timestamp(0),
         }
     }
 
@@ -207,20 +218,22 @@ impl QuorumTally {
                 found: report.message().job,
             });
         }
+        let deadline = self.deadline;
         let replica = self
             .slots
             .get_mut(&provider)
             .ok_or(ReportRejection::NotAwarded { provider })?;
-        let report_by = replica.report_by;
         let slot = &mut replica.state;
-        if !matches!(slot, Slot::Awaiting) {
+        // A replica that timed out is counted after all when its report comes before the
+        // job's deadline: the delay may be the requester's (see the module docs).
+        if !matches!(slot, Slot::Awaiting | Slot::TimedOut) {
             return Err(ReportRejection::Duplicate { provider });
         }
-        if now > report_by {
+        if now > deadline {
             *slot = Slot::TimedOut;
             return Err(ReportRejection::Late {
                 provider,
-                report_by,
+                deadline,
                 now,
             });
         }
@@ -287,13 +300,22 @@ impl QuorumTally {
         }
     }
 
-    /// The earliest report deadline of a replica still awaited, if any.
+    /// The earliest report deadline of a replica still awaited, if any (excuses included).
     pub fn next_report_by(&self) -> Option<Timestamp> {
         self.slots
             .values()
             .filter(|r| matches!(r.state, Slot::Awaiting))
-            .map(|r| r.report_by)
+            .map(|r| r.report_by.max(self.excused_until))
             .min()
+    }
+
+    /// Excuses every replica still awaited until `until`: none times out before it, even past
+    /// its `report_by`. A requester that restarts calls it, so that the time it was down does
+    /// not count against providers while it asks them for the reports it missed. Replicas
+    /// already timed out stay so (their report still counts if it comes before the job's
+    /// deadline).
+    pub fn excuse_until(&mut self, until: Timestamp) {
+        self.excused_until = self.excused_until.max(until);
     }
 
     /// Marks providers past their deadline as timed out and counts those still awaited.
@@ -304,7 +326,9 @@ impl QuorumTally {
 
     fn expire(&mut self, now: Timestamp) {
         for replica in self.slots.values_mut() {
-            if matches!(replica.state, Slot::Awaiting) && now > replica.report_by {
+            if matches!(replica.state, Slot::Awaiting)
+                && now > replica.report_by.max(self.excused_until)
+            {
                 replica.state = Slot::TimedOut;
             }
         }
@@ -343,6 +367,25 @@ impl QuorumTally {
             .iter()
             .filter(|(_, r)| matches!(r.state, Slot::Awaiting));
         awaiting.map(|(p, _)| p)
+    }
+
+    /// Providers holding a replica whose report this tally does not hold (awaited or timed
+    /// out; not those that refused their award).
+    pub fn unreported(&self) -> Vec<NodeId> {
+        let unreported = self
+            .slots
+            .iter()
+            .filter(|(_, r)| matches!(r.state, Slot::Awaiting | Slot::TimedOut));
+        unreported.map(|(p, _)| *p).collect()
+    }
+
+    /// Providers that reported `outcome`.
+    pub fn reported(&self, outcome: &Outcome) -> Vec<NodeId> {
+        let reported = self
+            .slots
+            .iter()
+            .filter(|(_, r)| matches!(&r.state, Slot::Reported { outcome: o, .. } if o == outcome));
+        reported.map(|(p, _)| *p).collect()
     }
 
     /// Providers that missed their deadline.

@@ -11,6 +11,11 @@
 //! longer overturn it, but the verdict waits until every replica has reported or missed its
 //! deadline, so that a slow dissenter is still caught and named in the evidence.
 //!
+//! A requester that restarts resumes its stored jobs with [`RequesterJob::resume`]: every
+//! replica it still awaits is excused for [`RequesterConfig::resume_grace_ms`] and asked for
+//! the report it may have missed ([`Action::PullReports`]), so its downtime never turns into a
+//! provider's timeout.
+//!
 //! A job that cannot get enough bids stays queued and is re-auctioned with exponential back-off
 //! until its deadline; [`RequesterJob::log`] says why, for `cairn job explain`.
 //!
@@ -41,7 +46,7 @@ use bincode::{Decode, Encode};
 
 use crate::auction::{Auction, SelectionParams, check_bid};
 use crate::envelope::Verified;
-use crate::messages::{Award, Bid, JobSpec, Outcome, ResultReport, Verdict};
+use crate::messages::{Award, Bid, JobSpec, Outcome, ResultReport, VERDICT_MAX_AGE_MS, Verdict};
 use crate::quorum::{Decision, FailReason, QuorumTally};
 use crate::reputation::ReputationTable;
 use crate::{JobId, NodeId, Timestamp};
@@ -96,6 +101,15 @@ pub struct RequesterConfig {
     /// consecutive valid results: an unproven provider is checked often, a long clean record
     /// rarely. `0` turns it off, leaving `audit_probability` alone. Default: `3`.
     pub audit_scale: u32,
+    /// How long a restarted requester waits for the reports it asks its providers for before
+    /// a replica whose deadline passed while it was down times out, in ms
+    /// ([`RequesterJob::resume`]). Default: 10 000 ms.
+    pub resume_grace_ms: u64,
+    /// A restarted requester publishes again the verdicts it made this long before the restart
+    /// or less, in ms: it may have stopped before they went out, and the same verdict twice
+    /// counts once. Default: [`VERDICT_MAX_AGE_MS`] (10 minutes; an older verdict is refused
+    /// as stale anyway).
+    pub republish_verdict_ms: u64,
 }
 
 impl Default for RequesterConfig {
@@ -112,6 +126,8 @@ impl Default for RequesterConfig {
             audit_probability: 0.05,
             require_established: true,
             audit_scale: 3,
+            resume_grace_ms: 10_000,
+            republish_verdict_ms: VERDICT_MAX_AGE_MS,
         }
     }
 }
@@ -187,6 +203,10 @@ pub enum Action {
     },
     /// Sign and publish this verdict (boxed: it carries the spec and the evidence).
     PublishVerdict(Box<Verdict>),
+    /// Ask these awarded providers for their signed reports (`MarketRequest::FetchReport`)
+    /// and hand each one got to the job as [`Event::Report`], checked as a pushed one: the
+    /// requester restarted and may have missed them.
+    PullReports(Vec<NodeId>),
 }
 
 /// One line of a job's history.
@@ -230,6 +250,9 @@ pub struct RequesterJob {
     /// Whether the established-only auction under way is for the probation rule (else for an
     /// audit).
     probation_check: bool,
+    /// The verdict, once made: kept so that a requester that stops before it is published
+    /// publishes the same one after a restart ([`RequesterJob::resume`]).
+    verdict: Option<Verdict>,
 }
 
 /// What the probation and audit rules say of an outcome that reached its quorum.
@@ -350,6 +373,7 @@ impl RequesterJob {
             checking: false,
             probation_waived: false,
             probation_check: false,
+            verdict: None,
         };
         job.note(now, format!("submitted; auction for {needed} replicas"));
         (job, vec![Action::FindCandidates])
@@ -408,6 +432,47 @@ impl RequesterJob {
     /// Providers holding a replica.
     pub fn providers(&self) -> Vec<NodeId> {
         self.tally.awarded().copied().collect()
+    }
+
+    /// Resumes the job after the requester restarted: an accepted outcome's output is fetched
+    /// again (the driver skips it when it holds it), and a verdict made within
+    /// [`RequesterConfig::republish_verdict_ms`] is published again (the requester may have
+    /// stopped before it went out; the same verdict twice counts once); then, unless the job is
+    /// finished, every
+    /// replica still awaited is excused for [`RequesterConfig::resume_grace_ms`] (the
+    /// requester's downtime is not theirs) and every provider whose report it does not hold is
+    /// asked for it.
+    pub fn resume(&mut self, now: Timestamp, config: &RequesterConfig) -> Vec<Action> {
+        let mut actions = Vec::new();
+        if let Phase::Accepted(outcome) = self.phase {
+            let from = self.tally.reported(&outcome);
+            actions.push(Action::FetchOutput { outcome, from });
+        }
+        if let Some(verdict) = &self.verdict
+            && now.0
+                <= verdict
+                    .issued_at
+                    .0
+                    .saturating_add(config.republish_verdict_ms)
+        {
+            actions.push(Action::PublishVerdict(Box::new(verdict.clone())));
+        }
+        if self.is_finished() {
+            return actions;
+        }
+        self.tally.excuse_until(now.plus_ms(config.resume_grace_ms));
+        let missing = self.tally.unreported();
+        self.note(
+            now,
+            format!(
+                "resumed after a restart; asking {} providers for their reports",
+                missing.len()
+            ),
+        );
+        if !missing.is_empty() {
+            actions.push(Action::PullReports(missing));
+        }
+        actions
     }
 
     fn note(&mut self, at: Timestamp, mut what: String) {
@@ -854,9 +919,9 @@ impl RequesterJob {
             }
             Decision::Fail(reason) => {
                 let reason = *reason;
-                let mut actions: Vec<Action> = self
-                    .tally
-                    .verdict(&decision, &self.spec, cx.now)
+                let verdict = self.tally.verdict(&decision, &self.spec, cx.now);
+                self.verdict.clone_from(&verdict);
+                let mut actions: Vec<Action> = verdict
                     .map(|v| Action::PublishVerdict(Box::new(v)))
                     .into_iter()
                     .collect();
@@ -1008,6 +1073,7 @@ impl RequesterJob {
         };
         let verdict = self.tally.verdict(&decision, &self.spec, now)?;
         self.verdict_sent = true;
+        self.verdict = Some(verdict.clone());
         let (agree, dissent) = (verdict.agreeing.len(), verdict.dissenting.len());
         let timed_out = verdict.timed_out.len();
         self.note(

@@ -9,6 +9,7 @@
 
 use bincode::{Decode, Encode};
 
+use crate::JobId;
 use crate::envelope::{Envelope, MAX_ENVELOPE_BYTES};
 use crate::merkle::ReputationLeaf;
 use crate::proof::SignedCheckpoint;
@@ -25,6 +26,11 @@ pub enum MarketRequest {
     Award(Envelope),
     /// Provider → requester: a signed [`ResultReport`](crate::ResultReport).
     Report(Envelope),
+    /// Requester → awarded provider, after the requester restarted: the provider's signed
+    /// report of this job, if it has one. Answered with [`MarketResponse::Report`], or
+    /// [`MarketResponse::Refused`] when the provider holds none (yet) or the asker is not the
+    /// job's requester. The asker checks the report exactly as a pushed one.
+    FetchReport(JobId),
 }
 
 /// The answer to a [`MarketRequest`].
@@ -36,8 +42,11 @@ pub enum MarketResponse {
     Declined(String),
     /// Taken (an award or a report).
     Accepted,
-    /// Refused (an award or a report), and why.
+    /// Refused (an award, a report or a fetch), and why.
     Refused(String),
+    /// The signed [`ResultReport`](crate::ResultReport) asked for by
+    /// [`MarketRequest::FetchReport`].
+    Report(Envelope),
 }
 
 /// Largest sync frame, in bytes.

@@ -35,7 +35,8 @@ for k in kinds:
     accepted = min(r["accepted"] for r in rs)
     wrong = sum(r["wrongly_accepted"] for r in rs)
     sent, refused = med(k, "sent"), med(k, "refused")
-    print(f"| {k} | {len(rs)} | {accepted} of {rs[0]['submitted']} | {wrong} | {jps:.1f} "
+    submitted = rs[0]["submitted"]
+    print(f"| {k} | {len(rs)} | {accepted} of {submitted} | {wrong} | {jps:.1f} "
           f"| {jps / base_jps:.0%} | {rss / 2**20:.0f} | {rss / base_rss:.2f}x "
           f"| {sent:.0f} / {refused:.0f} |")
 '

@@ -108,7 +108,7 @@ pub fn up(cairn: &Path, dir: &Path, nodes: usize) -> Result<Vec<ClusterNode>, Te
     std::fs::write(dir.join("pids"), "").map_err(io(&dir))?;
     let mut started = Vec::new();
     for index in 0..nodes {
-        let node = start_node(cairn, &dir, &spec, index)?;
+        let node = start_node(cairn, &dir, &spec, index, ANY_PORT)?;
         if index == 0 {
             write_spec(&spec, Some(&node.address))?;
         }
@@ -127,30 +127,56 @@ fn write_spec(path: &Path, bootstrap: Option<&str>) -> Result<(), TestnetError> 
     std::fs::write(path, text).map_err(io(path))
 }
 
+/// Listen address of a node that takes any free port.
+const ANY_PORT: &str = "/ip4/127.0.0.1/tcp/0";
+
+/// Starts node `index` of the cluster in `dir` again, on its data dir as it was left (after
+/// `down`, or after the process was killed), listening on `listen` (a multiaddr such as
+/// `/ip4/127.0.0.1/tcp/4011`; `None`: any free port, so most likely not the one it had). Waits
+/// until it answers; `down` stops it with the rest.
+pub fn restart(
+    cairn: &Path,
+    dir: &Path,
+    index: usize,
+    listen: Option<&str>,
+) -> Result<ClusterNode, TestnetError> {
+    let dir = dir.canonicalize().map_err(io(dir))?;
+    if !dir.join(format!("node{index}")).is_dir() {
+        return Err(TestnetError::NoSuchNode { index });
+    }
+    if let Some((_, pid)) = running(&dir).into_iter().find(|&(i, _)| i == index) {
+        return Err(TestnetError::Cluster {
+            reason: format!("node {index} is still running (pid {pid}); stop it first"),
+        });
+    }
+    let spec = dir.join("network.toml");
+    start_node(cairn, &dir, &spec, index, listen.unwrap_or(ANY_PORT))
+}
+
 #[allow(clippy::zombie_processes)] // The nodes outlive `up` on purpose; `down` stops them.
 fn start_node(
     cairn: &Path,
     dir: &Path,
     spec: &Path,
     index: usize,
+    listen: &str,
 ) -> Result<ClusterNode, TestnetError> {
     let data = dir.join(format!("node{index}"));
     std::fs::create_dir_all(&data).map_err(io(&data))?;
     // A stale address file from an earlier run must not be mistaken for this one.
     let _ = std::fs::remove_file(data.join("api.addr"));
     let log_path = data.join("node.log");
-    let log = std::fs::File::create(&log_path).map_err(io(&log_path))?;
+    // Appended to, so a restarted node's log follows the one before its restart.
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log_path)
+        .map_err(io(&log_path))?;
     let log_err = log.try_clone().map_err(io(&log_path))?;
     let mut cmd = Command::new(cairn);
     cmd.arg("--data-dir")
         .arg(&data)
-        .args([
-            "--api",
-            "127.0.0.1:0",
-            "node",
-            "--listen",
-            "/ip4/127.0.0.1/tcp/0",
-        ])
+        .args(["--api", "127.0.0.1:0", "node", "--listen", listen])
         .arg("--network")
         .arg(spec);
     if let Some(gpus) = profile_for(index, 0).gpus {

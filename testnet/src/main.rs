@@ -26,6 +26,8 @@ enum Cmd {
     Up(Up),
     /// Stop the cluster that `up` started in a directory.
     Down(Down),
+    /// Start one node of a cluster again (after it was killed), on its data dir as it was.
+    Restart(Restart),
 }
 
 /// Exit status: 0 when every job ended and none was wrongly accepted, 1 otherwise, 2 on a
@@ -128,12 +130,30 @@ struct Down {
     dir: PathBuf,
 }
 
+#[derive(clap::Args, Debug)]
+struct Restart {
+    /// The cluster directory given to `up`.
+    #[arg(long, default_value = "cairn-cluster", value_name = "DIR")]
+    dir: PathBuf,
+    /// The node's number (its data dir is DIR/nodeN).
+    #[arg(long, value_name = "N")]
+    node: usize,
+    /// Where it listens, e.g. /ip4/127.0.0.1/tcp/4011. Default: any free loopback port (most
+    /// likely not the one it had).
+    #[arg(long, value_name = "MULTIADDR")]
+    listen: Option<String>,
+    /// The `cairn` binary. Default: $CAIRN_BIN, else the one next to this executable.
+    #[arg(long, value_name = "PATH")]
+    cairn: Option<PathBuf>,
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Cmd::Sim(sim) => sim.execute(),
         Cmd::Up(up) => up.execute(),
         Cmd::Down(down) => down.execute(),
+        Cmd::Restart(restart) => restart.execute(),
     };
     result.unwrap_or_else(|e| {
         eprintln!("cairn-testnet: error: {e:#}");
@@ -238,6 +258,15 @@ impl Up {
         );
         println!("join from another node: {bin} node --network {dir}/network.toml");
         println!("stop: cairn-testnet down --dir {dir}");
+        Ok(ExitCode::SUCCESS)
+    }
+}
+
+impl Restart {
+    fn execute(&self) -> Result<ExitCode> {
+        let cairn = cluster::find_cairn(self.cairn.as_deref())?;
+        let n = cluster::restart(&cairn, &self.dir, self.node, self.listen.as_deref())?;
+        println!("restarted node{}: pid {}, {}", n.index, n.pid, n.address);
         Ok(ExitCode::SUCCESS)
     }
 }

@@ -150,6 +150,13 @@ pub struct StatusView {
     /// Reachability: AutoNAT status, relay reservations, hole punching.
     #[serde(default)]
     pub nat: crate::net::NatInfo,
+    /// Awards this node holds as a provider: running, or keeping their report until the
+    /// job's deadline.
+    #[serde(default)]
+    pub served: usize,
+    /// Of those, the ones whose signed report is kept (the run is over).
+    #[serde(default)]
+    pub reports_kept: usize,
 }
 
 async fn status(State(s): State<ApiState>) -> Response {
@@ -166,6 +173,7 @@ async fn status(State(s): State<ApiState>) -> Response {
         Err(e) => return error(StatusCode::SERVICE_UNAVAILABLE, "stopping", e),
     };
     let peer_id = node.ctx.peer_id();
+    let (served, reports_kept) = node.market.served();
     Json(StatusView {
         peer_id: peer_id.to_string(),
         node_id: node.ctx.node_id().to_string(),
@@ -185,6 +193,8 @@ async fn status(State(s): State<ApiState>) -> Response {
         gpu_source: node.ctx.options().hardware.source.clone(),
         version: env!("CARGO_PKG_VERSION").to_owned(),
         nat,
+        served,
+        reports_kept,
     })
     .into_response()
 }

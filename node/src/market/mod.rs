@@ -25,6 +25,7 @@ mod calls;
 mod faults;
 mod provider;
 mod requester;
+mod served;
 
 pub use faults::FaultInjection;
 
@@ -57,6 +58,10 @@ struct State {
     /// Specs of the calls this node bid on, with its bid's expiry, until awarded or forgotten.
     calls: Mutex<OpenCalls>,
     running: AtomicUsize,
+    /// Awards kept in the `served` tree (at most `served::MAX_SERVED`).
+    served: AtomicUsize,
+    /// Runs at once (the node's capacity); taken before a job's blobs are fetched.
+    permits: tokio::sync::Semaphore,
     jobs: Mutex<HashMap<JobId, JobHandle>>,
     config: RequesterConfig,
     /// Group commit of job records and receipts.
@@ -114,6 +119,7 @@ impl Market {
             audit_scale: verification.audit_scale,
             ..RequesterConfig::default()
         };
+        let capacity = usize::try_from(ctx.options().config.capacity.max(1)).unwrap_or(1);
         Self {
             ctx,
             blobs,
@@ -123,6 +129,8 @@ impl Market {
                 sandbox,
                 calls: Mutex::new(OpenCalls::default()),
                 running: AtomicUsize::new(0),
+                served: AtomicUsize::new(0),
+                permits: tokio::sync::Semaphore::new(capacity),
                 jobs: Mutex::new(HashMap::new()),
                 config,
                 durable: GroupFlush::new(kv),

@@ -1,5 +1,7 @@
 //! The provider side of the market: decide whether to bid on a call, take an award, fetch the
-//! job's blobs, run it in the sandbox and report the signed result to the requester.
+//! job's blobs, run it in the sandbox and report the signed result to the requester. An award
+//! is kept durably before it is accepted, and its report until the job's deadline
+//! (`served.rs`).
 
 use std::sync::atomic::Ordering;
 
@@ -10,8 +12,9 @@ use cairn_protocol::{
 use cairn_runtime::{Job, RunError};
 use libp2p::PeerId;
 use libp2p::request_response::ResponseChannel;
-use tracing::{Instrument, warn};
+use tracing::warn;
 
+use super::served::{MAX_SERVED, Served};
 use super::{BID_LIFETIME_MS, FaultInjection, Market, failure_kind, job_limits, peer_of};
 use crate::context::now;
 use crate::error::NodeError;
@@ -36,8 +39,9 @@ impl Market {
     async fn on_request(&self, peer: PeerId, request: MarketRequest) -> MarketResponse {
         match request {
             MarketRequest::CallForBids(envelope) => self.on_call_for_bids(peer, envelope),
-            MarketRequest::Award(envelope) => self.on_award(peer, envelope),
+            MarketRequest::Award(envelope) => self.on_award(peer, envelope).await,
             MarketRequest::Report(envelope) => self.on_report(peer, envelope).await,
+            MarketRequest::FetchReport(job) => self.on_fetch_report(peer, job),
         }
     }
 
@@ -97,7 +101,7 @@ impl Market {
             .map_err(|e| e.to_string())
     }
 
-    fn on_award(&self, peer: PeerId, envelope: Envelope) -> MarketResponse {
+    async fn on_award(&self, peer: PeerId, envelope: Envelope) -> MarketResponse {
         let award = match envelope.verify::<Award>(self.ctx.network()) {
             Ok(award) => award.into_parts().1,
             Err(e) => {
@@ -153,25 +157,39 @@ impl Market {
             self.ctx.metrics.reject("award", "busy");
             return MarketResponse::Refused(format!("busy: {most} jobs held, the most it takes"));
         }
-        let node = self.clone();
-        // One span per replica run, named by the job, as on the requester.
-        let span = tracing::info_span!("run", job = %award.job);
-        self.ctx.spawn(
-            async move {
-                node.run_and_report(award, spec).await;
-                node.state.running.fetch_sub(1, Ordering::Relaxed);
-            }
-            .instrument(span),
-        );
+        if self.state.served.fetch_add(1, Ordering::AcqRel) >= MAX_SERVED {
+            self.state.served.fetch_sub(1, Ordering::AcqRel);
+            self.state.running.fetch_sub(1, Ordering::AcqRel);
+            self.ctx.metrics.reject("award", "too_many_kept");
+            return MarketResponse::Refused(format!(
+                "busy: {MAX_SERVED} reports kept for their requesters"
+            ));
+        }
+        // Durable before it is accepted: a provider killed from here on runs it again when it
+        // restarts, instead of being blamed for a timeout.
+        let served = Served {
+            award,
+            spec,
+            report: None,
+        };
+        if let Err(e) = self.keep_served(&served).await {
+            self.state.served.fetch_sub(1, Ordering::AcqRel);
+            self.state.running.fetch_sub(1, Ordering::AcqRel);
+            warn!(target: "cairn::provider", job = %served.award.job, error = %e, "cannot keep an award");
+            return MarketResponse::Refused(format!("cannot keep the award: {e}"));
+        }
+        self.spawn_served(served);
         MarketResponse::Accepted
     }
 
-    async fn run_and_report(&self, award: Award, spec: JobSpec) {
-        let (outcome, fuel_used) = match self.run_job(award.job, &spec).await {
+    /// Runs the awarded job and signs its report; `None` when it cannot run here (the
+    /// requester then times this replica out and replaces it).
+    pub(super) async fn run_and_sign(&self, award: &Award, spec: &JobSpec) -> Option<Envelope> {
+        let (outcome, fuel_used) = match self.run_job(award.job, spec).await {
             Ok(result) => result,
             Err(e) => {
                 warn!(target: "cairn::provider", job = %award.job, error = %e, "cannot run job");
-                return; // the requester times us out and replaces us
+                return None;
             }
         };
         let report = ResultReport {
@@ -181,17 +199,18 @@ impl Market {
             fuel_used,
             runtime: self.ctx.options().runtime.clone(),
         };
-        let (Ok(report), Some(requester)) = (self.ctx.sign(report), peer_of(&award.requester))
-        else {
-            return;
-        };
-        let request = MarketRequest::Report(report.envelope().clone());
-        if let Err(e) = self.ctx.net.market(requester, request).await {
-            warn!(target: "cairn::provider", job = %award.job, error = %e, "cannot deliver report");
+        match self.ctx.sign(report) {
+            Ok(report) => Some(report.envelope().clone()),
+            Err(e) => {
+                warn!(target: "cairn::provider", job = %award.job, error = %e, "cannot sign report");
+                None
+            }
         }
     }
 
-    /// Fetches the blobs, runs the job in the sandbox, and stores the output as a blob.
+    /// Fetches the blobs, runs the job in the sandbox, and stores the output as a blob. The
+    /// caller holds a run permit (`served.rs`), so awards waiting for one hold neither their
+    /// blobs in memory nor a compilation (review H2, M11).
     async fn run_job(&self, job_id: JobId, spec: &JobSpec) -> Result<(Outcome, u64), NodeError> {
         let module = self.job_blob(spec.module, &spec.requester).await?;
         let input = self.job_blob(spec.input, &spec.requester).await?;

@@ -1,7 +1,8 @@
 //! The requester side of the market: one driver task per submitted job owns its
 //! [`RequesterJob`], feeds it events (candidates, bids, reports, ticks), persists it in the
 //! `jobs` tree after every step, and carries out its actions. Network calls run in their own
-//! tasks and report back as events, so a slow peer never stalls a job.
+//! tasks and report back as events, so a slow peer never stalls a job. A restarted node
+//! resumes its unfinished jobs and asks their providers for the reports it missed.
 
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
@@ -24,6 +25,12 @@ use crate::context::now;
 use crate::error::NodeError;
 use crate::net::{MarketRequest, MarketResponse};
 use crate::store::{self, Tree};
+
+/// How often a restarted requester tries to reach a provider for a report it missed
+/// (waiting 0.5 s, then twice as long each time: about 8 s in all).
+const PULL_TRIES: u32 = 5;
+/// How often a verdict is offered to gossip, a second apart, while no peer takes it.
+const VERDICT_PUBLISH_TRIES: u32 = 30;
 
 impl Market {
     /// Submits what a user asked for: the one place a [`JobRequest`] becomes a spec, with this
@@ -64,7 +71,7 @@ impl Market {
                 continue;
             };
             match store::decode_value::<RequesterJob>(&bytes) {
-                Ok(job) if job.is_finished() => {
+                Ok(mut job) if job.is_finished() => {
                     let view = JobView {
                         job: job.clone(),
                         output: None,
@@ -73,12 +80,33 @@ impl Market {
                     let view = Arc::new(Mutex::new(self.with_stored_output(view)));
                     let (events, _) = mpsc::channel(1);
                     if let Ok(mut jobs) = self.state.jobs.lock() {
-                        jobs.insert(job.id(), JobHandle { events, view });
+                        jobs.insert(
+                            job.id(),
+                            JobHandle {
+                                events,
+                                view: view.clone(),
+                            },
+                        );
+                    }
+                    // An accepted output the node had not fetched before it stopped, and a
+                    // verdict it may have made without publishing it.
+                    for action in job.resume(now(), &self.state.config) {
+                        let (node, view, spec) = (self.clone(), view.clone(), job.spec().clone());
+                        match action {
+                            Action::FetchOutput { outcome, from } => self
+                                .ctx
+                                .spawn(async move { node.fetch_output(outcome, from, view).await }),
+                            Action::PublishVerdict(verdict) => self
+                                .ctx
+                                .spawn(async move { node.publish_verdict(*verdict, &spec).await }),
+                            _ => {}
+                        }
                     }
                 }
-                Ok(job) => {
+                Ok(mut job) => {
                     debug!(target: "cairn::requester", job = %job.id(), "resuming job");
-                    self.spawn_driver(job, Vec::new());
+                    let actions = job.resume(now(), &self.state.config);
+                    self.spawn_driver(job, actions);
                 }
                 Err(e) => {
                     warn!(target: "cairn::requester", error = %e, "dropping an unreadable job record")
@@ -87,14 +115,13 @@ impl Market {
         }
     }
 
-    /// Fills in the output of an accepted job when its blob is already stored here.
+    /// Fills in the output of an accepted job when its blob is already stored here; else the
+    /// job stays unfinished until [`Market::fetch_output`] fetches it again.
     fn with_stored_output(&self, mut view: JobView) -> JobView {
-        if let Phase::Accepted(Outcome::Output { digest, .. }) = view.job.phase() {
-            if self.blobs.local().contains(digest).unwrap_or(false) {
-                view.output = Some(*digest);
-            } else {
-                view.output_error = Some("the node restarted before fetching the output".into());
-            }
+        if let Phase::Accepted(Outcome::Output { digest, .. }) = view.job.phase()
+            && self.blobs.local().contains(digest).unwrap_or(false)
+        {
+            view.output = Some(*digest);
         }
         view
     }
@@ -225,7 +252,7 @@ impl Market {
         for action in actions {
             let node = self.clone();
             let events = events.clone();
-            let spec = job.spec().clone();
+            let (id, spec) = (job.id(), job.spec().clone());
             let view = view.clone();
             let span = tracing::Span::current();
             self.ctx.spawn(
@@ -245,9 +272,9 @@ impl Market {
                             node.fetch_output(outcome, from, view).await
                         }
                         Action::PublishVerdict(verdict) => {
-                            node.issue_receipt(&verdict, &spec).await;
-                            node.verdicts.publish(*verdict).await
+                            node.publish_verdict(*verdict, &spec).await
                         }
+                        Action::PullReports(from) => node.pull_reports(id, from, events).await,
                     }
                 }
                 .instrument(span),
@@ -396,15 +423,38 @@ impl Market {
         let Outcome::Output { digest, .. } = outcome else {
             return;
         };
-        let peers = from.iter().filter_map(peer_of).collect();
-        let fetched = self.blobs.fetch_from(digest, peers).await;
+        let fetched = if self.blobs.local().contains(&digest).unwrap_or(false) {
+            Ok(())
+        } else {
+            let peers = from.iter().filter_map(peer_of).collect();
+            self.blobs.fetch_from(digest, peers).await.map(|_| ())
+        };
         if let Ok(mut v) = view.lock() {
             match fetched {
-                Ok(_) => v.output = Some(digest),
+                Ok(()) => {
+                    v.output = Some(digest);
+                    v.output_error = None;
+                }
                 Err(e) => {
                     v.output_error = Some(format!("no agreeing provider delivered the output: {e}"))
                 }
             }
+        }
+    }
+
+    /// Issues the receipt of the verdict's job (unless one is stored: a verdict published
+    /// again after a restart) and publishes the verdict, trying again while no peer takes it
+    /// (a node that just started has none yet).
+    async fn publish_verdict(&self, verdict: Verdict, spec: &JobSpec) {
+        let stored = self.ctx.kv.get(Tree::Results, verdict.job.as_bytes());
+        if !matches!(stored, Ok(Some(_))) {
+            self.issue_receipt(&verdict, spec).await;
+        }
+        for _ in 0..VERDICT_PUBLISH_TRIES {
+            if self.verdicts.publish(verdict.clone()).await {
+                return;
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
         }
     }
 
@@ -498,29 +548,54 @@ impl Market {
         self.job(id).map(|v| v.finished())
     }
 
-    /// A provider's signed report of a job this node submitted: taken only from the provider
-    /// itself and only for a job it holds a replica of, then handed to the job's driver.
+    /// A provider's signed report of a job this node submitted, pushed by the provider: taken
+    /// only from the provider itself and only for a job it holds a replica of, then handed to
+    /// the job's driver.
     pub(super) async fn on_report(&self, peer: PeerId, envelope: Envelope) -> MarketResponse {
+        let (handle, report) = match self.check_report(peer, envelope, None) {
+            Ok(checked) => checked,
+            Err(why) => return MarketResponse::Refused(why),
+        };
+        match handle.events.send(Event::Report(report)).await {
+            Ok(()) => MarketResponse::Accepted,
+            Err(_) => MarketResponse::Refused("the job is finished".into()),
+        }
+    }
+
+    /// Checks a report, pushed by `peer` or pulled from it (then `asked` is the job asked
+    /// for): a valid signature on this network, signed by `peer` itself, for a job this node
+    /// runs (the one asked for, when pulled) and of which `peer` holds a replica.
+    fn check_report(
+        &self,
+        peer: PeerId,
+        envelope: Envelope,
+        asked: Option<JobId>,
+    ) -> Result<(JobHandle, Verified<ResultReport>), String> {
         let report = match envelope.verify::<ResultReport>(self.ctx.network()) {
             Ok(r) => r,
             Err(e) => {
                 self.ctx.metrics.reject("report", e.reason());
-                return MarketResponse::Refused(format!("invalid report: {e}"));
+                return Err(format!("invalid report: {e}"));
             }
         };
         if peer_of(&report.signer()) != Some(peer) {
             self.ctx.metrics.reject("report", "relayed");
-            return MarketResponse::Refused("reports must come from their provider".into());
+            return Err("reports must come from their provider".into());
+        }
+        let job = report.message().job;
+        if asked.is_some_and(|asked| asked != job) {
+            self.ctx.metrics.reject("report", "other_job");
+            return Err("a report of another job than the one asked for".into());
         }
         let handle = self
             .state
             .jobs
             .lock()
             .ok()
-            .and_then(|j| j.get(&report.message().job).cloned());
+            .and_then(|j| j.get(&job).cloned());
         let Some(handle) = handle else {
             self.ctx.metrics.reject("report", "unknown_job");
-            return MarketResponse::Refused("no such job here".into());
+            return Err("no such job here".into());
         };
         let awarded = handle
             .view
@@ -528,11 +603,55 @@ impl Market {
             .is_ok_and(|v| v.job.providers().contains(&report.signer()));
         if !awarded {
             self.ctx.metrics.reject("report", "not_awarded");
-            return MarketResponse::Refused("this provider holds no replica of the job".into());
+            return Err("this provider holds no replica of the job".into());
         }
-        match handle.events.send(Event::Report(report)).await {
-            Ok(()) => MarketResponse::Accepted,
-            Err(_) => MarketResponse::Refused("the job is finished".into()),
+        Ok((handle, report))
+    }
+
+    /// Asks each provider in `from` for its report of `job` (the node restarted and may have
+    /// missed it) and hands each one got to the job. A provider still running pushes its
+    /// report when it is done.
+    async fn pull_reports(&self, job: JobId, from: Vec<NodeId>, events: mpsc::Sender<Event>) {
+        for provider in from {
+            let (node, events) = (self.clone(), events.clone());
+            self.ctx.spawn(async move {
+                if let Some(report) = node.pull_report(job, &provider).await {
+                    let _ = events.send(Event::Report(report)).await;
+                }
+            });
         }
+    }
+
+    /// One provider's report of `job`, asked for up to [`PULL_TRIES`] times while the provider
+    /// cannot be reached, and checked exactly as a pushed one.
+    async fn pull_report(&self, job: JobId, provider: &NodeId) -> Option<Verified<ResultReport>> {
+        let peer = peer_of(provider)?;
+        let mut wait = Duration::from_millis(500);
+        for _ in 0..PULL_TRIES {
+            match self
+                .ctx
+                .net
+                .market(peer, MarketRequest::FetchReport(job))
+                .await
+            {
+                Ok(MarketResponse::Report(envelope)) => {
+                    let checked = self.check_report(peer, envelope, Some(job));
+                    if let Err(why) = &checked {
+                        debug!(target: "cairn::requester", %job, %why, "pulled report refused");
+                    }
+                    return checked.ok().map(|(_, report)| report);
+                }
+                Ok(other) => {
+                    debug!(target: "cairn::requester", %job, answer = ?other, "no report pulled");
+                    return None;
+                }
+                Err(e) => {
+                    debug!(target: "cairn::requester", %job, error = %e, "cannot ask for a report yet")
+                }
+            }
+            tokio::time::sleep(wait).await;
+            wait *= 2;
+        }
+        None
     }
 }

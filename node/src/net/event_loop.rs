@@ -654,6 +654,8 @@ fn busy_answer(request: &MarketRequest) -> MarketResponse {
     const BUSY: &str = "busy: too many of your requests are waiting for an answer";
     match request {
         MarketRequest::CallForBids(_) => MarketResponse::Declined(BUSY.into()),
-        MarketRequest::Award(_) | MarketRequest::Report(_) => MarketResponse::Refused(BUSY.into()),
+        MarketRequest::Award(_) | MarketRequest::Report(_) | MarketRequest::FetchReport(_) => {
+            MarketResponse::Refused(BUSY.into())
+        }
     }
 }

@@ -36,11 +36,14 @@ pub enum Tree {
     Checkpoints,
     /// This node's keys.
     Identity,
+    /// Awards this node took as a provider, with its signed report once it has one, kept
+    /// until the job's deadline (see `market/served.rs`).
+    Served,
 }
 
 impl Tree {
     /// Every tree.
-    pub const ALL: [Tree; 9] = [
+    pub const ALL: [Tree; 10] = [
         Tree::Blobs,
         Tree::Jobs,
         Tree::Bids,
@@ -50,6 +53,7 @@ impl Tree {
         Tree::Adverts,
         Tree::Checkpoints,
         Tree::Identity,
+        Tree::Served,
     ];
 
     fn name(self) -> &'static str {
@@ -63,6 +67,7 @@ impl Tree {
             Tree::Adverts => "adverts",
             Tree::Checkpoints => "checkpoints",
             Tree::Identity => "identity",
+            Tree::Served => "served",
         }
     }
 }

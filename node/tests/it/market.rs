@@ -664,3 +664,168 @@ async fn a_provider_checks_calls_and_awards_before_it_takes_them() {
     assert_eq!(m.rejections("award", "not_from_requester"), 1);
     assert_eq!(m.rejections("call_for_bids", "stale"), 1);
 }
+
+/// A provider keeps its signed report for the job's requester, who may fetch it after a
+/// restart; nobody else gets it (the report names the output, and outputs are the job's
+/// parties' business), and a job it holds no award of gets a refusal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kept_report_is_fetched_by_the_jobs_requester_and_by_no_one_else() {
+    use cairn_node::net::{MarketRequest, MarketResponse};
+    use cairn_protocol::{Award, CallForBids, Envelope, ResultReport};
+
+    let c = cluster("market-fetch", vec![cpu_only(), cpu_only(), cpu_only()]).await;
+    let (a, b, stranger) = (c.nodes[0].node(), c.nodes[1].node(), c.nodes[2].node());
+    all_adverts(&c).await;
+    let key =
+        cairn_node::identity::load_or_create(&a.options().data_dir, a.kv().as_ref(), None).unwrap();
+    let spec = wordcount_spec(a, b"kept for its requester", 11, 1, 1).await;
+    let job = spec.id().unwrap();
+    let call = CallForBids {
+        spec: spec.clone(),
+        issued_at: now(),
+    };
+    let call = MarketRequest::CallForBids(Envelope::seal(&call, &key, a.network()).unwrap());
+    let bid = a.net().market(b.peer_id(), call).await.unwrap();
+    assert!(matches!(bid, MarketResponse::Bid(_)), "{bid:?}");
+    let award = Award {
+        job,
+        requester: a.node_id(),
+        provider: b.node_id(),
+        price: 1,
+        report_by: now().plus_ms(20_000),
+    };
+    let award = MarketRequest::Award(Envelope::seal(&award, &key, a.network()).unwrap());
+    assert_eq!(
+        a.net().market(b.peer_id(), award).await.unwrap(),
+        MarketResponse::Accepted
+    );
+
+    // The requester gets the signed report once the run is over.
+    let fetch = || MarketRequest::FetchReport(job);
+    let report = wait_for("the kept report", Duration::from_secs(30), || async {
+        match a.net().market(b.peer_id(), fetch()).await.unwrap() {
+            MarketResponse::Report(envelope) => Some(envelope),
+            _ => None,
+        }
+    })
+    .await;
+    let report = report.verify::<ResultReport>(a.network()).unwrap();
+    assert_eq!(report.signer(), b.node_id());
+    assert_eq!(report.message().job, job);
+    assert_eq!(
+        b.market().served(),
+        (1, 1),
+        "one award held, with its report"
+    );
+
+    // Anyone else is refused, and so is a job the provider holds no award of.
+    let other = stranger.net().market(b.peer_id(), fetch()).await.unwrap();
+    assert!(
+        matches!(&other, MarketResponse::Refused(r) if r.contains("requester")),
+        "{other:?}"
+    );
+    let unknown = MarketRequest::FetchReport(JobId::of(b"never awarded"));
+    let unknown = a.net().market(b.peer_id(), unknown).await.unwrap();
+    assert!(matches!(unknown, MarketResponse::Refused(_)), "{unknown:?}");
+    let m = b.metrics();
+    assert_eq!(m.rejections("fetch_report", "not_requester"), 1);
+    assert_eq!(m.rejections("fetch_report", "unknown_job"), 1);
+}
+
+/// Review H2/M11: a provider takes its run permit before it fetches a job's blobs and compiles
+/// it, so an award waiting for a permit holds nothing. With one slot and two long awards, the
+/// second award's input is not fetched while the first runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_award_waiting_for_a_run_permit_has_not_fetched_its_blobs() {
+    use cairn_node::net::{MarketRequest, MarketResponse};
+    use cairn_protocol::{Award, CallForBids, Envelope};
+
+    let dir = tempfile::tempdir().unwrap();
+    let spec_net = testing::spec("market-permits");
+    let a = testing::start(&dir.path().join("a"), &spec_net, cpu_only(), vec![])
+        .await
+        .unwrap();
+    let bootstrap = vec![testing::address(a.node()).await.unwrap()];
+    let mut options = testing::options(
+        &dir.path().join("b"),
+        &spec_net,
+        cpu_only(),
+        bootstrap,
+        FaultInjection::None,
+    );
+    options.config.capacity = 1;
+    let b = Node::start(options).await.unwrap();
+    let (a, b) = (a.node(), b.node());
+    wait_for("the adverts", Duration::from_secs(30), || async {
+        (a.adverts().count() == 2 && b.adverts().count() == 2).then_some(())
+    })
+    .await;
+    let key =
+        cairn_node::identity::load_or_create(&a.options().data_dir, a.kv().as_ref(), None).unwrap();
+    let wasm = cairn_runtime::guests::bytes("hashloop").unwrap();
+    let module = a.blobs().put(wasm).await.unwrap();
+    let mut inputs = Vec::new();
+    for nonce in [1u64, 2] {
+        let input: Vec<u8> = (0..65_536u32).map(|i| (i as u64 * nonce) as u8).collect();
+        let input = a.blobs().put(input).await.unwrap();
+        let t = now();
+        let spec = JobSpec {
+            requester: a.node_id(),
+            nonce,
+            module,
+            input,
+            // A run of a few seconds: long enough to look while it runs.
+            args: vec!["250000".into()],
+            limits: Limits {
+                fuel: 90_000_000_000,
+                memory_bytes: 64 << 20,
+                wall_time_ms: 60_000,
+                max_output_bytes: 1 << 20,
+            },
+            requirements: Requirements::default(),
+            replicas: 1,
+            quorum: 1,
+            max_replicas: 1,
+            max_price: 1_000_000,
+            bid_deadline: t.plus_ms(2_000),
+            deadline: t.plus_ms(120_000),
+        };
+        let call = CallForBids {
+            spec: spec.clone(),
+            issued_at: t,
+        };
+        let call = MarketRequest::CallForBids(Envelope::seal(&call, &key, a.network()).unwrap());
+        let bid = a.net().market(b.peer_id(), call).await.unwrap();
+        assert!(matches!(bid, MarketResponse::Bid(_)), "{bid:?}");
+        let award = Award {
+            job: spec.id().unwrap(),
+            requester: a.node_id(),
+            provider: b.node_id(),
+            price: 1,
+            report_by: t.plus_ms(100_000),
+        };
+        let award = MarketRequest::Award(Envelope::seal(&award, &key, a.network()).unwrap());
+        let taken = a.net().market(b.peer_id(), award).await.unwrap();
+        assert_eq!(taken, MarketResponse::Accepted);
+        inputs.push(input);
+    }
+    let held = || {
+        inputs
+            .iter()
+            .filter(|i| b.blobs().local().contains(i).unwrap())
+            .count()
+    };
+    // Until the first run's report is kept, the second award must not have fetched its
+    // input (the blobs are read before the kept reports, so a run that ended in between is
+    // seen as ended).
+    wait_for("the first run to end", Duration::from_secs(120), || async {
+        let fetched = held();
+        let (_, reported) = b.market().served();
+        assert!(
+            reported > 0 || fetched < 2,
+            "both awards fetched their input while the one slot ran the first"
+        );
+        (reported > 0).then_some(())
+    })
+    .await;
+}

@@ -449,6 +449,7 @@ fn market_request() -> impl Strategy<Value = wire::MarketRequest> {
         envelope().prop_map(wire::MarketRequest::CallForBids),
         envelope().prop_map(wire::MarketRequest::Award),
         envelope().prop_map(wire::MarketRequest::Report),
+        job_id().prop_map(wire::MarketRequest::FetchReport),
     ]
 }
 
@@ -458,6 +459,7 @@ fn market_response() -> impl Strategy<Value = wire::MarketResponse> {
         text().prop_map(wire::MarketResponse::Declined),
         Just(wire::MarketResponse::Accepted),
         text().prop_map(wire::MarketResponse::Refused),
+        envelope().prop_map(wire::MarketResponse::Report),
     ]
 }
 

@@ -274,11 +274,12 @@ fn two_colluders_cannot_outvote_an_audit() {
 }
 
 #[test]
-fn late_report_is_refused_and_counts_as_timeout() {
+fn a_report_after_the_jobs_deadline_is_refused_and_counts_as_timeout() {
+    let spec = job_spec(2, 5);
     let (job, mut t) = tally(&[1, 2, 3], 2, 5);
     t.add_report(report(1, job, output(b"x")), NOW).unwrap();
     t.add_report(report(2, job, output(b"x")), NOW).unwrap();
-    let late = Timestamp(DUE.0 + 1);
+    let late = Timestamp(spec.deadline.0 + 1);
     let err = t
         .add_report(report(3, job, output(b"y")), late)
         .unwrap_err();
@@ -287,6 +288,44 @@ fn late_report_is_refused_and_counts_as_timeout() {
     assert!(
         matches!(t.decide(late), Decision::Accept { ref dissenting, .. } if dissenting.is_empty())
     );
+}
+
+#[test]
+fn a_report_after_its_own_deadline_but_before_the_jobs_clears_the_timeout() {
+    let spec = job_spec(2, 5);
+    let (job, mut t) = tally(&[1, 2, 3], 2, 5);
+    t.add_report(report(1, job, output(b"x")), NOW).unwrap();
+    let after_due = Timestamp(DUE.0 + 1);
+    assert_eq!(t.outstanding_at(after_due), 0);
+    assert_eq!(t.timed_out(), ids(&[2, 3]));
+    // Node 2 kept its report while the requester was down and delivers it later, still
+    // before the job's deadline: it counts, and node 2 is no longer blamed.
+    t.add_report(report(2, job, output(b"x")), after_due)
+        .unwrap();
+    assert_eq!(t.timed_out(), vec![node(3)]);
+    let decision = t.decide(after_due);
+    assert!(
+        matches!(decision, Decision::Accept { ref agreeing, .. } if sorted(agreeing.clone()) == ids(&[1, 2]))
+    );
+    let verdict = t.verdict(&decision, &spec, after_due).unwrap();
+    assert_eq!(verdict.timed_out, vec![node(3)]);
+    assert_eq!(verdict.agreeing.len(), 2);
+}
+
+#[test]
+fn an_excused_replica_does_not_time_out_until_the_excuse_ends() {
+    let (job, mut t) = tally(&[1, 2], 2, 5);
+    let restart = Timestamp(DUE.0 + 10_000);
+    t.excuse_until(Timestamp(restart.0 + 5_000));
+    assert_eq!(
+        t.outstanding_at(restart),
+        2,
+        "the requester's downtime is not theirs"
+    );
+    assert_eq!(t.next_report_by(), Some(Timestamp(restart.0 + 5_000)));
+    t.add_report(report(1, job, output(b"x")), restart).unwrap();
+    assert_eq!(t.outstanding_at(Timestamp(restart.0 + 5_001)), 0);
+    assert_eq!(t.timed_out(), vec![node(2)]);
 }
 
 #[test]

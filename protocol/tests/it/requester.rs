@@ -966,3 +966,103 @@ fn adaptive_audits_check_unproven_providers_and_spare_long_records() {
     let old = audited(veteran);
     assert!(old < 25, "score 200: about 2.4 %, got {old}");
 }
+
+/// The job as a restarted requester reads it back from its store.
+fn restored(job: &RequesterJob) -> RequesterJob {
+    let bytes = codec::encode(job).unwrap();
+    codec::decode(&bytes, 1 << 20).unwrap()
+}
+
+#[test]
+fn a_restarted_requester_asks_its_providers_and_blames_none_for_its_downtime() {
+    let (mut d, winners) = to_running(spec(100), 3);
+    assert_eq!(winners, sorted(&[1, 2, 3]));
+    // The requester is down from t=0 until t=30 s, past every report deadline (15 s): the
+    // providers' pushes found no one.
+    d.now = Timestamp(30_000);
+    d.job = restored(&d.job);
+    let actions = d.job.resume(d.now, &d.config);
+    assert_eq!(actions, vec![Action::PullReports(winners.clone())]);
+    assert!(
+        d.on(Event::Tick).is_empty(),
+        "nobody times out while the pulled reports are on their way"
+    );
+    assert_eq!(d.job.phase(), &Phase::Running);
+    d.report(1, b"out");
+    d.report(2, b"out");
+    let actions = d.report(3, b"out");
+    let [Action::FetchOutput { .. }, Action::PublishVerdict(verdict)] = &actions[..] else {
+        panic!("{actions:?}")
+    };
+    assert!(verdict.timed_out.is_empty(), "{:?}", verdict.timed_out);
+    assert_eq!(verdict.agreeing.len(), 3);
+    assert_eq!(
+        d.job.providers(),
+        winners,
+        "no replica was added: the original providers' work was used"
+    );
+}
+
+#[test]
+fn the_resume_grace_is_bounded_a_provider_that_never_answers_still_times_out() {
+    let (mut d, _) = to_running(spec(100), 3);
+    d.now = Timestamp(30_000);
+    d.job = restored(&d.job);
+    d.job.resume(d.now, &d.config);
+    d.report(1, b"out");
+    assert!(d.report(2, b"out").is_empty(), "node 3 is excused for now");
+    d.now = Timestamp(30_000 + d.config.resume_grace_ms + 2);
+    let actions = d.on(Event::Tick);
+    let [Action::FetchOutput { .. }, Action::PublishVerdict(verdict)] = &actions[..] else {
+        panic!("{actions:?}")
+    };
+    assert_eq!(verdict.timed_out, nodes(&[3]));
+}
+
+#[test]
+fn a_requester_restarted_after_acceptance_fetches_the_output_asks_the_rest_and_republishes_its_verdict()
+ {
+    let mut spec = spec(100);
+    spec.quorum = 1;
+    let (mut d, _) = to_running(spec, 3);
+    d.report(1, b"out");
+    let actions = d.report(2, b"out");
+    assert!(
+        matches!(&actions[..], [Action::FetchOutput { .. }]),
+        "accepted, the verdict waits for node 3: {actions:?}"
+    );
+    // The requester dies before it has the output.
+    d.now = Timestamp(2_000);
+    d.job = restored(&d.job);
+    let actions = d.job.resume(d.now, &d.config);
+    let [
+        Action::FetchOutput { outcome, from },
+        Action::PullReports(ask),
+    ] = &actions[..]
+    else {
+        panic!("{actions:?}")
+    };
+    assert_eq!(*outcome, output(b"out"));
+    assert_eq!(from, &sorted(&[1, 2]));
+    assert_eq!(ask, &nodes(&[3]));
+    // The verdict is made, and the requester dies again, perhaps before it went out: a
+    // restart fetches a missing output and publishes the very same verdict again (it counts
+    // once), and asks nobody for reports.
+    let actions = d.report(3, b"out");
+    let [Action::PublishVerdict(made)] = &actions[..] else {
+        panic!("{actions:?}")
+    };
+    d.job = restored(&d.job);
+    let actions = d.job.resume(d.now, &d.config);
+    let [Action::FetchOutput { .. }, Action::PublishVerdict(again)] = &actions[..] else {
+        panic!("{actions:?}")
+    };
+    assert_eq!(again, made);
+    // Past the age at which a verdict is refused as stale, it is not published again.
+    d.now = Timestamp(made.issued_at.0 + d.config.republish_verdict_ms + 1);
+    let actions = d.job.resume(d.now, &d.config);
+    assert!(
+        matches!(&actions[..], [Action::FetchOutput { .. }]),
+        "{actions:?}"
+    );
+}
