@@ -7,26 +7,21 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use cairn_protocol::checkpoint::Genesis;
-use cairn_protocol::proof::{AnchorRule, NetworkRules};
-use cairn_protocol::spv::PowRule;
-use cairn_protocol::{NetworkId, NodeId};
 use libp2p::Multiaddr;
 use serde::{Deserialize, Serialize};
 
-use crate::anchor::{BackendKind, chain_name};
 use crate::net::{NatConfig, RelayServerMode};
 
 pub mod error;
+mod spec;
+mod template;
 
 pub use error::ConfigError;
-use error::{MAX_CONFIG_BYTES, invalid};
+use error::MAX_CONFIG_BYTES;
+pub use spec::{NetworkSpec, network_rules};
 
 /// Environment variable that overrides the default data directory.
 pub const DATA_DIR_ENV: &str = "CAIRN_DATA_DIR";
-
-/// Longest AutoNAT probe delay accepted in a network spec, in seconds (one hour).
-const MAX_AUTONAT_PROBE_SECS: u64 = 3600;
 
 /// The data directory: `$CAIRN_DATA_DIR`, else `$XDG_DATA_HOME/cairn`, else
 /// `~/.local/share/cairn`, else `./cairn-data`.
@@ -61,90 +56,6 @@ pub fn read_toml<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T, ConfigE
         path: path.to_owned(),
         source,
     })
-}
-
-/// What defines a network: its name (which every protocol id and topic carries, so networks
-/// never mix), where to join it, and its protocol parameters.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct NetworkSpec {
-    /// Network name: lowercase letters, digits and `-`. Default: `local`.
-    pub name: String,
-    /// Multiaddrs (with `/p2p/PEER_ID`) of nodes to join through. Default: none.
-    pub bootstrap: Vec<String>,
-    /// Discover peers on the local link with mDNS (multicast). Default: `false`.
-    pub mdns: bool,
-    /// Lifetime of capability adverts, in seconds. Default: `600`.
-    pub advert_ttl_secs: u64,
-    /// Interval between advert refreshes, in seconds. Default: `120`.
-    pub advert_refresh_secs: u64,
-    /// Checkpoint rules (`[checkpoints]`). Default: no first committee, so no checkpoints.
-    pub checkpoints: crate::anchor::CheckpointSpec,
-    /// Anchoring (`[anchor]`). Default: backend `none`.
-    pub anchor: crate::anchor::AnchorSpec,
-    /// Let AutoNAT count private (RFC 1918 and similar) addresses as reachable: peers dial
-    /// back such addresses when asked. For lab and LAN networks only; a public network leaves
-    /// it off so that nodes cannot be used to probe private networks. Default: `false`.
-    pub autonat_private_addrs: bool,
-    /// Seconds before a node's first AutoNAT probe, and between probes while its
-    /// reachability is unknown. Default: `15`.
-    pub autonat_probe_secs: u64,
-    /// The network's trust roots, as hex node ids: the genesis set whose verdicts count in
-    /// full, and from whom all other standing derives (see docs/trust.md). Default: none,
-    /// which takes the first checkpoint committee; with neither, every requester counts (a
-    /// closed cluster, never a public network).
-    pub trust_roots: Vec<String>,
-}
-
-impl Default for NetworkSpec {
-    fn default() -> Self {
-        Self {
-            name: "local".into(),
-            bootstrap: Vec::new(),
-            mdns: false,
-            advert_ttl_secs: 600,
-            advert_refresh_secs: 120,
-            checkpoints: crate::anchor::CheckpointSpec::default(),
-            anchor: crate::anchor::AnchorSpec::default(),
-            autonat_private_addrs: false,
-            autonat_probe_secs: 15,
-            trust_roots: Vec::new(),
-        }
-    }
-}
-
-impl NetworkSpec {
-    /// Loads and validates a spec file.
-    pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let spec: Self = read_toml(path)?;
-        spec.validate()?;
-        Ok(spec)
-    }
-
-    /// Checks names and intervals.
-    pub fn validate(&self) -> Result<(), ConfigError> {
-        let ok = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-';
-        if self.name.is_empty() || self.name.len() > 32 || !self.name.chars().all(ok) {
-            return Err(ConfigError::Invalid {
-                field: "name",
-                reason: format!("{:?}: use 1-32 lowercase letters, digits or '-'", self.name),
-            });
-        }
-        if self.advert_refresh_secs == 0 || self.advert_refresh_secs >= self.advert_ttl_secs {
-            return Err(ConfigError::Invalid {
-                field: "advert_refresh_secs",
-                reason: "must be above 0 and below advert_ttl_secs".into(),
-            });
-        }
-        if self.autonat_probe_secs == 0 || self.autonat_probe_secs > MAX_AUTONAT_PROBE_SECS {
-            return Err(ConfigError::Invalid {
-                field: "autonat_probe_secs",
-                reason: format!("must be between 1 and {MAX_AUTONAT_PROBE_SECS}"),
-            });
-        }
-        self.checkpoints.validate()?;
-        self.anchor.validate()
-    }
 }
 
 /// Prices this node asks, in the network's smallest unit.
@@ -438,167 +349,14 @@ impl NodeConfig {
             ..NatConfig::default()
         }
     }
-
-    /// The commented `config.toml` that `cairn init` writes.
-    pub fn commented_toml(&self) -> String {
-        let d = self;
-        format!(
-            r#"# Cairn node configuration. Command-line flags override these settings.
-
-# Multiaddrs to listen on (TCP and QUIC).
-listen = {listen:?}
-# Extra peers to join through, added to the network spec's bootstrap list.
-bootstrap = []
-# Network spec file (name, bootstrap peers, parameters). Unset: the built-in "local" network.
-# network = "testnet.toml"
-# Control API for the `cairn` CLI; loopback only. The token is in api.token beside this file.
-api = "{api}"
-# Jobs run at once.
-capacity = {capacity}
-# Awarded jobs held waiting for a free slot, per slot (a job that waits past its deadline
-# costs a timeout: lower this if you run long jobs).
-backlog_per_slot = {backlog}
-# Largest blob (module, input, output) accepted, and total blob storage, in bytes.
-max_blob_bytes = {max_blob}
-blob_store_bytes = {store}
-# Cached copies of other requesters' job blobs are evicted, oldest first, when the store nears
-# its size or one requester passes this share of it (in percent); your own blobs never are.
-blob_quota_percent = {quota}
-# Blob transfers served at once to one peer and in all; more are refused as busy (each
-# streams from disk holding 64 KiB).
-blob_serve_per_peer = {serve_peer}
-blob_serve_total = {serve_total}
-# Most simultaneous connections, and how many are kept when idle (above 1.5 times that, the
-# least recently used ones nothing needs are closed; 0 keeps them all).
-max_connections = {conns}
-peer_target = {peer_target}
-# Most inbound connections from one IP address (127.0.0.1 and ::1 are exempt).
-max_connections_per_ip = {conns_per_ip}
-# Database page cache, in bytes.
-cache_bytes = {cache}
-# Relay connections for peers behind NAT: "auto" (while AutoNAT or external_addrs says this
-# node is publicly reachable), "on" or "off".
-relay_server = "{relay}"
-# Behind NAT (AutoNAT says private) without a /p2p-circuit listen address: listen through the
-# first bootstrap peers (at most two) as relays.
-auto_relay = {auto_relay}
-# Addresses at which this node is publicly reachable, e.g. ["/ip4/203.0.113.7/tcp/4741"].
-external_addrs = {external:?}
-
-[price]
-# Prices in the network's smallest unit.
-per_mega_fuel = {pmf}
-per_gpu_second = {pgs}
-minimum = {min}
-
-[limits]
-# The most a job may ask of this node as a provider; calls for bids above are declined with
-# the reason. Memory and wall time are per run; capacity runs may be in flight at once.
-max_fuel = {max_fuel}
-max_memory_bytes = {max_memory}
-max_wall_time_ms = {max_wall}
-max_output_bytes = {max_output}
-
-[verification]
-# For the jobs this node submits: jobs in a thousand that secretly get one extra replica,
-# and jobs in a thousand whose agreed output is audited by an established provider.
-hidden_replica_per_mille = {hidden}
-audit_per_mille = {audit}
-# Providers on probation (new identities) never make up a quorum on their own.
-require_established = {established}
-# Outcomes of providers with a short record are audited more often: with probability
-# audit_scale / (audit_scale + score) for the least-proven agreeing provider; 0 turns it off.
-audit_scale = {audit_scale}
-"#,
-            listen = d.listen,
-            api = d.api,
-            capacity = d.capacity,
-            backlog = d.backlog_per_slot,
-            max_blob = d.max_blob_bytes,
-            store = d.blob_store_bytes,
-            quota = d.blob_quota_percent,
-            serve_peer = d.blob_serve_per_peer,
-            serve_total = d.blob_serve_total,
-            conns = d.max_connections,
-            conns_per_ip = d.max_connections_per_ip,
-            peer_target = d.peer_target,
-            cache = d.cache_bytes,
-            relay = match d.relay_server {
-                RelayServerMode::Auto => "auto",
-                RelayServerMode::On => "on",
-                RelayServerMode::Off => "off",
-            },
-            auto_relay = d.auto_relay,
-            external = d.external_addrs,
-            pmf = d.price.per_mega_fuel,
-            pgs = d.price.per_gpu_second,
-            min = d.price.minimum,
-            max_fuel = d.limits.max_fuel,
-            max_memory = d.limits.max_memory_bytes,
-            max_wall = d.limits.max_wall_time_ms,
-            max_output = d.limits.max_output_bytes,
-            hidden = d.verification.hidden_replica_per_mille,
-            audit = d.verification.audit_per_mille,
-            established = d.verification.require_established,
-            audit_scale = d.verification.audit_scale,
-        )
-    }
-}
-
-impl NetworkSpec {
-    /// The network's genesis: its name and first committee rules.
-    pub fn genesis(&self) -> Result<Genesis, ConfigError> {
-        let c = &self.checkpoints;
-        Ok(Genesis {
-            network: self.name.clone(),
-            committee: c.first_committee()?,
-            committee_size: c.committee_size,
-            threshold: c.threshold(),
-        })
-    }
-
-    /// The id every signature on this network covers: the hash of its genesis.
-    pub fn network_id(&self) -> Result<NetworkId, ConfigError> {
-        self.genesis()?
-            .network_id()
-            .map_err(|e| invalid("name", e.to_string()))
-    }
-
-    /// The trust roots (see `cairn_protocol::reputation`): `trust_roots` when set, else the
-    /// first checkpoint committee; none (a closed cluster) when both are empty.
-    pub fn roots(&self) -> Result<Vec<NodeId>, ConfigError> {
-        if self.trust_roots.is_empty() {
-            return self.checkpoints.first_committee();
-        }
-        self.trust_roots
-            .iter()
-            .map(|s| {
-                s.parse::<NodeId>()
-                    .map_err(|e| invalid("trust_roots", format!("{s:?}: {e}")))
-            })
-            .collect()
-    }
-}
-
-/// The rules an offline verifier applies for `spec`.
-pub fn network_rules(spec: &NetworkSpec) -> Result<NetworkRules, ConfigError> {
-    let c = &spec.checkpoints;
-    c.validate()?;
-    let genesis = spec.genesis()?;
-    let a = &spec.anchor;
-    let anchor = (a.backend != BackendKind::None).then(|| AnchorRule {
-        chain: chain_name(a),
-        pow: PowRule {
-            max_target_bits: a.max_target_bits,
-            min_confirmations: a.confirmations,
-        },
-    });
-    Ok(NetworkRules { genesis, anchor })
 }
 
 #[cfg(test)]
 mod tests {
+    use cairn_protocol::NodeId;
+
     use super::*;
+    use crate::anchor::BackendKind;
 
     #[test]
     fn old_specs_load_and_new_tables_parse() {

@@ -1,0 +1,152 @@
+//! Network specs (`NETWORK.toml`): what defines a network, and the rules an offline verifier
+//! applies for it.
+
+use std::path::Path;
+
+use cairn_protocol::checkpoint::Genesis;
+use cairn_protocol::proof::{AnchorRule, NetworkRules};
+use cairn_protocol::spv::PowRule;
+use cairn_protocol::{NetworkId, NodeId};
+use serde::{Deserialize, Serialize};
+
+use super::error::invalid;
+use super::{ConfigError, read_toml};
+use crate::anchor::{BackendKind, chain_name};
+
+/// Longest AutoNAT probe delay accepted in a network spec, in seconds (one hour).
+const MAX_AUTONAT_PROBE_SECS: u64 = 3600;
+
+/// What defines a network: its name (which every protocol id and topic carries, so networks
+/// never mix), where to join it, and its protocol parameters.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NetworkSpec {
+    /// Network name: lowercase letters, digits and `-`. Default: `local`.
+    pub name: String,
+    /// Multiaddrs (with `/p2p/PEER_ID`) of nodes to join through. Default: none.
+    pub bootstrap: Vec<String>,
+    /// Discover peers on the local link with mDNS (multicast). Default: `false`.
+    pub mdns: bool,
+    /// Lifetime of capability adverts, in seconds. Default: `600`.
+    pub advert_ttl_secs: u64,
+    /// Interval between advert refreshes, in seconds. Default: `120`.
+    pub advert_refresh_secs: u64,
+    /// Checkpoint rules (`[checkpoints]`). Default: no first committee, so no checkpoints.
+    pub checkpoints: crate::anchor::CheckpointSpec,
+    /// Anchoring (`[anchor]`). Default: backend `none`.
+    pub anchor: crate::anchor::AnchorSpec,
+    /// Let AutoNAT count private (RFC 1918 and similar) addresses as reachable: peers dial
+    /// back such addresses when asked. For lab and LAN networks only; a public network leaves
+    /// it off so that nodes cannot be used to probe private networks. Default: `false`.
+    pub autonat_private_addrs: bool,
+    /// Seconds before a node's first AutoNAT probe, and between probes while its
+    /// reachability is unknown. Default: `15`.
+    pub autonat_probe_secs: u64,
+    /// The network's trust roots, as hex node ids: the genesis set whose verdicts count in
+    /// full, and from whom all other standing derives (see docs/trust.md). Default: none,
+    /// which takes the first checkpoint committee; with neither, every requester counts (a
+    /// closed cluster, never a public network).
+    pub trust_roots: Vec<String>,
+}
+
+impl Default for NetworkSpec {
+    fn default() -> Self {
+        Self {
+            name: "local".into(),
+            bootstrap: Vec::new(),
+            mdns: false,
+            advert_ttl_secs: 600,
+            advert_refresh_secs: 120,
+            checkpoints: crate::anchor::CheckpointSpec::default(),
+            anchor: crate::anchor::AnchorSpec::default(),
+            autonat_private_addrs: false,
+            autonat_probe_secs: 15,
+            trust_roots: Vec::new(),
+        }
+    }
+}
+
+impl NetworkSpec {
+    /// Loads and validates a spec file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let spec: Self = read_toml(path)?;
+        spec.validate()?;
+        Ok(spec)
+    }
+
+    /// Checks names and intervals.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let ok = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-';
+        if self.name.is_empty() || self.name.len() > 32 || !self.name.chars().all(ok) {
+            return Err(ConfigError::Invalid {
+                field: "name",
+                reason: format!("{:?}: use 1-32 lowercase letters, digits or '-'", self.name),
+            });
+        }
+        if self.advert_refresh_secs == 0 || self.advert_refresh_secs >= self.advert_ttl_secs {
+            return Err(ConfigError::Invalid {
+                field: "advert_refresh_secs",
+                reason: "must be above 0 and below advert_ttl_secs".into(),
+            });
+        }
+        if self.autonat_probe_secs == 0 || self.autonat_probe_secs > MAX_AUTONAT_PROBE_SECS {
+            return Err(ConfigError::Invalid {
+                field: "autonat_probe_secs",
+                reason: format!("must be between 1 and {MAX_AUTONAT_PROBE_SECS}"),
+            });
+        }
+        self.checkpoints.validate()?;
+        self.anchor.validate()
+    }
+}
+
+impl NetworkSpec {
+    /// The network's genesis: its name and first committee rules.
+    pub fn genesis(&self) -> Result<Genesis, ConfigError> {
+        let c = &self.checkpoints;
+        Ok(Genesis {
+            network: self.name.clone(),
+            committee: c.first_committee()?,
+            committee_size: c.committee_size,
+            threshold: c.threshold(),
+        })
+    }
+
+    /// The id every signature on this network covers: the hash of its genesis.
+    pub fn network_id(&self) -> Result<NetworkId, ConfigError> {
+        self.genesis()?
+            .network_id()
+            .map_err(|e| invalid("name", e.to_string()))
+    }
+
+    /// The trust roots (see `cairn_protocol::reputation`): `trust_roots` when set, else the
+    /// first checkpoint committee; none (a closed cluster) when both are empty.
+    pub fn roots(&self) -> Result<Vec<NodeId>, ConfigError> {
+        if self.trust_roots.is_empty() {
+            return self.checkpoints.first_committee();
+        }
+        self.trust_roots
+            .iter()
+            .map(|s| {
+                s.parse::<NodeId>()
+                    .map_err(|e| invalid("trust_roots", format!("{s:?}: {e}")))
+            })
+            .collect()
+    }
+}
+
+/// The rules an offline verifier applies for `spec`.
+pub fn network_rules(spec: &NetworkSpec) -> Result<NetworkRules, ConfigError> {
+    let c = &spec.checkpoints;
+    c.validate()?;
+    let genesis = spec.genesis()?;
+    let a = &spec.anchor;
+    let anchor = (a.backend != BackendKind::None).then(|| AnchorRule {
+        chain: chain_name(a),
+        pow: PowRule {
+            max_target_bits: a.max_target_bits,
+            min_confirmations: a.confirmations,
+        },
+    });
+    Ok(NetworkRules { genesis, anchor })
+}
