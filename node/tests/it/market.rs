@@ -446,11 +446,16 @@ async fn a_restarted_requester_still_knows_each_providers_standing() {
         })
         .await;
     }
-    let before = requester.node().verdicts().table().leaves();
-    assert!(
-        before.iter().map(|l| l.evidence_count).sum::<u64>() >= 6,
-        "three jobs of three replicas: {before:?}"
-    );
+    // The verdicts are applied as the jobs' drivers publish them, just after the jobs finish.
+    let before = wait_for(
+        "three jobs of three replicas in the requester's table",
+        Duration::from_secs(20),
+        || async {
+            let leaves = requester.node().verdicts().table().leaves();
+            (leaves.iter().map(|l| l.evidence_count).sum::<u64>() == 9).then_some(leaves)
+        },
+    )
+    .await;
     let data_dir = requester.node().options().data_dir.clone();
     let bootstrap = vec![testing::address(c.nodes[0].node()).await.unwrap()];
     requester.shutdown().await;
