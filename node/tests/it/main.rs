@@ -5,6 +5,7 @@ mod blobs;
 mod checkpoints;
 mod cli;
 mod discovery;
+mod fuzz_seeds;
 mod harness;
 mod market;
 mod netns;

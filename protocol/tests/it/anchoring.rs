@@ -25,12 +25,12 @@ use crate::fixtures::{keypair, node};
 
 /// Target of the blocks mined here: about 2^-16 of hashes meet it, so a changed header
 /// passes proof of work only by a 1-in-65536 chance (and the tests are deterministic).
-const TEST_BITS: u32 = 0x1f00_ffff;
+pub(crate) const TEST_BITS: u32 = 0x1f00_ffff;
 /// Regtest's target: half of all hashes meet it.
 const REGTEST_BITS: u32 = 0x207f_ffff;
 const NETWORK: &str = "anchor-test";
 
-fn genesis(members: u8) -> Genesis {
+pub(crate) fn genesis(members: u8) -> Genesis {
     Genesis {
         network: NETWORK.into(),
         committee: sorted((1..=members).map(node).collect()),
@@ -71,7 +71,7 @@ fn vote(g: &Genesis, seed: u8, c: &Checkpoint) -> Envelope {
 }
 
 /// `epochs` checkpoints, each signed by every member of its committee.
-fn chain(g: &Genesis, epochs: u64) -> Vec<SignedCheckpoint> {
+pub(crate) fn chain(g: &Genesis, epochs: u64) -> Vec<SignedCheckpoint> {
     let mut out: Vec<SignedCheckpoint> = Vec::new();
     let mut previous = g.hash().unwrap();
     let mut committee = g.committee.clone();
@@ -199,7 +199,7 @@ fn rules(g: Genesis, bits: u32, confirmations: u32) -> NetworkRules {
 }
 
 /// A proof of node 4's leaf at epoch 1, the chain up to epoch 2 anchored with 2 confirmations.
-fn proof_with(g: &Genesis, block_bits: u32) -> ReputationProof {
+pub(crate) fn proof_with(g: &Genesis, block_bits: u32) -> ReputationProof {
     let chain = chain(g, 3);
     let tip = &chain[2].checkpoint;
     let payload = AnchorPayload {

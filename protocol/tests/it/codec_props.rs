@@ -44,7 +44,7 @@ fn gpu() -> impl Strategy<Value = GpuInfo> {
     )
 }
 
-fn advert() -> impl Strategy<Value = CapabilityAdvert> {
+pub(crate) fn advert() -> impl Strategy<Value = CapabilityAdvert> {
     let price = (any::<u64>(), any::<u64>(), any::<u64>()).prop_map(|(a, b, c)| PriceSchedule {
         per_mega_fuel: a,
         per_gpu_second: b,
@@ -82,7 +82,7 @@ fn advert() -> impl Strategy<Value = CapabilityAdvert> {
         )
 }
 
-fn spec() -> impl Strategy<Value = JobSpec> {
+pub(crate) fn spec() -> impl Strategy<Value = JobSpec> {
     let limits = (any::<u64>(), any::<u64>(), any::<u64>(), any::<u64>()).prop_map(
         |(fuel, memory_bytes, wall_time_ms, max_output_bytes)| Limits {
             fuel,
@@ -155,7 +155,7 @@ fn device() -> impl Strategy<Value = Device> {
     ]
 }
 
-fn bid() -> impl Strategy<Value = Bid> {
+pub(crate) fn bid() -> impl Strategy<Value = Bid> {
     (job_id(), node_id(), any::<u64>(), device(), text(), ts()).prop_map(
         |(job, bidder, price, device, runtime, expires_at)| Bid {
             job,
@@ -168,7 +168,7 @@ fn bid() -> impl Strategy<Value = Bid> {
     )
 }
 
-fn award() -> impl Strategy<Value = Award> {
+pub(crate) fn award() -> impl Strategy<Value = Award> {
     (job_id(), node_id(), node_id(), any::<u64>(), ts()).prop_map(
         |(job, requester, provider, price, report_by)| Award {
             job,
@@ -202,7 +202,7 @@ fn outcome() -> impl Strategy<Value = Outcome> {
     ]
 }
 
-fn report() -> impl Strategy<Value = ResultReport> {
+pub(crate) fn report() -> impl Strategy<Value = ResultReport> {
     (job_id(), node_id(), outcome(), any::<u64>(), text()).prop_map(
         |(job, provider, outcome, fuel_used, runtime)| ResultReport {
             job,
@@ -229,7 +229,7 @@ fn kind() -> impl Strategy<Value = MessageKind> {
     ]
 }
 
-fn envelope() -> impl Strategy<Value = Envelope> {
+pub(crate) fn envelope() -> impl Strategy<Value = Envelope> {
     (
         any::<u16>(),
         kind(),
@@ -260,7 +260,7 @@ fn award_terms() -> impl Strategy<Value = AwardTerms> {
     })
 }
 
-fn verdict() -> impl Strategy<Value = Verdict> {
+pub(crate) fn verdict() -> impl Strategy<Value = Verdict> {
     let decision = prop_oneof![
         outcome().prop_map(VerdictDecision::Accepted),
         Just(VerdictDecision::NoQuorum)
@@ -295,7 +295,7 @@ fn verdict() -> impl Strategy<Value = Verdict> {
         )
 }
 
-fn checkpoint() -> impl Strategy<Value = Checkpoint> {
+pub(crate) fn checkpoint() -> impl Strategy<Value = Checkpoint> {
     (
         (text(), any::<u64>(), id32(), id32(), any::<u64>()),
         (id32(), vec(node_id(), 0..5), node_id(), ts(), any::<u16>()),
@@ -319,7 +319,7 @@ fn checkpoint() -> impl Strategy<Value = Checkpoint> {
         )
 }
 
-fn vote() -> impl Strategy<Value = CheckpointVote> {
+pub(crate) fn vote() -> impl Strategy<Value = CheckpointVote> {
     (id32(), any::<u64>(), node_id()).prop_map(|(c, epoch, voter)| CheckpointVote {
         checkpoint: CheckpointHash(c),
         epoch,
@@ -327,7 +327,7 @@ fn vote() -> impl Strategy<Value = CheckpointVote> {
     })
 }
 
-fn receipt() -> impl Strategy<Value = AnchorReceipt> {
+pub(crate) fn receipt() -> impl Strategy<Value = AnchorReceipt> {
     (
         id32(),
         any::<u64>(),
@@ -420,11 +420,11 @@ codec_property!(checkpoint_codec, checkpoint());
 codec_property!(vote_codec, vote());
 codec_property!(receipt_codec, receipt());
 codec_property!(envelope_codec, envelope());
-codec_property!(
-    job_receipt_codec,
+
+pub(crate) fn job_receipt() -> impl Strategy<Value = JobReceipt> {
     (
         (job_id(), node_id(), blob(), blob(), blob()),
-        (any::<u64>(), any::<u64>(), vec(node_id(), 0..5), ts())
+        (any::<u64>(), any::<u64>(), vec(node_id(), 0..5), ts()),
     )
         .prop_map(
             |(
@@ -440,11 +440,13 @@ codec_property!(
                 fuel_used,
                 providers,
                 issued_at,
-            }
+            },
         )
-);
+}
 
-fn market_request() -> impl Strategy<Value = wire::MarketRequest> {
+codec_property!(job_receipt_codec, job_receipt());
+
+pub(crate) fn market_request() -> impl Strategy<Value = wire::MarketRequest> {
     prop_oneof![
         envelope().prop_map(wire::MarketRequest::CallForBids),
         envelope().prop_map(wire::MarketRequest::Award),
@@ -453,7 +455,7 @@ fn market_request() -> impl Strategy<Value = wire::MarketRequest> {
     ]
 }
 
-fn market_response() -> impl Strategy<Value = wire::MarketResponse> {
+pub(crate) fn market_response() -> impl Strategy<Value = wire::MarketResponse> {
     prop_oneof![
         envelope().prop_map(wire::MarketResponse::Bid),
         text().prop_map(wire::MarketResponse::Declined),
@@ -463,7 +465,7 @@ fn market_response() -> impl Strategy<Value = wire::MarketResponse> {
     ]
 }
 
-fn sync_request() -> impl Strategy<Value = wire::SyncRequest> {
+pub(crate) fn sync_request() -> impl Strategy<Value = wire::SyncRequest> {
     prop_oneof![
         Just(wire::SyncRequest::Adverts),
         any::<u64>().prop_map(|from| wire::SyncRequest::Checkpoints { from }),
@@ -471,7 +473,7 @@ fn sync_request() -> impl Strategy<Value = wire::SyncRequest> {
     ]
 }
 
-fn sync_response() -> impl Strategy<Value = wire::SyncResponse> {
+pub(crate) fn sync_response() -> impl Strategy<Value = wire::SyncResponse> {
     let signed = (checkpoint(), vec(envelope(), 0..3))
         .prop_map(|(checkpoint, votes)| proof::SignedCheckpoint { checkpoint, votes });
     let leaf = (node_id(), any::<i64>(), any::<u64>()).prop_map(|(peer, score, evidence_count)| {

@@ -5,6 +5,7 @@ mod anchoring;
 mod codec_props;
 mod envelope;
 mod fixtures;
+mod fuzz_seeds;
 mod merkle;
 mod quorum;
 mod reputation;

@@ -1,0 +1,6 @@
+//! The payload of a signed checkpoint vote.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    let _ = cairn_fuzz::open_payload::<cairn_protocol::CheckpointVote>(data);
+});
