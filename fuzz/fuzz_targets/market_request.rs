@@ -5,8 +5,11 @@ use cairn_protocol::wire::{MAX_MARKET_FRAME, MarketRequest};
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     if let Some(request) = cairn_fuzz::canonical::<MarketRequest>(data, MAX_MARKET_FRAME) {
-        let (MarketRequest::CallForBids(e) | MarketRequest::Award(e) | MarketRequest::Report(e)) =
-            &request;
-        cairn_fuzz::verify_as_its_kind(e);
+        match &request {
+            MarketRequest::CallForBids(e) | MarketRequest::Award(e) | MarketRequest::Report(e) => {
+                cairn_fuzz::verify_as_its_kind(e)
+            }
+            MarketRequest::FetchReport(_) => {}
+        }
     }
 });
