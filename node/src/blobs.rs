@@ -294,20 +294,35 @@ impl Blobs {
     /// input from this node (its requester) until an hour after the job's deadline. Called
     /// before the award is sent; durable when it returns.
     pub(crate) async fn grant_job(&self, spec: &JobSpec, provider: NodeId) {
-        for hash in [spec.module, spec.input] {
-            self.grant(hash, provider, spec.deadline).await;
-        }
+        self.grant_all(&[spec.module, spec.input], provider, spec.deadline)
+            .await;
     }
 
     /// Lets `to`, a party of a job with this `deadline`, fetch `hash` from this node until an
     /// hour after the deadline (a provider grants its output to the job's requester). Durable
     /// when it returns; a grant that cannot be stored is logged, and the party refused.
     pub(crate) async fn grant(&self, hash: BlobHash, to: NodeId, deadline: Timestamp) {
+        self.grant_all(&[hash], to, deadline).await;
+    }
+
+    /// [`Blobs::grant`] for several blobs, made durable by one shared flush.
+    async fn grant_all(&self, hashes: &[BlobHash], to: NodeId, deadline: Timestamp) {
         let grants = self.grants.clone();
         let until = deadline.plus_ms(GRANT_GRACE_MS);
-        let done = tokio::task::spawn_blocking(move || grants.grant(hash, to, until, now())).await;
-        if !matches!(done, Ok(Ok(()))) {
-            warn!(target: "cairn::blobs", %hash, "cannot store a grant: the job's party will be refused");
+        let hashes = hashes.to_vec();
+        let recorded = tokio::task::spawn_blocking(move || {
+            let now = now();
+            hashes
+                .iter()
+                .try_for_each(|hash| grants.grant(*hash, to, until, now))
+        })
+        .await;
+        let durable = match recorded {
+            Ok(Ok(())) => self.ctx.durable.flush().await.is_ok(),
+            _ => false,
+        };
+        if !durable {
+            warn!(target: "cairn::blobs", %to, "cannot store a grant: the job's party will be refused");
         }
     }
 

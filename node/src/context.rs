@@ -19,7 +19,7 @@ use crate::error::NodeError;
 use crate::metrics::Metrics;
 use crate::net::NetworkHandle;
 use crate::options::NodeOptions;
-use crate::store::KvStore;
+use crate::store::{GroupFlush, KvStore};
 
 /// The current time as the protocol counts it.
 pub fn now() -> Timestamp {
@@ -38,6 +38,9 @@ pub struct Context {
     options: NodeOptions,
     pub(crate) net: NetworkHandle,
     pub(crate) kv: Arc<dyn KvStore>,
+    /// Group commit over `kv`, shared by every service: writes that must be durable before
+    /// the node answers (job records, kept awards, blob grants) share flushes.
+    pub(crate) durable: GroupFlush,
     pub(crate) metrics: Metrics,
     /// Tasks spawned by the node's services, aborted at shutdown.
     tasks: Mutex<Vec<AbortHandle>>,
@@ -56,6 +59,7 @@ impl Context {
             keypair,
             network,
             options,
+            durable: GroupFlush::new(kv.clone()),
             net,
             kv,
             metrics: Metrics::default(),

@@ -174,7 +174,6 @@ impl Node {
             adverts.clone(),
             verdicts.clone(),
             sandbox,
-            kv,
         );
         let sync = SyncServer::new(ctx.clone(), adverts.clone(), checkpoints.clone());
         let node = Node {

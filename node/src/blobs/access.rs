@@ -1,7 +1,7 @@
 //! Who may fetch a private blob besides its holder: the parties of the jobs it belongs to,
 //! as the awards this node made (as requester: each awarded provider gets the job's module
 //! and input) or took (as provider: the requester gets the output) say. Grants are kept in
-//! the `blobs` tree under `g/HASH/NODE` (the time they lapse), flushed before the award goes
+//! the `blobs` tree under `g/HASH/NODE` (the time they lapse), made durable (by group commit) before the award goes
 //! out, so a restarted node still lets its job's parties in; they lapse an hour after the
 //! job's deadline and are pruned as they are read.
 
@@ -103,8 +103,7 @@ impl Grants {
             Tree::Blobs,
             &Self::key(&hash, &to),
             &encode_value(&until.0)?,
-        )?;
-        self.kv.flush()
+        )
     }
 
     /// Whether `peer` may fetch `hash` at `now`.

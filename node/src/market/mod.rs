@@ -16,7 +16,6 @@ use tokio::sync::mpsc;
 use crate::adverts::Adverts;
 use crate::blobs::Blobs;
 use crate::context::Context;
-use crate::store::{GroupFlush, KvStore};
 use crate::verdicts::Verdicts;
 
 use calls::OpenCalls;
@@ -64,8 +63,6 @@ struct State {
     permits: tokio::sync::Semaphore,
     jobs: Mutex<HashMap<JobId, JobHandle>>,
     config: RequesterConfig,
-    /// Group commit of job records and receipts.
-    durable: GroupFlush,
     /// Recent DHT answers per capability class, so a burst of jobs makes one lookup.
     class_cache: Mutex<HashMap<&'static str, (Instant, Vec<NodeId>)>>,
 }
@@ -109,7 +106,6 @@ impl Market {
         adverts: Adverts,
         verdicts: Verdicts,
         sandbox: Sandbox,
-        kv: Arc<dyn KvStore>,
     ) -> Self {
         let verification = &ctx.options().config.verification;
         let config = RequesterConfig {
@@ -133,7 +129,6 @@ impl Market {
                 permits: tokio::sync::Semaphore::new(capacity),
                 jobs: Mutex::new(HashMap::new()),
                 config,
-                durable: GroupFlush::new(kv),
                 class_cache: Mutex::new(HashMap::new()),
             }),
         }

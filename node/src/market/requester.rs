@@ -178,7 +178,7 @@ impl Market {
         if !self.record(job, last) {
             return false;
         }
-        if let Err(e) = self.state.durable.flush().await {
+        if let Err(e) = self.ctx.durable.flush().await {
             warn!(target: "cairn::requester", job = %job.id(), error = %e, "cannot flush job");
         }
         true
@@ -194,7 +194,7 @@ impl Market {
         mut last: Vec<u8>,
     ) {
         // The record spawn_driver wrote becomes durable before the first action runs.
-        if let Err(e) = self.state.durable.flush().await {
+        if let Err(e) = self.ctx.durable.flush().await {
             warn!(target: "cairn::requester", job = %job.id(), error = %e, "cannot flush job");
         }
         self.persist(&job, &mut last).await; // writes only if spawn_driver could not
@@ -491,7 +491,7 @@ impl Market {
                     .put(Tree::Results, verdict.job.as_bytes(), &bytes)?)
             });
         let durable = match stored {
-            Ok(()) => self.state.durable.flush().await.map_err(NodeError::from),
+            Ok(()) => self.ctx.durable.flush().await.map_err(NodeError::from),
             Err(e) => Err(e),
         };
         if let Err(e) = durable {

@@ -60,7 +60,7 @@ impl Market {
         self.ctx
             .kv
             .put(Tree::Served, served.award.job.as_bytes(), &bytes)?;
-        self.state.durable.flush().await?;
+        self.ctx.durable.flush().await?;
         Ok(())
     }
 
