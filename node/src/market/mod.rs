@@ -35,6 +35,8 @@ const JOB_EVENT_QUEUE: usize = 256;
 const MAX_SLEEP: Duration = Duration::from_secs(1);
 /// The shortest sleep after a tick that changed nothing (the old fixed tick).
 const IDLE_TICK: Duration = Duration::from_millis(50);
+/// Jobs past the award per slot of capacity: one running, one fetching and compiling.
+const STAGES: usize = 2;
 /// How long a provider's bid stays valid.
 const BID_LIFETIME_MS: u64 = 30_000;
 /// How long a DHT answer for a capability class is reused.
@@ -59,7 +61,10 @@ struct State {
     running: AtomicUsize,
     /// Awards kept in the `served` tree (at most `served::MAX_SERVED`).
     served: AtomicUsize,
-    /// Runs at once (the node's capacity); taken before a job's blobs are fetched.
+    /// Jobs past the award at once: twice the node's capacity, so that one job's blobs are
+    /// fetched and its module compiled while another runs (the sandbox's own permits hold runs
+    /// to the capacity). Taken before a job's blobs are fetched, so that an award waiting for
+    /// one holds nothing in memory.
     permits: tokio::sync::Semaphore,
     jobs: Mutex<HashMap<JobId, JobHandle>>,
     config: RequesterConfig,
@@ -126,7 +131,7 @@ impl Market {
                 calls: Mutex::new(OpenCalls::default()),
                 running: AtomicUsize::new(0),
                 served: AtomicUsize::new(0),
-                permits: tokio::sync::Semaphore::new(capacity),
+                permits: tokio::sync::Semaphore::new(capacity.saturating_mul(STAGES)),
                 jobs: Mutex::new(HashMap::new()),
                 config,
                 class_cache: Mutex::new(HashMap::new()),

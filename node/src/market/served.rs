@@ -135,13 +135,14 @@ impl Market {
         }
     }
 
-    /// Takes a run permit, runs the job and keeps its signed report durably; `None` when it
+    /// Takes a permit, runs the job and keeps its signed report durably; `None` when it
     /// cannot run here (the requester then times this replica out). The permit comes before
-    /// the job's blobs are fetched and is held until its report is kept, so an award waiting
-    /// for one holds nothing in memory (review H2, M11).
+    /// the job's blobs are fetched and is held until they are dropped after the run, so an
+    /// award waiting for one holds nothing in memory (review H2, M11).
     async fn run_and_keep(&self, served: &Served) -> Option<Envelope> {
-        let _permit = self.state.permits.acquire().await.ok()?;
+        let permit = self.state.permits.acquire().await.ok()?;
         let report = self.run_and_sign(&served.award, &served.spec).await?;
+        drop(permit);
         let kept = Served {
             report: Some(report.clone()),
             ..served.clone()

@@ -737,9 +737,10 @@ async fn a_kept_report_is_fetched_by_the_jobs_requester_and_by_no_one_else() {
     assert_eq!(m.rejections("fetch_report", "unknown_job"), 1);
 }
 
-/// Review H2/M11: a provider takes its run permit before it fetches a job's blobs and compiles
-/// it, so an award waiting for a permit holds nothing. With one slot and two long awards, the
-/// second award's input is not fetched while the first runs.
+/// Review H2/M11: a provider takes a permit before it fetches a job's blobs and compiles it, so
+/// an award waiting for a permit holds nothing. With one slot there are two permits (one job
+/// runs while the next is fetched and compiled): of three long awards, the third's input is
+/// not fetched while the first runs.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_award_waiting_for_a_run_permit_has_not_fetched_its_blobs() {
     use cairn_node::net::{MarketRequest, MarketResponse};
@@ -770,7 +771,7 @@ async fn an_award_waiting_for_a_run_permit_has_not_fetched_its_blobs() {
     let wasm = cairn_runtime::guests::bytes("hashloop").unwrap();
     let module = a.blobs().put(wasm).await.unwrap();
     let mut inputs = Vec::new();
-    for nonce in [1u64, 2] {
+    for nonce in [1u64, 2, 3] {
         let input: Vec<u8> = (0..65_536u32).map(|i| (i as u64 * nonce) as u8).collect();
         let input = a.blobs().put(input).await.unwrap();
         let t = now();
@@ -820,15 +821,15 @@ async fn an_award_waiting_for_a_run_permit_has_not_fetched_its_blobs() {
             .filter(|i| b.blobs().local().contains(i).unwrap())
             .count()
     };
-    // Until the first run's report is kept, the second award must not have fetched its
-    // input (the blobs are read before the kept reports, so a run that ended in between is
-    // seen as ended).
+    // Until the first run's report is kept, the third award must not have fetched its input
+    // (the blobs are read before the kept reports, so a run that ended in between is seen as
+    // ended).
     wait_for("the first run to end", Duration::from_secs(120), || async {
         let fetched = held();
         let (_, reported) = b.market().served();
         assert!(
-            reported > 0 || fetched < 2,
-            "both awards fetched their input while the one slot ran the first"
+            reported > 0 || fetched < 3,
+            "all three awards fetched their input while the one slot ran the first"
         );
         (reported > 0).then_some(())
     })
