@@ -292,20 +292,25 @@ impl Blobs {
 
     /// Lets the provider `provider`, awarded a replica of `spec`, fetch the job's module and
     /// input from this node (its requester) until an hour after the job's deadline. Called
-    /// before the award is sent; durable when it returns.
+    /// before the award is sent, and again for each awarded provider when the job resumes
+    /// after a restart (see [`Blobs::grant`]).
     pub(crate) async fn grant_job(&self, spec: &JobSpec, provider: NodeId) {
         self.grant_all(&[spec.module, spec.input], provider, spec.deadline)
             .await;
     }
 
     /// Lets `to`, a party of a job with this `deadline`, fetch `hash` from this node until an
-    /// hour after the deadline (a provider grants its output to the job's requester). Durable
-    /// when it returns; a grant that cannot be stored is logged, and the party refused.
+    /// hour after the deadline (a provider grants its output to the job's requester). Written
+    /// at once, durable with the node's next flush (see [`Blobs::grant_job`]); a grant that
+    /// cannot be stored is logged, and the party refused.
     pub(crate) async fn grant(&self, hash: BlobHash, to: NodeId, deadline: Timestamp) {
         self.grant_all(&[hash], to, deadline).await;
     }
 
-    /// [`Blobs::grant`] for several blobs, made durable by one shared flush.
+    /// [`Blobs::grant`] for several blobs. No flush of its own: a requester's grants follow
+    /// from its job records, durable before any award goes out, and are made again when it
+    /// resumes its jobs after a restart; a provider's grant of its output is made durable by
+    /// the flush of its kept report, which follows.
     async fn grant_all(&self, hashes: &[BlobHash], to: NodeId, deadline: Timestamp) {
         let grants = self.grants.clone();
         let until = deadline.plus_ms(GRANT_GRACE_MS);
@@ -317,11 +322,7 @@ impl Blobs {
                 .try_for_each(|hash| grants.grant(*hash, to, until, now))
         })
         .await;
-        let durable = match recorded {
-            Ok(Ok(())) => self.ctx.durable.flush().await.is_ok(),
-            _ => false,
-        };
-        if !durable {
+        if !matches!(recorded, Ok(Ok(()))) {
             warn!(target: "cairn::blobs", %to, "cannot store a grant: the job's party will be refused");
         }
     }

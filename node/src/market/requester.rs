@@ -105,6 +105,15 @@ impl Market {
                 }
                 Ok(mut job) => {
                     debug!(target: "cairn::requester", job = %job.id(), "resuming job");
+                    // Its providers may fetch its module and input again (grants are written
+                    // without a flush of their own; the job's record of its awards is durable).
+                    let (node, spec, providers) =
+                        (self.clone(), job.spec().clone(), job.providers());
+                    self.ctx.spawn(async move {
+                        for provider in providers {
+                            node.blobs.grant_job(&spec, provider).await;
+                        }
+                    });
                     let actions = job.resume(now(), &self.state.config);
                     self.spawn_driver(job, actions);
                 }
