@@ -7,10 +7,11 @@ use futures::StreamExt;
 use libp2p::gossipsub::{self, IdentTopic, MessageAcceptance};
 use libp2p::identity::Keypair;
 use libp2p::kad::{self, GetProvidersOk, QueryId, QueryResult};
+use libp2p::request_response;
 use libp2p::swarm::{ConnectionId, SwarmEvent};
 use libp2p::{Multiaddr, PeerId, Swarm, SwarmBuilder, autonat, identify, mdns, noise, tcp, yamux};
 use tokio::sync::{mpsc, oneshot};
-use tracing::{debug, info, warn};
+use tracing::{Span, debug, debug_span, info, span, warn};
 
 use cairn_protocol::{Envelope, MessageKind};
 
@@ -82,6 +83,8 @@ pub struct EventLoop {
     identified: HashMap<PeerId, (Vec<Multiaddr>, String)>,
     /// Open connections per peer, each marked relayed or direct.
     connections: HashMap<PeerId, HashMap<ConnectionId, bool>>,
+    /// One tracing span per open connection: what happens on it is logged inside.
+    spans: HashMap<ConnectionId, Span>,
     refresh: BucketRefresh,
     providing: HashMap<QueryId, oneshot::Sender<Result<(), NetError>>>,
     finding: HashMap<QueryId, ProviderSearch>,
@@ -129,6 +132,7 @@ impl EventLoop {
             listen_addrs: Vec::new(),
             identified: HashMap::new(),
             connections: HashMap::new(),
+            spans: HashMap::new(),
             refresh: BucketRefresh::new(BUCKET_REFRESH, Instant::now()),
             providing: HashMap::new(),
             finding: HashMap::new(),
@@ -371,6 +375,9 @@ impl EventLoop {
                 ..
             } => {
                 let relayed = endpoint.is_relayed();
+                let span = debug_span!(target: "cairn::net", "connection", peer = %peer_id, id = %connection_id, relayed, inbound = !endpoint.is_dialer());
+                span.in_scope(|| debug!(target: "cairn::net", address = %endpoint.get_remote_address(), "connection established"));
+                self.spans.insert(connection_id, span);
                 if endpoint.is_dialer() {
                     self.stats.outbound += 1;
                 } else {
@@ -397,8 +404,14 @@ impl EventLoop {
                 peer_id,
                 connection_id,
                 num_established,
+                cause,
                 ..
             } => {
+                if let Some(span) = self.spans.remove(&connection_id) {
+                    span.in_scope(
+                        || debug!(target: "cairn::net", cause = ?cause, "connection closed"),
+                    );
+                }
                 if let Some(connections) = self.connections.get_mut(&peer_id) {
                     connections.remove(&connection_id);
                 }
@@ -443,42 +456,51 @@ impl EventLoop {
             BehaviourEvent::Kad(kad::Event::OutboundQueryProgressed {
                 id, result, step, ..
             }) => self.on_query(id, result, step.last),
-            BehaviourEvent::Blobs(event) => self.blob_requests.route(
-                event,
-                &mut self.swarm.behaviour_mut().blobs,
-                &mut self.activity,
-                &self.events,
-                |peer, hash, channel| NetworkEvent::BlobRequest {
-                    peer,
-                    hash,
-                    channel,
-                },
-                |_| Some(BlobResponse::Refused(BlobRefusal::Busy)),
-            ),
-            BehaviourEvent::Market(event) => self.market_requests.route(
-                event,
-                &mut self.swarm.behaviour_mut().market,
-                &mut self.activity,
-                &self.events,
-                |peer, request, channel| NetworkEvent::MarketRequest {
-                    peer,
-                    request,
-                    channel,
-                },
-                |request| Some(busy_answer(request)),
-            ),
-            BehaviourEvent::Sync(event) => self.sync_requests.route(
-                event,
-                &mut self.swarm.behaviour_mut().sync,
-                &mut self.activity,
-                &self.events,
-                |peer, request, channel| NetworkEvent::SyncRequest {
-                    peer,
-                    request,
-                    channel,
-                },
-                |_| None,
-            ),
+            BehaviourEvent::Blobs(event) => {
+                let _in_connection = message_span(&self.spans, &event);
+                self.blob_requests.route(
+                    event,
+                    &mut self.swarm.behaviour_mut().blobs,
+                    &mut self.activity,
+                    &self.events,
+                    |peer, hash, channel| NetworkEvent::BlobRequest {
+                        peer,
+                        hash,
+                        channel,
+                    },
+                    |_| Some(BlobResponse::Refused(BlobRefusal::Busy)),
+                )
+            }
+            BehaviourEvent::Market(event) => {
+                let _in_connection = message_span(&self.spans, &event);
+                self.market_requests.route(
+                    event,
+                    &mut self.swarm.behaviour_mut().market,
+                    &mut self.activity,
+                    &self.events,
+                    |peer, request, channel| NetworkEvent::MarketRequest {
+                        peer,
+                        request,
+                        channel,
+                    },
+                    |request| Some(busy_answer(request)),
+                )
+            }
+            BehaviourEvent::Sync(event) => {
+                let _in_connection = message_span(&self.spans, &event);
+                self.sync_requests.route(
+                    event,
+                    &mut self.swarm.behaviour_mut().sync,
+                    &mut self.activity,
+                    &self.events,
+                    |peer, request, channel| NetworkEvent::SyncRequest {
+                        peer,
+                        request,
+                        channel,
+                    },
+                    |_| None,
+                )
+            }
             BehaviourEvent::Mdns(mdns::Event::Discovered(found)) => {
                 for (peer, addr) in found {
                     self.swarm
@@ -657,5 +679,19 @@ fn busy_answer(request: &MarketRequest) -> MarketResponse {
         MarketRequest::Award(_) | MarketRequest::Report(_) | MarketRequest::FetchReport(_) => {
             MarketResponse::Refused(BUSY.into())
         }
+    }
+}
+
+/// The span of the connection a request-response message came on, entered; `None` for other
+/// events, or a connection already gone.
+fn message_span<'a, Req, Resp>(
+    spans: &'a HashMap<ConnectionId, Span>,
+    event: &request_response::Event<Req, Resp>,
+) -> Option<span::Entered<'a>> {
+    match event {
+        request_response::Event::Message { connection_id, .. } => {
+            spans.get(connection_id).map(Span::enter)
+        }
+        _ => None,
     }
 }
