@@ -131,6 +131,14 @@ pub(crate) struct Attacker {
 /// How often the attacker publishes a batch.
 pub(crate) const ATTACK_PERIOD: Duration = Duration::from_millis(100);
 
+/// The limits of the attacker's own jobs: small, so that a provider bids on them.
+pub(crate) const ATTACK_JOB_LIMITS: Limits = Limits {
+    fuel: 1_000_000,
+    memory_bytes: 1 << 20,
+    wall_time_ms: 1_000,
+    max_output_bytes: 1 << 10,
+};
+
 /// Forged verdicts per batch.
 const BATCH: usize = 8;
 
@@ -420,12 +428,7 @@ impl Attacker {
             module: BlobHash::of(b"sybil module"),
             input: BlobHash::of(b"sybil input"),
             args: Vec::new(),
-            limits: Limits {
-                fuel: 1_000_000,
-                memory_bytes: 1 << 20,
-                wall_time_ms: 1_000,
-                max_output_bytes: 1 << 10,
-            },
+            limits: ATTACK_JOB_LIMITS,
             requirements: Requirements::default(),
             replicas: 3,
             quorum: 2,

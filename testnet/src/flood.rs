@@ -28,8 +28,8 @@ use std::time::Duration;
 use cairn_node::Node;
 use cairn_node::net::{BlobResponse, MarketRequest, MarketResponse, SyncRequest};
 use cairn_protocol::{
-    Award, BlobHash, CallForBids, Envelope, JobId, JobSpec, Limits, NetworkId, NodeId,
-    Requirements, Timestamp,
+    Award, BlobHash, CallForBids, Envelope, JobId, JobSpec, NetworkId, NodeId, Requirements,
+    Timestamp,
 };
 use futures::future::{BoxFuture, join_all};
 use futures::{FutureExt, StreamExt};
@@ -41,6 +41,7 @@ use libp2p::{Multiaddr, PeerId, Swarm, SwarmBuilder, noise, yamux};
 use libp2p_identity::ed25519;
 use tokio::sync::watch;
 
+use crate::attack::ATTACK_JOB_LIMITS;
 use crate::rng::SimRng;
 
 /// Requests sent to the victim of a round, at once.
@@ -140,20 +141,13 @@ impl Flood {
         let net = gateway.net();
         let refused: usize = match self.kind {
             FloodKind::Calls => {
-                let calls: Vec<Envelope> = (0..BURST)
-                    .filter_map(|_| self.call(now).map(|(_, c)| c))
+                let calls = (0..BURST)
+                    .filter_map(|_| self.call(now).map(|(_, c)| MarketRequest::CallForBids(c)))
                     .collect();
-                self.counts.sent(calls.len() as u64);
-                let answers = join_all(
-                    calls
-                        .into_iter()
-                        .map(|c| net.market(victim.peer, MarketRequest::CallForBids(c))),
-                )
-                .await;
-                answers
-                    .iter()
-                    .filter(|a| !matches!(a, Ok(MarketResponse::Bid(_))))
-                    .count()
+                self.market_burst(gateway, victim.peer, calls, |a| {
+                    matches!(a, MarketResponse::Bid(_))
+                })
+                .await
             }
             FloodKind::Awards => {
                 // One real call, so that one award is valid; then that award many times over,
@@ -161,35 +155,31 @@ impl Flood {
                 let Some((spec, call)) = self.call(now) else {
                     return;
                 };
-                self.counts.sent(1);
-                if !matches!(
-                    net.market(victim.peer, MarketRequest::CallForBids(call))
-                        .await,
-                    Ok(MarketResponse::Bid(_))
-                ) {
-                    self.counts.refused(1);
-                }
+                let refused = self
+                    .market_burst(
+                        gateway,
+                        victim.peer,
+                        vec![MarketRequest::CallForBids(call)],
+                        |a| matches!(a, MarketResponse::Bid(_)),
+                    )
+                    .await;
                 let Ok(job) = spec.id() else {
                     return;
                 };
-                let mut awards: Vec<Envelope> = (0..BURST / 2)
+                let mut awards: Vec<MarketRequest> = (0..BURST / 2)
                     .filter_map(|_| self.award(job, &victim, now))
+                    .map(MarketRequest::Award)
                     .collect();
                 for _ in 0..BURST / 2 {
                     let made_up = JobId(self.rng.bytes32());
-                    awards.extend(self.award(made_up, &victim, now));
+                    awards.extend(self.award(made_up, &victim, now).map(MarketRequest::Award));
                 }
-                self.counts.sent(awards.len() as u64);
-                let answers = join_all(
-                    awards
-                        .into_iter()
-                        .map(|a| net.market(victim.peer, MarketRequest::Award(a))),
-                )
-                .await;
-                answers
-                    .iter()
-                    .filter(|a| !matches!(a, Ok(MarketResponse::Accepted)))
-                    .count()
+                refused
+                    + self
+                        .market_burst(gateway, victim.peer, awards, |a| {
+                            matches!(a, MarketResponse::Accepted)
+                        })
+                        .await
             }
             FloodKind::Blobs => {
                 let hashes: Vec<BlobHash> = (0..BURST)
@@ -229,7 +219,25 @@ impl Flood {
         self.counts.refused(refused as u64);
     }
 
-    /// A call for bids of a new job of the Sybil requester's, with its spec.
+    /// Sends `requests` to `peer` at once and counts them as sent; returns how many got an
+    /// answer other than one `taken` says the victim took.
+    async fn market_burst(
+        &self,
+        gateway: &Node,
+        peer: PeerId,
+        requests: Vec<MarketRequest>,
+        taken: impl Fn(&MarketResponse) -> bool,
+    ) -> usize {
+        self.counts.sent(requests.len() as u64);
+        let net = gateway.net();
+        let answers = join_all(requests.into_iter().map(|r| net.market(peer, r))).await;
+        answers
+            .iter()
+            .filter(|a| !a.as_ref().is_ok_and(&taken))
+            .count()
+    }
+
+    /// A call for bids of a new job of the gateway's, with its spec.
     fn call(&mut self, now: Timestamp) -> Option<(JobSpec, Envelope)> {
         let spec = JobSpec {
             requester: self.id,
@@ -241,12 +249,7 @@ impl Flood {
                 .unwrap_or(BlobHash([0; 32])),
             input: BlobHash(self.rng.bytes32()),
             args: Vec::new(),
-            limits: Limits {
-                fuel: 1_000_000,
-                memory_bytes: 1 << 20,
-                wall_time_ms: 1_000,
-                max_output_bytes: 1 << 10,
-            },
+            limits: ATTACK_JOB_LIMITS,
             requirements: Requirements::default(),
             replicas: 1,
             quorum: 1,
