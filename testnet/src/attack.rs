@@ -29,13 +29,13 @@ use cairn_protocol::checkpoint::{self, CheckpointInput, MAX_COMMITTEE};
 use cairn_protocol::merkle::ReputationLeaf;
 use cairn_protocol::reputation::ReputationTable;
 use cairn_protocol::{
-    AnchorReceipt, AwardTerms, BlobHash, CheckpointVote, Envelope, JobSpec, Limits, NetworkId,
-    NodeId, Outcome, Requirements, ResultReport, Timestamp, Verdict, VerdictDecision, VerdictId,
+    AnchorReceipt, AwardTerms, BlobHash, CheckpointVote, Envelope, JobSpec, NetworkId, NodeId,
+    Outcome, Requirements, ResultReport, Timestamp, Verdict, VerdictDecision, VerdictId,
 };
 use libp2p_identity::ed25519;
 use serde::Serialize;
 
-use crate::flood::{Counts, Flood, FloodKind, Victim};
+use crate::flood::{ATTACK_JOB_LIMITS, Counts, Flood, FloodKind, Victim};
 use crate::rng::SimRng;
 
 /// What the attacker does.
@@ -130,14 +130,6 @@ pub(crate) struct Attacker {
 
 /// How often the attacker publishes a batch.
 pub(crate) const ATTACK_PERIOD: Duration = Duration::from_millis(100);
-
-/// The limits of the attacker's own jobs: small, so that a provider bids on them.
-pub(crate) const ATTACK_JOB_LIMITS: Limits = Limits {
-    fuel: 1_000_000,
-    memory_bytes: 1 << 20,
-    wall_time_ms: 1_000,
-    max_output_bytes: 1 << 10,
-};
 
 /// Forged verdicts per batch.
 const BATCH: usize = 8;

@@ -28,8 +28,8 @@ use std::time::Duration;
 use cairn_node::Node;
 use cairn_node::net::{BlobResponse, MarketRequest, MarketResponse, SyncRequest};
 use cairn_protocol::{
-    Award, BlobHash, CallForBids, Envelope, JobId, JobSpec, NetworkId, NodeId, Requirements,
-    Timestamp,
+    Award, BlobHash, CallForBids, Envelope, JobId, JobSpec, Limits, NetworkId, NodeId,
+    Requirements, Timestamp,
 };
 use futures::future::{BoxFuture, join_all};
 use futures::{FutureExt, StreamExt};
@@ -41,8 +41,16 @@ use libp2p::{Multiaddr, PeerId, Swarm, SwarmBuilder, noise, yamux};
 use libp2p_identity::ed25519;
 use tokio::sync::watch;
 
-use crate::attack::ATTACK_JOB_LIMITS;
 use crate::rng::SimRng;
+
+/// The limits of the attacker's own jobs: small, so that a provider bids on them
+/// (the trust attacks' forged jobs use them too).
+pub(crate) const ATTACK_JOB_LIMITS: Limits = Limits {
+    fuel: 1_000_000,
+    memory_bytes: 1 << 20,
+    wall_time_ms: 1_000,
+    max_output_bytes: 1 << 10,
+};
 
 /// Requests sent to the victim of a round, at once.
 pub(crate) const BURST: usize = 64;
