@@ -198,6 +198,19 @@ impl Blobs {
         peers: Vec<PeerId>,
         keep: Keep,
     ) -> Result<Vec<u8>, NodeError> {
+        let bytes = self.download(hash, peers).await?;
+        self.write(bytes.clone(), keep).await?;
+        Ok(bytes)
+    }
+
+    /// The bytes of `hash` from the first of `peers` that sends bytes matching it, not stored
+    /// here (a sealed copy its fetcher opens and stores in the clear). Mismatching bytes are
+    /// refused and counted, and the next peer is tried.
+    pub(crate) async fn download(
+        &self,
+        hash: BlobHash,
+        peers: Vec<PeerId>,
+    ) -> Result<Vec<u8>, NodeError> {
         let mut tried = Vec::new();
         let me = self.ctx.peer_id();
         for peer in peers.into_iter().filter(|p| *p != me) {
@@ -207,7 +220,6 @@ impl Blobs {
                         .metrics
                         .blobs_fetched
                         .fetch_add(1, Ordering::Relaxed);
-                    self.write(bytes.clone(), keep).await?;
                     return Ok(bytes);
                 }
                 Ok(BlobResponse::Found(_)) => {
@@ -291,11 +303,18 @@ impl Blobs {
     }
 
     /// Lets the provider `provider`, awarded a replica of `spec`, fetch the job's module and
-    /// input from this node (its requester) until an hour after the job's deadline. Called
-    /// before the award is sent, and again for each awarded provider when the job resumes
-    /// after a restart (see [`Blobs::grant`]).
-    pub(crate) async fn grant_job(&self, spec: &JobSpec, provider: NodeId) {
-        self.grant_all(&[spec.module, spec.input], provider, spec.deadline)
+    /// its input from this node (its requester) until an hour after the job's deadline: the
+    /// input as `sealed_input`, the copy sealed to that provider, or in the clear without one.
+    /// Called before the award is sent, and again for each awarded provider when the job
+    /// resumes after a restart (see [`Blobs::grant`]).
+    pub(crate) async fn grant_job(
+        &self,
+        spec: &JobSpec,
+        provider: NodeId,
+        sealed_input: Option<BlobHash>,
+    ) {
+        let input = sealed_input.unwrap_or(spec.input);
+        self.grant_all(&[spec.module, input], provider, spec.deadline)
             .await;
     }
 

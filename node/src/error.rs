@@ -70,6 +70,10 @@ pub enum NodeError {
         /// Why it does not open.
         source: cairn_protocol::EnvelopeError,
     },
+    /// A job's private data could not be sealed to its party, or what a party sent does not
+    /// open (see `cairn_protocol::seal`).
+    #[error("sealed job data: {0}")]
+    Seal(#[from] cairn_protocol::seal::SealError),
     /// The network spec or config is not usable.
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),

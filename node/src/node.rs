@@ -163,7 +163,7 @@ impl Node {
             AdvertBookConfig::default()
         };
 
-        let ctx = Arc::new(Context::new(keypair, network, options, net, kv.clone()));
+        let ctx = Arc::new(Context::new(keypair, network, options, net, kv.clone())?);
         let blobs = Blobs::new(ctx.clone(), blob_store)?;
         let checkpoints = Checkpoints::new(ctx.clone(), checkpoint_state);
         let verdicts = Verdicts::new(ctx.clone(), checkpoints.clone(), roots);

@@ -59,6 +59,7 @@ fn main() {
             outcome: output,
             fuel_used: 1_000,
             runtime: "wasmtime-48".into(),
+            sealed_output: None,
         };
         let signed = Verified::sign(report, &key, &net).expect("report");
         tally.add_report(signed, Timestamp(2_000)).expect("counted");

@@ -10,7 +10,8 @@
 //! - checkpoints and their anchoring: committee, proposer and vote rules ([`checkpoint`]), the
 //!   epoch round that applies them ([`checkpoint::round`]), the OP_RETURN payload
 //!   ([`anchor`]), SPV checks of an anchor transaction ([`spv`]) and offline reputation proofs
-//!   ([`proof`]).
+//!   ([`proof`]);
+//! - end-to-end sealing of a job's input and output to its parties ([`seal`]).
 //!
 //! `cairn-runtime` and `cairn-node` depend on it; it depends on no other Cairn crate.
 #![deny(missing_docs)]
@@ -31,6 +32,7 @@ pub mod provider;
 pub mod quorum;
 pub mod reputation;
 pub mod requester;
+pub mod seal;
 pub mod spv;
 mod time;
 pub mod wire;

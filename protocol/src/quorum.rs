@@ -26,7 +26,7 @@ use bincode::{Decode, Encode};
 
 use crate::envelope::{Envelope, Verified};
 use crate::messages::{AwardTerms, JobSpec, Outcome, ResultReport, Verdict, VerdictDecision};
-use crate::{JobId, NodeId, Timestamp};
+use crate::{BlobHash, JobId, NodeId, Timestamp};
 
 /// Why a report was not counted.
 #[derive(Clone, PartialEq, Eq, Debug, thiserror::Error)]
@@ -147,6 +147,9 @@ enum Slot {
     Awaiting,
     Reported {
         outcome: Outcome,
+        /// Where the provider holds its output sealed to the requester (its report's
+        /// `sealed_output`).
+        sealed_output: Option<BlobHash>,
         envelope: Box<Envelope>,
     },
     TimedOut,
@@ -240,6 +243,7 @@ impl QuorumTally {
         let (envelope, message) = report.into_parts();
         *slot = Slot::Reported {
             outcome: message.outcome,
+            sealed_output: message.sealed_output,
             envelope: Box::new(envelope),
         };
         Ok(())
@@ -379,6 +383,15 @@ impl QuorumTally {
         unreported.map(|(p, _)| *p).collect()
     }
 
+    /// The blob in which `provider` holds its output sealed to the requester, as its report
+    /// said; `None` without a report, or for a report of no sealed output.
+    pub fn sealed_output(&self, provider: &NodeId) -> Option<BlobHash> {
+        match &self.slots.get(provider)?.state {
+            Slot::Reported { sealed_output, .. } => *sealed_output,
+            _ => None,
+        }
+    }
+
     /// Providers that reported `outcome`.
     pub fn reported(&self, outcome: &Outcome) -> Vec<NodeId> {
         let reported = self
@@ -417,7 +430,10 @@ impl QuorumTally {
                 price: replica.price,
                 report_by: replica.report_by,
             });
-            if let Slot::Reported { outcome, envelope } = &replica.state {
+            if let Slot::Reported {
+                outcome, envelope, ..
+            } = &replica.state
+            {
                 if Some(*outcome) == accepted {
                     agreeing.push(envelope.as_ref().clone());
                 } else if accepted.is_some() && outcome.is_deterministic() {

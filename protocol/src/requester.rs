@@ -49,7 +49,7 @@ use crate::envelope::Verified;
 use crate::messages::{Award, Bid, JobSpec, Outcome, ResultReport, VERDICT_MAX_AGE_MS, Verdict};
 use crate::quorum::{Decision, FailReason, QuorumTally};
 use crate::reputation::ReputationTable;
-use crate::{JobId, NodeId, Timestamp};
+use crate::{BlobHash, JobId, NodeId, Timestamp};
 
 /// Most entries kept in a job's log.
 const MAX_LOG: usize = 256;
@@ -168,8 +168,8 @@ pub enum Event {
         /// Why.
         reason: String,
     },
-    /// A verified report.
-    Report(Verified<ResultReport>),
+    /// A verified report (boxed: it is the largest event by far).
+    Report(Box<Verified<ResultReport>>),
     /// An awarded provider refused its award (busy, restarted, its bid expired): its replica
     /// is withdrawn without blame and, where the job still needs it, replaced.
     AwardRefused {
@@ -389,6 +389,12 @@ impl RequesterJob {
         &self.spec
     }
 
+    /// The blob in which `provider` holds the job's output sealed to this requester, as its
+    /// report said (see [`crate::seal`]).
+    pub fn sealed_output(&self, provider: &NodeId) -> Option<BlobHash> {
+        self.tally.sealed_output(provider)
+    }
+
     /// Where it is.
     pub fn phase(&self) -> &Phase {
         &self.phase
@@ -512,7 +518,7 @@ impl RequesterJob {
                 self.waiting.remove(&peer);
                 self.maybe_close(cx)
             }
-            Event::Report(report) => self.on_report(report, cx),
+            Event::Report(report) => self.on_report(*report, cx),
             Event::AwardRefused { provider, reason } => self.on_award_refused(provider, reason, cx),
             Event::Tick => match self.phase {
                 Phase::Auction {
@@ -798,6 +804,8 @@ impl RequesterJob {
                     provider: winner.bidder,
                     price: winner.price,
                     report_by,
+                    // The node seals the input to the provider before it signs the award.
+                    sealed_input: None,
                 }));
             }
         }
@@ -1046,7 +1054,7 @@ impl RequesterJob {
         match event {
             Event::Report(report) => {
                 let provider = report.message().provider;
-                match self.tally.add_report(report, cx.now) {
+                match self.tally.add_report(*report, cx.now) {
                     Ok(()) => self.note(cx.now, format!("late report from {provider:?}")),
                     Err(why) => {
                         self.note(cx.now, format!("report from {provider:?} ignored: {why}"))

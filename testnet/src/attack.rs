@@ -451,6 +451,7 @@ impl Attacker {
             outcome,
             fuel_used: 1,
             runtime: "sybil".into(),
+            sealed_output: None,
         };
         Envelope::seal(&report, &self.keys[provider], &self.network).ok()
     }

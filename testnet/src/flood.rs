@@ -281,6 +281,7 @@ impl Flood {
             provider: victim.id,
             price: 1,
             report_by: now.plus_ms(30_000),
+            sealed_input: None,
         };
         Envelope::seal(&award, &self.key, &self.network).ok()
     }

@@ -24,6 +24,7 @@ mod calls;
 mod faults;
 mod provider;
 mod requester;
+mod sealing;
 mod served;
 
 pub use faults::FaultInjection;

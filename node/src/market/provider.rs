@@ -6,8 +6,9 @@
 use std::sync::atomic::Ordering;
 
 use cairn_protocol::provider::{self, Offer};
+use cairn_protocol::seal::Purpose;
 use cairn_protocol::{
-    Award, BlobHash, CallForBids, Envelope, JobId, JobSpec, NodeId, Outcome, ResultReport,
+    Award, BlobHash, CallForBids, Envelope, JobSpec, NodeId, Outcome, ResultReport,
 };
 use cairn_runtime::{Job, RunError};
 use libp2p::PeerId;
@@ -185,7 +186,7 @@ impl Market {
     /// Runs the awarded job and signs its report; `None` when it cannot run here (the
     /// requester then times this replica out and replaces it).
     pub(super) async fn run_and_sign(&self, award: &Award, spec: &JobSpec) -> Option<Envelope> {
-        let (outcome, fuel_used) = match self.run_job(award.job, spec).await {
+        let (outcome, fuel_used, sealed_output) = match self.run_job(award, spec).await {
             Ok(result) => result,
             Err(e) => {
                 warn!(target: "cairn::provider", job = %award.job, error = %e, "cannot run job");
@@ -198,6 +199,7 @@ impl Market {
             outcome,
             fuel_used,
             runtime: self.ctx.options().runtime.clone(),
+            sealed_output,
         };
         match self.ctx.sign(report) {
             Ok(report) => Some(report.envelope().clone()),
@@ -208,19 +210,34 @@ impl Market {
         }
     }
 
-    /// Fetches the blobs, runs the job in the sandbox, and stores the output as a blob. The
+    /// Fetches the blobs, runs the job in the sandbox, and keeps the output sealed to the
+    /// requester; returns the outcome, the fuel used and the sealed output's blob. The
     /// caller holds a run permit (`served.rs`), so awards waiting for one hold neither their
     /// blobs in memory nor a compilation (review H2, M11).
-    async fn run_job(&self, job_id: JobId, spec: &JobSpec) -> Result<(Outcome, u64), NodeError> {
+    async fn run_job(
+        &self,
+        award: &Award,
+        spec: &JobSpec,
+    ) -> Result<(Outcome, u64, Option<BlobHash>), NodeError> {
+        let job_id = award.job;
         let module = self.job_blob(spec.module, &spec.requester).await?;
-        let input = self.job_blob(spec.input, &spec.requester).await?;
+        let input = match award.sealed_input {
+            // Sealed to this node alone: opened here, and checked against the spec's hash.
+            Some(sealed) => {
+                let sealed = self.job_blob(sealed, &spec.requester).await?;
+                self.ctx
+                    .open_sealed(job_id, Purpose::Input, sealed, spec.input)
+                    .await?
+            }
+            None => self.job_blob(spec.input, &spec.requester).await?,
+        };
         let sandbox = self.state.sandbox.clone();
         let prepared = tokio::task::spawn_blocking(move || sandbox.prepare(&module))
             .await
             .map_err(|e| NodeError::Sandbox(e.to_string()))?;
         let prepared = match prepared {
             Ok(p) => p,
-            Err(e) => return Ok((Outcome::Failed(failure_kind(&e)), 0)),
+            Err(e) => return Ok((Outcome::Failed(failure_kind(&e)), 0, None)),
         };
         let job = Job::new(job_id, input)
             .with_args(spec.args.clone())
@@ -241,11 +258,18 @@ impl Market {
                 };
                 let output = fault.corrupt(out.output, &job_id, &me);
                 let size = output.len() as u64;
-                let digest = self.blobs.keep(output, spec.requester).await?;
+                let digest = BlobHash::of(&output);
+                // Only the requester can open the output; this node keeps no plain copy.
+                let sealed = self
+                    .ctx
+                    .seal_to(spec.requester, job_id, Purpose::Output, output)
+                    .await?;
+                let sealed = self.blobs.keep(sealed, spec.requester).await?;
                 self.blobs
-                    .grant(digest, spec.requester, spec.deadline)
+                    .grant(sealed, spec.requester, spec.deadline)
                     .await;
-                Ok((Outcome::Output { digest, size }, out.fuel_used))
+                let outcome = Outcome::Output { digest, size };
+                Ok((outcome, out.fuel_used, Some(sealed)))
             }
             Err(e) => {
                 let fuel = if matches!(e, RunError::OutOfFuel { .. }) {
@@ -253,7 +277,7 @@ impl Market {
                 } else {
                     0
                 };
-                Ok((Outcome::Failed(failure_kind(&e)), fuel))
+                Ok((Outcome::Failed(failure_kind(&e)), fuel, None))
             }
         }
     }

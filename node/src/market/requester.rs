@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 
 use cairn_protocol::requester::{Action, Context as StepContext, Event, Phase, RequesterJob};
 use cairn_protocol::{
-    Award, Bid, CallForBids, Envelope, JobId, JobReceipt, JobRequest, JobSpec, NodeId, Outcome,
-    ResultReport, Verdict, VerdictDecision, Verified,
+    Award, Bid, BlobHash, CallForBids, Envelope, JobId, JobReceipt, JobRequest, JobSpec, NodeId,
+    Outcome, ResultReport, Verdict, VerdictDecision, Verified,
 };
 use libp2p::PeerId;
 use tokio::sync::mpsc;
@@ -93,9 +93,12 @@ impl Market {
                     for action in job.resume(now(), &self.state.config) {
                         let (node, view, spec) = (self.clone(), view.clone(), job.spec().clone());
                         match action {
-                            Action::FetchOutput { outcome, from } => self
-                                .ctx
-                                .spawn(async move { node.fetch_output(outcome, from, view).await }),
+                            Action::FetchOutput { outcome, from } => {
+                                let (id, from) = (job.id(), sealed_outputs(&job, from));
+                                self.ctx.spawn(async move {
+                                    node.fetch_output(id, outcome, from, view).await
+                                })
+                            }
                             Action::PublishVerdict(verdict) => self
                                 .ctx
                                 .spawn(async move { node.publish_verdict(*verdict, &spec).await }),
@@ -105,13 +108,17 @@ impl Market {
                 }
                 Ok(mut job) => {
                     debug!(target: "cairn::requester", job = %job.id(), "resuming job");
-                    // Its providers may fetch its module and input again (grants are written
-                    // without a flush of their own; the job's record of its awards is durable).
-                    let (node, spec, providers) =
-                        (self.clone(), job.spec().clone(), job.providers());
+                    // Its providers may fetch its module and sealed input again: grants are
+                    // written without a flush of their own, and sealed copies kept like cached
+                    // ones; the job's record of its awards is durable, and sealing the input
+                    // to a provider again gives the same blob.
+                    let (node, id, spec, providers) =
+                        (self.clone(), job.id(), job.spec().clone(), job.providers());
                     self.ctx.spawn(async move {
                         for provider in providers {
-                            node.blobs.grant_job(&spec, provider).await;
+                            if let Err(e) = node.seal_input_for(id, &spec, provider).await {
+                                warn!(target: "cairn::requester", job = %id, %provider, error = %e, "cannot seal the input again");
+                            }
                         }
                     });
                     let actions = job.resume(now(), &self.state.config);
@@ -259,6 +266,11 @@ impl Market {
         view: &Arc<Mutex<JobView>>,
     ) {
         for action in actions {
+            // The sealed copies of the output, as the agreeing providers' reports name them.
+            let sources = match &action {
+                Action::FetchOutput { from, .. } => sealed_outputs(job, from.clone()),
+                _ => Vec::new(),
+            };
             let node = self.clone();
             let events = events.clone();
             let (id, spec) = (job.id(), job.spec().clone());
@@ -272,13 +284,26 @@ impl Market {
                             let _ = events.send(Event::Candidates(candidates)).await;
                         }
                         Action::CallForBids(to) => node.call_for_bids(spec, to, events).await,
-                        Action::Award(award) => {
-                            // The provider may fetch the job's private module and input.
-                            node.blobs.grant_job(&spec, award.provider).await;
-                            node.send_award(award, events).await
+                        Action::Award(mut award) => {
+                            // The provider may fetch the job's private module, and its input
+                            // sealed to it alone.
+                            match node.seal_input_for(id, &spec, award.provider).await {
+                                Ok(sealed) => {
+                                    award.sealed_input = Some(sealed);
+                                    node.send_award(award, events).await
+                                }
+                                Err(e) => {
+                                    warn!(target: "cairn::requester", job = %id, provider = %award.provider, error = %e, "cannot seal the input");
+                                    let refused = Event::AwardRefused {
+                                        provider: award.provider,
+                                        reason: format!("cannot seal the input to it: {e}"),
+                                    };
+                                    let _ = events.send(refused).await;
+                                }
+                            }
                         }
-                        Action::FetchOutput { outcome, from } => {
-                            node.fetch_output(outcome, from, view).await
+                        Action::FetchOutput { outcome, .. } => {
+                            node.fetch_output(id, outcome, sources, view).await
                         }
                         Action::PublishVerdict(verdict) => {
                             node.publish_verdict(*verdict, &spec).await
@@ -428,29 +453,6 @@ impl Market {
         }
     }
 
-    async fn fetch_output(&self, outcome: Outcome, from: Vec<NodeId>, view: Arc<Mutex<JobView>>) {
-        let Outcome::Output { digest, .. } = outcome else {
-            return;
-        };
-        let fetched = if self.blobs.local().contains(&digest).unwrap_or(false) {
-            Ok(())
-        } else {
-            let peers = from.iter().filter_map(peer_of).collect();
-            self.blobs.fetch_from(digest, peers).await.map(|_| ())
-        };
-        if let Ok(mut v) = view.lock() {
-            match fetched {
-                Ok(()) => {
-                    v.output = Some(digest);
-                    v.output_error = None;
-                }
-                Err(e) => {
-                    v.output_error = Some(format!("no agreeing provider delivered the output: {e}"))
-                }
-            }
-        }
-    }
-
     /// Issues the receipt of the verdict's job (unless one is stored: a verdict published
     /// again after a restart) and publishes the verdict, trying again while no peer takes it
     /// (a node that just started has none yet).
@@ -565,7 +567,7 @@ impl Market {
             Ok(checked) => checked,
             Err(why) => return MarketResponse::Refused(why),
         };
-        match handle.events.send(Event::Report(report)).await {
+        match handle.events.send(Event::Report(Box::new(report))).await {
             Ok(()) => MarketResponse::Accepted,
             Err(_) => MarketResponse::Refused("the job is finished".into()),
         }
@@ -625,7 +627,7 @@ impl Market {
             let (node, events) = (self.clone(), events.clone());
             self.ctx.spawn(async move {
                 if let Some(report) = node.pull_report(job, &provider).await {
-                    let _ = events.send(Event::Report(report)).await;
+                    let _ = events.send(Event::Report(Box::new(report))).await;
                 }
             });
         }
@@ -663,4 +665,12 @@ impl Market {
         }
         None
     }
+}
+
+/// Each of `from` (providers that reported the accepted outcome) with the blob its report
+/// names as its copy of the output sealed to this requester.
+fn sealed_outputs(job: &RequesterJob, from: Vec<NodeId>) -> Vec<(NodeId, Option<BlobHash>)> {
+    from.into_iter()
+        .map(|provider| (provider, job.sealed_output(&provider)))
+        .collect()
 }

@@ -170,6 +170,7 @@ async fn a_job_with_three_replicas_is_accepted_and_matches_a_local_run() {
             },
             fuel_used: 1,
             runtime: "test-runtime".into(),
+            sealed_output: None,
         };
         let key = cairn_node::identity::load_or_create(
             &outsider.options().data_dir,
@@ -581,6 +582,7 @@ async fn a_provider_checks_calls_and_awards_before_it_takes_them() {
             provider: b.node_id(),
             price: 1,
             report_by,
+            sealed_input: None,
         };
         MarketRequest::Award(Envelope::seal(&award, &key, a.network()).unwrap())
     };
@@ -698,6 +700,7 @@ async fn a_kept_report_is_fetched_by_the_jobs_requester_and_by_no_one_else() {
         provider: b.node_id(),
         price: 1,
         report_by: now().plus_ms(20_000),
+        sealed_input: None,
     };
     let award = MarketRequest::Award(Envelope::seal(&award, &key, a.network()).unwrap());
     assert_eq!(
@@ -809,6 +812,7 @@ async fn an_award_waiting_for_a_run_permit_has_not_fetched_its_blobs() {
             provider: b.node_id(),
             price: 1,
             report_by: t.plus_ms(100_000),
+            sealed_input: None,
         };
         let award = MarketRequest::Award(Envelope::seal(&award, &key, a.network()).unwrap());
         let taken = a.net().market(b.peer_id(), award).await.unwrap();

@@ -8,6 +8,7 @@ use cairn_node::config::NodeConfig;
 use cairn_node::market::{FaultInjection, JobView};
 use cairn_node::{Node, RunningNode, now, testing};
 use cairn_protocol::requester::Phase;
+use cairn_protocol::seal::OVERHEAD;
 use cairn_protocol::{BlobHash, GpuRequirement, JobId, JobSpec, Limits, Outcome, Requirements};
 use libp2p::PeerId;
 
@@ -131,35 +132,43 @@ async fn a_provider_filled_by_one_requesters_jobs_still_runs_another_requesters_
     let (flooder, provider, other) = (nodes[0].node(), nodes[1].node(), nodes[2].node());
     let store = provider.blobs().local();
 
-    let mut inputs = Vec::new();
+    let mut first_round = Vec::new();
     for round in 0..6u64 {
         let input = format!("round {round} brings many words ")
             .repeat(6_000)
             .into_bytes();
         let spec = gpu_job(flooder, &input, round, 1, 1).await;
-        inputs.push(spec.input);
+        let module = spec.module;
         run_to_acceptance(flooder, spec).await;
+        if round == 0 {
+            // The input sealed to the provider and the output sealed to the requester (the
+            // module is used again by every round).
+            first_round = store.list().unwrap();
+            first_round.retain(|h| *h != module);
+            assert_eq!(first_round.len(), 2);
+        }
         assert!(
             store.cached_bytes_of(&flooder.node_id()) <= 500_000,
             "round {round}: one requester stays within its quota"
         );
     }
     assert!(store.evicted() > 0, "old cached copies made room");
-    assert!(
-        !store.contains(&inputs[0]).unwrap(),
-        "the oldest input went first"
-    );
+    for old in &first_round {
+        assert!(
+            !store.contains(old).unwrap(),
+            "the oldest copies went first"
+        );
+    }
 
     let input = b"another requester's words still count".repeat(5_000);
     let spec = gpu_job(other, &input, 1, 1, 1).await;
-    let theirs = spec.input;
     run_to_acceptance(other, spec).await;
-    assert!(store.contains(&theirs).unwrap());
+    assert!(store.cached_bytes_of(&other.node_id()) > 0);
     assert!(store.used_bytes() <= 1_000_000);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_peer_outside_a_job_gets_no_byte_of_its_module_input_or_output() {
+async fn a_job_sealed_to_its_parties_verifies_by_quorum_and_an_outsider_gets_no_byte_of_it() {
     let dir = tempfile::tempdir().unwrap();
     let nodes = start_nodes(
         dir.path(),
@@ -170,28 +179,86 @@ async fn a_peer_outside_a_job_gets_no_byte_of_its_module_input_or_output() {
     .await;
     let (requester, outsider) = (nodes[0].node(), nodes[3].node());
     let providers = [nodes[1].node(), nodes[2].node()];
-    let spec = gpu_job(
-        requester,
-        &b"words only its parties read ".repeat(100),
-        1,
-        2,
-        2,
-    )
-    .await;
+    let words = b"words only its parties read ".repeat(100);
+    let spec = gpu_job(requester, &words, 1, 2, 2).await;
     let (module, input) = (spec.module, spec.input);
     let (_, view, output) = run_to_acceptance(requester, spec).await;
-    // Accepted by a quorum of two: both awarded providers fetched module and input from the
-    // requester, which fetched the output from one of them.
-    assert_eq!(view.job.providers().len(), 2);
-    for p in providers {
-        assert!(p.blobs().local().contains(&input).unwrap());
-        assert!(p.blobs().local().contains(&output).unwrap());
-    }
-    assert!(requester.blobs().local().contains(&output).unwrap());
+    let Phase::Accepted(Outcome::Output { size, .. }) = view.job.phase() else {
+        unreachable!("run_to_acceptance checks it");
+    };
+    let plain_output = requester
+        .blobs()
+        .local()
+        .get_verified(&output)
+        .unwrap()
+        .expect("the requester opened and kept the output");
 
-    // The outsider asks every holder for each of them and gets only refusals.
-    let holders: Vec<PeerId> = nodes[..3].iter().map(|n| n.node().peer_id()).collect();
-    for hash in [module, input, output] {
+    // Accepted by a quorum of two, each provider having run the input sealed to it and
+    // reported the digest of the plain output, with its own copy sealed to the requester.
+    assert_eq!(view.job.providers().len(), 2);
+    let sealed_outputs: Vec<BlobHash> = providers
+        .iter()
+        .map(|p| {
+            view.job
+                .sealed_output(&p.node_id())
+                .expect("a sealed output")
+        })
+        .collect();
+    assert_ne!(sealed_outputs[0], sealed_outputs[1]);
+    let mut sealed_inputs = Vec::new();
+    for (p, sealed_output) in providers.iter().zip(&sealed_outputs) {
+        let store = p.blobs().local();
+        assert!(
+            !store.contains(&input).unwrap(),
+            "no plain input on a provider"
+        );
+        assert!(
+            !store.contains(&output).unwrap(),
+            "no plain output on a provider"
+        );
+        assert_eq!(
+            store.size_of(sealed_output).unwrap(),
+            Some(*size + OVERHEAD as u64)
+        );
+        let held: Vec<BlobHash> = store.list().unwrap();
+        assert_eq!(held.len(), 3, "module, sealed input and sealed output");
+        for hash in held.iter().filter(|h| **h != module) {
+            let bytes = store.get_verified(hash).unwrap().unwrap();
+            assert_eq!(&bytes[..4], b"CSB1", "only sealed job data at rest");
+            for plain in [&words[..], &plain_output[..]] {
+                assert!(!bytes.windows(16).any(|w| plain.windows(16).any(|p| p == w)));
+            }
+        }
+        let sealed_input = held
+            .iter()
+            .find(|h| **h != module && *h != sealed_output)
+            .copied()
+            .unwrap();
+        assert_eq!(
+            store.size_of(&sealed_input).unwrap(),
+            Some((words.len() + OVERHEAD) as u64)
+        );
+        sealed_inputs.push(sealed_input);
+    }
+    assert_ne!(
+        sealed_inputs[0], sealed_inputs[1],
+        "each provider's own copy"
+    );
+
+    // The outsider asks every node of the job for each of its blobs, plain or sealed, and
+    // gets nothing: a refusal from each node that holds it.
+    let job_nodes: Vec<&Node> = nodes[..3].iter().map(|n| n.node()).collect();
+    let holders: Vec<PeerId> = job_nodes.iter().map(|n| n.peer_id()).collect();
+    let mut refusals = vec![0u64; 3];
+    let every = [module, input, output]
+        .into_iter()
+        .chain(sealed_inputs.iter().copied())
+        .chain(sealed_outputs.iter().copied());
+    for hash in every {
+        let held_by: Vec<usize> = (0..3)
+            .filter(|&i| job_nodes[i].blobs().local().contains(&hash).unwrap())
+            .collect();
+        assert!(!held_by.is_empty());
         let err = outsider
             .blobs()
             .fetch_from(hash, holders.clone())
@@ -199,29 +266,43 @@ async fn a_peer_outside_a_job_gets_no_byte_of_its_module_input_or_output() {
             .unwrap_err();
         assert_eq!(
             err.to_string().matches("refused (not a party").count(),
-            3,
+            held_by.len(),
             "{err}"
         );
         assert!(!outsider.blobs().local().contains(&hash).unwrap());
+        for i in held_by {
+            refusals[i] += 1;
+        }
     }
-    for holder in nodes[..3].iter().map(|n| n.node()) {
+    for (holder, refused) in job_nodes.iter().zip(refusals) {
         assert_eq!(
             holder.metrics().rejections("blob_request", "not_a_party"),
-            3
+            refused
         );
     }
 
-    // The parties still get theirs: a provider the input, the requester the output.
-    let again = providers[0]
+    // The parties get what is theirs, and only that: a provider its own sealed input (not
+    // the other provider's, nor the input in the clear), the requester each sealed output.
+    let mine = providers[0]
         .blobs()
-        .fetch_from(input, vec![requester.peer_id()])
+        .fetch_from(sealed_inputs[0], vec![requester.peer_id()])
         .await;
-    assert_eq!(BlobHash::of(&again.unwrap()), input);
-    let again = requester
-        .blobs()
-        .fetch_from(output, vec![providers[1].peer_id()])
-        .await;
-    assert_eq!(BlobHash::of(&again.unwrap()), output);
+    assert_eq!(BlobHash::of(&mine.unwrap()), sealed_inputs[0]);
+    for theirs in [sealed_inputs[1], input] {
+        let err = providers[0]
+            .blobs()
+            .fetch_from(theirs, vec![requester.peer_id()])
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("not a party"), "{err}");
+    }
+    for (p, sealed) in providers.iter().zip(&sealed_outputs) {
+        let again = requester
+            .blobs()
+            .fetch_from(*sealed, vec![p.peer_id()])
+            .await;
+        assert_eq!(BlobHash::of(&again.unwrap()), *sealed);
+    }
 
     // A blob published deliberately stays public.
     let public = requester

@@ -351,6 +351,10 @@ pub struct Award {
     pub price: u64,
     /// The provider's report must arrive by this time.
     pub report_by: Timestamp,
+    /// The job's input sealed to this provider ([`crate::seal`], purpose input): the blob
+    /// the provider fetches from the requester and opens, instead of the input in the clear.
+    /// `None`: the input is fetched in the clear by the spec's hash.
+    pub sealed_input: Option<BlobHash>,
 }
 
 impl Message for Award {

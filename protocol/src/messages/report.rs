@@ -103,6 +103,11 @@ pub struct ResultReport {
     pub fuel_used: u64,
     /// Sandbox identity that ran it.
     pub runtime: String,
+    /// The output sealed to the job's requester ([`crate::seal`], purpose output): the blob
+    /// the requester fetches from this provider and opens. The outcome's digest is that of
+    /// the plaintext, so replicas' reports still agree. `None`: no output, or it is served in
+    /// the clear by its digest.
+    pub sealed_output: Option<BlobHash>,
 }
 
 impl Message for ResultReport {

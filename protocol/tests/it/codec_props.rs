@@ -169,15 +169,24 @@ pub(crate) fn bid() -> impl Strategy<Value = Bid> {
 }
 
 pub(crate) fn award() -> impl Strategy<Value = Award> {
-    (job_id(), node_id(), node_id(), any::<u64>(), ts()).prop_map(
-        |(job, requester, provider, price, report_by)| Award {
-            job,
-            requester,
-            provider,
-            price,
-            report_by,
-        },
+    (
+        job_id(),
+        node_id(),
+        node_id(),
+        any::<u64>(),
+        ts(),
+        proptest::option::of(blob()),
     )
+        .prop_map(
+            |(job, requester, provider, price, report_by, sealed_input)| Award {
+                job,
+                requester,
+                provider,
+                price,
+                report_by,
+                sealed_input,
+            },
+        )
 }
 
 fn failure() -> impl Strategy<Value = FailureKind> {
@@ -203,15 +212,24 @@ fn outcome() -> impl Strategy<Value = Outcome> {
 }
 
 pub(crate) fn report() -> impl Strategy<Value = ResultReport> {
-    (job_id(), node_id(), outcome(), any::<u64>(), text()).prop_map(
-        |(job, provider, outcome, fuel_used, runtime)| ResultReport {
-            job,
-            provider,
-            outcome,
-            fuel_used,
-            runtime,
-        },
+    (
+        job_id(),
+        node_id(),
+        outcome(),
+        any::<u64>(),
+        text(),
+        proptest::option::of(blob()),
     )
+        .prop_map(
+            |(job, provider, outcome, fuel_used, runtime, sealed_output)| ResultReport {
+                job,
+                provider,
+                outcome,
+                fuel_used,
+                runtime,
+                sealed_output,
+            },
+        )
 }
 
 fn kind() -> impl Strategy<Value = MessageKind> {

@@ -54,6 +54,7 @@ pub fn report(provider: u8, job: JobId, outcome: Outcome) -> Verified<ResultRepo
         outcome,
         fuel_used: 1234,
         runtime: "wasmtime-48/test".into(),
+        sealed_output: None,
     };
     Verified::sign(message, &keypair(provider), &NET).unwrap()
 }

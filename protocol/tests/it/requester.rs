@@ -64,7 +64,7 @@ impl Driver {
 
     fn report(&mut self, provider: u8, bytes: &[u8]) -> Vec<Action> {
         let r = report(provider, self.job.id(), output(bytes));
-        self.on(Event::Report(r))
+        self.on(Event::Report(Box::new(r)))
     }
 }
 
