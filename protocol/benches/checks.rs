@@ -1,7 +1,9 @@
 //! What the trust checks cost per verdict, printed as a report: opening a verdict's envelope
 //! (signature, decode, and the canonical re-encode), the canonical re-encode alone, hashing the
 //! spec to its job id, and checking the evidence (three report signatures, the spec, the
-//! awards). Every node does the first and last for every verdict it hears.
+//! awards). Every node does the first and last for every verdict it hears. Then what sealing a
+//! job's input or output to one party costs, and opening it (`seal`): a requester seals the
+//! input once per awarded provider, a provider its output once.
 //!
 //! Run with `cargo bench -p cairn-protocol --bench checks`.
 
@@ -92,6 +94,26 @@ fn main() {
     report("evidence (3 report signatures, spec, awards)", || {
         black_box(black_box(&verdict).evidence(&net).is_ok());
     });
+
+    let recipient = keypair(1);
+    let to = NodeId::from_keypair(&recipient);
+    let opening = seal::OpeningKey::of(&recipient).expect("opening key");
+    let scope = seal::Scope {
+        network: net,
+        job,
+        purpose: seal::Purpose::Input,
+    };
+    for kib in [1usize, 1024] {
+        let data = vec![7u8; kib << 10];
+        let hash = BlobHash::of(&data);
+        let sealed = seal::seal(&to, &scope, &data, [1; 32]).expect("sealed");
+        report(&format!("seal {kib} KiB to one party"), || {
+            black_box(seal::seal(&to, &scope, black_box(&data), [1; 32]).is_ok());
+        });
+        report(&format!("open {kib} KiB and check its hash"), || {
+            black_box(seal::open(&opening, &scope, black_box(&sealed), hash).is_ok());
+        });
+    }
 }
 
 fn report(what: &str, mut f: impl FnMut()) {

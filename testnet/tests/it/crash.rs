@@ -315,8 +315,9 @@ fn a_requester_and_then_a_provider_killed_mid_job_lose_no_work() {
     assert_unblamed(&setup, &requester, &providers, 2);
 
     // 3. Nothing stored was lost or corrupt: the jobs' records and receipts (checked above),
-    // the requester's module and input blobs, the restarted provider's output, and the
-    // checkpoints the requester held before it was killed.
+    // the requester's module and input blobs, the output (opened by the requester; the
+    // restarted provider keeps only its copy sealed to the requester), and the checkpoints
+    // the requester held before it was killed.
     let jobs = cairn_json(&cairn, &requester, &["job", "list", "--json"]).unwrap();
     for id in [&first, &second] {
         let job = jobs
@@ -338,9 +339,20 @@ fn a_requester_and_then_a_provider_killed_mid_job_lose_no_work() {
     );
     let job = setup.job(&requester, &second).unwrap();
     let output = job["output"].as_str().unwrap();
-    assert_eq!(
-        setup.blob(&restarted.dir, output, tmp.path()),
-        setup.expected
+    assert_eq!(setup.blob(&requester, output, tmp.path()), setup.expected);
+    let sealed_len = (setup.expected.len() + cairn_protocol::seal::OVERHEAD) as u64;
+    let held: Vec<Vec<u8>> = std::fs::read_dir(restarted.dir.join("blobs"))
+        .unwrap()
+        .map(|e| std::fs::read(e.unwrap().path()).unwrap())
+        .collect();
+    assert!(
+        held.iter()
+            .any(|b| b.len() as u64 == sealed_len && b.starts_with(b"CSB1")),
+        "the restarted provider still holds its sealed output"
+    );
+    assert!(
+        !held.iter().any(|b| b == &setup.expected),
+        "and no plain copy"
     );
     let checkpoints_after = cairn_json(&cairn, &requester, &["checkpoint", "list", "--json"]);
     assert_checkpoints_kept(checkpoints_before, checkpoints_after);
