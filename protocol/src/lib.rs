@@ -5,8 +5,8 @@
 //! - every message ([`messages`]) and the signed [`Envelope`] they travel in;
 //! - the rules, as functions and small state machines that take `now` as an argument:
 //!   the advert book ([`adverts`]), bid selection ([`auction`]), the quorum decision
-//!   ([`quorum`]), reputation ([`reputation`]), the checkpoint ledger ([`ledger`]) and the
-//!   checkpoint Merkle tree ([`merkle`]);
+//!   ([`quorum`]), reputation ([`reputation`]), credits and escrow ([`credits`]), the
+//!   checkpoint ledger ([`ledger`]) and the checkpoint Merkle tree ([`merkle`]);
 //! - checkpoints and their anchoring: committee, proposer and vote rules ([`checkpoint`]), the
 //!   epoch round that applies them ([`checkpoint::round`]), the OP_RETURN payload
 //!   ([`anchor`]), SPV checks of an anchor transaction ([`spv`]) and offline reputation proofs
@@ -22,6 +22,7 @@ pub mod anchor;
 pub mod auction;
 pub mod checkpoint;
 pub mod codec;
+pub mod credits;
 pub mod envelope;
 pub mod ids;
 pub mod ledger;
@@ -40,7 +41,9 @@ pub mod wire;
 pub use bitcoin;
 
 pub use envelope::{Envelope, EnvelopeError, Message, MessageKind, Signature, Verified};
-pub use ids::{BlobHash, CheckpointHash, JobId, NetworkId, NodeId, ParseIdError, VerdictId};
+pub use ids::{
+    BlobHash, CheckpointHash, GrantId, JobId, NetworkId, NodeId, ParseIdError, VerdictId,
+};
 pub use messages::*;
 pub use time::Timestamp;
 
