@@ -49,5 +49,6 @@ pub use time::Timestamp;
 
 /// The protocol version every envelope carries. Nodes refuse envelopes of other versions.
 /// Version 2: envelopes carry and sign the network id, encodings are canonical, and verdicts
-/// carry the job's spec and awards.
-pub const PROTOCOL_VERSION: u16 = 2;
+/// carry the job's spec and awards. Version 3: checkpoint leaves carry a credit balance (their
+/// encoding and the reputation root change) and faucet grants are a message kind.
+pub const PROTOCOL_VERSION: u16 = 3;
