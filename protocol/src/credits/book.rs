@@ -3,7 +3,9 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use super::{BPS, CreditError, CreditParams, FaucetGrant, Settlement, faucet_pool, reward_pool};
+use super::{
+    BPS, CreditError, CreditParams, FaucetGrant, Payee, Settlement, faucet_pool, reward_pool,
+};
 use crate::merkle::ReputationLeaf;
 use crate::reputation::MAX_TRACKED_JOBS;
 use crate::{GrantId, JobId, NodeId, Timestamp};
@@ -188,44 +190,55 @@ impl CreditBook {
             return Settled::Full;
         }
         self.jobs.insert(settlement.job, settlement.expires_at);
-        let total = settlement.total_owed();
-        let available = u128::from(self.balance(&settlement.requester));
-        let mut payouts: Vec<Payout> = (settlement.payees.iter())
-            .map(|payee| {
-                let owed = settlement.owed(payee);
-                let paid = if total <= available {
-                    owed
-                } else {
-                    // `available < total`, so the share is below `owed`.
-                    u64::try_from(u128::from(owed) * available / total).unwrap_or(0)
-                };
-                Payout {
-                    provider: payee.provider,
-                    owed,
-                    paid,
-                    bonus: 0,
-                }
-            })
-            .collect();
+        let mut payouts = self.payouts(settlement);
         let paid: u64 = payouts.iter().map(|p| p.paid).sum();
         self.debit(&settlement.requester, paid);
-        let rewards = self.params.rewards;
         for (payout, payee) in payouts.iter_mut().zip(&settlement.payees) {
             self.credit(&payout.provider, payout.paid);
-            let bps = rewards.bps(payee.renewable, settlement.issued_at);
-            let earned = u128::from(payout.paid) * u128::from(bps) / u128::from(BPS);
-            let bonus = u64::try_from(earned)
-                .unwrap_or(u64::MAX)
-                .min(self.balance(&reward_pool()));
-            self.debit(&reward_pool(), bonus);
-            self.credit(&payout.provider, bonus);
-            payout.bonus = bonus;
+            payout.bonus = self.pay_bonus(payout, payee, settlement.issued_at);
         }
         Settled::Paid(Payment {
             job: settlement.job,
             requester: settlement.requester,
             payouts,
         })
+    }
+
+    /// What each agreeing provider is owed and paid: in full when the requester's balance
+    /// covers the total, else pro rata (never more than the balance in all).
+    fn payouts(&self, settlement: &Settlement) -> Vec<Payout> {
+        let total = settlement.total_owed();
+        let available = u128::from(self.balance(&settlement.requester));
+        let share = |owed: u64| {
+            if total <= available {
+                owed
+            } else {
+                // `available < total`, so the share is below `owed`.
+                u64::try_from(u128::from(owed) * available / total).unwrap_or(0)
+            }
+        };
+        (settlement.payees.iter())
+            .map(|payee| {
+                let owed = settlement.owed(payee);
+                Payout {
+                    provider: payee.provider,
+                    owed,
+                    paid: share(owed),
+                    bonus: 0,
+                }
+            })
+            .collect()
+    }
+
+    /// Moves `payout`'s energy bonus from the reward pool while it lasts; returns it.
+    fn pay_bonus(&mut self, payout: &Payout, payee: &Payee, issued_at: Timestamp) -> u64 {
+        let bps = self.params.rewards.bps(payee.renewable, issued_at);
+        let earned = u128::from(payout.paid) * u128::from(bps) / u128::from(BPS);
+        let pool = self.balance(&reward_pool());
+        let bonus = u64::try_from(earned).unwrap_or(u64::MAX).min(pool);
+        self.debit(&reward_pool(), bonus);
+        self.credit(&payout.provider, bonus);
+        bonus
     }
 
     /// Applies a faucet grant `id` (the hash of its envelope, which the caller verified):
