@@ -407,6 +407,44 @@ fn two_ledgers_fed_the_same_verdicts_in_different_orders_hold_the_same_balances(
     );
 }
 
+#[test]
+fn a_restarted_node_holds_the_same_balances_without_paying_twice() {
+    let params = CreditParams {
+        genesis: vec![(node(1), 5_000)],
+        ..CreditParams::default()
+    };
+    let event = |nonce: u64, issued_at: u64| {
+        let mut settlement = settlement(&verdict(nonce, &[(2, LIMIT), (3, LIMIT)], &[], &[]));
+        settlement.issued_at = Timestamp(issued_at);
+        CreditEvent::Settlement {
+            verdict: VerdictId::of(&nonce.to_le_bytes()),
+            settlement,
+        }
+    };
+    let mut everyone = CreditLedger::new(params.clone()).unwrap();
+    everyone.note(event(1, 100));
+    everyone.cover(Timestamp(150));
+    everyone.note(event(2, 200));
+    // Restarted: the last checkpoint's leaves, then every stored event replayed.
+    let mut leaves: Vec<_> = (everyone.book_at(Timestamp(150)).iter())
+        .map(|(peer, balance)| merkle::ReputationLeaf {
+            peer: *peer,
+            score: 0,
+            evidence_count: 0,
+            balance: *balance,
+        })
+        .collect();
+    leaves.sort_by_key(|l| l.peer);
+    let mut restarted = CreditLedger::new(params).unwrap();
+    restarted.adopt(&leaves, Timestamp(150)).unwrap();
+    assert!(restarted.restore(event(1, 100)), "covered: skipped");
+    assert!(restarted.restore(event(2, 200)));
+    let balances = |book: CreditBook| book.iter().map(|(p, b)| (*p, *b)).collect::<Vec<_>>();
+    assert_eq!(balances(restarted.latest()), balances(everyone.latest()));
+    assert_eq!(restarted.latest().balance(&node(1)), 1_000);
+    assert_eq!(restarted.uncovered(), 1);
+}
+
 /// One random event: a job's outcome (requester, agreeing payees with price and declared
 /// energy, fuel) or a grant, from the faucet or from an impostor.
 #[derive(Clone, Debug)]
