@@ -38,6 +38,8 @@ pub enum MessageKind {
     AnchorReceipt,
     /// [`JobReceipt`](crate::JobReceipt).
     JobReceipt,
+    /// [`FaucetGrant`](crate::credits::FaucetGrant).
+    FaucetGrant,
 }
 
 impl MessageKind {
@@ -54,6 +56,7 @@ impl MessageKind {
             MessageKind::CheckpointVote => "cairn 2026 signed checkpoint vote v1",
             MessageKind::AnchorReceipt => "cairn 2026 signed anchor receipt v1",
             MessageKind::JobReceipt => "cairn 2026 signed job receipt v1",
+            MessageKind::FaucetGrant => "cairn 2026 signed faucet grant v1",
         }
     }
 
@@ -64,6 +67,7 @@ impl MessageKind {
             MessageKind::CallForBids => 64 * 1024,
             MessageKind::Bid | MessageKind::Award | MessageKind::ResultReport => 4 * 1024,
             MessageKind::CheckpointVote | MessageKind::AnchorReceipt => 4 * 1024,
+            MessageKind::FaucetGrant => 4 * 1024,
             MessageKind::JobReceipt => 16 * 1024,
             MessageKind::Verdict => MAX_VERDICT_PAYLOAD_BYTES,
             MessageKind::Checkpoint => 256 * 1024,

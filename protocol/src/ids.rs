@@ -94,6 +94,12 @@ hash_id!(
     "cairn 2026 network id v1"
 );
 hash_id!(
+    /// Identifier of a faucet grant: the hash of the grant's signed envelope (see
+    /// [`FaucetGrant`](crate::credits::FaucetGrant)).
+    GrantId,
+    "cairn 2026 faucet grant id v1"
+);
+hash_id!(
     /// Identifier of a checkpoint: the hash of its encoded [`Checkpoint`](crate::Checkpoint).
     CheckpointHash,
     "cairn 2026 checkpoint v1"

@@ -7,14 +7,23 @@
 //! had", and a busy network finalised nothing). Within one checkpoint the verdicts apply in id
 //! order, so clamped scores come out the same on every node whatever the order of arrival.
 //!
-//! A pure state machine: the node feeds it checked verdicts and the cutoffs of finalised
-//! checkpoints, and asks it for the table a proposal covers; it never reads a clock.
+//! Beside the table it holds the credit ledger ([`CreditLedger`]), covered by the same cutoffs,
+//! so a checkpoint's leaves carry each peer's balance next to its reputation
+//! ([`Ledger::leaves_at`]).
+//!
+//! A pure state machine: the node feeds it checked verdicts (their evidence and, for credits,
+//! their settlements), faucet grants and the cutoffs of finalised checkpoints, and asks it for
+//! the table and leaves a proposal covers; it never reads a clock.
 
 use std::collections::BTreeMap;
 
+use crate::credits::{
+    CreditError, CreditEvent, CreditLedger, CreditParams, FaucetGrant, Settlement, check_leaves,
+};
+use crate::merkle::ReputationLeaf;
 use crate::messages::Evidence;
 use crate::reputation::{ReputationParams, ReputationTable};
-use crate::{NodeId, Timestamp, VerdictId};
+use crate::{GrantId, NodeId, Timestamp, VerdictId};
 
 /// Verdicts a node holds that no finalised checkpoint covers yet, at most. Past it, new
 /// verdicts still count in the live table but not in checkpoints (the caller counts them).
@@ -40,6 +49,8 @@ pub struct Ledger {
     version: u64,
     /// The cutoff of the last finalised checkpoint.
     covered_until: Timestamp,
+    /// Balances, covered by the same cutoffs.
+    credits: CreditLedger,
 }
 
 impl Ledger {
@@ -50,6 +61,57 @@ impl Ledger {
             base: ReputationTable::default().with_roots(roots),
             ..Self::default()
         }
+    }
+
+    /// The same ledger with balances from `params`' genesis (without, no identity holds
+    /// credits and every leaf's balance is 0).
+    pub fn with_credits(mut self, params: CreditParams) -> Result<Self, CreditError> {
+        self.credits = CreditLedger::new(params)?;
+        self.version += 1;
+        Ok(self)
+    }
+
+    /// The credit ledger.
+    pub fn credits(&self) -> &CreditLedger {
+        &self.credits
+    }
+
+    /// Records what checked verdict `id` owes (next to [`Ledger::note`] of its evidence);
+    /// `false` when the credit ledger is full.
+    pub fn note_settlement(&mut self, id: VerdictId, settlement: Settlement) -> bool {
+        self.version += 1;
+        self.credits.note_settlement(id, settlement)
+    }
+
+    /// Records a verified faucet grant; `false` when the credit ledger is full.
+    pub fn note_grant(&mut self, id: GrantId, grant: FaucetGrant) -> bool {
+        self.version += 1;
+        self.credits.note_grant(id, grant)
+    }
+
+    /// Records a credit event read back from the store after a restart (see
+    /// [`Ledger::restore`]).
+    pub fn restore_credit(&mut self, event: CreditEvent) -> bool {
+        self.version += 1;
+        self.credits.restore(event)
+    }
+
+    /// The leaves of a checkpoint with this cutoff: the table's, with balances
+    /// ([`crate::credits::CreditBook::leaves`]).
+    pub fn leaves_at(&self, cutoff: Timestamp) -> Vec<ReputationLeaf> {
+        self.with_balances(&self.table_at(cutoff), cutoff)
+    }
+
+    /// `table`'s leaves (the table at `cutoff`) with the balances at `cutoff`.
+    pub fn with_balances(&self, table: &ReputationTable, cutoff: Timestamp) -> Vec<ReputationLeaf> {
+        let book = self.credits.book_at(cutoff);
+        book.leaves(&table.leaves(), self.params().initial)
+    }
+
+    /// Checks that `leaves` hold exactly the credit supply: what every checkpoint is checked
+    /// against before this node proposes or votes for it.
+    pub fn check_leaves(&self, leaves: &[ReputationLeaf]) -> Result<(), CreditError> {
+        check_leaves(leaves, self.credits.params())
     }
 
     /// Records a checked verdict; `false` when the ledger is full.
@@ -112,14 +174,39 @@ impl Ledger {
         self.base.forget_applied();
         // Deterministic on every node: the cutoff, not the local clock, decides.
         self.base.prune_jobs(cutoff);
+        self.credits.cover(cutoff);
         self.covered_until = self.covered_until.max(cutoff);
         self.version += 1;
     }
 
     /// Takes `table` as the covered table of a checkpoint with this cutoff that this node did
     /// not compute itself (it caught up): verdicts that checkpoint covers leave the uncovered
-    /// set, later ones stay.
+    /// set, later ones stay. A table has no balances: the credit events this node holds up to
+    /// the cutoff are covered instead ([`Ledger::adopt_leaves`] takes balances from leaves).
     pub fn adopt(&mut self, table: ReputationTable, cutoff: Timestamp) {
+        self.credits.cover(cutoff);
+        self.adopt_table(table, cutoff);
+    }
+
+    /// Takes a checkpoint's `leaves` (with this cutoff) that this node did not compute itself:
+    /// the table as [`Ledger::adopt`] takes it, and the balances. When the balances do not add
+    /// up to the supply the error says so, the table is adopted anyway and the credit events
+    /// this node holds up to the cutoff are covered instead.
+    pub fn adopt_leaves(
+        &mut self,
+        leaves: &[ReputationLeaf],
+        cutoff: Timestamp,
+    ) -> Result<(), CreditError> {
+        let table = ReputationTable::from_leaves(self.params(), leaves);
+        let credits = self.credits.adopt(leaves, cutoff);
+        match credits {
+            Ok(()) => self.adopt_table(table, cutoff),
+            Err(_) => self.adopt(table, cutoff),
+        }
+        credits
+    }
+
+    fn adopt_table(&mut self, table: ReputationTable, cutoff: Timestamp) {
         let roots: Vec<_> = self.base.roots().copied().collect();
         let mut table = table.with_roots(roots);
         table.forget_applied();

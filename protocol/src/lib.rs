@@ -5,8 +5,8 @@
 //! - every message ([`messages`]) and the signed [`Envelope`] they travel in;
 //! - the rules, as functions and small state machines that take `now` as an argument:
 //!   the advert book ([`adverts`]), bid selection ([`auction`]), the quorum decision
-//!   ([`quorum`]), reputation ([`reputation`]), the checkpoint ledger ([`ledger`]) and the
-//!   checkpoint Merkle tree ([`merkle`]);
+//!   ([`quorum`]), reputation ([`reputation`]), credits and escrow ([`credits`]), the
+//!   checkpoint ledger ([`ledger`]) and the checkpoint Merkle tree ([`merkle`]);
 //! - checkpoints and their anchoring: committee, proposer and vote rules ([`checkpoint`]), the
 //!   epoch round that applies them ([`checkpoint::round`]), the OP_RETURN payload
 //!   ([`anchor`]), SPV checks of an anchor transaction ([`spv`]) and offline reputation proofs
@@ -22,6 +22,7 @@ pub mod anchor;
 pub mod auction;
 pub mod checkpoint;
 pub mod codec;
+pub mod credits;
 pub mod envelope;
 pub mod ids;
 pub mod ledger;
@@ -40,11 +41,14 @@ pub mod wire;
 pub use bitcoin;
 
 pub use envelope::{Envelope, EnvelopeError, Message, MessageKind, Signature, Verified};
-pub use ids::{BlobHash, CheckpointHash, JobId, NetworkId, NodeId, ParseIdError, VerdictId};
+pub use ids::{
+    BlobHash, CheckpointHash, GrantId, JobId, NetworkId, NodeId, ParseIdError, VerdictId,
+};
 pub use messages::*;
 pub use time::Timestamp;
 
 /// The protocol version every envelope carries. Nodes refuse envelopes of other versions.
 /// Version 2: envelopes carry and sign the network id, encodings are canonical, and verdicts
-/// carry the job's spec and awards.
-pub const PROTOCOL_VERSION: u16 = 2;
+/// carry the job's spec and awards. Version 3: checkpoint leaves carry a credit balance (their
+/// encoding and the reputation root change) and faucet grants are a message kind.
+pub const PROTOCOL_VERSION: u16 = 3;

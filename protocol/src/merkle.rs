@@ -10,7 +10,7 @@ use bincode::{Decode, Encode};
 
 use crate::{NodeId, VerdictId};
 
-const LEAF_CONTEXT: &str = "cairn 2026 merkle reputation leaf v1";
+const LEAF_CONTEXT: &str = "cairn 2026 merkle reputation leaf v2";
 const VERDICT_LEAF_CONTEXT: &str = "cairn 2026 merkle verdict leaf v1";
 const NODE_CONTEXT: &str = "cairn 2026 merkle node v1";
 const ROOT_CONTEXT: &str = "cairn 2026 merkle root v1";
@@ -18,7 +18,8 @@ const ROOT_CONTEXT: &str = "cairn 2026 merkle root v1";
 /// A 32-byte hash in the tree.
 pub type Hash = [u8; 32];
 
-/// One node's line in a checkpoint: its score and how much evidence it rests on.
+/// One node's line in a checkpoint: its score, how much evidence it rests on, and its credit
+/// balance ([`crate::credits`]), so one Merkle proof proves both offline.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Encode, Decode)]
 pub struct ReputationLeaf {
     /// The node.
@@ -27,15 +28,20 @@ pub struct ReputationLeaf {
     pub score: i64,
     /// Verdicts that mentioned it.
     pub evidence_count: u64,
+    /// Its credit balance, in the network's smallest unit (escrow included: escrow is a
+    /// requester's own reservation, not a transfer).
+    pub balance: u64,
 }
 
 impl ReputationLeaf {
-    /// The leaf's hash: peer, score and evidence count in a fixed layout, in the leaf domain.
+    /// The leaf's hash: peer, score, evidence count and balance in a fixed layout, in the leaf
+    /// domain (v2: v1 leaves had no balance).
     pub fn hash(&self) -> Hash {
         let mut hasher = blake3::Hasher::new_derive_key(LEAF_CONTEXT);
         hasher.update(self.peer.as_bytes());
         hasher.update(&self.score.to_le_bytes());
         hasher.update(&self.evidence_count.to_le_bytes());
+        hasher.update(&self.balance.to_le_bytes());
         *hasher.finalize().as_bytes()
     }
 }

@@ -1,9 +1,10 @@
 //! Reputation proof files and their offline verifier.
 //!
-//! A proof says "peer P had score S at epoch E of network N": the peer's leaf and its Merkle
-//! path, every checkpoint from epoch 0 to the anchored one with its committee's signatures (so
-//! the committee of each epoch follows from the network spec), and, when the network anchors,
-//! the anchor transaction, its `gettxoutproof` merkle block and the headers on top of it.
+//! A proof says "peer P had score S and credit balance B at epoch E of network N": the peer's
+//! leaf and its Merkle path, every checkpoint from epoch 0 to the anchored one with its
+//! committee's signatures (so the committee of each epoch follows from the network spec), and,
+//! when the network anchors, the anchor transaction, its `gettxoutproof` merkle block and the
+//! headers on top of it.
 //!
 //! [`verify`] checks all of it against a [`NetworkRules`] built from the network spec and
 //! returns the first failed check as a [`ProofError`] naming it.
@@ -18,8 +19,8 @@ use crate::merkle::{MerkleProof, ReputationLeaf};
 use crate::spv::{self, HEADER_LEN, PowRule, SpvError};
 use crate::{CHECKPOINT_VERSION, Checkpoint, CheckpointHash, NodeId};
 
-/// The first bytes of every proof file.
-pub const PROOF_MAGIC: [u8; 8] = *b"CAIRNPF1";
+/// The first bytes of every proof file. Version 2: leaves carry a credit balance, so files of version 1 are refused by name.
+pub const PROOF_MAGIC: [u8; 8] = *b"CAIRNPF2";
 /// Largest proof file read, in bytes.
 pub const MAX_PROOF_BYTES: usize = 4 * 1024 * 1024;
 /// Most checkpoints a proof may chain.
@@ -47,7 +48,7 @@ pub struct AnchorProof {
     pub headers: Vec<[u8; HEADER_LEN]>,
 }
 
-/// A proof of one peer's reputation at one epoch.
+/// A proof of one peer's reputation and credit balance at one epoch.
 #[derive(Clone, PartialEq, Eq, Debug, Encode, Decode)]
 pub struct ReputationProof {
     /// The peer's leaf.
@@ -106,7 +107,7 @@ pub struct AnchorRule {
 /// What a verified proof establishes.
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub struct Verification {
-    /// The leaf: peer, score and evidence count.
+    /// The leaf: peer, score, evidence count and credit balance.
     pub leaf: ReputationLeaf,
     /// Epoch of the leaf's checkpoint.
     pub epoch: u64,
@@ -138,7 +139,9 @@ pub struct AnchorSummary {
 #[non_exhaustive]
 pub enum ProofError {
     /// The file does not start with the proof magic bytes.
-    #[error("not a Cairn proof file (missing CAIRNPF1 header)")]
+    #[error(
+        "not a Cairn proof file of this version (missing CAIRNPF2 header; remake older proofs with `cairn checkpoint prove`)"
+    )]
     BadMagic,
     /// The file does not decode.
     #[error("proof file does not decode: {0}")]

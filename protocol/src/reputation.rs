@@ -211,10 +211,13 @@ impl ReputationTable {
     /// The table a checkpoint's leaves describe, for a node that adopts a checkpoint it did not
     /// compute (catching up). A leaf has the score and how many verdicts it rests on, not
     /// their kinds, so the count is kept as agreeing reports: later leaves, which depend on the
-    /// score and the count alone, come out the same as on every other node.
+    /// score and the count alone, come out the same as on every other node. A leaf with the
+    /// initial score and no evidence is there for its credit balance alone ([`crate::credits`])
+    /// and makes no entry: such an entry would say nothing a missing one does not.
     pub fn from_leaves(params: ReputationParams, leaves: &[ReputationLeaf]) -> Self {
         let entries = leaves
             .iter()
+            .filter(|leaf| leaf.score != params.initial || leaf.evidence_count != 0)
             .map(|leaf| {
                 let standing = Standing {
                     score: leaf.score,
@@ -362,7 +365,8 @@ impl ReputationTable {
         (1.0 + above_initial as f64 / 100.0).clamp(0.05, 11.0)
     }
 
-    /// The table as Merkle leaves, sorted by peer.
+    /// The table as Merkle leaves, sorted by peer, with balances of zero (a checkpoint's
+    /// leaves with balances are [`crate::credits::CreditBook::leaves`] of these).
     pub fn leaves(&self) -> Vec<ReputationLeaf> {
         self.entries
             .iter()
@@ -370,6 +374,7 @@ impl ReputationTable {
                 peer: *peer,
                 score: s.score,
                 evidence_count: s.evidence_count(),
+                balance: 0,
             })
             .collect()
     }

@@ -354,6 +354,7 @@ impl Attacker {
                     peer: *peer,
                     score: 1_000,
                     evidence_count: 1_000_000,
+                    balance: 0,
                 })
                 .collect()
         };

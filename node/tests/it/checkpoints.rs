@@ -73,6 +73,7 @@ fn anchor_and_verify(backend: &dyn AnchorBackend, mine: &dyn Fn(u32)) -> bitcoin
             peer: *peer,
             score: 10 + i as i64,
             evidence_count: 3,
+            balance: 0,
         })
         .collect();
     leaves.sort_by_key(|l| l.peer);

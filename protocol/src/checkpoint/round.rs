@@ -42,7 +42,6 @@ use super::{
 use crate::ledger::{Ledger, settle_ms};
 use crate::merkle::ReputationLeaf;
 use crate::proof::SignedCheckpoint;
-use crate::reputation::ReputationTable;
 use crate::{Checkpoint, CheckpointHash, CheckpointVote, NodeId, Timestamp, Verified};
 
 mod types;
@@ -208,8 +207,10 @@ impl EpochRound {
             let cutoff = self.cutoff(last.checkpoint.proposed_at);
             match leaves {
                 Some(leaves) => {
-                    let table = ReputationTable::from_leaves(self.ledger.params(), leaves);
-                    self.ledger.adopt(table, cutoff);
+                    // Balances that do not add up to the supply are not taken (the ledger
+                    // covers the credit events it holds instead); this node's own next
+                    // checkpoint then fails the same check and it does not sign.
+                    let _credits = self.ledger.adopt_leaves(leaves, cutoff);
                 }
                 None => self.ledger.cover(cutoff),
             }
@@ -277,11 +278,15 @@ impl EpochRound {
     }
 
     /// This node's own checkpoint for `epoch` proposed at `at`: the covered table plus the
-    /// verdicts issued by the cutoff of `at`.
+    /// verdicts issued by the cutoff of `at`, with balances. `None` when the balances do not
+    /// add up to the credit supply: a node never signs a checkpoint that creates or destroys
+    /// credits.
     fn compute(&self, epoch: u64, at: Timestamp) -> Option<(Checkpoint, Vec<ReputationLeaf>)> {
         let genesis = self.genesis()?;
-        let table = self.ledger.table_at(self.cutoff(at));
-        let leaves = table.leaves();
+        let cutoff = self.cutoff(at);
+        let table = self.ledger.table_at(cutoff);
+        let leaves = self.ledger.with_balances(&table, cutoff);
+        self.ledger.check_leaves(&leaves).ok()?;
         let input = CheckpointInput {
             network: &genesis.network,
             epoch,

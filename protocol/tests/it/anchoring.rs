@@ -55,6 +55,7 @@ fn leaves(epoch: u64) -> Vec<ReputationLeaf> {
             peer: node(s),
             score: i64::from(s) * 3 + epoch as i64,
             evidence_count: u64::from(s) + epoch,
+            balance: u64::from(s) * 100,
         })
         .collect();
     leaves.sort_by_key(|l| l.peer);
@@ -384,6 +385,24 @@ fn leaf_of_another_peer_fails() {
 }
 
 #[test]
+fn a_balance_is_proven_offline_and_a_changed_balance_fails() {
+    let g = genesis(3);
+    let rules = rules(g.clone(), TEST_BITS, 2);
+    let p = proof_with(&g, TEST_BITS);
+    let v = proof::verify(&p, &rules).unwrap();
+    assert_eq!((v.leaf.peer, v.leaf.balance), (node(4), 400));
+    for balance in [0, 399, 401, u64::MAX] {
+        let mut tampered = proof_with(&g, TEST_BITS);
+        tampered.leaf.balance = balance;
+        let err = failure(&tampered, &rules);
+        assert!(
+            matches!(err, ProofError::MerklePath { epoch: 1, .. }),
+            "balance {balance}: {err}"
+        );
+    }
+}
+
+#[test]
 fn header_chain_without_enough_work_fails() {
     let g = genesis(3);
     // Mined at regtest difficulty, checked against a spec that demands TEST_BITS or harder.
@@ -560,6 +579,7 @@ fn threshold_committee_and_proposer_rules() {
         peer: node(s),
         score,
         evidence_count: 1,
+        balance: 0,
     };
     let table = sorted_leaves(vec![l(1, 5), l(2, 50), l(3, -4), l(4, 20), l(5, 0)]);
     assert_eq!(

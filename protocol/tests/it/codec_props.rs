@@ -244,6 +244,7 @@ fn kind() -> impl Strategy<Value = MessageKind> {
         Just(MessageKind::CheckpointVote),
         Just(MessageKind::AnchorReceipt),
         Just(MessageKind::JobReceipt),
+        Just(MessageKind::FaucetGrant),
     ]
 }
 
@@ -464,6 +465,20 @@ pub(crate) fn job_receipt() -> impl Strategy<Value = JobReceipt> {
 
 codec_property!(job_receipt_codec, job_receipt());
 
+pub(crate) fn faucet_grant() -> impl Strategy<Value = credits::FaucetGrant> {
+    (node_id(), node_id(), any::<u64>(), ts(), any::<u64>()).prop_map(
+        |(faucet, recipient, amount, issued_at, nonce)| credits::FaucetGrant {
+            faucet,
+            recipient,
+            amount,
+            issued_at,
+            nonce,
+        },
+    )
+}
+
+codec_property!(faucet_grant_codec, faucet_grant());
+
 pub(crate) fn market_request() -> impl Strategy<Value = wire::MarketRequest> {
     prop_oneof![
         envelope().prop_map(wire::MarketRequest::CallForBids),
@@ -494,13 +509,14 @@ pub(crate) fn sync_request() -> impl Strategy<Value = wire::SyncRequest> {
 pub(crate) fn sync_response() -> impl Strategy<Value = wire::SyncResponse> {
     let signed = (checkpoint(), vec(envelope(), 0..3))
         .prop_map(|(checkpoint, votes)| proof::SignedCheckpoint { checkpoint, votes });
-    let leaf = (node_id(), any::<i64>(), any::<u64>()).prop_map(|(peer, score, evidence_count)| {
-        merkle::ReputationLeaf {
+    let leaf = (node_id(), any::<i64>(), any::<u64>(), any::<u64>()).prop_map(
+        |(peer, score, evidence_count, balance)| merkle::ReputationLeaf {
             peer,
             score,
             evidence_count,
-        }
-    });
+            balance,
+        },
+    );
     prop_oneof![
         vec(vec(any::<u8>(), 0..64), 0..4).prop_map(wire::SyncResponse::Adverts),
         vec(signed, 0..3).prop_map(wire::SyncResponse::Checkpoints),
@@ -520,6 +536,7 @@ fn a_sync_answer_with_too_many_items_is_refused_by_name() {
             peer: NodeId([1; 32]),
             score: 0,
             evidence_count: 0,
+            balance: 0,
         };
         wire::MAX_SYNC_LEAVES + 1
     ];

@@ -3,6 +3,7 @@
 mod adverts;
 mod anchoring;
 mod codec_props;
+mod credits;
 mod envelope;
 mod fixtures;
 mod fuzz_seeds;

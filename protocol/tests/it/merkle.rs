@@ -10,6 +10,7 @@ fn leaves(n: usize) -> Vec<ReputationLeaf> {
             peer: NodeId(*blake3::hash(&i.to_le_bytes()).as_bytes()),
             score: i as i64 - 3,
             evidence_count: i as u64 * 2,
+            balance: i as u64 * 1_000,
         })
         .map(|l| (l.peer, l))
         .collect::<std::collections::BTreeMap<_, _>>()
@@ -42,6 +43,14 @@ fn every_leaf_proves_and_every_change_fails() {
             assert!(
                 !proof.verifies(more.hash(), &root),
                 "changed count n={n} i={i}"
+            );
+            let richer = ReputationLeaf {
+                balance: leaf.balance + 1,
+                ..*leaf
+            };
+            assert!(
+                !proof.verifies(richer.hash(), &root),
+                "changed balance n={n} i={i}"
             );
 
             for other in 0..n as u64 {

@@ -6,6 +6,7 @@ use cairn_protocol::checkpoint::round::{
     Rejected, RoundConfig,
 };
 use cairn_protocol::checkpoint::{self, CheckpointInput, Genesis, ProposalTimeError, Threshold};
+use cairn_protocol::credits::{self, CreditParams, Payee, Settlement};
 use cairn_protocol::ledger::Ledger;
 use cairn_protocol::messages::Evidence;
 use cairn_protocol::*;
@@ -61,7 +62,8 @@ fn checkpoint_of(
     at: Timestamp,
 ) -> Checkpoint {
     let settle = cairn_protocol::ledger::settle_ms(EPOCH_MS);
-    let table = ledger.table_at(Timestamp(at.0 - settle));
+    let cutoff = Timestamp(at.0 - settle);
+    let table = ledger.table_at(cutoff);
     let input = CheckpointInput {
         network: &g.network,
         epoch,
@@ -72,7 +74,7 @@ fn checkpoint_of(
         proposer: id(proposer),
         now: at,
     };
-    checkpoint::build(&input, &table.leaves()).unwrap()
+    checkpoint::build(&input, &ledger.with_balances(&table, cutoff)).unwrap()
 }
 
 /// Member `proposer`'s proposal of epoch 0 at `at`, from an empty ledger.
@@ -222,6 +224,75 @@ fn a_member_whose_ledger_lagged_votes_once_the_missing_verdict_arrives() {
     let votes = votes_in(&member.tick(at.plus_ms(2)));
     assert_eq!(votes.len(), 1);
     assert_eq!(votes[0].checkpoint, hash(&p));
+}
+
+/// A ledger with credits from genesis (node 200 holds 1000, the reward pool 5) and the round
+/// job's verdict, which pays providers 201 and 202 half their price of 100 when `paid`.
+fn ledger_with_credits(paid: bool) -> Ledger {
+    let params = CreditParams {
+        genesis: vec![(id(200), 1_000)],
+        reward_pool: 5,
+        ..CreditParams::default()
+    };
+    let mut ledger = Ledger::default().with_credits(params).unwrap();
+    let (verdict, issued) = (VerdictId::of(b"verdict"), Timestamp(T0.0 - 20_000));
+    ledger.note(verdict, issued, evidence(issued));
+    let payee = |p| Payee {
+        provider: id(p),
+        price: 100,
+        renewable: false,
+    };
+    let settlement = Settlement {
+        job: JobId::of(b"round job"),
+        requester: id(200),
+        issued_at: issued,
+        expires_at: Timestamp(u64::MAX),
+        fuel_limit: 1_000,
+        fuel_used: 500,
+        payees: vec![payee(201), payee(202)],
+    };
+    if paid {
+        ledger.note_settlement(verdict, settlement);
+    }
+    ledger
+}
+
+#[test]
+fn checkpoints_carry_balances_and_a_node_that_catches_up_holds_the_same() {
+    let g = genesis(1..=3);
+    let at = T0.plus_ms(EPOCH_MS);
+    let c = checkpoint_of(&g, &ledger_with_credits(true), 1, 0, g.hash().unwrap(), at);
+    let p = Verified::sign(c, &key(1), &NET).unwrap();
+    // A member whose book lacks the payment computes other leaves: it does not vote.
+    let mut unpaid = round(&g, 3, ledger_with_credits(false));
+    let step = unpaid.handle(proposal_from(&p, PeerId::random()), at);
+    assert_eq!(step.acceptance, Acceptance::Accept);
+    assert!(
+        votes_in(&step.actions).is_empty(),
+        "balances differ: no vote"
+    );
+
+    let mut r = round(&g, 2, ledger_with_credits(true));
+    let mut actions = r.handle(proposal_from(&p, PeerId::random()), at).actions;
+    for v in votes_in(&actions.clone()) {
+        actions.extend(vote_back(&mut r, 2, &v, at));
+    }
+    actions.extend(r.handle(Input::Vote(sign_vote(1, hash(&p), 0)), at).actions);
+    let f = finalised(&actions).expect("final").clone();
+    let leaves = f.leaves.expect("its own leaves matched");
+    let balance = |peer: NodeId| leaves.iter().find(|l| l.peer == peer).map(|l| l.balance);
+    assert_eq!(balance(id(201)), Some(50));
+    assert_eq!(balance(id(202)), Some(50));
+    assert_eq!(balance(id(200)), Some(900));
+    assert_eq!(balance(credits::reward_pool()), Some(5));
+    assert_eq!(r.ledger().check_leaves(&leaves), Ok(()));
+
+    // A node that held nothing catches up from the leaves and holds the same balances.
+    let mut behind = round(&g, 9, ledger_with_credits(false));
+    let later = at.plus_ms(3_000);
+    behind.adopt(0, r.chain().to_vec(), Some(&leaves), later);
+    assert_eq!(behind.ledger().leaves_at(later), leaves);
+    assert_eq!(behind.ledger().credits().latest().balance(&id(201)), 50);
 }
 
 /// Finding M1: votes from outside the committee are refused before anything is queued, so
