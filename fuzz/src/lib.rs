@@ -88,6 +88,7 @@ pub fn genesis_of(network: &str, votes: &[Envelope]) -> checkpoint::Genesis {
         committee_size: u32::try_from(committee.len()).unwrap_or(u32::MAX),
         committee,
         threshold: checkpoint::Threshold::default(),
+        credits: None,
     }
 }
 

@@ -74,6 +74,29 @@ pub enum NodeError {
     /// open (see `cairn_protocol::seal`).
     #[error("sealed job data: {0}")]
     Seal(#[from] cairn_protocol::seal::SealError),
+    /// This node's credits do not cover a job: its balance, less what other jobs hold in
+    /// escrow, is below the most the job can cost at its first auction.
+    #[error(
+        "this job can cost up to {needed} credits ({replicas} replicas at a maximum price of \
+         {max_price}), but this node has {available} available (balance {balance}, {escrowed} \
+         held for running jobs). {how}"
+    )]
+    CannotPay {
+        /// The node's balance.
+        balance: u64,
+        /// Held in escrow for this node's other jobs.
+        escrowed: u64,
+        /// `balance - escrowed`.
+        available: u64,
+        /// What the job may cost: replicas times its maximum price.
+        needed: u64,
+        /// The job's replicas.
+        replicas: u8,
+        /// The job's maximum price per replica.
+        max_price: u64,
+        /// How to get credits on this network.
+        how: String,
+    },
     /// The network spec or config is not usable.
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),

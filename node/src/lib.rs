@@ -29,6 +29,7 @@ pub mod checkpoints;
 pub mod client;
 pub mod config;
 pub mod context;
+pub mod credits;
 pub mod error;
 pub mod files;
 pub mod gpu;

@@ -166,7 +166,8 @@ impl Node {
         let ctx = Arc::new(Context::new(keypair, network, options, net, kv.clone())?);
         let blobs = Blobs::new(ctx.clone(), blob_store)?;
         let checkpoints = Checkpoints::new(ctx.clone(), checkpoint_state);
-        let verdicts = Verdicts::new(ctx.clone(), checkpoints.clone(), roots);
+        let credits = ctx.options().spec.credit_params()?;
+        let verdicts = Verdicts::new(ctx.clone(), checkpoints.clone(), roots, credits)?;
         let adverts = Adverts::new(ctx.clone(), verdicts.clone(), book_config);
         let market = Market::new(
             ctx.clone(),

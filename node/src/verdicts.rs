@@ -9,6 +9,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use cairn_protocol::adverts::Tier;
+use cairn_protocol::credits::{CreditParams, Settlement};
+use cairn_protocol::messages::Evidence;
 use cairn_protocol::reputation::{Applied, ReputationTable};
 use cairn_protocol::{Envelope, NodeId, Timestamp, Verdict, VerdictId, Verified};
 use libp2p::PeerId;
@@ -17,6 +19,8 @@ use tracing::{debug, warn};
 
 use crate::checkpoints::Checkpoints;
 use crate::context::{Context, now};
+use crate::credits::{LiveCredits, PaymentView};
+use crate::error::NodeError;
 use crate::store::Tree;
 
 /// Requesters whose verdict effects a node tallies at most.
@@ -54,6 +58,8 @@ pub struct Verdicts {
 
 struct State {
     table: Mutex<ReputationTable>,
+    /// Balances as verdicts moved them here, and this node's payments.
+    credits: Mutex<LiveCredits>,
     /// What verdicts did to this node's table, by requester (at most
     /// [`MAX_EFFECT_REQUESTERS`]): for operators and the simulation's attack report.
     effects: Mutex<HashMap<NodeId, VerdictEffects>>,
@@ -67,15 +73,62 @@ fn verdict_key(issued_at: Timestamp, id: &VerdictId) -> Vec<u8> {
 }
 
 impl Verdicts {
-    pub(crate) fn new(ctx: Arc<Context>, checkpoints: Checkpoints, roots: Vec<NodeId>) -> Self {
-        Self {
+    pub(crate) fn new(
+        ctx: Arc<Context>,
+        checkpoints: Checkpoints,
+        roots: Vec<NodeId>,
+        credits: Option<CreditParams>,
+    ) -> Result<Self, NodeError> {
+        let credits = LiveCredits::new(ctx.node_id(), credits).map_err(|e| {
+            NodeError::Config(crate::config::ConfigError::Invalid {
+                field: "credits",
+                reason: e.to_string(),
+            })
+        })?;
+        Ok(Self {
             ctx,
             checkpoints,
             state: Arc::new(State {
                 table: Mutex::new(ReputationTable::default().with_roots(roots)),
+                credits: Mutex::new(credits),
                 effects: Mutex::new(HashMap::new()),
             }),
-        }
+        })
+    }
+
+    /// Runs `f` on the live credit book, held for that call only; `None` if its lock is
+    /// poisoned.
+    pub(crate) fn with_credits<T>(&self, f: impl FnOnce(&LiveCredits) -> T) -> Option<T> {
+        self.state.credits.lock().ok().map(|c| f(&c))
+    }
+
+    /// `peer`'s balance in this node's live book; `None` on a network without credits.
+    pub fn balance(&self, peer: &NodeId) -> Option<u64> {
+        self.with_credits(|c| c.balance(peer)).flatten()
+    }
+
+    /// Every non-zero balance in this node's live book (pool accounts included); empty on a
+    /// network without credits.
+    pub fn balances(&self) -> Vec<(NodeId, u64)> {
+        self.with_credits(|c| {
+            if !c.enabled() {
+                return Vec::new();
+            }
+            c.book().iter().map(|(p, b)| (*p, *b)).collect()
+        })
+        .unwrap_or_default()
+    }
+
+    /// The payments that concern this node, oldest first (at most
+    /// [`crate::credits::MAX_PAYMENTS`]).
+    pub fn payments(&self) -> Vec<PaymentView> {
+        self.with_credits(|c| c.payments().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// The payment of `job`, when this node paid or was paid for it.
+    pub fn payment_of(&self, job: &cairn_protocol::JobId) -> Option<PaymentView> {
+        self.with_credits(|c| c.payment_of(job)).flatten()
     }
 
     /// Runs `f` on the live table, held for that call only (cloning it would cost
@@ -173,6 +226,7 @@ impl Verdicts {
         match applied {
             Applied::Counted { .. } | Applied::Equivocation { .. } => {
                 let issued_at = verdict.message().issued_at;
+                self.settle(id, verdict.message(), &evidence, restored);
                 self.checkpoints
                     .note_checked_verdict(id, issued_at, evidence, restored);
                 Ok(applied.changed())
@@ -181,6 +235,23 @@ impl Verdicts {
             Applied::NoStanding => Err(NO_STANDING),
             Applied::Full => Err(TABLE_FULL),
         }
+    }
+
+    /// What a counted verdict owes moves credits in the live book, and goes to the checkpoint
+    /// ledger beside its evidence.
+    fn settle(&self, id: VerdictId, verdict: &Verdict, evidence: &Evidence, restored: bool) {
+        let settlement = match Settlement::from_checked(verdict, evidence) {
+            Ok(settlement) => settlement,
+            Err(e) => {
+                warn!(target: "cairn::verdicts", error = %e, "verdict owes nothing");
+                return;
+            }
+        };
+        if let Ok(mut credits) = self.state.credits.lock() {
+            credits.settle(&settlement);
+        }
+        self.checkpoints
+            .note_checked_settlement(id, settlement, restored);
     }
 
     fn tally_effect(&self, requester: &NodeId, applied: Applied) {
@@ -218,6 +289,12 @@ impl Verdicts {
         {
             let roots: Vec<NodeId> = table.roots().copied().collect();
             *table = ReputationTable::from_leaves(*table.params(), leaves).with_roots(roots);
+        }
+        if let Some((_, leaves)) = &covered
+            && let Ok(mut credits) = self.state.credits.lock()
+            && let Err(e) = credits.adopt_leaves(leaves)
+        {
+            warn!(target: "cairn::verdicts", error = %e, "the last checkpoint's balances do not hold the supply; replaying from genesis");
         }
         let cutoff = covered.map(|(cutoff, _)| cutoff);
         let mut replayed = 0usize;

@@ -12,6 +12,7 @@ use bincode::{Decode, Encode};
 
 use crate::VerdictId;
 use crate::codec::{self, CodecError};
+use crate::credits::CreditParams;
 use crate::envelope::{Envelope, EnvelopeError, Verified};
 use crate::merkle::{MerkleError, MerkleTree, ReputationLeaf};
 use crate::{CHECKPOINT_VERSION, Checkpoint, CheckpointHash, CheckpointVote, NodeId, Timestamp};
@@ -69,18 +70,38 @@ pub struct Genesis {
     pub committee_size: u32,
     /// Share of a committee that must sign.
     pub threshold: Threshold,
+    /// The network's credit rules (genesis allocation, faucet, reward pool); `None` on a
+    /// network that does not use credits (jobs are free, every balance is 0).
+    pub credits: Option<CreditParams>,
 }
 
 impl Genesis {
+    /// The bytes the network id and genesis hash cover: the name and committee rules, then the
+    /// credit rules when the network has them (so a network without credits keeps the id it
+    /// had before credits existed, and two networks with different credit rules never mix).
+    fn committed_bytes(&self) -> Result<Vec<u8>, CodecError> {
+        let rules = (
+            &self.network,
+            &self.committee,
+            self.committee_size,
+            self.threshold,
+        );
+        let mut bytes = codec::encode(&rules)?;
+        if let Some(credits) = &self.credits {
+            bytes.extend(codec::encode(credits)?);
+        }
+        Ok(bytes)
+    }
+
     /// The network's id, which every signature on the network covers: the encoded genesis in
     /// the network-id domain.
     pub fn network_id(&self) -> Result<crate::NetworkId, CodecError> {
-        Ok(crate::NetworkId::of(&codec::encode(self)?))
+        Ok(crate::NetworkId::of(&self.committed_bytes()?))
     }
 
     /// The genesis hash: the encoded genesis in its own domain.
     pub fn hash(&self) -> Result<CheckpointHash, CodecError> {
-        let bytes = codec::encode(self)?;
+        let bytes = self.committed_bytes()?;
         Ok(CheckpointHash(blake3::derive_key(GENESIS_CONTEXT, &bytes)))
     }
 }

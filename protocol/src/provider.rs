@@ -27,6 +27,9 @@ pub struct Offer<'a> {
     pub bid_lifetime_ms: u64,
     /// The most a job may ask of it: fuel, memory, wall time and output.
     pub most: Limits,
+    /// The requester's balance in the provider's own credit book; `None` on a network without
+    /// credits (jobs are free there, so any requester can pay).
+    pub requester_balance: Option<u64>,
 }
 
 /// Why a provider does not bid; its `Display` is what the requester is told.
@@ -74,6 +77,17 @@ pub enum Decline {
         price: u64,
         /// What the job pays at most.
         max_price: u64,
+    },
+    /// The requester's balance, as this provider's credit book holds it, does not cover the
+    /// bid: the provider would likely not be paid.
+    #[error(
+        "the requester holds {balance} credits on this network, less than this node's price {price}"
+    )]
+    Funds {
+        /// What it would ask.
+        price: u64,
+        /// The requester's balance in this provider's book.
+        balance: u64,
     },
 }
 
@@ -142,6 +156,11 @@ pub fn decide(
             max_price: spec.max_price,
         });
     }
+    if let Some(balance) = offer.requester_balance
+        && balance < price
+    {
+        return Err(Decline::Funds { price, balance });
+    }
     let device = match spec.requirements.matching_gpus(caps) {
         // Spread concurrent jobs over the group's devices.
         Some((first, gpu)) => Device::Gpu {
@@ -200,6 +219,7 @@ mod tests {
             backlog_per_slot: 1,
             bid_lifetime_ms: 30_000,
             most: Limits::DEFAULT,
+            requester_balance: None,
         }
     }
 
@@ -224,6 +244,34 @@ mod tests {
         assert_eq!(
             busy.to_string(),
             "busy: 4 jobs held, 2 running at once plus a backlog of 2"
+        );
+    }
+
+    #[test]
+    fn a_provider_declines_a_requester_whose_balance_does_not_cover_its_price() {
+        let c = caps();
+        let s = spec(request());
+        let job = s.id().unwrap();
+        let poor = Offer {
+            requester_balance: Some(19_999),
+            ..offer(&c, 0)
+        };
+        let declined = decide(job, &s, &poor, Timestamp(0)).unwrap_err();
+        assert_eq!(
+            declined,
+            Decline::Funds {
+                price: 20_000,
+                balance: 19_999
+            }
+        );
+        assert!(declined.to_string().contains("holds 19999 credits"));
+        let enough = Offer {
+            requester_balance: Some(20_000),
+            ..offer(&c, 0)
+        };
+        assert_eq!(
+            decide(job, &s, &enough, Timestamp(0)).unwrap().price,
+            20_000
         );
     }
 

@@ -358,6 +358,11 @@ impl QuorumTally {
             .count()
     }
 
+    /// Each provider holding a replica, with its award price.
+    pub fn award_prices(&self) -> impl Iterator<Item = (&NodeId, u64)> {
+        self.slots.iter().map(|(provider, r)| (provider, r.price))
+    }
+
     /// Providers currently holding a replica (awaiting, reported or timed out).
     pub fn awarded(&self) -> impl Iterator<Item = &NodeId> {
         self.slots.keys()

@@ -435,6 +435,15 @@ impl RequesterJob {
         &self.log
     }
 
+    /// Each provider holding a replica, with its award price: what the requester's escrow
+    /// holds for the job while it runs.
+    pub fn award_prices(&self) -> Vec<(NodeId, u64)> {
+        self.tally
+            .award_prices()
+            .map(|(provider, price)| (*provider, price))
+            .collect()
+    }
+
     /// Providers holding a replica.
     pub fn providers(&self) -> Vec<NodeId> {
         self.tally.awarded().copied().collect()

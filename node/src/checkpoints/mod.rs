@@ -28,6 +28,7 @@ use std::time::Duration;
 
 use cairn_protocol::checkpoint::Genesis;
 use cairn_protocol::checkpoint::round::{EpochRound, RoundConfig};
+use cairn_protocol::credits::{CreditEvent, Settlement};
 use cairn_protocol::merkle::ReputationLeaf;
 use cairn_protocol::messages::Evidence;
 use cairn_protocol::proof::{AnchorProof, AnchorRule, SignedCheckpoint};
@@ -200,7 +201,8 @@ impl CheckpointService {
         };
         let anchored = restore::verified_anchors(kv, &chain_state, anchor_rule.as_ref())?;
         let roots = spec.roots().map_err(NodeError::Config)?;
-        let ledger = restore::ledger(kv, &chain_state, spec.checkpoints.epoch_ms, roots)?;
+        let credits = spec.credit_params()?;
+        let ledger = restore::ledger(kv, &chain_state, spec.checkpoints.epoch_ms, roots, credits)?;
         let round = RoundConfig {
             genesis: spec.genesis()?,
             epoch_ms: spec.checkpoints.epoch_ms,
@@ -360,6 +362,33 @@ impl Checkpoints {
         });
         if noted == Some(false) {
             self.ctx.metrics.reject("verdict", "checkpoint_ledger_full");
+        }
+    }
+
+    /// Hands what a counted verdict owes to the checkpoint ledger (when the network
+    /// checkpoints), beside its evidence ([`Checkpoints::note_checked_verdict`]).
+    pub(crate) fn note_checked_settlement(
+        &self,
+        id: VerdictId,
+        settlement: Settlement,
+        restored: bool,
+    ) {
+        if self.service().genesis.is_none() {
+            return;
+        }
+        let noted = self.with_state(|s| {
+            let ledger = s.round.ledger_mut();
+            if restored {
+                ledger.restore_credit(CreditEvent::Settlement {
+                    verdict: id,
+                    settlement,
+                })
+            } else {
+                ledger.note_settlement(id, settlement)
+            }
+        });
+        if noted == Some(false) {
+            self.ctx.metrics.reject("verdict", "credit_ledger_full");
         }
     }
 

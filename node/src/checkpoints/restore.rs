@@ -8,9 +8,9 @@
 use std::collections::BTreeSet;
 
 use cairn_protocol::checkpoint::Genesis;
+use cairn_protocol::credits::CreditParams;
 use cairn_protocol::merkle::{MerkleTree, ReputationLeaf};
 use cairn_protocol::proof::{self, AnchorProof, AnchorRule, ChainTip, SignedCheckpoint};
-use cairn_protocol::reputation::ReputationTable;
 use cairn_protocol::{Checkpoint, NodeId, Timestamp};
 use tracing::warn;
 
@@ -115,15 +115,24 @@ pub(super) fn ledger(
     chain: &[SignedCheckpoint],
     epoch_ms: u64,
     roots: Vec<cairn_protocol::NodeId>,
+    credits: Option<CreditParams>,
 ) -> Result<Ledger, NodeError> {
-    let mut ledger = Ledger::with_roots(roots);
+    let mut ledger = Ledger::with_roots(roots)
+        .with_credits(credits.unwrap_or_default())
+        .map_err(|e| crate::config::ConfigError::Invalid {
+            field: "credits",
+            reason: e.to_string(),
+        })?;
     let Some(last) = chain.last().map(|s| &s.checkpoint) else {
         return Ok(ledger);
     };
     match covered_leaves(kv, last, epoch_ms)? {
         (cutoff, Some(leaves)) => {
-            let table = ReputationTable::from_leaves(ledger.params(), &leaves);
-            ledger.adopt(table, cutoff);
+            // The balances come back with the scores; leaves that do not hold the supply
+            // keep the scores and cover this node's own credit events instead.
+            if let Err(e) = ledger.adopt_leaves(&leaves, cutoff) {
+                warn!(target: "cairn::checkpoints", epoch = last.epoch, error = %e, "the last checkpoint's balances do not hold the supply");
+            }
         }
         (cutoff, None) => {
             warn!(target: "cairn::checkpoints", epoch = last.epoch, "no table stored for the last checkpoint; following the chain without signing until a catch-up");

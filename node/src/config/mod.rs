@@ -18,7 +18,7 @@ mod template;
 
 pub use error::ConfigError;
 use error::MAX_CONFIG_BYTES;
-pub use spec::{NetworkSpec, network_rules};
+pub use spec::{CreditsSpec, FaucetSpec, GenesisEntry, NetworkSpec, network_rules};
 
 /// Environment variable that overrides the default data directory.
 pub const DATA_DIR_ENV: &str = "CAIRN_DATA_DIR";

@@ -4,6 +4,7 @@
 use std::path::Path;
 
 use cairn_protocol::checkpoint::Genesis;
+use cairn_protocol::credits::{CreditParams, EnergyRewards, Faucet, OffPeak};
 use cairn_protocol::proof::{AnchorRule, NetworkRules};
 use cairn_protocol::spv::PowRule;
 use cairn_protocol::{NetworkId, NodeId};
@@ -47,6 +48,92 @@ pub struct NetworkSpec {
     /// which takes the first checkpoint committee; with neither, every requester counts (a
     /// closed cluster, never a public network).
     pub trust_roots: Vec<String>,
+    /// Credits (`[credits]`): the genesis allocation, an optional faucet and the reward pool
+    /// (see docs/credits.md). Part of the network id, so nodes with other credit rules are on
+    /// another network. Default: none, a network without credits where jobs are free.
+    pub credits: Option<CreditsSpec>,
+}
+
+/// The `[credits]` section of a network spec: every credit there will ever be.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CreditsSpec {
+    /// `[[credits.genesis]]` entries: who holds what at genesis. Default: none.
+    pub genesis: Vec<GenesisEntry>,
+    /// `[credits.faucet]`: an identity whose signed grants give credits, for test networks.
+    /// Default: none.
+    pub faucet: Option<FaucetSpec>,
+    /// Credits set aside for energy rewards. Default: `0`.
+    pub reward_pool: u64,
+    /// Bonus for declared renewable energy, in basis points (at most 10000). Default: `0`.
+    pub renewable_bps: u32,
+    /// Bonus for work whose verdict falls in the off-peak window, in basis points. Default: `0`.
+    pub off_peak_bps: u32,
+    /// The off-peak window as `[start_hour, end_hour]` in UTC (wraps past midnight). Default:
+    /// none.
+    pub off_peak_hours: Option<[u8; 2]>,
+}
+
+/// One identity's genesis allocation.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GenesisEntry {
+    /// The identity, as a hex node id (`cairn status` shows a node's).
+    pub id: String,
+    /// Credits it holds at genesis.
+    pub amount: u64,
+}
+
+/// A faucet in a network spec.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FaucetSpec {
+    /// The faucet's identity, as a hex node id.
+    pub id: String,
+    /// A grant never lifts a balance above this.
+    pub per_identity: u64,
+    /// Credits the faucet can ever grant.
+    pub total: u64,
+}
+
+impl CreditsSpec {
+    /// The credit rules this section states, checked ([`CreditParams::validate`]).
+    pub fn params(&self) -> Result<CreditParams, ConfigError> {
+        let id = |field: &'static str, s: &str| {
+            s.parse::<NodeId>()
+                .map_err(|e| invalid(field, format!("{s:?}: {e}")))
+        };
+        let genesis = self
+            .genesis
+            .iter()
+            .map(|g| Ok((id("credits.genesis", &g.id)?, g.amount)))
+            .collect::<Result<Vec<_>, ConfigError>>()?;
+        let faucet = match &self.faucet {
+            Some(f) => Some(Faucet {
+                id: id("credits.faucet", &f.id)?,
+                per_identity: f.per_identity,
+                total: f.total,
+            }),
+            None => None,
+        };
+        let params = CreditParams {
+            genesis,
+            faucet,
+            reward_pool: self.reward_pool,
+            rewards: EnergyRewards {
+                renewable_bps: self.renewable_bps,
+                off_peak_bps: self.off_peak_bps,
+                off_peak: self.off_peak_hours.map(|[start_hour, end_hour]| OffPeak {
+                    start_hour,
+                    end_hour,
+                }),
+            },
+        };
+        params
+            .validate()
+            .map_err(|e| invalid("credits", e.to_string()))?;
+        Ok(params)
+    }
 }
 
 impl Default for NetworkSpec {
@@ -62,6 +149,7 @@ impl Default for NetworkSpec {
             autonat_private_addrs: false,
             autonat_probe_secs: 15,
             trust_roots: Vec::new(),
+            credits: None,
         }
     }
 }
@@ -96,7 +184,13 @@ impl NetworkSpec {
             });
         }
         self.checkpoints.validate()?;
+        self.credit_params()?;
         self.anchor.validate()
+    }
+
+    /// The network's credit rules; `None` when it does not use credits.
+    pub fn credit_params(&self) -> Result<Option<CreditParams>, ConfigError> {
+        self.credits.as_ref().map(CreditsSpec::params).transpose()
     }
 }
 
@@ -109,6 +203,7 @@ impl NetworkSpec {
             committee: c.first_committee()?,
             committee_size: c.committee_size,
             threshold: c.threshold(),
+            credits: self.credit_params()?,
         })
     }
 

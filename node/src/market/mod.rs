@@ -7,6 +7,7 @@ use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use cairn_protocol::credits::Escrow;
 use cairn_protocol::requester::{Event, Phase, RequesterConfig, RequesterJob};
 use cairn_protocol::{BlobHash, FailureKind, JobId, JobSpec, NodeId, Outcome};
 use cairn_runtime::{JobLimits, RunError, Sandbox};
@@ -21,6 +22,7 @@ use crate::verdicts::Verdicts;
 use calls::OpenCalls;
 
 mod calls;
+mod escrow;
 mod faults;
 mod provider;
 mod requester;
@@ -69,6 +71,10 @@ struct State {
     permits: tokio::sync::Semaphore,
     jobs: Mutex<HashMap<JobId, JobHandle>>,
     config: RequesterConfig,
+    /// What this node's running jobs hold of its balance, per award (see
+    /// `cairn_protocol::credits::Escrow`): reserved at award, released when the job ends.
+    /// Rebuilt from the durable job records at start.
+    escrow: Mutex<Escrow>,
     /// Recent DHT answers per capability class, so a burst of jobs makes one lookup.
     class_cache: Mutex<HashMap<&'static str, (Instant, Vec<NodeId>)>>,
 }
@@ -135,6 +141,7 @@ impl Market {
                 permits: tokio::sync::Semaphore::new(capacity.saturating_mul(STAGES)),
                 jobs: Mutex::new(HashMap::new()),
                 config,
+                escrow: Mutex::new(Escrow::new()),
                 class_cache: Mutex::new(HashMap::new()),
             }),
         }

@@ -85,6 +85,7 @@ impl Market {
             backlog_per_slot: self.ctx.options().config.backlog_per_slot,
             bid_lifetime_ms: BID_LIFETIME_MS,
             most: self.ctx.options().config.limits.as_limits(),
+            requester_balance: self.verdicts.balance(&spec.requester),
         };
         let now = now();
         let bid = provider::decide(job, spec, &offer, now).map_err(|e| e.to_string())?;

@@ -53,8 +53,11 @@ impl Market {
 
     /// Submits a job spec already made: the node becomes its requester and drives it to a
     /// verdict. For specs made elsewhere (tests); users submit with [`Market::submit_request`].
+    /// Refused with [`NodeError::CannotPay`] when this node's available credits do not cover
+    /// the spec's replicas at its maximum price.
     pub fn submit(&self, spec: JobSpec) -> Result<JobId, NodeError> {
         let id = spec.id()?;
+        self.check_can_pay(&spec)?;
         let (job, actions) = RequesterJob::new(id, spec, now());
         self.spawn_driver(job, actions);
         Ok(id)
@@ -121,6 +124,7 @@ impl Market {
                             }
                         }
                     });
+                    self.restore_escrow(&job);
                     let actions = job.resume(now(), &self.state.config);
                     self.spawn_driver(job, actions);
                 }
@@ -255,6 +259,9 @@ impl Market {
             }
             self.execute(&job, actions, &events, &view);
         }
+        // Its verdict is applied here (published before the job finishes) or it failed: what
+        // it held returns.
+        self.release_job(&job.id());
         debug!(target: "cairn::requester", job = %job.id(), phase = ?job.phase(), "job finished");
     }
 
@@ -285,6 +292,15 @@ impl Market {
                         }
                         Action::CallForBids(to) => node.call_for_bids(spec, to, events).await,
                         Action::Award(mut award) => {
+                            if let Err(reason) = node.reserve_award(id, award.provider, award.price) {
+                                warn!(target: "cairn::requester", job = %id, provider = %award.provider, %reason, "award not covered by the balance");
+                                let refused = Event::AwardRefused {
+                                    provider: award.provider,
+                                    reason: format!("not covered by this node's credits: {reason}"),
+                                };
+                                let _ = events.send(refused).await;
+                                return;
+                            }
                             // The provider may fetch the job's private module, and its input
                             // sealed to it alone.
                             match node.seal_input_for(id, &spec, award.provider).await {
@@ -438,6 +454,7 @@ impl Market {
             Ok(MarketResponse::Accepted) => {}
             Ok(MarketResponse::Refused(reason)) => {
                 debug!(target: "cairn::requester", job = %award.job, %reason, "award refused");
+                self.release_award(&award.job, &award.provider);
                 let refused = Event::AwardRefused {
                     provider: award.provider,
                     reason,

@@ -65,6 +65,7 @@ fn anchor_and_verify(backend: &dyn AnchorBackend, mine: &dyn Fn(u32)) -> bitcoin
         committee: committee.clone(),
         committee_size: 3,
         threshold: Threshold::default(),
+        credits: None,
     };
     let mut leaves: Vec<ReputationLeaf> = committee
         .iter()
@@ -854,6 +855,7 @@ async fn nodes_on_forked_branches_settle_on_one_chain_and_keep_it() {
         committee,
         committee_size: 3,
         threshold: spec.checkpoints.threshold(),
+        credits: None,
     };
     let mut short = Vec::new();
     extend_chain(&genesis, &keys, &mut short, 0);
@@ -951,6 +953,7 @@ fn quiet_spec(
         committee_size: committee.len() as u32,
         committee,
         threshold: spec.checkpoints.threshold(),
+        credits: None,
     };
     (spec, genesis)
 }

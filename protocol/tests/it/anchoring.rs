@@ -36,6 +36,7 @@ pub(crate) fn genesis(members: u8) -> Genesis {
         committee: sorted((1..=members).map(node).collect()),
         committee_size: u32::from(members),
         threshold: Threshold::default(),
+        credits: None,
     }
 }
 

@@ -39,6 +39,7 @@ fn genesis(members: impl IntoIterator<Item = u16>) -> Genesis {
         committee_size: committee.len() as u32,
         committee,
         threshold: Threshold::default(),
+        credits: None,
     }
 }
 
