@@ -9,6 +9,7 @@ use cairn_protocol::{GpuRequirement, JobId, JobRequest, Limits, Outcome};
 use serde::{Deserialize, Serialize};
 
 use super::state::{ApiState, error, node_error};
+use crate::credits::PaymentView;
 use crate::error::NodeError;
 use crate::market::JobView;
 
@@ -153,6 +154,25 @@ pub struct JobStatus {
     pub providers: Vec<String>,
     /// History, oldest first: `[ms since epoch, what]`.
     pub log: Vec<(u64, String)>,
+    /// What the awards cost at most: the sum of their prices (each for a run to the fuel
+    /// limit; the verdict pays for the fuel used).
+    #[serde(default)]
+    pub price: u64,
+    /// Held in escrow for the job now.
+    #[serde(default)]
+    pub escrowed: u64,
+    /// What its verdict paid, once applied here (networks with credits).
+    #[serde(default)]
+    pub payment: Option<PaymentView>,
+}
+
+impl JobStatus {
+    /// Adds what the node's credits say about the job: escrow and payment.
+    pub(crate) fn with_credits(mut self, s: &ApiState, id: &JobId) -> Self {
+        self.escrowed = s.node.market.escrowed_for(id);
+        self.payment = s.node.verdicts.payment_of(id);
+        self
+    }
 }
 
 impl From<&JobView> for JobStatus {
@@ -191,6 +211,13 @@ impl From<&JobView> for JobStatus {
                 .iter()
                 .map(|e| (e.at.0, e.what.clone()))
                 .collect(),
+            price: v
+                .job
+                .award_prices()
+                .iter()
+                .fold(0u64, |sum, (_, p)| sum.saturating_add(*p)),
+            escrowed: 0,
+            payment: None,
         }
     }
 }
@@ -213,12 +240,17 @@ pub(crate) async fn submit(State(s): State<ApiState>, Json(req): Json<SubmitJob>
         Ok(id) => Json(serde_json::json!({ "job_id": id.to_string() })).into_response(),
         Err(e @ NodeError::Request(_)) => error(StatusCode::BAD_REQUEST, "bad_request", e),
         Err(e @ NodeError::MissingBlob(_)) => error(StatusCode::BAD_REQUEST, "missing_blob", e),
+        Err(e @ NodeError::CannotPay { .. }) => {
+            error(StatusCode::PAYMENT_REQUIRED, "insufficient_credits", e)
+        }
         Err(e) => node_error(e),
     }
 }
 
 pub(crate) async fn list(State(s): State<ApiState>) -> Response {
-    let mut jobs: Vec<JobStatus> = s.node.market.jobs().iter().map(JobStatus::from).collect();
+    let mut jobs: Vec<JobStatus> = (s.node.market.jobs().iter())
+        .map(|v| JobStatus::from(v).with_credits(&s, &v.job.id()))
+        .collect();
     jobs.sort_by(|a, b| a.log.first().cmp(&b.log.first()));
     Json(jobs).into_response()
 }
@@ -236,7 +268,7 @@ pub(crate) async fn status(State(s): State<ApiState>, UrlPath(id): UrlPath<Strin
         Err(r) => return r.into_response(),
     };
     match s.node.market.job(&id) {
-        Some(view) => Json(JobStatus::from(&view)).into_response(),
+        Some(view) => Json(JobStatus::from(&view).with_credits(&s, &id)).into_response(),
         None => error(
             StatusCode::NOT_FOUND,
             "no_such_job",
@@ -300,6 +332,12 @@ pub struct ReceiptView {
     pub issued_at: u64,
     /// The signed envelope, hex.
     pub envelope: String,
+    /// What the awards cost at most (sum of their prices), when this node still holds the job.
+    #[serde(default)]
+    pub price: Option<u64>,
+    /// What the verdict paid the providers, once applied here (networks with credits).
+    #[serde(default)]
+    pub payment: Option<PaymentView>,
 }
 
 fn peer_text(id: &cairn_protocol::NodeId) -> String {
@@ -326,6 +364,8 @@ pub(crate) async fn receipt(State(s): State<ApiState>, UrlPath(id): UrlPath<Stri
                 providers: r.providers.iter().map(peer_text).collect(),
                 issued_at: r.issued_at.0,
                 envelope: hex::encode(signed.envelope().to_bytes().unwrap_or_default()),
+                price: s.node.market.job(&id).map(|v| JobStatus::from(&v).price),
+                payment: s.node.verdicts.payment_of(&id),
             })
             .into_response()
         }

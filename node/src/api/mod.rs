@@ -26,6 +26,7 @@ use crate::files::write_private;
 pub mod checkpoints;
 pub mod jobs;
 mod state;
+pub mod wallet;
 
 pub(crate) use state::Services;
 use state::{ApiState, error, node_error};
@@ -66,6 +67,8 @@ pub(crate) async fn serve(node: Services) -> Result<(SocketAddr, JoinHandle<()>)
         .route("/v1/checkpoints", get(checkpoints::list))
         .route("/v1/checkpoints/{epoch}", get(checkpoints::show))
         .route("/v1/proofs/{node_id}", get(checkpoints::prove))
+        .route("/v1/wallet", get(wallet::wallet))
+        .route("/v1/balances/{node_id}", get(wallet::balance))
         .route("/v1/jobs", post(jobs::submit).get(jobs::list))
         .route("/v1/jobs/{id}", get(jobs::status))
         .route("/v1/jobs/{id}/receipt", get(jobs::receipt))

@@ -183,6 +183,20 @@ impl Args {
                     println!("output:     {} ({} bytes)", r.output, r.output_size);
                     println!("fuel used:  {}", r.fuel_used);
                     println!("agreed:     {}", r.providers.join(", "));
+                    if let Some(price) = r.price {
+                        println!(
+                            "price:      {price} credits at most (awards, for the fuel limit)"
+                        );
+                    }
+                    match &r.payment {
+                        Some(p) => println!(
+                            "paid:       {} credits of {} owed, to {} providers",
+                            p.amount, p.owed, p.providers
+                        ),
+                        None => println!(
+                            "paid:       nothing recorded (a network without credits, or the verdict is not applied yet)"
+                        ),
+                    }
                 }
                 Ok(ExitCode::SUCCESS)
             }

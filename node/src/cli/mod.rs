@@ -12,6 +12,7 @@ mod peers;
 mod rep;
 mod run;
 mod status;
+mod wallet;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -74,6 +75,8 @@ enum Command {
     Run(run::RunArgs),
     /// Reputation checkpoints: list, show, prove a peer's score, verify a proof offline.
     Checkpoint(checkpoint::Args),
+    /// Show this node's credits: balance, escrow for running jobs, and payments by job.
+    Wallet(wallet::Args),
 }
 
 impl Cli {
@@ -92,6 +95,7 @@ impl Cli {
             Command::Rep(args) => args.execute(&self),
             Command::Run(args) => args.execute(),
             Command::Checkpoint(args) => args.execute(&self),
+            Command::Wallet(args) => args.execute(&self),
         }
     }
 

@@ -38,7 +38,7 @@ impl Market {
     }
 
     /// What a user can do to get credits on this network, in words.
-    fn how_to_get_credits(&self) -> String {
+    pub fn how_to_get_credits(&self) -> String {
         let spec = &self.ctx.options().spec;
         let me = self.ctx.node_id();
         let faucet = spec.credits.as_ref().and_then(|c| c.faucet.as_ref());
