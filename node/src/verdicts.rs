@@ -102,6 +102,15 @@ impl Verdicts {
         self.state.credits.lock().ok().map(|c| f(&c))
     }
 
+    /// Runs `f` on this node's live credit book (tests and the simulation's report); `None` if
+    /// its lock is poisoned.
+    pub fn with_book<T>(
+        &self,
+        f: impl FnOnce(&cairn_protocol::credits::CreditBook) -> T,
+    ) -> Option<T> {
+        self.with_credits(|c| f(c.book()))
+    }
+
     /// `peer`'s balance in this node's live book; `None` on a network without credits.
     pub fn balance(&self, peer: &NodeId) -> Option<u64> {
         self.with_credits(|c| c.balance(peer)).flatten()

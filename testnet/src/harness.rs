@@ -65,9 +65,27 @@ pub struct TestnetConfig {
     /// Connections each node keeps when idle ([`cairn_node::config::NodeConfig::peer_target`]).
     /// Default: [`TestnetConfig::PEER_TARGET`].
     pub peer_target: usize,
+    /// Credits every node holds at genesis (the spec's `[credits]` allocation, one entry per
+    /// seeded key); `None` runs a network without credits. Default:
+    /// [`TestnetConfig::GENESIS_CREDITS`].
+    pub genesis_credits: Option<u64>,
 }
 
 impl TestnetConfig {
+    /// Credits each node of a test network holds at genesis: enough for thousands of jobs at
+    /// the default maximum price.
+    pub const GENESIS_CREDITS: u64 = 10_000_000_000;
+
+    /// What each node of a test network with credits asks per million fuel units: a job at
+    /// the simulation's fuel limit (500 million) costs 500 000, half the default maximum price.
+    pub const PRICE_PER_MEGA_FUEL: u64 = 1_000;
+
+    /// Sets each node's genesis credits; `None` runs a network without credits.
+    pub fn with_genesis_credits(mut self, credits: Option<u64>) -> Self {
+        self.genesis_credits = credits;
+        self
+    }
+
     /// `nodes` honest nodes on network `name`, seed 0, in a temporary directory.
     pub fn new(name: &str, nodes: usize) -> Self {
         Self {
@@ -84,6 +102,7 @@ impl TestnetConfig {
             gateway: None,
             latency: Duration::ZERO,
             peer_target: Self::PEER_TARGET,
+            genesis_credits: Some(Self::GENESIS_CREDITS),
         }
     }
 
@@ -231,6 +250,9 @@ impl Testnet {
             Some(epoch) => Some(with_checkpoints(&mut spec, &seeds, epoch, rng.bytes32()).await?),
             None => None,
         };
+        if let Some(amount) = config.genesis_credits {
+            spec.credits = Some(genesis_credits(&seeds, amount)?);
+        }
         for seed in config.trust_roots.iter().filter_map(|&i| seeds.get(i)) {
             let id = cairn_node::identity::node_id_from_seed(*seed).map_err(|e| {
                 TestnetError::Start {
@@ -264,6 +286,11 @@ impl Testnet {
             let mut slot = testnet.slot(i, &spec, profile, fault, &sandbox, seed)?;
             if config.gateway == Some(i) {
                 slot.options.config.capacity = 0;
+            }
+            if config.genesis_credits.is_some() {
+                // Priced so that even a small job's fuel is worth a credit: a price of 1 per
+                // mega-fuel pays nothing for a job under a million fuel units.
+                slot.options.config.price.per_mega_fuel = TestnetConfig::PRICE_PER_MEGA_FUEL;
             }
             if flood {
                 slot.options.config.price.minimum = 1;
@@ -542,6 +569,33 @@ fn shared_sandbox() -> Result<SharedSandbox, TestnetError> {
         .map_err(|e| TestnetError::Sandbox {
             reason: e.to_string(),
         })
+}
+
+/// A `[credits]` section giving each seeded node `amount` credits at genesis.
+fn genesis_credits(
+    seeds: &[[u8; 32]],
+    amount: u64,
+) -> Result<cairn_node::config::CreditsSpec, TestnetError> {
+    let genesis = seeds
+        .iter()
+        .enumerate()
+        .map(|(index, seed)| {
+            let id = cairn_node::identity::node_id_from_seed(*seed).map_err(|e| {
+                TestnetError::Start {
+                    index,
+                    reason: e.to_string(),
+                }
+            })?;
+            Ok(cairn_node::config::GenesisEntry {
+                id: id.to_string(),
+                amount,
+            })
+        })
+        .collect::<Result<Vec<_>, TestnetError>>()?;
+    Ok(cairn_node::config::CreditsSpec {
+        genesis,
+        ..Default::default()
+    })
 }
 
 /// Turns checkpoints on in `spec`: epochs of `epoch`, the nodes of the first (up to 7) seeds

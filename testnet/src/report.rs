@@ -45,6 +45,23 @@ pub struct ReputationMeans {
     pub cheater_mean: Option<f64>,
 }
 
+/// What credits did in a run (networks with credits; see docs/credits.md).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+pub struct CreditsReport {
+    /// Every credit on the network: the genesis allocation.
+    pub genesis: u64,
+    /// Credits requesters paid providers for accepted jobs, as the requesters' books record it.
+    pub paid: u64,
+    /// Accepted jobs whose requester's book shows no payment (must be 0).
+    pub accepted_unpaid: usize,
+    /// Whether every running node's balances add up to the genesis allocation.
+    pub conserved: bool,
+    /// Mean credits earned by honest providers (as each one's own book records its payments).
+    pub honest_earned_mean: f64,
+    /// Mean credits earned by cheating providers; `null` in JSON when there are none.
+    pub cheater_earned_mean: Option<f64>,
+}
+
 /// One sample of reputation over time (for the HTML report).
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]
 pub struct ReputationSample {
@@ -121,6 +138,8 @@ pub struct SimReport {
     pub peak_rss_per_node_bytes: u64,
     /// Mean reputation at the end.
     pub reputation: ReputationMeans,
+    /// What credits did; `null` when the run's network has no credits.
+    pub credits: Option<CreditsReport>,
     /// Where the node data dirs were kept, if `--keep` was given.
     pub kept_in: Option<String>,
     /// Reputation checkpoints finalised and anchored (on the `simulated` chain), as node 0
@@ -231,6 +250,17 @@ impl SimReport {
             "  reputation (node 0's table): honest mean {:.1}, cheater mean {cheater}",
             self.reputation.honest_mean
         );
+        if let Some(c) = &self.credits {
+            let cheater = c
+                .cheater_earned_mean
+                .map_or("n/a (no cheaters)".into(), |m| format!("{m:.1}"));
+            let _ = writeln!(
+                s,
+                "  credits: genesis {}, paid {} ({} accepted jobs unpaid), conserved {}; \
+                 earned: honest mean {:.1}, cheater mean {cheater}",
+                c.genesis, c.paid, c.accepted_unpaid, c.conserved, c.honest_earned_mean
+            );
+        }
         let _ = writeln!(
             s,
             "  crashes {}, restarts {}; replicas timed out {}, dissenting reports {}",

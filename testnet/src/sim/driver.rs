@@ -13,7 +13,9 @@ use super::{
 use crate::TestnetError;
 use crate::harness::Testnet;
 use crate::jobs::JobPlan;
-use crate::report::{Percentiles, ReputationMeans, ReputationSample, SimReport, peak_rss_bytes};
+use crate::report::{
+    CreditsReport, Percentiles, ReputationMeans, ReputationSample, SimReport, peak_rss_bytes,
+};
 use crate::rng::SimRng;
 
 /// A submitted job the run is waiting for.
@@ -40,6 +42,8 @@ pub(super) struct Tally {
     restarts: usize,
     gpu_jobs: usize,
     gpu_runs_on_cpu_only: usize,
+    /// Accepted jobs, with their requester's index: checked for a payment at the end.
+    accepted_jobs: Vec<(usize, cairn_protocol::JobId)>,
 }
 
 impl Tally {
@@ -241,6 +245,7 @@ impl Driver<'_> {
             }
             Phase::Accepted(Outcome::Output { .. }) if view.output.is_some() => {
                 self.tally.accepted += 1;
+                self.tally.accepted_jobs.push((job.requester, job.id));
                 let e2e = at("accepted").unwrap_or(ended.as_millis() as u64);
                 self.tally.end_to_end.push(e2e);
             }
@@ -276,6 +281,54 @@ impl Driver<'_> {
             honest_mean: mean(honest).unwrap_or(0.0),
             cheater_mean: mean(self.roles.cheaters.clone()),
         }
+    }
+
+    /// What credits did, from the nodes' own books; `None` on a network without credits.
+    fn credits(&self, testnet: &Testnet) -> Option<CreditsReport> {
+        let node0 = testnet.node(0)?;
+        node0.verdicts().balance(&node0.node_id())?;
+        let genesis = node0.verdicts().with_book(|b| b.supply()).unwrap_or(0);
+        let (mut paid, mut accepted_unpaid) = (0u64, 0usize);
+        for (requester, job) in &self.tally.accepted_jobs {
+            let payment = testnet
+                .node(*requester)
+                .and_then(|n| n.verdicts().payment_of(job));
+            match payment {
+                Some(p) if p.amount > 0 => paid = paid.saturating_add(p.amount),
+                _ => accepted_unpaid += 1,
+            }
+        }
+        let conserved = (0..testnet.len()).filter_map(|i| testnet.node(i)).all(|n| {
+            n.verdicts()
+                .with_book(|b| b.check_conservation().is_ok())
+                .unwrap_or(false)
+        });
+        let earned = |nodes: Vec<usize>| {
+            let sums: Vec<f64> = nodes
+                .iter()
+                .filter_map(|i| testnet.node(*i))
+                .map(|n| {
+                    let received = n.verdicts().payments().into_iter();
+                    received
+                        .filter(|p| p.direction == "received")
+                        .map(|p| p.amount as f64)
+                        .sum::<f64>()
+                        + 0.0 // an empty sum is -0.0
+                })
+                .collect();
+            (!sums.is_empty()).then(|| sums.iter().sum::<f64>() / sums.len() as f64)
+        };
+        let honest = (0..self.config.nodes.min(testnet.len()))
+            .filter(|i| !self.roles.cheaters.contains(i))
+            .collect();
+        Some(CreditsReport {
+            genesis,
+            paid,
+            accepted_unpaid,
+            conserved,
+            honest_earned_mean: earned(honest).unwrap_or(0.0),
+            cheater_earned_mean: earned(self.roles.cheaters.clone()),
+        })
     }
 
     fn sample(&mut self, testnet: &Testnet) {
@@ -337,6 +390,7 @@ impl Driver<'_> {
             peak_rss_bytes: peak,
             peak_rss_per_node_bytes: peak / self.config.nodes.max(1) as u64,
             reputation: self.means(testnet),
+            credits: self.credits(testnet),
             kept_in: self.config.keep.as_ref().map(|d| d.display().to_string()),
             checkpoints: testnet.checkpoint_counts(),
             attack: None,

@@ -3,6 +3,7 @@
 use std::process::Command;
 use std::time::Duration;
 
+use cairn_testnet::harness::TestnetConfig;
 use cairn_testnet::jobs::JobMix;
 use cairn_testnet::{SimConfig, run};
 
@@ -37,6 +38,13 @@ async fn a_small_mixed_sim_accepts_every_job_and_checks_each_against_a_local_run
         "GPU jobs ran on GPU machines only"
     );
     assert!(r.reputation.honest_mean > 0.0 && r.reputation.cheater_mean.is_none());
+    // Every accepted job was paid for, from the genesis allocation, and no credit was made or
+    // lost on any node.
+    let credits = r.credits.expect("the simulated network has credits");
+    assert_eq!(credits.genesis, 8 * TestnetConfig::GENESIS_CREDITS);
+    assert_eq!(credits.accepted_unpaid, 0, "{}", r.human());
+    assert!(credits.paid > 0 && credits.conserved, "{}", r.human());
+    assert!(credits.honest_earned_mean > 0.0, "{}", r.human());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -60,6 +68,15 @@ async fn with_cheaters_nothing_is_wrongly_accepted_and_cheaters_lose_reputation(
     assert!(r.reputation.honest_mean > 0.0, "{}", r.human());
     let last = outcome.reputation.last().unwrap();
     assert_eq!(last.means.cheater_mean, Some(cheater));
+    // Dissent is never paid: the cheater earns less than the honest providers.
+    let credits = r.credits.unwrap();
+    let cheater_earned = credits.cheater_earned_mean.unwrap();
+    assert!(cheater_earned < credits.honest_earned_mean, "{}", r.human());
+    assert!(
+        credits.conserved && credits.accepted_unpaid == 0,
+        "{}",
+        r.human()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -136,6 +153,14 @@ fn the_binary_prints_one_json_object_with_every_field_and_writes_html() {
     assert!(v["checkpoints"]["anchored"].as_u64().unwrap() >= 1, "{v}");
     assert!(v["reputation"]["honest_mean"].is_number());
     assert!(v["reputation"].get("cheater_mean").is_some());
+    // Credits: paid for every accepted job and conserved, with checkpoints on.
+    let credits = &v["credits"];
+    assert!(credits["genesis"].as_u64().unwrap() > 0, "{v}");
+    assert!(credits["paid"].as_u64().unwrap() > 0, "{v}");
+    assert_eq!(credits["accepted_unpaid"].as_u64(), Some(0), "{v}");
+    assert_eq!(credits["conserved"].as_bool(), Some(true), "{v}");
+    assert!(credits["honest_earned_mean"].is_number(), "{v}");
+    assert!(credits.get("cheater_earned_mean").is_some(), "{v}");
     assert_eq!(
         (v["nodes"].as_u64(), v["accepted"].as_u64()),
         (Some(5), Some(8))
