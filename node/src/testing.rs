@@ -141,6 +141,61 @@ pub async fn cluster_with_faults(
     Ok(nodes)
 }
 
+/// A network spec named `name` whose `[credits]` give the identity of each seed in `seeds` the
+/// amount beside it at genesis.
+pub fn spec_with_credits(name: &str, seeds: &[([u8; 32], u64)]) -> Result<NetworkSpec, NodeError> {
+    let genesis = seeds
+        .iter()
+        .map(|(seed, amount)| {
+            Ok(crate::config::GenesisEntry {
+                id: crate::identity::node_id_from_seed(*seed)?.to_string(),
+                amount: *amount,
+            })
+        })
+        .collect::<Result<Vec<_>, NodeError>>()?;
+    Ok(NetworkSpec {
+        credits: Some(crate::config::CreditsSpec {
+            genesis,
+            ..Default::default()
+        }),
+        ..spec(name)
+    })
+}
+
+/// A cluster on a network with credits: node `i` has identity seed `[i + 1; 32]` and holds
+/// `balances[i]` credits at genesis, and every node asks `per_mega_fuel` per million fuel.
+pub async fn credit_cluster(
+    dir: &Path,
+    name: &str,
+    balances: &[u64],
+    per_mega_fuel: u64,
+) -> Result<Vec<RunningNode>, NodeError> {
+    let seeds: Vec<([u8; 32], u64)> = (balances.iter().enumerate())
+        .map(|(i, b)| ([u8::try_from(i + 1).unwrap_or(u8::MAX); 32], *b))
+        .collect();
+    let spec = spec_with_credits(name, &seeds)?;
+    let mut nodes: Vec<RunningNode> = Vec::new();
+    let mut bootstrap = Vec::new();
+    for (i, (seed, _)) in seeds.iter().enumerate() {
+        let dir = dir.join(format!("node{i}"));
+        let mut options = options(
+            &dir,
+            &spec,
+            cpu_only(),
+            bootstrap.clone(),
+            FaultInjection::None,
+        );
+        options.identity_seed = Some(*seed);
+        options.config.price.per_mega_fuel = per_mega_fuel;
+        let node = Node::start(options).await?;
+        if i == 0 {
+            bootstrap = address(node.node()).await.into_iter().collect();
+        }
+        nodes.push(node);
+    }
+    Ok(nodes)
+}
+
 /// Polls `check` every 5 ms until it yields a value, or gives up after `limit`.
 pub async fn wait_for<T, F, Fut>(limit: Duration, mut check: F) -> Option<T>
 where

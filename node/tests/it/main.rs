@@ -4,6 +4,7 @@
 mod blobs;
 mod checkpoints;
 mod cli;
+mod credits;
 mod discovery;
 mod fuzz_seeds;
 mod harness;

@@ -1,0 +1,170 @@
+//! Credits on a network whose spec allocates them: a job is paid from its requester's balance
+//! to the providers that agreed, every node's book agrees, a restart keeps the balances, and a
+//! job the requester cannot pay for is refused at submit with what to do.
+
+use std::time::Duration;
+
+use cairn_node::api::wallet::WalletView;
+use cairn_node::client::Client;
+use cairn_node::market::FaultInjection;
+use cairn_node::{Node, NodeError, testing};
+use cairn_protocol::requester::Phase;
+use cairn_protocol::{NodeId, Outcome};
+
+use crate::harness::{Cluster, cpu_only, wait_for};
+use crate::market::wordcount_spec;
+
+const REQUESTER_CREDITS: u64 = 10_000_000;
+/// A provider's price per million fuel: the job's 100 million fuel limit costs 100 000.
+const PER_MEGA_FUEL: u64 = 1_000;
+
+async fn all_adverts(c: &Cluster) {
+    let n = c.nodes.len();
+    for node in &c.nodes {
+        wait_for("all adverts", Duration::from_secs(30), || async {
+            (node.node().adverts().count() == n).then_some(())
+        })
+        .await;
+    }
+}
+
+async fn balance_on(node: &Node, peer: NodeId, expected: u64) {
+    wait_for("the balance to show", Duration::from_secs(30), || async {
+        (node.verdicts().balance(&peer) == Some(expected)).then_some(())
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_is_paid_from_its_requesters_balance_and_every_book_agrees() {
+    let dir = tempfile::tempdir().unwrap();
+    let balances = [REQUESTER_CREDITS, 0, 0, 0];
+    let nodes = testing::credit_cluster(dir.path(), "credits-paid", &balances, PER_MEGA_FUEL)
+        .await
+        .unwrap();
+    let mut c = Cluster::from_nodes(nodes, dir);
+    all_adverts(&c).await;
+    let requester = c.nodes[0].node();
+    let mut spec = wordcount_spec(requester, b"pay for this\nand this\n", 1, 3, 2).await;
+    spec.max_price = 1_000_000;
+    let id = requester.market().submit(spec).unwrap();
+    wait_for("the job to finish", Duration::from_secs(60), || async {
+        requester
+            .market()
+            .job_finished(&id)
+            .unwrap_or(false)
+            .then_some(())
+    })
+    .await;
+    let view = requester.market().job(&id).unwrap();
+    assert!(
+        matches!(view.job.phase(), Phase::Accepted(Outcome::Output { .. })),
+        "{:?}",
+        view.job.log()
+    );
+    let payment = wait_for("the payment", Duration::from_secs(30), || async {
+        requester.verdicts().payment_of(&id)
+    })
+    .await;
+    assert_eq!(payment.direction, "paid");
+    // Paid for the fuel used, never the price for the limit.
+    assert!(
+        payment.amount > 0 && payment.amount < 3 * 100_000,
+        "{payment:?}"
+    );
+    let me = requester.node_id();
+    let left = REQUESTER_CREDITS - payment.amount;
+    assert_eq!(requester.verdicts().balance(&me), Some(left));
+    assert_eq!(requester.market().escrowed(), 0, "the escrow returned");
+
+    // Every node's book holds the same balances, and the providers hold what was paid.
+    let mut earned = 0;
+    for n in &c.nodes {
+        balance_on(n.node(), me, left).await;
+        let own = n.node().verdicts().balance(&n.node().node_id()).unwrap();
+        if n.node().node_id() != me {
+            earned += own;
+        }
+    }
+    assert_eq!(
+        earned, payment.amount,
+        "what the requester paid, the providers got"
+    );
+
+    // The wallet route says the same.
+    let data_dir = requester.options().data_dir.clone();
+    let wallet: WalletView = tokio::task::spawn_blocking(move || {
+        Client::from_data_dir(&data_dir)
+            .unwrap()
+            .get_json("/v1/wallet")
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(wallet.enabled);
+    assert_eq!((wallet.balance, wallet.escrowed), (left, 0));
+    assert!(wallet.payments.iter().any(|p| p.job == id.to_string()));
+
+    // A provider that restarts holds the same balances, without paying twice.
+    let provider = c.nodes.remove(1);
+    let paid_to = provider.node().node_id();
+    let before = provider.node().verdicts().balance(&paid_to).unwrap();
+    let provider_dir = provider.node().options().data_dir.clone();
+    let bootstrap = vec![testing::address(c.nodes[0].node()).await.unwrap()];
+    provider.shutdown().await;
+    let spec = testing::spec_with_credits(
+        "credits-paid",
+        &(0..4u8)
+            .map(|i| ([i + 1; 32], balances[usize::from(i)]))
+            .collect::<Vec<_>>(),
+    )
+    .unwrap();
+    let mut options = testing::options(
+        &provider_dir,
+        &spec,
+        cpu_only(),
+        bootstrap,
+        FaultInjection::None,
+    );
+    options.identity_seed = Some([2; 32]);
+    let restarted = Node::start(options).await.unwrap();
+    let node = restarted.node();
+    assert_eq!(node.verdicts().balance(&paid_to), Some(before));
+    assert_eq!(node.verdicts().balance(&me), Some(left));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_its_requester_cannot_pay_for_is_refused_at_submit_saying_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let nodes = testing::credit_cluster(dir.path(), "credits-poor", &[1_000], PER_MEGA_FUEL)
+        .await
+        .unwrap();
+    let c = Cluster::from_nodes(nodes, dir);
+    let node = c.nodes[0].node();
+    let mut spec = wordcount_spec(node, b"too dear", 1, 3, 2).await;
+    spec.max_price = 1_000_000;
+    let err = node.market().submit(spec.clone()).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            NodeError::CannotPay {
+                balance: 1_000,
+                needed: 3_000_000,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    let text = err.to_string();
+    for words in [
+        "up to 3000000 credits",
+        "balance 1000",
+        "genesis allocation",
+        "--max-price",
+    ] {
+        assert!(text.contains(words), "{words:?} in {text}");
+    }
+    // Within its means, the same job is taken.
+    spec.max_price = 300;
+    assert!(node.market().submit(spec).is_ok());
+}
