@@ -104,13 +104,34 @@ pub fn up(cairn: &Path, dir: &Path, nodes: usize) -> Result<Vec<ClusterNode>, Te
     std::fs::create_dir_all(dir).map_err(io(dir))?;
     let dir = dir.canonicalize().map_err(io(dir))?;
     let spec = dir.join("network.toml");
-    write_spec(&spec, None)?;
+    // Every node's identity first, so the spec's genesis allocation can name it.
+    let mut ids = Vec::with_capacity(nodes);
+    for index in 0..nodes {
+        let data = dir.join(format!("node{index}"));
+        let id =
+            cairn_node::identity::prepare_identity(&data).map_err(|e| TestnetError::Start {
+                index,
+                reason: e.to_string(),
+            })?;
+        ids.push(id);
+        // Priced so that a small job's fuel is worth a credit (at the default price of 1 per
+        // million fuel units a job under a million pays nothing), and a job at the default
+        // fuel limit costs at most the default maximum price.
+        let config = data.join("config.toml");
+        if !config.exists() {
+            let text = format!(
+                "# Written by cairn-testnet up.\n[price]\nper_mega_fuel = {CLUSTER_PER_MEGA_FUEL}\n"
+            );
+            std::fs::write(&config, text).map_err(io(&config))?;
+        }
+    }
+    write_spec(&spec, None, &ids)?;
     std::fs::write(dir.join("pids"), "").map_err(io(&dir))?;
     let mut started = Vec::new();
     for index in 0..nodes {
         let node = start_node(cairn, &dir, &spec, index, ANY_PORT)?;
         if index == 0 {
-            write_spec(&spec, Some(&node.address))?;
+            write_spec(&spec, Some(&node.address), &ids)?;
         }
         started.push(node);
     }
@@ -118,12 +139,30 @@ pub fn up(cairn: &Path, dir: &Path, nodes: usize) -> Result<Vec<ClusterNode>, Te
     Ok(started)
 }
 
-fn write_spec(path: &Path, bootstrap: Option<&str>) -> Result<(), TestnetError> {
+/// What each node of a local cluster asks per million fuel units.
+pub const CLUSTER_PER_MEGA_FUEL: u64 = 100;
+
+/// Credits each node of a local cluster holds at genesis.
+pub const CLUSTER_GENESIS_CREDITS: u64 = crate::TestnetConfig::GENESIS_CREDITS;
+
+fn write_spec(
+    path: &Path,
+    bootstrap: Option<&str>,
+    genesis: &[cairn_protocol::NodeId],
+) -> Result<(), TestnetError> {
     let bootstrap = bootstrap.map_or(String::new(), |b| format!("\"{b}\""));
-    let text = format!(
+    let mut text = format!(
         "# Written by cairn-testnet up: the network of this local cluster.\n\
-         name = \"{CLUSTER_NETWORK}\"\nbootstrap = [{bootstrap}]\n"
+         name = \"{CLUSTER_NETWORK}\"\nbootstrap = [{bootstrap}]\n\n\
+         # Credits: every node of the cluster holds {CLUSTER_GENESIS_CREDITS} at genesis \
+         (see docs/credits.md).\n[credits]\ngenesis = [\n"
     );
+    for id in genesis {
+        text.push_str(&format!(
+            "  {{ id = \"{id}\", amount = {CLUSTER_GENESIS_CREDITS} }},\n"
+        ));
+    }
+    text.push_str("]\n");
     std::fs::write(path, text).map_err(io(path))
 }
 

@@ -44,6 +44,18 @@ impl Drop for Cluster {
     }
 }
 
+/// `check`'s value once it has one, asking again every 200 ms (a verdict spreads by gossip);
+/// panics after 100 tries.
+fn eventually<T>(mut check: impl FnMut() -> Option<T>) -> T {
+    for _ in 0..100 {
+        if let Some(v) = check() {
+            return v;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    panic!("gave up waiting");
+}
+
 #[test]
 fn up_starts_a_cluster_that_runs_a_cli_job_and_down_stops_it() {
     let cairn = cairn_bin();
@@ -92,6 +104,10 @@ fn up_starts_a_cluster_that_runs_a_cli_job_and_down_stops_it() {
             "2",
             "--deadline",
             "60",
+            // A tight fuel limit: the price is for the limit, the payment for the fuel used
+            // (about 9 000 here), so at the default limit this job would cost under a credit.
+            "--fuel",
+            "100000",
             "--wait",
             "-o",
         ])
@@ -105,6 +121,55 @@ fn up_starts_a_cluster_that_runs_a_cli_job_and_down_stops_it() {
         )
         .unwrap();
     assert_eq!(std::fs::read(&output).unwrap(), local.output);
+
+    // The requester paid for it from its genesis credits; the receipt shows the price and the
+    // payment, and both providers' wallets agree with the requester's.
+    let wallet = |node: usize, peer: Option<&str>| -> serde_json::Value {
+        let mut cmd = Command::new(&cairn);
+        cmd.arg("--data-dir")
+            .arg(dir.join(format!("node{node}")))
+            .arg("wallet");
+        cmd.args(peer).arg("--json");
+        serde_json::from_slice(&run(&mut cmd).stdout).unwrap()
+    };
+    let mine = eventually(|| {
+        let w = wallet(0, None);
+        (w["payments"].as_array()?.len() == 1).then_some(w)
+    });
+    let payment = &mine["payments"][0];
+    assert_eq!(payment["direction"], "paid", "{mine}");
+    let paid = payment["amount"].as_u64().unwrap();
+    assert!(paid > 0, "{mine}");
+    let genesis = cairn_testnet::cluster::CLUSTER_GENESIS_CREDITS;
+    assert_eq!(mine["balance"].as_u64(), Some(genesis - paid), "{mine}");
+    let job = payment["job"].as_str().unwrap().to_owned();
+    let receipt: serde_json::Value = serde_json::from_slice(
+        &run(Command::new(&cairn)
+            .arg("--data-dir")
+            .arg(dir.join("node0"))
+            .args(["job", "receipt", &job, "--json"]))
+        .stdout,
+    )
+    .unwrap();
+    assert!(receipt["price"].as_u64().unwrap() >= paid, "{receipt}");
+    assert_eq!(
+        receipt["payment"]["amount"].as_u64(),
+        Some(paid),
+        "{receipt}"
+    );
+    let requester = mine["node_id"].as_str().unwrap().to_owned();
+    let mut earned = 0;
+    for node in [1, 2] {
+        let theirs = eventually(|| {
+            let w = wallet(node, None);
+            (w["payments"].as_array()?.len() == 1).then_some(w)
+        });
+        assert_eq!(theirs["payments"][0]["direction"], "received", "{theirs}");
+        earned += theirs["balance"].as_u64().unwrap() - genesis;
+        let seen = wallet(node, Some(&requester));
+        assert_eq!(seen["balance"], mine["balance"], "node {node}: {seen}");
+    }
+    assert_eq!(earned, paid, "what the requester paid, the providers got");
 
     let out = run(Command::new(TESTNET).args(["down", "--dir"]).arg(&dir));
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
