@@ -60,6 +60,7 @@ fn main() {
             provider,
             outcome: output,
             fuel_used: 1_000,
+            price: 10,
             runtime: "wasmtime-48".into(),
             sealed_output: None,
         };

@@ -50,5 +50,6 @@ pub use time::Timestamp;
 /// The protocol version every envelope carries. Nodes refuse envelopes of other versions.
 /// Version 2: envelopes carry and sign the network id, encodings are canonical, and verdicts
 /// carry the job's spec and awards. Version 3: checkpoint leaves carry a credit balance (their
-/// encoding and the reputation root change) and faucet grants are a message kind.
-pub const PROTOCOL_VERSION: u16 = 3;
+/// encoding and the reputation root change) and faucet grants are a message kind. Version 4:
+/// result reports carry their award's price, which verdicts must agree with.
+pub const PROTOCOL_VERSION: u16 = 4;

@@ -62,6 +62,17 @@ pub enum ReportRejection {
         /// Arrival time.
         now: Timestamp,
     },
+    /// The report states another price than the provider's award: no verdict could carry it
+    /// (see `Verdict::evidence`), so the replica stays awaited.
+    #[error("{provider:?} reports an award price of {report}, its award was at {award}")]
+    WrongPrice {
+        /// The reporting provider.
+        provider: NodeId,
+        /// The award's price.
+        award: u64,
+        /// The price in the report.
+        report: u64,
+    },
 }
 
 /// Why an award could not be added.
@@ -226,6 +237,13 @@ impl QuorumTally {
             .slots
             .get_mut(&provider)
             .ok_or(ReportRejection::NotAwarded { provider })?;
+        if report.message().price != replica.price {
+            return Err(ReportRejection::WrongPrice {
+                provider,
+                award: replica.price,
+                report: report.message().price,
+            });
+        }
         let slot = &mut replica.state;
         // A replica that timed out is counted after all when its report comes before the
         // job's deadline: the delay may be the requester's (see the module docs).

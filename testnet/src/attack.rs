@@ -35,6 +35,9 @@ use cairn_protocol::{
 use libp2p_identity::ed25519;
 use serde::Serialize;
 
+/// The price of every award in the attacker's forged verdicts, and in its reports.
+const ATTACK_PRICE: u64 = 1;
+
 use crate::flood::{ATTACK_JOB_LIMITS, Counts, Flood, FloodKind, Victim};
 use crate::rng::SimRng;
 
@@ -288,7 +291,7 @@ impl Attacker {
         let (mut verdict, signer) = self.own_job(2, output, now)?;
         verdict.awards.push(AwardTerms {
             provider: victim,
-            price: 1,
+            price: ATTACK_PRICE,
             report_by: Timestamp(now.0.saturating_sub(1_000)),
         });
         verdict.timed_out.push(victim);
@@ -435,7 +438,7 @@ impl Attacker {
     fn award(&self, provider: usize, now: Timestamp) -> AwardTerms {
         AwardTerms {
             provider: self.ids[provider],
-            price: 1,
+            price: ATTACK_PRICE,
             report_by: now.plus_ms(30_000),
         }
     }
@@ -451,6 +454,7 @@ impl Attacker {
             provider: self.ids[provider],
             outcome,
             fuel_used: 1,
+            price: ATTACK_PRICE,
             runtime: "sybil".into(),
             sealed_output: None,
         };

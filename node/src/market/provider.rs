@@ -199,6 +199,7 @@ impl Market {
             provider: self.ctx.node_id(),
             outcome,
             fuel_used,
+            price: award.price,
             runtime: self.ctx.options().runtime.clone(),
             sealed_output,
         };

@@ -169,6 +169,7 @@ async fn a_job_with_three_replicas_is_accepted_and_matches_a_local_run() {
                 size: 1,
             },
             fuel_used: 1,
+            price: 1,
             runtime: "test-runtime".into(),
             sealed_output: None,
         };

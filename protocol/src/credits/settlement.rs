@@ -26,7 +26,7 @@ pub fn charge(price: u64, fuel_used: u64, fuel_limit: u64) -> u64 {
 pub struct Payee {
     /// The provider.
     pub provider: NodeId,
-    /// Its award price (for one replica run to the fuel limit).
+    /// Its award price (for one replica run to the fuel limit), as its signed report states it.
     pub price: u64,
     /// Whether it declared renewable energy in signed evidence every node holds. No verdict
     /// carries such a claim yet, so [`Settlement::from_verdict`] sets `false`.
@@ -96,10 +96,15 @@ impl Settlement {
             let (Some(award), true) = (award, report.provider == *provider) else {
                 return Err(SettlementError::EvidenceMismatch);
             };
+            // `Verdict::evidence` refused award terms that disagree with the report; the
+            // price paid is the one the provider signed.
+            if award.price != report.price {
+                return Err(SettlementError::EvidenceMismatch);
+            }
             fuel.push(report.fuel_used);
             payees.push(Payee {
                 provider: *provider,
-                price: award.price,
+                price: report.price,
                 renewable: false,
             });
         }

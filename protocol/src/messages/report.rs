@@ -101,6 +101,10 @@ pub struct ResultReport {
     pub outcome: Outcome,
     /// Fuel the run consumed.
     pub fuel_used: u64,
+    /// The price of the provider's award (for a run to the spec's fuel limit), as the
+    /// requester's signed award said: the provider's own word on what it is owed, so a
+    /// verdict whose award terms state another price is refused and settlement pays this one.
+    pub price: u64,
     /// Sandbox identity that ran it.
     pub runtime: String,
     /// The output sealed to the job's requester ([`crate::seal`], purpose output): the blob

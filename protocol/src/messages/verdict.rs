@@ -160,6 +160,19 @@ pub enum VerdictError {
         /// Its deadline.
         report_by: Timestamp,
     },
+    /// An award's price in the verdict is not the one its provider's signed report states:
+    /// the requester understated (or overstated) what it owes.
+    #[error(
+        "the verdict awards {provider} at {award}, but its signed report says the award was {report}"
+    )]
+    PriceMismatch {
+        /// The provider.
+        provider: NodeId,
+        /// The price in the verdict's award terms.
+        award: u64,
+        /// The price in the provider's signed report.
+        report: u64,
+    },
     /// More awards than the spec allows replicas, or an award to the requester itself.
     #[error("the awards are not allowed by the spec: {reason}")]
     BadAwards {
@@ -212,6 +225,7 @@ impl VerdictError {
     pub fn reason(&self) -> &'static str {
         match self {
             VerdictError::BadReport { .. } => "bad_report",
+            VerdictError::PriceMismatch { .. } => "price_mismatch",
             VerdictError::OtherJob { .. } => "report_other_job",
             VerdictError::SpecMismatch { .. } => "spec_mismatch",
             VerdictError::NotRequester { .. } => "not_requester",
@@ -233,7 +247,7 @@ impl Verdict {
     /// node that checks the same verdict gets the same [`Evidence`]. Checks, in order: sizes;
     /// that the spec hashes to the job id and names the signer as requester; that the awards
     /// are distinct, within the spec's replica cap and not to the requester; that every report
-    /// is validly signed for `network`, about this job, by an awarded provider, once; that
+    /// is validly signed for `network`, about this job, by an awarded provider, once, at the price its award terms state; that
     /// every timed-out provider was awarded and its deadline had passed; that the verdict was
     /// issued by the job's deadline plus [`VERDICT_GRACE_MS`]; and that the reports support
     /// the decision under the spec's quorum.
@@ -262,6 +276,16 @@ impl Verdict {
             if !awards.contains_key(provider) {
                 return Err(VerdictError::NotAwarded {
                     provider: *provider,
+                });
+            }
+        }
+        for report in agreeing.iter().chain(&dissenting) {
+            let award = awards.get(&report.provider).map_or(0, |a| a.price);
+            if award != report.price {
+                return Err(VerdictError::PriceMismatch {
+                    provider: report.provider,
+                    award,
+                    report: report.price,
                 });
             }
         }

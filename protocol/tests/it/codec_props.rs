@@ -217,15 +217,17 @@ pub(crate) fn report() -> impl Strategy<Value = ResultReport> {
         node_id(),
         outcome(),
         any::<u64>(),
+        any::<u64>(),
         text(),
         proptest::option::of(blob()),
     )
         .prop_map(
-            |(job, provider, outcome, fuel_used, runtime, sealed_output)| ResultReport {
+            |(job, provider, outcome, fuel_used, price, runtime, sealed_output)| ResultReport {
                 job,
                 provider,
                 outcome,
                 fuel_used,
+                price,
                 runtime,
                 sealed_output,
             },

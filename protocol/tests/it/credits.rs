@@ -4,6 +4,7 @@
 use cairn_protocol::credits::{
     self, CreditBook, CreditError, CreditEvent, CreditLedger, CreditParams, EnergyRewards, Escrow,
     EscrowError, Faucet, FaucetGrant, GrantRefusal, Granted, OffPeak, Payee, Settled, Settlement,
+    SettlementError,
 };
 use cairn_protocol::ledger::Ledger;
 use cairn_protocol::*;
@@ -21,6 +22,7 @@ fn signed_report(provider: u8, job: JobId, outcome: Outcome, fuel_used: u64) -> 
         provider: node(provider),
         outcome,
         fuel_used,
+        price: PRICE,
         runtime: "wasmtime-48/test".into(),
         sealed_output: None,
     };
@@ -103,6 +105,32 @@ fn agreeing_providers_are_paid_for_the_fuel_used_and_dissenters_and_no_shows_not
         (1_200, 1_200, 0)
     );
     book.check_conservation().unwrap();
+}
+
+#[test]
+fn a_verdict_that_understates_an_award_price_is_refused_and_the_reported_price_is_paid() {
+    // The providers' signed reports say their awards were at PRICE; the requester's verdict
+    // claims it awarded provider 3 at a tenth of that.
+    let mut v = verdict(2, &[(2, 400_000), (3, 400_000)], &[], &[]);
+    v.awards[1].price = PRICE / 10;
+    let understated = v.awards[1].provider;
+    match Settlement::from_verdict(&v, &NET) {
+        Err(SettlementError::Verdict(VerdictError::PriceMismatch {
+            provider,
+            award,
+            report,
+        })) => {
+            assert_eq!((provider, award, report), (understated, PRICE / 10, PRICE));
+        }
+        other => panic!("expected a price mismatch, got {other:?}"),
+    }
+    // The honest verdict pays each provider what its own report says it was awarded.
+    let honest = verdict(2, &[(2, 400_000), (3, 400_000)], &[], &[]);
+    let s = settlement(&honest);
+    assert!(s.payees.iter().all(|p| p.price == PRICE));
+    let mut book = book(&[(1, 10_000)]);
+    paid(book.settle(&s));
+    assert_eq!(book.balance(&node(3)), PRICE * 4 / 10);
 }
 
 #[test]

@@ -6,6 +6,9 @@ use libp2p_identity::ed25519;
 /// The network every fixture message is signed for.
 pub const NET: NetworkId = NetworkId([0x4e; 32]);
 
+/// The award price the fixture reports state (the price the scenarios award at).
+pub const REPORT_PRICE: u64 = 10;
+
 /// A keypair derived from `seed`, the same on every run.
 pub fn keypair(seed: u8) -> ed25519::Keypair {
     let mut secret = [seed; 32];
@@ -53,6 +56,7 @@ pub fn report(provider: u8, job: JobId, outcome: Outcome) -> Verified<ResultRepo
         provider: node(provider),
         outcome,
         fuel_used: 1234,
+        price: REPORT_PRICE,
         runtime: "wasmtime-48/test".into(),
         sealed_output: None,
     };
