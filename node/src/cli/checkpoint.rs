@@ -141,6 +141,13 @@ impl ProveArgs {
         std::fs::write(&self.output, &bytes)
             .with_context(|| format!("cannot write {}", self.output.display()))?;
         println!("wrote {} ({} bytes)", self.output.display(), bytes.len());
+        if let Ok(proof) = ReputationProof::from_bytes(&bytes) {
+            let leaf = &proof.leaf;
+            println!(
+                "peer {}: score {} ({} verdicts), balance {} credits at epoch {}",
+                leaf.peer, leaf.score, leaf.evidence_count, leaf.balance, proof.epoch
+            );
+        }
         Ok(ExitCode::SUCCESS)
     }
 }
@@ -193,6 +200,7 @@ impl VerifyArgs {
                 "peer": v.leaf.peer.to_string(),
                 "score": v.leaf.score,
                 "evidence_count": v.leaf.evidence_count,
+                "balance": v.leaf.balance,
                 "epoch": v.epoch,
                 "anchored_epoch": v.tip_epoch,
                 "chain": chain,
@@ -206,6 +214,7 @@ impl VerifyArgs {
             "score   {} ({} verdicts)",
             v.leaf.score, v.leaf.evidence_count
         );
+        println!("balance {} credits", v.leaf.balance);
         println!(
             "epoch   {} (chain checked up to epoch {})",
             v.epoch, v.tip_epoch

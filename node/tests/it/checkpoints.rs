@@ -187,7 +187,7 @@ struct Committee {
 
 /// Data dirs, identities and the spec `name` naming `n` nodes under `dir` as its committee,
 /// with these epoch and proposer timeouts and `anchor` (none when `None`).
-fn committee_spec(
+pub(crate) fn committee_spec(
     dir: &std::path::Path,
     name: &str,
     n: usize,
@@ -451,6 +451,8 @@ fn cli_round_trip(
     assert!(verify.status.success(), "{verify:?}");
     let report: serde_json::Value = serde_json::from_slice(&verify.stdout).unwrap();
     assert_eq!(report["score"], score);
+    // A network without credits: the proven balance is 0, and shown.
+    assert_eq!(report["balance"], 0, "{report}");
     assert_eq!(report["chain"], "simulated");
     assert!(report["depth"].as_u64().unwrap() >= 1);
     // A flipped byte, and the wrong network spec, fail with exit 1 naming the check.

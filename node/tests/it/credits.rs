@@ -168,3 +168,73 @@ async fn a_job_its_requester_cannot_pay_for_is_refused_at_submit_saying_why() {
     spec.max_price = 300;
     assert!(node.market().submit(spec).is_ok());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_checkpoint_proves_balances_offline_and_the_proof_shows_what_was_paid() {
+    use cairn_node::config::{CreditsSpec, GenesisEntry, network_rules};
+
+    let dir = tempfile::tempdir().unwrap();
+    let (dirs, ids, mut spec) =
+        crate::checkpoints::committee_spec(dir.path(), "credits-ckpt", 4, (600, 1_000), None);
+    spec.credits = Some(CreditsSpec {
+        genesis: (ids.iter())
+            .map(|id| GenesisEntry {
+                id: id.to_string(),
+                amount: REQUESTER_CREDITS,
+            })
+            .collect(),
+        ..CreditsSpec::default()
+    });
+    let mut nodes = Vec::new();
+    let mut bootstrap = Vec::new();
+    for d in &dirs {
+        let mut options = testing::options(
+            d,
+            &spec,
+            cpu_only(),
+            bootstrap.clone(),
+            FaultInjection::None,
+        );
+        options.config.price.per_mega_fuel = PER_MEGA_FUEL;
+        let node = Node::start(options).await.unwrap();
+        if bootstrap.is_empty() {
+            bootstrap = testing::address(node.node()).await.into_iter().collect();
+        }
+        nodes.push(node);
+    }
+    let c = Cluster::from_nodes(nodes, dir);
+    all_adverts(&c).await;
+    let requester = c.nodes[0].node();
+    let mut job = wordcount_spec(requester, b"prove what I paid\n", 1, 2, 2).await;
+    job.max_price = 1_000_000;
+    let id = requester.market().submit(job).unwrap();
+    let payment = wait_for("the payment", Duration::from_secs(60), || async {
+        requester.verdicts().payment_of(&id)
+    })
+    .await;
+    let left = REQUESTER_CREDITS - payment.amount;
+    let me = requester.node_id();
+
+    // Another node proves the requester's balance from a finalised checkpoint, and the proof
+    // verifies offline against the spec alone.
+    let prover = c.nodes[2].node();
+    let proof = wait_for(
+        "a checkpoint covering the payment",
+        Duration::from_secs(30),
+        || async {
+            prover
+                .checkpoints()
+                .prove(&me, None)
+                .ok()
+                .filter(|p| p.leaf.balance == left)
+        },
+    )
+    .await;
+    let rules = network_rules(&spec).unwrap();
+    let verified = cairn_protocol::proof::verify(&proof, &rules).unwrap();
+    assert_eq!(verified.leaf.balance, left);
+    // A tampered balance fails.
+    let mut forged = proof.clone();
+    forged.leaf.balance = REQUESTER_CREDITS;
+    assert!(cairn_protocol::proof::verify(&forged, &rules).is_err());
+}
