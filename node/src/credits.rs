@@ -9,10 +9,10 @@
 use std::collections::VecDeque;
 
 use cairn_protocol::credits::{
-    CreditBook, CreditError, CreditParams, Payment, Settled, Settlement,
+    CreditBook, CreditError, CreditParams, FaucetGrant, Granted, Payment, Settled, Settlement,
 };
 use cairn_protocol::merkle::ReputationLeaf;
-use cairn_protocol::{JobId, NodeId, Timestamp};
+use cairn_protocol::{GrantId, JobId, NodeId, Timestamp};
 use serde::{Deserialize, Serialize};
 
 /// Payments a node remembers for its wallet, at most; the oldest go first.
@@ -23,7 +23,8 @@ pub const MAX_PAYMENTS: usize = 1_024;
 pub struct PaymentView {
     /// The job, hex.
     pub job: String,
-    /// `paid` (this node was the requester) or `received` (it was an agreeing provider).
+    /// `paid` (this node was the requester), `received` (it was an agreeing provider) or
+    /// `granted` (a faucet grant to this node; `job` is then the grant's id).
     pub direction: String,
     /// The requester, hex.
     pub requester: String,
@@ -94,6 +95,24 @@ impl LiveCredits {
         Some(payment)
     }
 
+    /// Applies a verified faucet grant; what it credited (see `CreditBook::grant`).
+    pub(crate) fn grant(&mut self, id: GrantId, grant: &FaucetGrant) -> Granted {
+        let granted = self.book.grant(id, grant);
+        if let (Granted::Credited { amount }, true) = (granted, grant.recipient == self.me) {
+            self.push(PaymentView {
+                job: id.to_string(),
+                direction: "granted".into(),
+                requester: grant.faucet.to_string(),
+                amount,
+                owed: grant.amount,
+                bonus: 0,
+                providers: 0,
+                issued_at: grant.issued_at.0,
+            });
+        }
+        granted
+    }
+
     /// The payments that concern this node, oldest first.
     pub(crate) fn payments(&self) -> impl Iterator<Item = &PaymentView> {
         self.payments.iter()
@@ -125,11 +144,15 @@ impl LiveCredits {
             views.push(view("received", amount, p.owed, p.bonus));
         }
         for v in views {
-            if self.payments.len() >= MAX_PAYMENTS {
-                self.payments.pop_front();
-            }
-            self.payments.push_back(v);
+            self.push(v);
         }
+    }
+
+    fn push(&mut self, view: PaymentView) {
+        if self.payments.len() >= MAX_PAYMENTS {
+            self.payments.pop_front();
+        }
+        self.payments.push_back(view);
     }
 }
 

@@ -174,13 +174,25 @@ pub async fn credit_cluster(
         .map(|(i, b)| ([u8::try_from(i + 1).unwrap_or(u8::MAX); 32], *b))
         .collect();
     let spec = spec_with_credits(name, &seeds)?;
+    let seeds: Vec<[u8; 32]> = seeds.iter().map(|(seed, _)| *seed).collect();
+    start_seeded(dir, &spec, &seeds, per_mega_fuel).await
+}
+
+/// Starts one node per seed on `spec` (node `i` with identity seed `seeds[i]`, bootstrapping
+/// from the first), each asking `per_mega_fuel` per million fuel.
+pub async fn start_seeded(
+    dir: &Path,
+    spec: &NetworkSpec,
+    seeds: &[[u8; 32]],
+    per_mega_fuel: u64,
+) -> Result<Vec<RunningNode>, NodeError> {
     let mut nodes: Vec<RunningNode> = Vec::new();
     let mut bootstrap = Vec::new();
-    for (i, (seed, _)) in seeds.iter().enumerate() {
+    for (i, seed) in seeds.iter().enumerate() {
         let dir = dir.join(format!("node{i}"));
         let mut options = options(
             &dir,
-            &spec,
+            spec,
             cpu_only(),
             bootstrap.clone(),
             FaultInjection::None,

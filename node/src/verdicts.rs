@@ -9,7 +9,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use cairn_protocol::adverts::Tier;
-use cairn_protocol::credits::{CreditParams, Settlement};
+use cairn_protocol::credits::{CreditParams, FaucetGrant, Settlement};
+use cairn_protocol::envelope::MessageKind;
 use cairn_protocol::messages::Evidence;
 use cairn_protocol::reputation::{Applied, ReputationTable};
 use cairn_protocol::{Envelope, NodeId, Timestamp, Verdict, VerdictId, Verified};
@@ -34,6 +35,15 @@ const MAX_APPLIED_IDS: usize = 65_536;
 const NO_STANDING: &str = "requester_without_standing";
 /// Rejection reason of a verdict that finds the reputation table's job memory full.
 const TABLE_FULL: &str = "reputation_table_full";
+
+mod grants;
+
+pub use grants::GrantIssueError;
+
+/// Whether gossip or stored bytes are a faucet grant's envelope (else a verdict's).
+fn is_grant(data: &[u8]) -> bool {
+    Envelope::from_bytes(data).is_ok_and(|e| e.kind == MessageKind::FaucetGrant)
+}
 
 /// What one requester's verdicts did to a node's reputation table.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -66,9 +76,10 @@ struct State {
 }
 
 /// The key of a stored verdict: issue time (big-endian, so keys sort by time), then its id.
-fn verdict_key(issued_at: Timestamp, id: &VerdictId) -> Vec<u8> {
+/// Faucet grants share the tree, keyed the same way by their issue time and id.
+fn verdict_key(issued_at: Timestamp, id: &[u8; 32]) -> Vec<u8> {
     let mut key = issued_at.0.to_be_bytes().to_vec();
-    key.extend_from_slice(id.as_bytes());
+    key.extend_from_slice(id);
     key
 }
 
@@ -175,6 +186,13 @@ impl Verdicts {
 
     /// Checks a gossiped verdict, applies it, and tells gossipsub what became of it.
     pub(crate) async fn on_gossip(&self, source: PeerId, id: MessageId, data: Vec<u8>) {
+        if is_grant(&data) {
+            let checked = self.apply_grant_bytes(&data);
+            self.ctx
+                .settle_gossip("faucet_grant", source, id, checked)
+                .await;
+            return;
+        }
         match self.apply_verdict_bytes(&data) {
             // Valid, but of no weight on this node: not forwarded, and not the fault of the
             // peer that forwarded it (its own table may weigh the requester otherwise).
@@ -200,7 +218,7 @@ impl Verdicts {
             .map_err(|e| e.reason())?;
         let applied = self.apply_checked_verdict(data, &verdict, false)?;
         if applied {
-            let key = verdict_key(verdict.message().issued_at, &VerdictId::of(data));
+            let key = verdict_key(verdict.message().issued_at, VerdictId::of(data).as_bytes());
             if let Err(e) = self.ctx.kv.put(Tree::Verdicts, &key, data) {
                 warn!(target: "cairn::verdicts", error = %e, "cannot store verdict");
             }
@@ -319,6 +337,18 @@ impl Verdicts {
             let Ok(Some(bytes)) = self.ctx.kv.get(Tree::Verdicts, &key) else {
                 continue;
             };
+            if is_grant(&bytes) {
+                match Envelope::open::<FaucetGrant>(&bytes, self.ctx.network()) {
+                    Ok(g) => {
+                        let applied = self.apply_checked_grant(&bytes, g.message(), true);
+                        replayed += usize::from(applied.is_ok());
+                    }
+                    Err(_) => {
+                        let _ = self.ctx.kv.remove(Tree::Verdicts, &key);
+                    }
+                }
+                continue;
+            }
             match Envelope::open::<Verdict>(&bytes, self.ctx.network()) {
                 Ok(v) => {
                     replayed += usize::from(self.apply_checked_verdict(&bytes, &v, true).is_ok())

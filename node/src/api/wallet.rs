@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::state::{ApiState, error};
 use crate::credits::PaymentView;
+use crate::verdicts::GrantIssueError;
 
 /// `GET /v1/wallet`: this node's credits.
 #[derive(Serialize, Deserialize, Debug, Clone)]
@@ -88,6 +89,52 @@ pub(crate) async fn balance(State(s): State<ApiState>, UrlPath(id): UrlPath<Stri
         enabled: balance.is_some(),
     })
     .into_response()
+}
+
+/// Body of `POST /v1/faucet/grants`.
+#[derive(Serialize, Deserialize, Debug, Clone)]
+pub struct GrantRequest {
+    /// Who receives the credits: hex node id or peer id.
+    pub recipient: String,
+    /// Credits asked for.
+    pub amount: u64,
+}
+
+/// Answer of `POST /v1/faucet/grants`.
+#[derive(Serialize, Deserialize, Debug, Clone)]
+pub struct GrantView {
+    /// The recipient (hex node id).
+    pub recipient: String,
+    /// Credits asked for.
+    pub asked: u64,
+    /// Credits the grant moved: less than asked when the recipient reached the faucet's
+    /// per-identity cap or the faucet's pool ran low.
+    pub credited: u64,
+    /// The recipient's balance now, in this node's book.
+    pub balance: u64,
+}
+
+pub(crate) async fn grant(State(s): State<ApiState>, Json(req): Json<GrantRequest>) -> Response {
+    let Some(recipient) = parse_peer(&req.recipient) else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "bad_node_id",
+            format!("{:?} is neither a hex node id nor a peer id", req.recipient),
+        );
+    };
+    match s.node.verdicts.grant(recipient, req.amount).await {
+        Ok(credited) => Json(GrantView {
+            recipient: recipient.to_string(),
+            asked: req.amount,
+            credited,
+            balance: s.node.verdicts.balance(&recipient).unwrap_or(0),
+        })
+        .into_response(),
+        Err(e @ GrantIssueError::NotTheFaucet { .. }) => {
+            error(StatusCode::FORBIDDEN, "not_the_faucet", e)
+        }
+        Err(e) => error(StatusCode::BAD_REQUEST, "grant_refused", e),
+    }
 }
 
 /// A hex node id or a libp2p peer id.

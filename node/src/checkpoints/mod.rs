@@ -28,11 +28,11 @@ use std::time::Duration;
 
 use cairn_protocol::checkpoint::Genesis;
 use cairn_protocol::checkpoint::round::{EpochRound, RoundConfig};
-use cairn_protocol::credits::{CreditEvent, Settlement};
+use cairn_protocol::credits::{CreditEvent, FaucetGrant, Settlement};
 use cairn_protocol::merkle::ReputationLeaf;
 use cairn_protocol::messages::Evidence;
 use cairn_protocol::proof::{AnchorProof, AnchorRule, SignedCheckpoint};
-use cairn_protocol::{NodeId, Timestamp, VerdictId};
+use cairn_protocol::{GrantId, NodeId, Timestamp, VerdictId};
 
 use bitcoin::secp256k1::SecretKey;
 
@@ -389,6 +389,27 @@ impl Checkpoints {
         });
         if noted == Some(false) {
             self.ctx.metrics.reject("verdict", "credit_ledger_full");
+        }
+    }
+
+    /// Hands a verified faucet grant to the checkpoint ledger (when the network checkpoints);
+    /// `restored` as for verdicts.
+    pub(crate) fn note_grant(&self, id: GrantId, grant: FaucetGrant, restored: bool) {
+        if self.service().genesis.is_none() {
+            return;
+        }
+        let noted = self.with_state(|s| {
+            let ledger = s.round.ledger_mut();
+            if restored {
+                ledger.restore_credit(CreditEvent::Grant { id, grant })
+            } else {
+                ledger.note_grant(id, grant)
+            }
+        });
+        if noted == Some(false) {
+            self.ctx
+                .metrics
+                .reject("faucet_grant", "credit_ledger_full");
         }
     }
 

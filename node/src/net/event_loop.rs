@@ -544,7 +544,8 @@ impl EventLoop {
                 id: msg_id,
                 data,
             },
-            Ok(MessageKind::Verdict) => NetworkEvent::Verdict {
+            // Faucet grants move credits like verdicts do: the verdict service checks both.
+            Ok(MessageKind::Verdict | MessageKind::FaucetGrant) => NetworkEvent::Verdict {
                 source,
                 id: msg_id,
                 data,

@@ -238,3 +238,75 @@ async fn a_checkpoint_proves_balances_offline_and_the_proof_shows_what_was_paid(
     forged.leaf.balance = REQUESTER_CREDITS;
     assert!(cairn_protocol::proof::verify(&forged, &rules).is_err());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_faucet_grants_up_to_its_caps_every_node_applies_it_and_no_one_else_can() {
+    use cairn_node::config::FaucetSpec;
+    use cairn_node::identity::node_id_from_seed;
+
+    let dir = tempfile::tempdir().unwrap();
+    let seeds = [[1; 32], [2; 32], [3; 32]];
+    let mut spec = testing::spec_with_credits("credits-faucet", &[]).unwrap();
+    if let Some(credits) = spec.credits.as_mut() {
+        credits.faucet = Some(FaucetSpec {
+            id: node_id_from_seed(seeds[0]).unwrap().to_string(),
+            per_identity: 5_000,
+            total: 8_000,
+        });
+    }
+    let nodes = testing::start_seeded(dir.path(), &spec, &seeds, PER_MEGA_FUEL)
+        .await
+        .unwrap();
+    let mut c = Cluster::from_nodes(nodes, dir);
+    all_adverts(&c).await;
+    let faucet = c.nodes[0].node();
+    let (one, two) = (c.nodes[1].node().node_id(), c.nodes[2].node().node_id());
+    // Capped at the per-identity limit, then at what the pool has left.
+    assert_eq!(faucet.verdicts().grant(one, 7_000).await.unwrap(), 5_000);
+    assert_eq!(faucet.verdicts().grant(two, 7_000).await.unwrap(), 3_000);
+    for n in &c.nodes {
+        balance_on(n.node(), one, 5_000).await;
+        balance_on(n.node(), two, 3_000).await;
+        let conserved = n.node().verdicts().with_book(|b| b.check_conservation());
+        assert_eq!(conserved, Some(Ok(())));
+    }
+    let granted = c.nodes[1].node().verdicts().payments();
+    assert!(
+        granted
+            .iter()
+            .any(|p| p.direction == "granted" && p.amount == 5_000)
+    );
+
+    // Any other node is told it is not the faucet, through the API too.
+    let data_dir = c.nodes[1].node().options().data_dir.clone();
+    let refused = tokio::task::spawn_blocking(move || {
+        let body = cairn_node::api::wallet::GrantRequest {
+            recipient: "00".repeat(32),
+            amount: 1,
+        };
+        Client::from_data_dir(&data_dir)
+            .unwrap()
+            .post_json::<_, serde_json::Value>("/v1/faucet/grants", &body)
+            .unwrap_err()
+    })
+    .await
+    .unwrap();
+    assert!(refused.to_string().contains("not_the_faucet"), "{refused}");
+
+    // A restarted node holds the grants again.
+    let node = c.nodes.remove(2);
+    let data_dir = node.node().options().data_dir.clone();
+    let bootstrap = vec![testing::address(c.nodes[0].node()).await.unwrap()];
+    node.shutdown().await;
+    let mut options = testing::options(
+        &data_dir,
+        &spec,
+        cpu_only(),
+        bootstrap,
+        FaultInjection::None,
+    );
+    options.identity_seed = Some(seeds[2]);
+    let restarted = Node::start(options).await.unwrap();
+    assert_eq!(restarted.node().verdicts().balance(&two), Some(3_000));
+    assert_eq!(restarted.node().verdicts().balance(&one), Some(5_000));
+}
