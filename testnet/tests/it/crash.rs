@@ -95,6 +95,9 @@ impl Setup {
         let mut args = vec!["job", "submit", self.module.to_str().unwrap()];
         args.extend(["--input", self.input.to_str().unwrap(), "--arg", ROUNDS]);
         args.extend(["--fuel", &fuel, "--replicas", "3", "--quorum", "2"]);
+        // The cluster's providers ask 100 credits per million fuel: 6 000 000 for this limit,
+        // above the default maximum price (the requester pays for the fuel used).
+        args.extend(["--max-price", "10000000"]);
         args.extend(["--deadline", "600", "--json"]);
         let answer = cairn_json(&self.cairn, requester, &args).expect("job submit");
         answer["job_id"].as_str().unwrap().to_owned()

@@ -70,7 +70,9 @@ async fn wordcount(requester: &Node, nonce: u64, replicas: u8) -> JobId {
         replicas,
         quorum: replicas / 2 + 1,
         max_replicas: replicas,
-        max_price: u64::MAX,
+        // Each replica's price is escrowed from the requester's genesis credits: a finite
+        // maximum (the simulated nodes ask 100 000 for this fuel limit).
+        max_price: 1_000_000,
         bid_deadline: t.plus_ms(2_000),
         deadline: t.plus_ms(60_000),
     };
