@@ -245,3 +245,46 @@ pub fn network_rules(spec: &NetworkSpec) -> Result<NetworkRules, ConfigError> {
     });
     Ok(NetworkRules { genesis, anchor })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ID: &str = "0101010101010101010101010101010101010101010101010101010101010101";
+
+    fn with_credits(amount: u64) -> NetworkSpec {
+        let text = format!(
+            "name = \"credits\"\n[credits]\ngenesis = [{{ id = \"{ID}\", amount = {amount} }}]\n\
+             [credits.faucet]\nid = \"{ID}\"\nper_identity = 10\ntotal = 100\n"
+        );
+        let spec: NetworkSpec = toml::from_str(&text).unwrap();
+        spec.validate().unwrap();
+        spec
+    }
+
+    #[test]
+    fn credit_rules_are_part_of_the_network_id() {
+        let plain: NetworkSpec = toml::from_str("name = \"credits\"").unwrap();
+        let (a, b) = (with_credits(1_000), with_credits(2_000));
+        let ids = [&plain, &a, &b].map(|s| s.network_id().unwrap());
+        assert!(ids[0] != ids[1] && ids[1] != ids[2] && ids[0] != ids[2]);
+        let params = a.credit_params().unwrap().unwrap();
+        assert_eq!(params.supply().unwrap(), 1_100);
+        // A network without credits keeps the id it had before credits existed.
+        let g = plain.genesis().unwrap();
+        let before = (&g.network, &g.committee, g.committee_size, g.threshold);
+        let encoded = cairn_protocol::codec::encode(&before).unwrap();
+        assert_eq!(ids[0], NetworkId::of(&encoded));
+    }
+
+    #[test]
+    fn a_spec_that_would_mint_credits_is_refused_naming_the_section() {
+        let text = format!(
+            "name = \"dup\"\n[credits]\ngenesis = [{{ id = \"{ID}\", amount = 1 }}, \
+             {{ id = \"{ID}\", amount = 2 }}]\n"
+        );
+        let spec: NetworkSpec = toml::from_str(&text).unwrap();
+        let err = spec.validate().unwrap_err().to_string();
+        assert!(err.contains("credits") && err.contains("twice"), "{err}");
+    }
+}
