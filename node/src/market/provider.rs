@@ -144,6 +144,16 @@ impl Market {
             self.ctx.metrics.reject("award", "bid_expired");
             return MarketResponse::Refused("this node's bid has expired".into());
         }
+        // Its report states the award's price, and that is what it is paid: an award below
+        // its bid is not taken.
+        let bid = provider::price_for(&spec, &self.adverts.capabilities().price);
+        if award.price < bid {
+            self.ctx.metrics.reject("award", "below_bid");
+            return MarketResponse::Refused(format!(
+                "the award's price {} is below this node's bid {bid}",
+                award.price
+            ));
+        }
         // The slot is taken atomically: awards racing for the last one cannot both win it. A
         // refused award costs this provider nothing: the requester replaces the replica.
         let capacity = self.ctx.options().config.capacity.max(1) as usize;

@@ -576,12 +576,12 @@ async fn a_provider_checks_calls_and_awards_before_it_takes_them() {
         .unwrap();
         (spec, MarketRequest::CallForBids(envelope))
     };
-    let award = |spec: &JobSpec, report_by| {
+    let award = |spec: &JobSpec, report_by, price| {
         let award = Award {
             job: spec.id().unwrap(),
             requester: a.node_id(),
             provider: b.node_id(),
-            price: 1,
+            price,
             report_by,
             sealed_input: None,
         };
@@ -608,14 +608,18 @@ async fn a_provider_checks_calls_and_awards_before_it_takes_them() {
 
     // Within them: a bid. An award already past its report deadline is refused.
     let (spec, open) = call(request());
-    assert!(matches!(ask(open).await, MarketResponse::Bid(_)));
-    let late = ask(award(&spec, now().plus_ms(0))).await;
+    let MarketResponse::Bid(bid) = ask(open).await else {
+        panic!("no bid")
+    };
+    let price = bid.verify::<cairn_protocol::Bid>(b.network()).unwrap();
+    let price = price.message().price;
+    let late = ask(award(&spec, now().plus_ms(0), price)).await;
     assert!(
         matches!(&late, MarketResponse::Refused(r) if r.contains("deadline")),
         "{late:?}"
     );
     // A fresh award is taken once; the same award again finds no open call.
-    let fresh = award(&spec, now().plus_ms(30_000));
+    let fresh = award(&spec, now().plus_ms(30_000), price);
     assert_eq!(ask(fresh.clone()).await, MarketResponse::Accepted);
     let again = ask(fresh).await;
     assert!(
@@ -644,10 +648,19 @@ async fn a_provider_checks_calls_and_awards_before_it_takes_them() {
         matches!(&declined, MarketResponse::Declined(r) if r.contains("own connection")),
         "{declined:?}"
     );
-    let refused = from_stranger(award(&spec2, now().plus_ms(30_000))).await;
+    let refused = from_stranger(award(&spec2, now().plus_ms(30_000), price)).await;
     assert!(
         matches!(&refused, MarketResponse::Refused(r) if r.contains("own connection")),
         "{refused:?}"
+    );
+    // An award below the provider's bid is refused: its report would state that price, and
+    // that is what it would be paid.
+    let (spec3, open3) = call(request());
+    assert!(matches!(ask(open3).await, MarketResponse::Bid(_)));
+    let lowball = ask(award(&spec3, now().plus_ms(30_000), price - 1)).await;
+    assert!(
+        matches!(&lowball, MarketResponse::Refused(r) if r.contains("below this node's bid")),
+        "{lowball:?}"
     );
     // A call made more than a minute ago is a replay.
     let stale = Envelope::seal(
@@ -671,6 +684,7 @@ async fn a_provider_checks_calls_and_awards_before_it_takes_them() {
     assert_eq!(m.rejections("call_for_bids", "not_from_requester"), 1);
     assert_eq!(m.rejections("award", "not_from_requester"), 1);
     assert_eq!(m.rejections("call_for_bids", "stale"), 1);
+    assert_eq!(m.rejections("award", "below_bid"), 1);
 }
 
 /// A provider keeps its signed report for the job's requester, who may fetch it after a
