@@ -164,6 +164,30 @@ async fn a_job_its_requester_cannot_pay_for_is_refused_at_submit_saying_why() {
     ] {
         assert!(text.contains(words), "{words:?} in {text}");
     }
+    // Through the API (what `cairn job submit` shows): 402, with the same words.
+    let data_dir = node.options().data_dir.clone();
+    let body = serde_json::json!({
+        "module": spec.module.to_string(),
+        "input": spec.input.to_string(),
+        "max_price": 1_000_000,
+    });
+    let refused = tokio::task::spawn_blocking(move || {
+        Client::from_data_dir(&data_dir)
+            .unwrap()
+            .post_json::<_, serde_json::Value>("/v1/jobs", &body)
+            .unwrap_err()
+            .to_string()
+    })
+    .await
+    .unwrap();
+    for words in [
+        "insufficient_credits",
+        "HTTP 402",
+        "balance 1000",
+        "genesis allocation",
+    ] {
+        assert!(refused.contains(words), "{words:?} in {refused}");
+    }
     // Within its means, the same job is taken.
     spec.max_price = 300;
     assert!(node.market().submit(spec).is_ok());
