@@ -334,3 +334,70 @@ async fn the_faucet_grants_up_to_its_caps_every_node_applies_it_and_no_one_else_
     assert_eq!(restarted.node().verdicts().balance(&two), Some(3_000));
     assert_eq!(restarted.node().verdicts().balance(&one), Some(5_000));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn escrow_holds_a_running_jobs_awards_across_a_restart_and_bounds_new_jobs() {
+    let dir = tempfile::tempdir().unwrap();
+    let balance = 200_000_000;
+    let balances = [balance, 0, 0];
+    let nodes = testing::credit_cluster(dir.path(), "credits-escrow", &balances, PER_MEGA_FUEL)
+        .await
+        .unwrap();
+    let mut c = Cluster::from_nodes(nodes, dir);
+    all_adverts(&c).await;
+    let requester = c.nodes.remove(0);
+    // A job of several seconds (hashloop, 53 billion fuel units), two replicas at 60 000 000
+    // each (60 billion fuel at 1000 per million).
+    let mut job = wordcount_spec(requester.node(), b"", 1, 2, 2).await;
+    let wasm = cairn_runtime::guests::bytes("hashloop").unwrap();
+    let input: Vec<u8> = (0..65_536u32).map(|i| (i * 31 % 251) as u8).collect();
+    job.module = requester.node().blobs().put(wasm).await.unwrap();
+    job.input = requester.node().blobs().put(input).await.unwrap();
+    job.args = vec!["480000".into()];
+    job.limits.fuel = 60_000_000_000;
+    job.limits.wall_time_ms = 120_000;
+    job.deadline = job.deadline.plus_ms(150_000);
+    job.max_price = 60_000_000;
+    let id = requester.node().market().submit(job.clone()).unwrap();
+    wait_for("the awards", Duration::from_secs(30), || async {
+        (requester.node().market().escrowed() == 120_000_000).then_some(())
+    })
+    .await;
+    // Another such job could cost 120 000 000, more than the 80 000 000 left available.
+    job.nonce = 2;
+    let err = requester.node().market().submit(job).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            NodeError::CannotPay {
+                escrowed: 120_000_000,
+                available: 80_000_000,
+                ..
+            }
+        ),
+        "{err}"
+    );
+
+    // After a restart the running job holds its awards again, read from its durable record.
+    let data_dir = requester.node().options().data_dir.clone();
+    let bootstrap = vec![testing::address(c.nodes[0].node()).await.unwrap()];
+    requester.shutdown().await;
+    let seeds: Vec<([u8; 32], u64)> = (0..3u8)
+        .map(|i| ([i + 1; 32], balances[usize::from(i)]))
+        .collect();
+    let spec = testing::spec_with_credits("credits-escrow", &seeds).unwrap();
+    let mut options = testing::options(
+        &data_dir,
+        &spec,
+        cpu_only(),
+        bootstrap,
+        FaultInjection::None,
+    );
+    options.identity_seed = Some([1; 32]);
+    options.config.price.per_mega_fuel = PER_MEGA_FUEL;
+    let restarted = Node::start(options).await.unwrap();
+    let market = restarted.node().market();
+    assert_eq!(market.job_finished(&id), Some(false), "the job still runs");
+    assert_eq!(market.escrowed(), 120_000_000);
+    assert_eq!(market.escrowed_for(&id), 120_000_000);
+}
