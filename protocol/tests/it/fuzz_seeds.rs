@@ -129,7 +129,10 @@ fn seeds() -> Vec<(&'static str, Vec<Vec<u8>>)> {
         ("bid", encoded(&samples(strategies::bid()))),
         ("award", encoded(&samples(strategies::award()))),
         ("result_report", encoded(&samples(strategies::report()))),
-        ("faucet_grant", encoded(&samples(strategies::faucet_grant()))),
+        (
+            "faucet_grant",
+            encoded(&samples(strategies::faucet_grant())),
+        ),
         (
             "verdict",
             with(
