@@ -19,7 +19,10 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
         };
         if let Ok(mut book) = CreditBook::new(params) {
             let _ = book.grant(GrantId::of(data), &grant);
-            assert!(book.check_conservation().is_ok(), "a grant made or lost credits");
+            assert!(
+                book.check_conservation().is_ok(),
+                "a grant made or lost credits"
+            );
         }
     }
 });
