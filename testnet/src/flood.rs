@@ -279,7 +279,9 @@ impl Flood {
             job,
             requester: self.id,
             provider: victim.id,
-            price: 1,
+            // Above any bid: a provider refuses an award below its bid, and the flood wants
+            // its awards taken (each takes a slot).
+            price: u64::MAX,
             report_by: now.plus_ms(30_000),
             sealed_input: None,
         };

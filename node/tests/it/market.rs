@@ -708,12 +708,15 @@ async fn a_kept_report_is_fetched_by_the_jobs_requester_and_by_no_one_else() {
     };
     let call = MarketRequest::CallForBids(Envelope::seal(&call, &key, a.network()).unwrap());
     let bid = a.net().market(b.peer_id(), call).await.unwrap();
-    assert!(matches!(bid, MarketResponse::Bid(_)), "{bid:?}");
+    let MarketResponse::Bid(bid) = bid else {
+        panic!("{bid:?}")
+    };
+    let price = bid.verify::<cairn_protocol::Bid>(b.network()).unwrap();
     let award = Award {
         job,
         requester: a.node_id(),
         provider: b.node_id(),
-        price: 1,
+        price: price.message().price,
         report_by: now().plus_ms(20_000),
         sealed_input: None,
     };
@@ -820,12 +823,15 @@ async fn an_award_waiting_for_a_run_permit_has_not_fetched_its_blobs() {
         };
         let call = MarketRequest::CallForBids(Envelope::seal(&call, &key, a.network()).unwrap());
         let bid = a.net().market(b.peer_id(), call).await.unwrap();
-        assert!(matches!(bid, MarketResponse::Bid(_)), "{bid:?}");
+        let MarketResponse::Bid(bid) = bid else {
+            panic!("{bid:?}")
+        };
+        let price = bid.verify::<cairn_protocol::Bid>(b.network()).unwrap();
         let award = Award {
             job: spec.id().unwrap(),
             requester: a.node_id(),
             provider: b.node_id(),
-            price: 1,
+            price: price.message().price,
             report_by: t.plus_ms(100_000),
             sealed_input: None,
         };
