@@ -63,8 +63,9 @@ struct ProveArgs {
 struct VerifyArgs {
     /// The proof file (from `cairn checkpoint prove`).
     file: PathBuf,
-    /// The network spec to verify against. Default: the built-in `local` network.
-    #[arg(long, value_name = "SPEC")]
+    /// The network to verify against: a spec file or a shipped network's name (`testnet`).
+    /// Default: the built-in `local` network.
+    #[arg(long, value_name = "NAME|FILE")]
     network: Option<PathBuf>,
     /// Print JSON.
     #[arg(long)]
@@ -148,7 +149,7 @@ impl ProveArgs {
 impl VerifyArgs {
     fn execute(&self) -> Result<ExitCode> {
         let spec = match &self.network {
-            Some(path) => NetworkSpec::load(path)?,
+            Some(path) => NetworkSpec::resolve(path)?,
             None => NetworkSpec::default(),
         };
         let rules = network_rules(&spec)?;

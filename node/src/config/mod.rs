@@ -13,11 +13,13 @@ use serde::{Deserialize, Serialize};
 use crate::net::{NatConfig, RelayServerMode};
 
 pub mod error;
+mod networks;
 mod spec;
 mod template;
 
 pub use error::ConfigError;
 use error::MAX_CONFIG_BYTES;
+pub use networks::{shipped, shipped_spec};
 pub use spec::{NetworkSpec, network_rules};
 
 /// Environment variable that overrides the default data directory.

@@ -321,3 +321,40 @@ fn a_job_submitted_from_the_cli_to_a_local_cluster_returns_the_verified_output()
     );
     drop(others);
 }
+
+#[test]
+fn a_node_joins_the_shipped_testnet_by_name_and_says_how_to_bootstrap() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("node");
+    let log = tmp.path().join("node.log");
+    let child = Command::new(CAIRN)
+        .arg("--data-dir")
+        .arg(&dir)
+        .args(["--api", "127.0.0.1:0", "node", "--network", "testnet"])
+        .args(["--listen", "/ip4/127.0.0.1/tcp/0"])
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let node = NodeProcess {
+        child,
+        dir: dir.clone(),
+    };
+    let status = node.status();
+    assert_eq!(status["network"], "testnet", "{status}");
+    let said = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        said.contains("no public bootstrap node is listed yet") && said.contains("--bootstrap"),
+        "{said}"
+    );
+    // A name that is neither a file nor a shipped network is refused, naming the shipped ones.
+    let out = Command::new(CAIRN)
+        .arg("--data-dir")
+        .arg(tmp.path().join("other"))
+        .args(["node", "--network", "no-such-network"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("shipped: testnet"), "{err}");
+}
