@@ -135,7 +135,8 @@ impl Node {
         net_config.max_blob_bytes = options.config.max_blob_bytes;
         net_config.nat = options.config.nat_config(&options.spec);
         let sandbox_config = cairn_runtime::SandboxConfig::default()
-            .with_max_concurrent_jobs(usize::try_from(options.config.capacity.max(1)).unwrap_or(1));
+            .with_max_concurrent_jobs(usize::try_from(options.config.capacity.max(1)).unwrap_or(1))
+            .with_compile_limits(options.config.limits.compile.as_runtime());
         let sandbox = match &options.sandbox {
             Some(shared) => shared.0.clone(),
             None => cairn_runtime::Sandbox::new(sandbox_config)

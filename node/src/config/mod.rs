@@ -93,6 +93,8 @@ pub struct LimitsConfig {
     pub max_wall_time_ms: u64,
     /// Output, in bytes. Default: 64 MiB.
     pub max_output_bytes: u64,
+    /// What a job's module may make the compiler do (`[limits.compile]`).
+    pub compile: CompileConfig,
 }
 
 impl Default for LimitsConfig {
@@ -102,7 +104,75 @@ impl Default for LimitsConfig {
             max_memory_bytes: 1 << 30,
             max_wall_time_ms: 300_000,
             max_output_bytes: 64 << 20,
+            compile: CompileConfig::default(),
         }
+    }
+}
+
+/// Bounds on compiling a job's module (`[limits.compile]`): a module past one of the
+/// structural limits is refused before it is compiled, and a compile past `timeout_ms` fails;
+/// neither is held against this node. The defaults are the runtime's
+/// ([`cairn_runtime::CompileLimits`]), chosen from the measurements in `docs/benchmarks.md`,
+/// "Compile bounds".
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CompileConfig {
+    /// Functions defined in the module. Default: 50 000.
+    pub max_functions: u64,
+    /// Largest function body, in bytes. Default: 1 MiB.
+    pub max_function_bytes: u64,
+    /// The code section, in bytes. Default: 16 MiB.
+    pub max_code_bytes: u64,
+    /// Locals declared in one function. Default: 10 000.
+    pub max_locals: u64,
+    /// Targets of one `br_table`. Default: 10 000.
+    pub max_br_table_targets: u64,
+    /// Blocks (`block`, `loop`, `if`) in the module. Default: 50 000.
+    pub max_blocks: u64,
+    /// One function's blocks times (its blocks plus its locals): compile time grows faster
+    /// than linearly with it. Default: 2 000 000.
+    pub max_function_work: u64,
+    /// That work summed over the module's functions. Default: 10 000 000.
+    pub max_work: u64,
+    /// Wall-clock limit on one compile, in ms; at least 1. Default: 60 000.
+    pub timeout_ms: u64,
+}
+
+impl Default for CompileConfig {
+    fn default() -> Self {
+        Self::from(cairn_runtime::CompileLimits::default())
+    }
+}
+
+impl From<cairn_runtime::CompileLimits> for CompileConfig {
+    fn from(l: cairn_runtime::CompileLimits) -> Self {
+        Self {
+            max_functions: l.max_functions,
+            max_function_bytes: l.max_function_bytes,
+            max_code_bytes: l.max_code_bytes,
+            max_locals: l.max_locals,
+            max_br_table_targets: l.max_br_table_targets,
+            max_blocks: l.max_blocks,
+            max_function_work: l.max_function_work,
+            max_work: l.max_work,
+            timeout_ms: u64::try_from(l.timeout.as_millis()).unwrap_or(u64::MAX),
+        }
+    }
+}
+
+impl CompileConfig {
+    /// These bounds as the sandbox's.
+    pub fn as_runtime(&self) -> cairn_runtime::CompileLimits {
+        cairn_runtime::CompileLimits::default()
+            .with_max_functions(self.max_functions)
+            .with_max_function_bytes(self.max_function_bytes)
+            .with_max_code_bytes(self.max_code_bytes)
+            .with_max_locals(self.max_locals)
+            .with_max_br_table_targets(self.max_br_table_targets)
+            .with_max_blocks(self.max_blocks)
+            .with_max_function_work(self.max_function_work)
+            .with_max_work(self.max_work)
+            .with_timeout(Duration::from_millis(self.timeout_ms))
     }
 }
 
@@ -300,6 +370,12 @@ impl NodeConfig {
                 });
             }
         }
+        if self.limits.compile.timeout_ms == 0 {
+            return Err(ConfigError::Invalid {
+                field: "limits.compile.timeout_ms",
+                reason: "must be at least 1; a compile of a small module takes about 100 ms".into(),
+            });
+        }
         let v = &self.verification;
         if v.hidden_replica_per_mille > 1000 || v.audit_per_mille > 1000 {
             return Err(ConfigError::Invalid {
@@ -384,6 +460,23 @@ mod tests {
             ..NetworkSpec::default()
         };
         assert!(bad.validate().is_err());
+    }
+
+    #[test]
+    fn compile_limits_are_read_from_the_limits_table() {
+        let text = "[limits.compile]\nmax_locals = 500\ntimeout_ms = 2500\n";
+        let config: NodeConfig = toml::from_str(text).unwrap();
+        config.validate().unwrap();
+        let limits = config.limits.compile.as_runtime();
+        assert_eq!(limits.max_locals, 500);
+        assert_eq!(limits.timeout, Duration::from_millis(2500));
+        let defaults = cairn_runtime::CompileLimits::default();
+        assert_eq!(limits.max_functions, defaults.max_functions);
+        let zero: NodeConfig = toml::from_str("[limits.compile]\ntimeout_ms = 0\n").unwrap();
+        assert!(
+            zero.validate().is_err(),
+            "a zero compile timeout would fail every job"
+        );
     }
 
     #[test]
