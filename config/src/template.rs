@@ -1,8 +1,7 @@
 //! The commented `config.toml` that `cairn init` writes: every setting with its default and
 //! what it does.
 
-use super::NodeConfig;
-use crate::net::RelayServerMode;
+use crate::{NodeConfig, RelayServerMode};
 
 impl NodeConfig {
     /// The commented `config.toml` that `cairn init` writes.
