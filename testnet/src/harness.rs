@@ -10,7 +10,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use cairn_node::anchor::{AnchorSpec, CheckpointSpec, SimulatedChain};
+use cairn_node::anchor::{CheckpointSpec, SimulatedChain};
 use cairn_node::checkpoints::CheckpointCounts;
 use cairn_node::config::{NetworkSpec, VerificationConfig};
 use cairn_node::market::FaultInjection;
@@ -587,7 +587,7 @@ async fn with_checkpoints(
         })?;
     let epoch_ms = u64::try_from(epoch.as_millis()).unwrap_or(u64::MAX);
     spec.checkpoints = CheckpointSpec::with_committee(&committee, epoch_ms);
-    spec.anchor = AnchorSpec::simulated(&chain, 1);
+    spec.anchor = chain.anchor_spec(1);
     Ok(chain)
 }
 

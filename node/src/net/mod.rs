@@ -35,8 +35,7 @@ pub use sync::{
     SyncRequest, SyncResponse,
 };
 
-/// Largest blob that can cross the wire, whatever the configuration says.
-pub const MAX_BLOB_TRANSFER_BYTES: u64 = 256 << 20;
+pub use cairn_protocol::blob_wire::MAX_BLOB_TRANSFER_BYTES;
 
 /// Largest gossip message (adverts, verdicts, checkpoint votes), in bytes.
 pub const MAX_GOSSIP_BYTES: usize = 64 * 1024;

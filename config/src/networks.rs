@@ -3,10 +3,10 @@
 
 use std::path::Path;
 
-use super::{ConfigError, NetworkSpec};
+use crate::{ConfigError, NetworkSpec};
 
 /// The shipped specs: name and TOML text.
-const SHIPPED: [(&str, &str); 1] = [("testnet", include_str!("../../../networks/testnet.toml"))];
+const SHIPPED: [(&str, &str); 1] = [("testnet", include_str!("../../networks/testnet.toml"))];
 
 /// The names of the shipped networks.
 pub fn shipped() -> impl Iterator<Item = &'static str> {
