@@ -28,6 +28,8 @@ fn main() {
     println!("cargo:rerun-if-changed=guests");
     println!("cargo:rerun-if-env-changed=CAIRN_SKIP_GUESTS");
     println!("cargo:rerun-if-env-changed=CAIRN_PREBUILT_GUESTS");
+    // Another toolchain may lack (or have) the wasm target.
+    println!("cargo:rerun-if-env-changed=RUSTUP_TOOLCHAIN");
     println!(
         "cargo:rustc-env=CAIRN_EXAMPLE_GUESTS_DIR={}",
         wasm_dir.display()
