@@ -1,24 +1,15 @@
 //! A kept simulation stays inspectable: one of its nodes restarts on the network spec the
 //! simulation wrote, and a proof taken from it verifies offline against that spec.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-const TESTNET: &str = env!("CARGO_BIN_EXE_cairn-testnet");
+use crate::cluster::cairn_bin;
 
-/// The `cairn` binary cargo built next to `cairn-testnet` (see `cluster.rs`).
-fn cairn_bin() -> PathBuf {
-    let path = Path::new(TESTNET).with_file_name("cairn");
-    assert!(
-        path.is_file(),
-        "{} is missing: run `cargo build -p cairn-node` first",
-        path.display()
-    );
-    path
-}
+const TESTNET: &str = env!("CARGO_BIN_EXE_cairn-testnet");
 
 /// Kills the restarted node even when an assertion fails.
 struct Killed(Child);
