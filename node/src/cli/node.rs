@@ -46,7 +46,7 @@ pub struct Args {
     #[arg(long, value_name = "MULTIADDR")]
     external_addr: Vec<String>,
     /// Log filter (tracing syntax). Default: $RUST_LOG, else `info`.
-    #[arg(long, value_name = "FILTER")]
+    #[arg(long, env = "CAIRN_LOG", value_name = "FILTER")]
     log: Option<String>,
 }
 

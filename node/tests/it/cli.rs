@@ -358,3 +358,42 @@ fn a_node_joins_the_shipped_testnet_by_name_and_says_how_to_bootstrap() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("shipped: testnet"), "{err}");
 }
+
+#[test]
+fn under_json_an_error_is_json_on_stderr_with_a_stable_kind() {
+    let tmp = tempfile::tempdir().unwrap();
+    let error_of = |args: &[&str]| {
+        let out = cairn(tmp.path(), args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(out.stdout.is_empty(), "{args:?}");
+        let error: serde_json::Value = serde_json::from_slice(&out.stderr)
+            .unwrap_or_else(|e| panic!("{args:?}: {e}: {}", String::from_utf8_lossy(&out.stderr)));
+        let kind = error["error"]["kind"].as_str().unwrap().to_owned();
+        assert!(!error["error"]["message"].as_str().unwrap().is_empty());
+        kind
+    };
+    // No node in the data dir, a bad argument, a file that is not there.
+    assert_eq!(error_of(&["status", "--json"]), "no_node");
+    assert_eq!(
+        error_of(&["job", "status", "--json", "--no-such-flag"]),
+        "usage"
+    );
+    assert_eq!(error_of(&["run", "/no/such/module.wasm", "--json"]), "io");
+    // Without --json, the same error in words.
+    let out = cairn(tmp.path(), &["status"]);
+    assert!(String::from_utf8_lossy(&out.stderr).starts_with("error: no node found"));
+}
+
+#[test]
+fn help_lists_the_exit_statuses_and_the_environment() {
+    let out = Command::new(CAIRN).arg("--help").output().unwrap();
+    let help = String::from_utf8_lossy(&out.stdout);
+    for needle in [
+        "Exit status: 0",
+        "2 the command could not run",
+        "CAIRN_API",
+        "CAIRN_LOG",
+    ] {
+        assert!(help.contains(needle), "{needle}: {help}");
+    }
+}
