@@ -43,6 +43,9 @@ enum JobCommand {
         /// Where to write it.
         #[arg(short, long, value_name = "FILE")]
         output: PathBuf,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// Show the signed receipt of an accepted job.
     Receipt {
@@ -56,11 +59,17 @@ enum JobCommand {
     Cancel {
         /// Job id.
         id: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// Show a job's history: who was asked, who bid or declined, who won, who agreed.
     Explain {
         /// Job id.
         id: String,
+        /// Print JSON (the job's status with its timed log).
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -163,11 +172,20 @@ impl Args {
                 }
                 Ok(ExitCode::SUCCESS)
             }
-            JobCommand::Result { id, output } => {
+            JobCommand::Result { id, output, json } => {
                 let bytes = client.get_bytes(&format!("/v1/jobs/{id}/output"))?;
                 std::fs::write(output, &bytes)
                     .with_context(|| format!("cannot write {}", output.display()))?;
-                eprintln!("wrote {} bytes to {}", bytes.len(), output.display());
+                if *json {
+                    super::print_json(&serde_json::json!({
+                        "job": id,
+                        "file": output,
+                        "bytes": bytes.len(),
+                        "digest": cairn_protocol::BlobHash::of(&bytes).to_string(),
+                    }))?;
+                } else {
+                    eprintln!("wrote {} bytes to {}", bytes.len(), output.display());
+                }
                 Ok(ExitCode::SUCCESS)
             }
             JobCommand::Receipt { id, json } => {
@@ -186,14 +204,22 @@ impl Args {
                 }
                 Ok(ExitCode::SUCCESS)
             }
-            JobCommand::Cancel { id } => {
+            JobCommand::Cancel { id, json } => {
                 let _: serde_json::Value =
                     client.post_json(&format!("/v1/jobs/{id}/cancel"), &serde_json::json!({}))?;
-                println!("cancelled {id}");
+                if *json {
+                    super::print_json(&serde_json::json!({"job": id, "cancelled": true}))?;
+                } else {
+                    println!("cancelled {id}");
+                }
                 Ok(ExitCode::SUCCESS)
             }
-            JobCommand::Explain { id } => {
+            JobCommand::Explain { id, json } => {
                 let s = status(&client, id)?;
+                if *json {
+                    super::print_json(&s)?;
+                    return Ok(ExitCode::SUCCESS);
+                }
                 let start = s.log.first().map_or(0, |e| e.0);
                 for (at, what) in &s.log {
                     println!("+{:>6} ms  {what}", at.saturating_sub(start));

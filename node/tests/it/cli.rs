@@ -397,3 +397,82 @@ fn help_lists_the_exit_statuses_and_the_environment() {
         assert!(help.contains(needle), "{needle}: {help}");
     }
 }
+
+/// The subcommands `cairn PATH... --help` lists (without `help`).
+fn subcommands(path: &[String]) -> Vec<String> {
+    let out = Command::new(CAIRN)
+        .args(path)
+        .arg("--help")
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&out.stdout).into_owned();
+    let Some(list) = help.split("Commands:\n").nth(1) else {
+        return Vec::new();
+    };
+    list.lines()
+        .take_while(|l| !l.trim().is_empty())
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|name| *name != "help")
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Every command that prints a result takes `--json`, and under it an error is JSON: walks
+/// the whole command tree, so a new command without `--json` fails here.
+#[test]
+fn every_command_that_prints_takes_json_and_its_errors_are_json() {
+    // `cairn node` runs a node and logs; it prints no result.
+    const NO_RESULT: [&str; 1] = ["node"];
+    let tmp = tempfile::tempdir().unwrap();
+    let mut leaves = Vec::new();
+    let mut todo: Vec<Vec<String>> = subcommands(&[]).into_iter().map(|c| vec![c]).collect();
+    while let Some(path) = todo.pop() {
+        let children = subcommands(&path);
+        if children.is_empty() {
+            leaves.push(path);
+        } else {
+            todo.extend(children.into_iter().map(|c| {
+                let mut p = path.clone();
+                p.push(c);
+                p
+            }));
+        }
+    }
+    assert!(leaves.len() >= 20, "{leaves:?}");
+    for path in leaves
+        .iter()
+        .filter(|p| !NO_RESULT.contains(&p[0].as_str()))
+    {
+        let help = Command::new(CAIRN)
+            .args(path)
+            .arg("--help")
+            .output()
+            .unwrap();
+        let help = String::from_utf8_lossy(&help.stdout);
+        assert!(
+            help.contains("--json"),
+            "`cairn {}` has no --json",
+            path.join(" ")
+        );
+        // Missing arguments, or no node in an empty data dir: an error, as JSON.
+        let out = Command::new(CAIRN)
+            .arg("--data-dir")
+            .arg(tmp.path())
+            .args(path)
+            .arg("--json")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        if out.status.success() {
+            continue; // `gpu` and friends need nothing
+        }
+        let error: serde_json::Value = serde_json::from_slice(&out.stderr).unwrap_or_else(|e| {
+            panic!(
+                "`cairn {} --json` failed without a JSON error ({e}): {}",
+                path.join(" "),
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+        assert!(error["error"]["kind"].is_string(), "{error}");
+    }
+}
