@@ -97,6 +97,13 @@ struct Submit {
     /// Memory limit in bytes.
     #[arg(long, value_name = "BYTES", default_value_t = Limits::DEFAULT.memory_bytes)]
     memory: u64,
+    /// Wall-clock limit of one run, in seconds (a safety net; fuel is the deterministic
+    /// limit), as `cairn run --timeout`.
+    #[arg(long, value_name = "SECS", default_value_t = Limits::DEFAULT.wall_time_ms as f64 / 1000.0)]
+    timeout: f64,
+    /// Output limit in bytes; a run that writes more fails with `output_too_large`.
+    #[arg(long, value_name = "BYTES", default_value_t = Limits::DEFAULT.max_output_bytes)]
+    max_output: u64,
     /// Only GPU providers.
     #[arg(long)]
     gpu: bool,
@@ -118,6 +125,13 @@ struct Submit {
     /// Print JSON (the job id, or with --wait the final status).
     #[arg(long)]
     json: bool,
+}
+
+/// `--timeout` in whole milliseconds, at least one.
+fn timeout_ms(secs: f64) -> Result<u64> {
+    let limit = Duration::try_from_secs_f64(secs)
+        .context("--timeout must be a non-negative number of seconds")?;
+    Ok(u64::try_from(limit.as_millis()).unwrap_or(u64::MAX).max(1))
 }
 
 fn parse_size(text: &str) -> Result<u64, String> {
@@ -265,8 +279,8 @@ impl Submit {
             max_replicas: None,
             fuel: self.fuel,
             memory: self.memory,
-            wall_time_ms: Limits::DEFAULT.wall_time_ms,
-            max_output: Limits::DEFAULT.max_output_bytes,
+            wall_time_ms: timeout_ms(self.timeout)?,
+            max_output: self.max_output,
             gpu: self.gpu,
             min_vram: self.min_vram,
             max_price: self.max_price,

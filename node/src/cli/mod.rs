@@ -3,6 +3,7 @@
 mod adverts;
 mod blob;
 mod checkpoint;
+mod completions;
 mod gpu;
 mod init;
 mod job;
@@ -85,6 +86,10 @@ enum Command {
     Run(run::RunArgs),
     /// Reputation checkpoints: list, show, prove a peer's score, verify a proof offline.
     Checkpoint(checkpoint::Args),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions(completions::CompletionArgs),
+    /// Print the man page (roff).
+    Man(completions::ManArgs),
 }
 
 impl Cli {
@@ -103,6 +108,8 @@ impl Cli {
             Command::Rep(args) => args.execute(&self),
             Command::Run(args) => args.execute(),
             Command::Checkpoint(args) => args.execute(&self),
+            Command::Completions(args) => args.execute(),
+            Command::Man(args) => args.execute(),
         }
     }
 

@@ -319,6 +319,32 @@ fn a_job_submitted_from_the_cli_to_a_local_cluster_returns_the_verified_output()
         rep[0]["peer"].as_str().unwrap().starts_with("12D3"),
         "{rep}"
     );
+
+    // The limits a user sets reach every provider: an output limit below the output fails
+    // each replica alike, and the failure is accepted and said in words.
+    let limited = cairn(
+        &first.dir,
+        &[
+            "job",
+            "submit",
+            module.to_str().unwrap(),
+            "--input",
+            input.to_str().unwrap(),
+            "--max-output",
+            "4",
+            "--timeout",
+            "5",
+            "--wait",
+            "--json",
+        ],
+    );
+    assert_eq!(limited.status.code(), Some(1), "{limited:?}");
+    let status: serde_json::Value = serde_json::from_slice(&limited.stdout).unwrap();
+    assert_eq!(status["state"], "accepted", "{status}");
+    assert_eq!(
+        status["outcome"], "failed: output above the limit",
+        "{status}"
+    );
     drop(others);
 }
 
@@ -421,8 +447,8 @@ fn subcommands(path: &[String]) -> Vec<String> {
 /// the whole command tree, so a new command without `--json` fails here.
 #[test]
 fn every_command_that_prints_takes_json_and_its_errors_are_json() {
-    // `cairn node` runs a node and logs; it prints no result.
-    const NO_RESULT: [&str; 1] = ["node"];
+    // `cairn node` runs a node and logs; completions and the man page are scripts and roff.
+    const NO_RESULT: [&str; 3] = ["node", "completions", "man"];
     let tmp = tempfile::tempdir().unwrap();
     let mut leaves = Vec::new();
     let mut todo: Vec<Vec<String>> = subcommands(&[]).into_iter().map(|c| vec![c]).collect();
@@ -475,4 +501,21 @@ fn every_command_that_prints_takes_json_and_its_errors_are_json() {
         });
         assert!(error["error"]["kind"].is_string(), "{error}");
     }
+}
+
+#[test]
+fn completions_and_the_man_page_cover_every_command() {
+    let run = |args: &[&str]| {
+        let out = Command::new(CAIRN).args(args).output().unwrap();
+        assert!(out.status.success(), "{args:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let bash = run(&["completions", "bash"]);
+    let man = run(&["man"]);
+    assert!(man.contains(".TH cairn"), "{man}");
+    for command in subcommands(&[]) {
+        assert!(bash.contains(&command), "completions lack {command}");
+        assert!(man.contains(&command), "the man page lacks {command}");
+    }
+    assert!(run(&["completions", "zsh"]).contains("#compdef cairn"));
 }
