@@ -299,7 +299,7 @@ impl Submit {
             }
             return Ok(ExitCode::SUCCESS);
         }
-        let final_status = wait(client, &id, self.deadline)?;
+        let final_status = wait(client, &id, self.deadline, self.json)?;
         if let (Some(path), Some(_)) = (&self.output, &final_status.output) {
             let bytes = client.get_bytes(&format!("/v1/jobs/{id}/output"))?;
             std::fs::write(path, &bytes)
@@ -311,7 +311,9 @@ impl Submit {
             );
         }
         if self.json {
-            super::print_json(&final_status)?;
+            // The last of the streamed events: one line, like the others.
+            let done = serde_json::json!({"event": "finished", "status": final_status});
+            println!("{done}");
         } else {
             print_status(&final_status);
         }
@@ -320,20 +322,35 @@ impl Submit {
 }
 
 /// Polls the job until it finishes. On a terminal a spinner line shows the phase, its time,
-/// the providers and the job's latest event; otherwise each phase is printed as it is entered.
-fn wait(client: &Client, id: &str, deadline_secs: u64) -> Result<JobStatus> {
+/// the providers and the job's latest event; otherwise each phase and each event of the job's
+/// log (calls, bids and declines, awards, reports, the decision) is printed as a line when it
+/// happens. With `json`, the same go to stdout as one JSON object a line
+/// (`{"event": "phase", ...}`, `{"event": "log", ...}`), and the caller ends the stream with
+/// `{"event": "finished", "status": ...}`.
+fn wait(client: &Client, id: &str, deadline_secs: u64, json: bool) -> Result<JobStatus> {
     use std::io::{IsTerminal, Write};
     const SPINNER: [char; 10] = ['⠋', '⠙', '⠹', '⠸', '⠼', '⠴', '⠦', '⠧', '⠇', '⠏'];
     let tty = std::io::stderr().is_terminal();
     let start = Instant::now();
     let limit = Duration::from_secs(deadline_secs + 30);
     let (mut shown, mut phase_start, mut frame) = (String::new(), Instant::now(), 0usize);
+    // The last log entry shown: the node keeps the latest entries only, so position alone
+    // would miss events once the log is full.
+    let mut last: Option<(u64, String)> = None;
+    let mut origin: Option<u64> = None;
     loop {
         let s = status(client, id)?;
         let phase = match s.state {
             JobState::Accepted if !s.finished => "verifying".to_owned(),
             other => other.to_string(),
         };
+        if phase != shown && json {
+            let at = start.elapsed().as_millis();
+            println!(
+                "{}",
+                serde_json::json!({"event": "phase", "phase": phase, "elapsed_ms": at})
+            );
+        }
         if phase != shown {
             if tty && !shown.is_empty() {
                 eprintln!(
@@ -345,6 +362,28 @@ fn wait(client: &Client, id: &str, deadline_secs: u64) -> Result<JobStatus> {
             }
             shown = phase.to_owned();
             phase_start = Instant::now();
+        }
+        if origin.is_none() {
+            origin = s.log.first().map(|e| e.0);
+        }
+        let first = origin.unwrap_or(0);
+        let new_from = last
+            .as_ref()
+            .and_then(|l| s.log.iter().rposition(|e| e == l))
+            .map_or(0, |i| i + 1);
+        for (at, what) in &s.log[new_from..] {
+            let at_ms = at.saturating_sub(first);
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({"event": "log", "at_ms": at_ms, "what": what})
+                );
+            } else if !tty {
+                eprintln!("[{:>6.1}s]   {what}", at_ms as f64 / 1000.0);
+            }
+        }
+        if let Some(entry) = s.log.last() {
+            last = Some(entry.clone());
         }
         if s.finished {
             if tty {

@@ -339,7 +339,19 @@ fn a_job_submitted_from_the_cli_to_a_local_cluster_returns_the_verified_output()
         ],
     );
     assert_eq!(limited.status.code(), Some(1), "{limited:?}");
-    let status: serde_json::Value = serde_json::from_slice(&limited.stdout).unwrap();
+    // `--json --wait` streams one object a line: phases and the job's events, then the end.
+    let events: Vec<serde_json::Value> = String::from_utf8_lossy(&limited.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let kinds: Vec<&str> = events.iter().filter_map(|e| e["event"].as_str()).collect();
+    assert_eq!(kinds.first(), Some(&"phase"), "{kinds:?}");
+    assert!(
+        kinds.iter().filter(|k| **k == "log").count() >= 3,
+        "{kinds:?}"
+    );
+    assert_eq!(kinds.last(), Some(&"finished"), "{kinds:?}");
+    let status = &events.last().unwrap()["status"];
     assert_eq!(status["state"], "accepted", "{status}");
     assert_eq!(
         status["outcome"], "failed: output above the limit",
