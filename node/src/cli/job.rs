@@ -122,7 +122,8 @@ struct Submit {
     /// With --wait: write the verified output here.
     #[arg(short, long, value_name = "OUT")]
     output: Option<PathBuf>,
-    /// Print JSON (the job id, or with --wait the final status).
+    /// Print JSON: the job id; with --wait, one object a line for each phase and event,
+    /// then `{"event": "finished", "status": ...}`.
     #[arg(long)]
     json: bool,
 }
