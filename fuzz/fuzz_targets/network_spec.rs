@@ -1,8 +1,9 @@
-//! A network spec file (`NETWORK.toml`) as `NetworkSpec::load` parses and validates it, then
-//! what the node derives from it: the network id, genesis, trust roots and verifier rules.
+//! A network spec file (`NETWORK.toml`) as `NetworkSpec::load` parses and validates it
+//! (`cairn-config`, which `cairn-node` re-exports), then what the node derives from it: the
+//! network id, genesis, trust roots and verifier rules.
 #![no_main]
 
-use cairn_node::config::{NetworkSpec, network_rules};
+use cairn_config::{NetworkSpec, network_rules};
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {

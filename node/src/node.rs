@@ -133,9 +133,12 @@ impl Node {
         net_config.max_inbound_per_ip = options.config.max_connections_per_ip;
         net_config.peer_target = options.config.peer_target;
         net_config.max_blob_bytes = options.config.max_blob_bytes;
-        net_config.nat = options.config.nat_config(&options.spec);
+        net_config.nat = net::NatConfig::from_config(&options.config, &options.spec);
         let sandbox_config = cairn_runtime::SandboxConfig::default()
-            .with_max_concurrent_jobs(usize::try_from(options.config.capacity.max(1)).unwrap_or(1));
+            .with_max_concurrent_jobs(usize::try_from(options.config.capacity.max(1)).unwrap_or(1))
+            .with_compile_limits(crate::config::compile_limits(
+                &options.config.limits.compile,
+            ));
         let sandbox = match &options.sandbox {
             Some(shared) => shared.0.clone(),
             None => cairn_runtime::Sandbox::new(sandbox_config)

@@ -20,6 +20,7 @@
 pub mod adverts;
 pub mod anchor;
 pub mod auction;
+pub mod blob_wire;
 pub mod checkpoint;
 pub mod codec;
 pub mod credits;

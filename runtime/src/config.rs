@@ -152,6 +152,8 @@ pub struct SandboxConfig {
     /// disagreed with the CPU replicas would lose reputation. Make [`BackendChoice::Auto`] the
     /// default once it has.
     pub backend: BackendChoice,
+    /// Bounds on what a module may make the compiler do. Default [`CompileLimits::default`].
+    pub compile: CompileLimits,
 }
 
 impl Default for SandboxConfig {
@@ -167,6 +169,7 @@ impl Default for SandboxConfig {
             host_fuel: HostFuel::default(),
             fuel_metering: true,
             backend: BackendChoice::Cpu,
+            compile: CompileLimits::default(),
         }
     }
 }
@@ -229,6 +232,123 @@ impl SandboxConfig {
     /// Sets the fuel charged for host calls. Default [`HostFuel::default`].
     pub fn with_host_fuel(mut self, host_fuel: HostFuel) -> Self {
         self.host_fuel = host_fuel;
+        self
+    }
+
+    /// Sets the bounds on compilation. Default [`CompileLimits::default`].
+    pub fn with_compile_limits(mut self, compile: CompileLimits) -> Self {
+        self.compile = compile;
+        self
+    }
+}
+
+/// Bounds on compiling a module, which neither fuel nor the job's wall-clock limit cover.
+///
+/// Cranelift cannot be interrupted, so the bound has two parts. A structural check before
+/// compiling refuses modules whose shape makes compilation long (the figures behind the
+/// defaults are in `docs/benchmarks.md`, "Compile bounds"): it is cheap, and the same on every
+/// host with the same limits. Then the compile runs on its own thread under a wall-clock
+/// `timeout`: past it the job fails with `compile_timeout` (host-dependent, never held against
+/// the provider), while the thread, which cannot be stopped, keeps one of the sandbox's job
+/// slots until it really ends, so abandoned compiles never pile up beyond
+/// `max_concurrent_jobs`.
+///
+/// These are this host's policy, not the job's: a refused module is a `module_too_complex`
+/// failure that is not attributable either.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CompileLimits {
+    /// Functions defined in the module (imports not counted). Default 50 000.
+    pub max_functions: u64,
+    /// Largest function body, in bytes. Default 1 MiB.
+    pub max_function_bytes: u64,
+    /// The code section (every function body), in bytes. Default 16 MiB.
+    pub max_code_bytes: u64,
+    /// Locals declared in one function (parameters not counted). Default 10 000.
+    pub max_locals: u64,
+    /// Targets of one `br_table`. Default 10 000.
+    pub max_br_table_targets: u64,
+    /// Blocks (`block`, `loop`, `if`, `try_table`) in the module. Default 50 000.
+    pub max_blocks: u64,
+    /// The work of one function: its blocks times (its blocks plus its locals), which
+    /// Cranelift's time grows with faster than linearly. Default 2 000 000 (1 414 blocks
+    /// and no locals, or 1 000 blocks and 1 000 locals).
+    pub max_function_work: u64,
+    /// The work of every function, summed. Default 10 000 000.
+    pub max_work: u64,
+    /// Wall-clock limit on one compile. Default 60 s.
+    pub timeout: Duration,
+}
+
+impl Default for CompileLimits {
+    fn default() -> Self {
+        Self {
+            max_functions: 50_000,
+            max_function_bytes: 1 << 20,
+            max_code_bytes: 16 << 20,
+            max_locals: 10_000,
+            max_br_table_targets: 10_000,
+            max_blocks: 50_000,
+            max_function_work: 2_000_000,
+            max_work: 10_000_000,
+            timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+impl CompileLimits {
+    /// Sets the most functions defined in a module. Default 50 000.
+    pub fn with_max_functions(mut self, functions: u64) -> Self {
+        self.max_functions = functions;
+        self
+    }
+
+    /// Sets the largest function body, in bytes. Default 1 MiB.
+    pub fn with_max_function_bytes(mut self, bytes: u64) -> Self {
+        self.max_function_bytes = bytes;
+        self
+    }
+
+    /// Sets the largest code section, in bytes. Default 16 MiB.
+    pub fn with_max_code_bytes(mut self, bytes: u64) -> Self {
+        self.max_code_bytes = bytes;
+        self
+    }
+
+    /// Sets the most locals declared in one function. Default 10 000.
+    pub fn with_max_locals(mut self, locals: u64) -> Self {
+        self.max_locals = locals;
+        self
+    }
+
+    /// Sets the most targets of one `br_table`. Default 10 000.
+    pub fn with_max_br_table_targets(mut self, targets: u64) -> Self {
+        self.max_br_table_targets = targets;
+        self
+    }
+
+    /// Sets the most blocks in the module. Default 50 000.
+    pub fn with_max_blocks(mut self, blocks: u64) -> Self {
+        self.max_blocks = blocks;
+        self
+    }
+
+    /// Sets the most work of one function (blocks times blocks plus locals).
+    /// Default 2 000 000.
+    pub fn with_max_function_work(mut self, work: u64) -> Self {
+        self.max_function_work = work;
+        self
+    }
+
+    /// Sets the most work of the module (summed over its functions). Default 10 000 000.
+    pub fn with_max_work(mut self, work: u64) -> Self {
+        self.max_work = work;
+        self
+    }
+
+    /// Sets the wall-clock limit on one compile. Default 60 s.
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
         self
     }
 }

@@ -74,11 +74,34 @@ pub enum RunError {
         /// What failed.
         message: String,
     },
+    /// The module's shape is past one of this host's compile limits
+    /// ([`CompileLimits`](crate::CompileLimits)); it was not compiled. The limits are the
+    /// host's policy, so this is never held against the provider.
+    #[error(
+        "module too complex: {what} is {found}, above this host's limit of {limit}; split the code into smaller functions or modules"
+    )]
+    ModuleTooComplex {
+        /// The measure past its limit (for example `locals in one function`).
+        what: &'static str,
+        /// The module's value.
+        found: u64,
+        /// This host's limit.
+        limit: u64,
+    },
+    /// Compiling the module took longer than this host's compile timeout. Host-dependent:
+    /// never held against the provider.
+    #[error(
+        "compile timeout: compiling the module took longer than {limit_ms} ms on this host; try a smaller module"
+    )]
+    CompileTimeout {
+        /// The compile timeout in milliseconds.
+        limit_ms: u64,
+    },
 }
 
 impl RunError {
     /// Every stable kind string, in declaration order.
-    pub const KINDS: [&'static str; 11] = [
+    pub const KINDS: [&'static str; 13] = [
         "invalid_module",
         "missing_import",
         "no_entry_point",
@@ -90,6 +113,8 @@ impl RunError {
         "output_too_large",
         "exit",
         "host_fault",
+        "module_too_complex",
+        "compile_timeout",
     ];
 
     /// The stable kind string: one of [`RunError::KINDS`].
@@ -106,16 +131,23 @@ impl RunError {
             Self::OutputTooLarge { .. } => "output_too_large",
             Self::Exit { .. } => "exit",
             Self::Host { .. } => "host_fault",
+            Self::ModuleTooComplex { .. } => "module_too_complex",
+            Self::CompileTimeout { .. } => "compile_timeout",
         }
     }
 
     /// Whether every honest replica reaches this same outcome, so it may be held against (or
-    /// credited to) a provider. `timeout` and `stack_overflow` depend on the host's speed and
-    /// stack layout, and `host_fault` on the host itself: they are never attributable.
+    /// credited to) a provider. `timeout`, `compile_timeout` and `stack_overflow` depend on
+    /// the host's speed and stack layout, `host_fault` on the host itself, and
+    /// `module_too_complex` on the host's own compile limits: they are never attributable.
     pub fn is_attributable(&self) -> bool {
         !matches!(
             self,
-            Self::Timeout { .. } | Self::StackOverflow | Self::Host { .. }
+            Self::Timeout { .. }
+                | Self::StackOverflow
+                | Self::Host { .. }
+                | Self::ModuleTooComplex { .. }
+                | Self::CompileTimeout { .. }
         )
     }
 }

@@ -16,6 +16,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 mod cache;
+mod compile;
 mod config;
 mod engine;
 mod error;
@@ -26,9 +27,11 @@ mod permits;
 mod sandbox;
 pub mod tensor;
 
+pub use compile::ModuleShape;
 pub use config::{
-    DEFAULT_FUEL, DEFAULT_MAX_OUTPUT_BYTES, DEFAULT_MAX_STDERR_BYTES, DEFAULT_MAX_TABLE_ELEMENTS,
-    DEFAULT_MEMORY_BYTES, DEFAULT_TIMEOUT, HostFuel, JobLimits, SandboxConfig,
+    CompileLimits, DEFAULT_FUEL, DEFAULT_MAX_OUTPUT_BYTES, DEFAULT_MAX_STDERR_BYTES,
+    DEFAULT_MAX_TABLE_ELEMENTS, DEFAULT_MEMORY_BYTES, DEFAULT_TIMEOUT, HostFuel, JobLimits,
+    SandboxConfig,
 };
 pub use engine::{RuntimeIdentity, WASMTIME_VERSION};
 pub use error::{RunError, SandboxError};

@@ -1,7 +1,7 @@
 //! A counting semaphore usable from both blocking and async callers: the bound on jobs
-//! running at once.
+//! running at once (and on compiles, which take a job's slot).
 
-use std::sync::{Condvar, Mutex, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 
 /// At most `limit` holders at once; [`Permits::acquire`] blocks until a slot frees.
 #[derive(Debug)]
@@ -19,8 +19,14 @@ impl Permits {
         }
     }
 
-    /// Blocks the current thread until a slot is free and takes it.
-    pub(crate) fn acquire(&self) -> Permit<'_> {
+    /// Slots free now.
+    pub(crate) fn free(&self) -> usize {
+        *self.free.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Blocks the current thread until a slot is free and takes it. The permit owns a handle
+    /// on the semaphore, so it can move to another thread.
+    pub(crate) fn acquire(self: &Arc<Self>) -> Permit {
         // The counter stays consistent even if a holder panicked, so poison is ignored.
         let mut free = self.free.lock().unwrap_or_else(PoisonError::into_inner);
         while *free == 0 {
@@ -30,17 +36,19 @@ impl Permits {
                 .unwrap_or_else(PoisonError::into_inner);
         }
         *free -= 1;
-        Permit { permits: self }
+        Permit {
+            permits: self.clone(),
+        }
     }
 }
 
 /// A held slot, given back on drop.
 #[must_use = "the slot is released when the permit is dropped"]
-pub(crate) struct Permit<'a> {
-    permits: &'a Permits,
+pub(crate) struct Permit {
+    permits: Arc<Permits>,
 }
 
-impl Drop for Permit<'_> {
+impl Drop for Permit {
     fn drop(&mut self) {
         let mut free = self
             .permits
@@ -84,7 +92,7 @@ mod tests {
 
     #[test]
     fn zero_slots_means_one() {
-        let permits = Permits::new(0);
+        let permits = Arc::new(Permits::new(0));
         drop(permits.acquire());
         drop(permits.acquire());
     }

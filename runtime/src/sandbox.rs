@@ -8,6 +8,7 @@ use cairn_protocol::{BlobHash, JobId};
 use wasmtime::{Engine, InstancePre, Linker, Module, Store};
 
 use crate::cache::{DiskCache, MemoryCache};
+use crate::compile::{self, ModuleShape};
 use crate::config::{JobLimits, SandboxConfig};
 use crate::engine::{self, EpochTicker, RuntimeIdentity};
 use crate::error::{RunError, SandboxError};
@@ -139,7 +140,7 @@ struct Inner {
     provided: HashSet<(String, String)>,
     memory: MemoryCache<PreparedModule>,
     disk: Option<DiskCache>,
-    permits: Permits,
+    permits: Arc<Permits>,
     config: SandboxConfig,
     identity: RuntimeIdentity,
     backend: Arc<dyn Backend>,
@@ -168,7 +169,7 @@ impl Sandbox {
             provided,
             memory: MemoryCache::new(config.max_cached_modules),
             disk,
-            permits: Permits::new(config.max_concurrent_jobs),
+            permits: Arc::new(Permits::new(config.max_concurrent_jobs)),
             identity,
             backend,
             config,
@@ -193,6 +194,12 @@ impl Sandbox {
         &self.inner.config
     }
 
+    /// Job slots free now: `max_concurrent_jobs` less the jobs running and the compiles not
+    /// yet ended (a compile that timed out keeps its slot until its thread ends).
+    pub fn free_slots(&self) -> usize {
+        self.inner.permits.free()
+    }
+
     /// The prepared module with this hash, if it is in the memory cache.
     pub fn cached(&self, hash: &BlobHash) -> Option<PreparedModule> {
         self.inner.memory.get(hash)
@@ -204,6 +211,12 @@ impl Sandbox {
     }
 
     /// Validates, compiles (or loads from the cache) and links `wasm`.
+    ///
+    /// A module past the configured [`CompileLimits`](crate::CompileLimits) is refused with
+    /// `module_too_complex` before it is compiled; a compile that runs past their `timeout`
+    /// ends with `compile_timeout`. A compile takes one of the `max_concurrent_jobs` slots
+    /// (so this call may wait for one) and keeps it until it really ends, even after a
+    /// timeout.
     pub fn prepare(&self, wasm: &[u8]) -> Result<PreparedModule, RunError> {
         let limit = self.inner.config.max_module_bytes;
         if wasm.len() > limit {
@@ -229,9 +242,11 @@ impl Sandbox {
         if let Some(module) = disk.and_then(|d| d.load(&self.inner.engine, hash)) {
             return Ok(module);
         }
-        let module =
-            Module::new(&self.inner.engine, wasm).map_err(|e| RunError::InvalidModule {
-                message: format!("{e:#}"),
+        let limits = &self.inner.config.compile;
+        ModuleShape::check(wasm, limits)?;
+        let module = compile::compile(&self.inner.engine, &self.inner.permits, wasm, limits.timeout)
+            .inspect_err(|error| {
+                tracing::debug!(target: "cairn::runtime", module = %hash, kind = error.kind(), %error, "module not compiled");
             })?;
         if let Some(disk) = disk {
             disk.store(hash, &module);

@@ -10,7 +10,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use cairn_node::anchor::{AnchorSpec, CheckpointSpec, SimulatedChain};
+use cairn_node::anchor::{CheckpointSpec, SimulatedChain};
 use cairn_node::checkpoints::CheckpointCounts;
 use cairn_node::config::{NetworkSpec, VerificationConfig};
 use cairn_node::market::FaultInjection;
@@ -262,6 +262,9 @@ impl Testnet {
             })?;
             spec.trust_roots.push(id.to_string());
         }
+        if let Root::Kept(dir) = &root {
+            write_kept_spec(dir, &spec)?;
+        }
         let mut testnet = Self {
             slots: Vec::with_capacity(config.nodes),
             partition: Vec::new(),
@@ -307,6 +310,9 @@ impl Testnet {
             slot.options.config.peer_target = config.peer_target;
             testnet.slots.push(slot);
             testnet.start_slot(i).await?;
+            if let Root::Kept(dir) = &testnet.root {
+                write_kept_config(dir, i)?;
+            }
             if i == 0 {
                 testnet.bootstrap = testnet.address_of_first().await?;
             }
@@ -418,6 +424,18 @@ impl Testnet {
             }
         }
         Ok(())
+    }
+
+    /// Whether node 0 holds an anchored checkpoint that covers verdicts (one over an empty
+    /// table proves nothing anyone would check).
+    pub fn anchored_covering_verdicts(&self) -> bool {
+        let Some(node) = self.node(0) else {
+            return false;
+        };
+        let checkpoints = node.checkpoints();
+        checkpoints.chain().iter().any(|c| {
+            c.checkpoint.leaf_count > 0 && checkpoints.anchor_proof(c.checkpoint.epoch).is_some()
+        })
     }
 
     /// Checkpoints finalised and anchored, as node 0 counts them; `None` without checkpoints.
@@ -623,6 +641,42 @@ async fn with_checkpoints(
         })?;
     let epoch_ms = u64::try_from(epoch.as_millis()).unwrap_or(u64::MAX);
     spec.checkpoints = CheckpointSpec::with_committee(&committee, epoch_ms);
-    spec.anchor = AnchorSpec::simulated(&chain, 1);
+    spec.anchor = chain.anchor_spec(1);
     Ok(chain)
+}
+
+/// The name of the network spec a kept simulation writes into its directory.
+pub const KEPT_SPEC: &str = "network.toml";
+
+/// Writes the spec the simulation runs to `dir/network.toml`, so a kept node restarts on its
+/// network and its proofs verify offline (`cairn checkpoint verify --network DIR/network.toml`).
+fn write_kept_spec(dir: &Path, spec: &NetworkSpec) -> Result<(), TestnetError> {
+    let path = dir.join(KEPT_SPEC);
+    let text = toml::to_string_pretty(spec).map_err(|e| TestnetError::Io {
+        path: path.clone(),
+        source: std::io::Error::other(e),
+    })?;
+    let header = "# The network spec of a `cairn-testnet sim --keep` run: its nodes restart on it\n\
+                  # (`cairn --data-dir DIR/nodeN node`), and their proofs verify against it.\n";
+    std::fs::write(&path, format!("{header}{text}"))
+        .map_err(|source| TestnetError::Io { path, source })
+}
+
+/// Writes `dir/nodeI/config.toml`: the kept spec as its network, and loopback addresses chosen
+/// by the system (the simulation's ports are gone once it ends).
+fn write_kept_config(dir: &Path, index: usize) -> Result<(), TestnetError> {
+    let spec = std::path::absolute(dir.join(KEPT_SPEC)).map_err(|source| TestnetError::Io {
+        path: dir.to_owned(),
+        source,
+    })?;
+    let spec = toml::Value::String(spec.display().to_string());
+    let text = format!(
+        "# Written by `cairn-testnet sim --keep`: `cairn --data-dir THIS_DIR node` restarts this\n\
+         # node on the simulation's network.\n\
+         network = {spec}\n\
+         listen = [\"/ip4/127.0.0.1/tcp/0\"]\n\
+         api = \"127.0.0.1:0\"\n"
+    );
+    let path = dir.join(format!("node{index}")).join("config.toml");
+    std::fs::write(&path, text).map_err(|source| TestnetError::Io { path, source })
 }

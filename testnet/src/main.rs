@@ -80,7 +80,9 @@ struct Sim {
     /// Also write a self-contained HTML report (latency histograms, reputation over time).
     #[arg(long, value_name = "REPORT.html")]
     html: Option<PathBuf>,
-    /// Keep every node's data dir as DIR/node0, DIR/node1, ... (usable with `cairn --data-dir`).
+    /// Keep every node's data dir as DIR/node0, DIR/node1, ..., and the network spec as
+    /// DIR/network.toml: `cairn --data-dir DIR/node0 node` restarts a node on the simulation's
+    /// network, and its proofs verify with `cairn checkpoint verify --network DIR/network.toml`.
     #[arg(long, value_name = "DIR")]
     keep: Option<PathBuf>,
     /// Give up (exit status 1) if the jobs have not all ended after this many seconds.

@@ -290,12 +290,16 @@ pub async fn run(config: &SimConfig) -> Result<SimOutcome, TestnetError> {
         }
     }
     if let Some(epoch) = config.checkpoint_epoch {
-        // A run shorter than an epoch or two would report no anchored checkpoint: give the
-        // committee a bounded moment (after the throughput figures were taken).
-        progress(config, format_args!("waiting for an anchored checkpoint"));
+        // A run shorter than an epoch or two would report no anchored checkpoint over its
+        // verdicts: give the committee a bounded moment (after the throughput figures were
+        // taken).
+        progress(
+            config,
+            format_args!("waiting for an anchored checkpoint that covers verdicts"),
+        );
         let limit = epoch.saturating_mul(4) + Duration::from_secs(5);
         cairn_node::testing::wait_for(limit, || async {
-            testnet.checkpoint_counts().filter(|c| c.anchored > 0)
+            testnet.anchored_covering_verdicts().then_some(())
         })
         .await;
         outcome.report.checkpoints = testnet.checkpoint_counts();

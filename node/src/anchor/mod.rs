@@ -15,13 +15,12 @@ mod esplora;
 pub mod p2wpkh;
 mod simchain;
 mod simulated;
-mod spec;
 
 pub use bitcoind::BitcoindBackend;
+pub use cairn_config::anchor::{AnchorSpec, BackendKind, CheckpointSpec, chain_name};
 pub use esplora::EsploraBackend;
 pub use simchain::{REGTEST_BITS, SimChain, SimChainError, TxStatus};
 pub use simulated::SimulatedChain;
-pub use spec::{AnchorSpec, BackendKind, CheckpointSpec, chain_name};
 
 use bitcoin::Txid;
 use cairn_protocol::anchor::AnchorPayload;

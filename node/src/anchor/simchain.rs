@@ -21,8 +21,7 @@ use bitcoin::{
     Sequence, Transaction, TxIn, TxMerkleNode, TxOut, Txid, Witness, absolute, transaction,
 };
 
-/// Regtest's compact target: about half of all hashes meet it.
-pub const REGTEST_BITS: u32 = 0x207f_ffff;
+pub use cairn_config::anchor::REGTEST_BITS;
 /// Block subsidy paid to the wallet.
 const SUBSIDY: Amount = Amount::from_sat(50 * 100_000_000);
 /// Fee rate, in satoshi per virtual byte.

@@ -52,6 +52,20 @@ struct RpcState {
 }
 
 impl SimulatedChain {
+    /// The `[anchor]` table of a network on this chain, with `confirmations`, for the
+    /// `simulated` backend (tests and simulations).
+    pub fn anchor_spec(&self, confirmations: u32) -> super::AnchorSpec {
+        super::AnchorSpec {
+            backend: super::BackendKind::Simulated,
+            chain: "simulated".into(),
+            confirmations,
+            rpc_url: self.url(),
+            rpc_user: self.user().into(),
+            rpc_password: self.password().into(),
+            ..super::AnchorSpec::default()
+        }
+    }
+
     /// Starts a chain (wallet key from `seed`) and its RPC server on 127.0.0.1, any port.
     pub async fn start(seed: [u8; 32]) -> std::io::Result<Self> {
         let chain = SimChain::new(seed).map_err(std::io::Error::other)?;

@@ -25,7 +25,7 @@ use cairn_protocol::{CheckpointHash, NodeId};
 use super::{Checkpoints, State, key};
 use crate::context::now;
 use crate::net::{MAX_SYNC_CHECKPOINTS, SyncRequest, SyncResponse};
-use crate::store::{self, Tree};
+use crate::store::{self, KvStore, StoreError, Tree, Write};
 
 /// Rounds of [`MAX_SYNC_CHECKPOINTS`] one catch-up asks for before it waits for the next
 /// proposal to start another.
@@ -272,28 +272,13 @@ impl Checkpoints {
         let Some(len) = adopted else {
             return Ok(());
         };
-        let kv = &self.ctx.kv;
-        let mut stored = (from..expected).try_for_each(|epoch| {
-            for prefix in [b'c', b'l', b'a'] {
-                kv.remove(Tree::Checkpoints, &key(prefix, epoch as u64))?;
-            }
-            Ok(())
-        });
-        stored = stored.and_then(|()| {
-            tail.iter().try_for_each(|signed| {
-                let value = store::encode_value(signed)?;
-                kv.put(
-                    Tree::Checkpoints,
-                    &key(b'c', signed.checkpoint.epoch),
-                    &value,
-                )
-            })
-        });
-        if let (Ok(()), Some(leaves), Some(last)) = (&stored, &leaves, tail.last()) {
-            stored = store::encode_value(leaves)
-                .and_then(|v| kv.put(Tree::Checkpoints, &key(b'l', last.checkpoint.epoch), &v));
-        }
-        if let Err(e) = stored.and_then(|()| kv.flush()) {
+        let stored = store_adopted(
+            self.ctx.kv.as_ref(),
+            from..expected,
+            &tail,
+            leaves.as_deref(),
+        );
+        if let Err(e) = stored {
             warn!(target: "cairn::checkpoints", error = %e, "cannot store checkpoints");
         }
         info!(target: "cairn::checkpoints", from, to = len, table = leaves.is_some(), "caught up on checkpoints");
@@ -316,4 +301,34 @@ impl OwnedTip {
             committee: &self.committee,
         }
     }
+}
+
+/// Replaces the stored checkpoints of `replaced` epochs (with their leaves and anchors) by
+/// `tail`, and stores `leaves` under its last epoch, in one atomic batch: a crash leaves the
+/// old chain or the new one, never the old one cut short (review L3).
+pub(super) fn store_adopted(
+    kv: &dyn KvStore,
+    replaced: std::ops::Range<usize>,
+    tail: &[SignedCheckpoint],
+    leaves: Option<&[ReputationLeaf]>,
+) -> Result<(), StoreError> {
+    let mut writes = Vec::new();
+    for epoch in replaced {
+        for prefix in [b'c', b'l', b'a'] {
+            let key = key(prefix, epoch as u64);
+            writes.push(Write::Remove { key });
+        }
+    }
+    for signed in tail {
+        let key = key(b'c', signed.checkpoint.epoch);
+        let value = store::encode_value(signed)?;
+        writes.push(Write::Put { key, value });
+    }
+    if let (Some(leaves), Some(last)) = (leaves, tail.last()) {
+        let key = key(b'l', last.checkpoint.epoch);
+        let value = store::encode_value(&leaves)?;
+        writes.push(Write::Put { key, value });
+    }
+    kv.apply(Tree::Checkpoints, writes)?;
+    kv.flush()
 }

@@ -49,6 +49,8 @@ mod anchoring;
 mod catch_up;
 mod restore;
 mod round;
+#[cfg(test)]
+mod stored_tests;
 
 use cairn_protocol::ledger::Ledger;
 
@@ -189,16 +191,7 @@ impl CheckpointService {
             Some(_) => crate::config::network_rules(spec)?.anchor,
             None => None,
         };
-        let mut stored = Vec::new();
-        for k in kv.keys(Tree::Checkpoints, b"c")? {
-            if let Some(bytes) = kv.get(Tree::Checkpoints, &k)? {
-                stored.push(store::decode_value::<SignedCheckpoint>(&bytes)?);
-            }
-        }
-        let chain_state = match &genesis {
-            Some(genesis) => restore::verified_prefix(stored, genesis),
-            None => stored,
-        };
+        let chain_state = restore::stored_chain(kv, genesis.as_ref())?;
         let anchored = restore::verified_anchors(kv, &chain_state, anchor_rule.as_ref())?;
         let roots = spec.roots().map_err(NodeError::Config)?;
         let credits = spec.credit_params()?;

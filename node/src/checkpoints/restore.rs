@@ -16,8 +16,64 @@ use tracing::warn;
 
 use super::key;
 use crate::error::NodeError;
-use crate::store::{self, KvStore, Tree};
+use crate::store::{self, KvStore, Tree, Write};
 use cairn_protocol::ledger::{Ledger, settle_ms};
+
+/// The chain stored in `kv`, checked again: the longest prefix that decodes and extends
+/// `genesis` under the committee rules. What follows (a torn write, a corrupt or tampered
+/// store) is dropped with a warning and removed from the store, and the node catches up on it
+/// again. Without a genesis (a network without checkpoints) nothing can be checked, so a
+/// stored chain is dropped.
+pub(super) fn stored_chain(
+    kv: &dyn KvStore,
+    genesis: Option<&Genesis>,
+) -> Result<Vec<SignedCheckpoint>, NodeError> {
+    let keys = kv.keys(Tree::Checkpoints, b"c")?;
+    let mut stored = Vec::new();
+    for k in &keys {
+        let Some(bytes) = kv.get(Tree::Checkpoints, k)? else {
+            break;
+        };
+        match store::decode_value::<SignedCheckpoint>(&bytes) {
+            Ok(signed) => stored.push(signed),
+            Err(e) => {
+                warn!(target: "cairn::checkpoints", epoch = stored.len(), error = %e, "stored checkpoint does not decode; dropping it and what follows");
+                break;
+            }
+        }
+    }
+    let Some(genesis) = genesis else {
+        if !stored.is_empty() {
+            warn!(target: "cairn::checkpoints", stored = stored.len(), "this network has no checkpoint committee; ignoring the stored checkpoints");
+        }
+        return Ok(Vec::new());
+    };
+    let chain = verified_prefix(stored, genesis);
+    if keys.len() > chain.len() {
+        forget_from(kv, chain.len() as u64, &keys)?;
+    }
+    Ok(chain)
+}
+
+/// Removes the stored checkpoints `keys` of `from` and later, with their leaves and anchors,
+/// in one batch, so that the store holds what the node uses.
+fn forget_from(kv: &dyn KvStore, from: u64, keys: &[Vec<u8>]) -> Result<(), NodeError> {
+    let mut writes = Vec::new();
+    for k in keys {
+        match k.get(1..).and_then(|b| <[u8; 8]>::try_from(b).ok()) {
+            Some(epoch) if u64::from_be_bytes(epoch) < from => {}
+            Some(epoch) => {
+                let epoch = u64::from_be_bytes(epoch);
+                writes.extend([b'c', b'l', b'a'].map(|p| Write::Remove { key: key(p, epoch) }));
+            }
+            None => writes.push(Write::Remove { key: k.clone() }),
+        }
+    }
+    warn!(target: "cairn::checkpoints", from, "removing the stored checkpoints that do not extend the chain");
+    kv.apply(Tree::Checkpoints, writes)?;
+    kv.flush()?;
+    Ok(())
+}
 
 /// The longest prefix of `stored` that extends the genesis under the committee rules; what
 /// follows a checkpoint that fails is dropped (a corrupt or tampered store), and the node

@@ -31,6 +31,9 @@ enum BlobCommand {
         /// Where to write it.
         #[arg(short, long, value_name = "FILE")]
         output: PathBuf,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -48,7 +51,7 @@ impl Args {
                     println!("{}", answer["hash"].as_str().unwrap_or("?"));
                 }
             }
-            BlobCommand::Get { hash, output } => {
+            BlobCommand::Get { hash, output, json } => {
                 let expected: cairn_protocol::BlobHash = hash.parse().context("not a blob hash")?;
                 let bytes = client.get_bytes(&format!("/v1/blobs/{expected}"))?;
                 // The node verified it; check again, since the bytes crossed a socket.
@@ -58,7 +61,15 @@ impl Args {
                 );
                 std::fs::write(output, &bytes)
                     .with_context(|| format!("cannot write {}", output.display()))?;
-                eprintln!("wrote {} bytes to {}", bytes.len(), output.display());
+                if *json {
+                    super::print_json(&serde_json::json!({
+                        "hash": expected.to_string(),
+                        "file": output,
+                        "bytes": bytes.len(),
+                    }))?;
+                } else {
+                    eprintln!("wrote {} bytes to {}", bytes.len(), output.display());
+                }
             }
         }
         Ok(ExitCode::SUCCESS)

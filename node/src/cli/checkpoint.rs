@@ -45,6 +45,9 @@ struct ListArgs {
 struct ShowArgs {
     /// The epoch.
     epoch: u64,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(clap::Args, Debug)]
@@ -57,14 +60,18 @@ struct ProveArgs {
     /// Output file.
     #[arg(short, long, value_name = "FILE")]
     output: PathBuf,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(clap::Args, Debug)]
 struct VerifyArgs {
     /// The proof file (from `cairn checkpoint prove`).
     file: PathBuf,
-    /// The network spec to verify against. Default: the built-in `local` network.
-    #[arg(long, value_name = "SPEC")]
+    /// The network to verify against: a spec file or a shipped network's name (`testnet`).
+    /// Default: the built-in `local` network.
+    #[arg(long, value_name = "NAME|FILE")]
     network: Option<PathBuf>,
     /// Print JSON.
     #[arg(long)]
@@ -125,7 +132,25 @@ impl ShowArgs {
         let c: CheckpointView = cli
             .client()?
             .get_json(&format!("/v1/checkpoints/{}", self.epoch))?;
-        super::print_json(&c)?;
+        if self.json {
+            super::print_json(&c)?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        println!("epoch          {}", c.epoch);
+        println!("hash           {}", c.hash);
+        println!("previous       {}", c.previous);
+        println!(
+            "leaves         {} (root {})",
+            c.leaf_count, c.reputation_root
+        );
+        println!("verdicts root  {}", c.verdict_root);
+        println!("proposer       {}", c.proposer);
+        println!("signers        {}", c.signers.join(", "));
+        println!("next committee {}", c.next_committee.join(", "));
+        match &c.anchor {
+            Some(a) => println!("anchor         on {} ({} confirmations)", a.chain, a.depth),
+            None => println!("anchor         none yet"),
+        }
         Ok(ExitCode::SUCCESS)
     }
 }
@@ -140,6 +165,18 @@ impl ProveArgs {
             .get_bytes(&format!("/v1/proofs/{}{query}", self.peer))?;
         std::fs::write(&self.output, &bytes)
             .with_context(|| format!("cannot write {}", self.output.display()))?;
+        if self.json {
+            let proof = ReputationProof::from_bytes(&bytes)?;
+            super::print_json(&json!({
+                "file": self.output,
+                "bytes": bytes.len(),
+                "peer": proof.leaf.peer.to_string(),
+                "score": proof.leaf.score,
+                "evidence_count": proof.leaf.evidence_count,
+                "epoch": proof.epoch,
+            }))?;
+            return Ok(ExitCode::SUCCESS);
+        }
         println!("wrote {} ({} bytes)", self.output.display(), bytes.len());
         if let Ok(proof) = ReputationProof::from_bytes(&bytes) {
             let leaf = &proof.leaf;
@@ -155,7 +192,7 @@ impl ProveArgs {
 impl VerifyArgs {
     fn execute(&self) -> Result<ExitCode> {
         let spec = match &self.network {
-            Some(path) => NetworkSpec::load(path)?,
+            Some(path) => NetworkSpec::resolve(path)?,
             None => NetworkSpec::default(),
         };
         let rules = network_rules(&spec)?;

@@ -43,6 +43,9 @@ enum JobCommand {
         /// Where to write it.
         #[arg(short, long, value_name = "FILE")]
         output: PathBuf,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// Show the signed receipt of an accepted job.
     Receipt {
@@ -56,11 +59,17 @@ enum JobCommand {
     Cancel {
         /// Job id.
         id: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// Show a job's history: who was asked, who bid or declined, who won, who agreed.
     Explain {
         /// Job id.
         id: String,
+        /// Print JSON (the job's status with its timed log).
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -88,6 +97,13 @@ struct Submit {
     /// Memory limit in bytes.
     #[arg(long, value_name = "BYTES", default_value_t = Limits::DEFAULT.memory_bytes)]
     memory: u64,
+    /// Wall-clock limit of one run, in seconds (a safety net; fuel is the deterministic
+    /// limit), as `cairn run --timeout`.
+    #[arg(long, value_name = "SECS", default_value_t = Limits::DEFAULT.wall_time_ms as f64 / 1000.0)]
+    timeout: f64,
+    /// Output limit in bytes; a run that writes more fails with `output_too_large`.
+    #[arg(long, value_name = "BYTES", default_value_t = Limits::DEFAULT.max_output_bytes)]
+    max_output: u64,
     /// Only GPU providers.
     #[arg(long)]
     gpu: bool,
@@ -106,9 +122,17 @@ struct Submit {
     /// With --wait: write the verified output here.
     #[arg(short, long, value_name = "OUT")]
     output: Option<PathBuf>,
-    /// Print JSON (the job id, or with --wait the final status).
+    /// Print JSON: the job id; with --wait, one object a line for each phase and event,
+    /// then `{"event": "finished", "status": ...}`.
     #[arg(long)]
     json: bool,
+}
+
+/// `--timeout` in whole milliseconds, at least one.
+fn timeout_ms(secs: f64) -> Result<u64> {
+    let limit = Duration::try_from_secs_f64(secs)
+        .context("--timeout must be a non-negative number of seconds")?;
+    Ok(u64::try_from(limit.as_millis()).unwrap_or(u64::MAX).max(1))
 }
 
 fn parse_size(text: &str) -> Result<u64, String> {
@@ -163,11 +187,20 @@ impl Args {
                 }
                 Ok(ExitCode::SUCCESS)
             }
-            JobCommand::Result { id, output } => {
+            JobCommand::Result { id, output, json } => {
                 let bytes = client.get_bytes(&format!("/v1/jobs/{id}/output"))?;
                 std::fs::write(output, &bytes)
                     .with_context(|| format!("cannot write {}", output.display()))?;
-                eprintln!("wrote {} bytes to {}", bytes.len(), output.display());
+                if *json {
+                    super::print_json(&serde_json::json!({
+                        "job": id,
+                        "file": output,
+                        "bytes": bytes.len(),
+                        "digest": cairn_protocol::BlobHash::of(&bytes).to_string(),
+                    }))?;
+                } else {
+                    eprintln!("wrote {} bytes to {}", bytes.len(), output.display());
+                }
                 Ok(ExitCode::SUCCESS)
             }
             JobCommand::Receipt { id, json } => {
@@ -200,14 +233,22 @@ impl Args {
                 }
                 Ok(ExitCode::SUCCESS)
             }
-            JobCommand::Cancel { id } => {
+            JobCommand::Cancel { id, json } => {
                 let _: serde_json::Value =
                     client.post_json(&format!("/v1/jobs/{id}/cancel"), &serde_json::json!({}))?;
-                println!("cancelled {id}");
+                if *json {
+                    super::print_json(&serde_json::json!({"job": id, "cancelled": true}))?;
+                } else {
+                    println!("cancelled {id}");
+                }
                 Ok(ExitCode::SUCCESS)
             }
-            JobCommand::Explain { id } => {
+            JobCommand::Explain { id, json } => {
                 let s = status(&client, id)?;
+                if *json {
+                    super::print_json(&s)?;
+                    return Ok(ExitCode::SUCCESS);
+                }
                 let start = s.log.first().map_or(0, |e| e.0);
                 for (at, what) in &s.log {
                     println!("+{:>6} ms  {what}", at.saturating_sub(start));
@@ -253,8 +294,8 @@ impl Submit {
             max_replicas: None,
             fuel: self.fuel,
             memory: self.memory,
-            wall_time_ms: Limits::DEFAULT.wall_time_ms,
-            max_output: Limits::DEFAULT.max_output_bytes,
+            wall_time_ms: timeout_ms(self.timeout)?,
+            max_output: self.max_output,
             gpu: self.gpu,
             min_vram: self.min_vram,
             max_price: self.max_price,
@@ -273,7 +314,7 @@ impl Submit {
             }
             return Ok(ExitCode::SUCCESS);
         }
-        let final_status = wait(client, &id, self.deadline)?;
+        let final_status = wait(client, &id, self.deadline, self.json)?;
         if let (Some(path), Some(_)) = (&self.output, &final_status.output) {
             let bytes = client.get_bytes(&format!("/v1/jobs/{id}/output"))?;
             std::fs::write(path, &bytes)
@@ -285,7 +326,9 @@ impl Submit {
             );
         }
         if self.json {
-            super::print_json(&final_status)?;
+            // The last of the streamed events: one line, like the others.
+            let done = serde_json::json!({"event": "finished", "status": final_status});
+            println!("{done}");
         } else {
             print_status(&final_status);
         }
@@ -294,20 +337,35 @@ impl Submit {
 }
 
 /// Polls the job until it finishes. On a terminal a spinner line shows the phase, its time,
-/// the providers and the job's latest event; otherwise each phase is printed as it is entered.
-fn wait(client: &Client, id: &str, deadline_secs: u64) -> Result<JobStatus> {
+/// the providers and the job's latest event; otherwise each phase and each event of the job's
+/// log (calls, bids and declines, awards, reports, the decision) is printed as a line when it
+/// happens. With `json`, the same go to stdout as one JSON object a line
+/// (`{"event": "phase", ...}`, `{"event": "log", ...}`), and the caller ends the stream with
+/// `{"event": "finished", "status": ...}`.
+fn wait(client: &Client, id: &str, deadline_secs: u64, json: bool) -> Result<JobStatus> {
     use std::io::{IsTerminal, Write};
     const SPINNER: [char; 10] = ['⠋', '⠙', '⠹', '⠸', '⠼', '⠴', '⠦', '⠧', '⠇', '⠏'];
     let tty = std::io::stderr().is_terminal();
     let start = Instant::now();
     let limit = Duration::from_secs(deadline_secs + 30);
     let (mut shown, mut phase_start, mut frame) = (String::new(), Instant::now(), 0usize);
+    // The last log entry shown: the node keeps the latest entries only, so position alone
+    // would miss events once the log is full.
+    let mut last: Option<(u64, String)> = None;
+    let mut origin: Option<u64> = None;
     loop {
         let s = status(client, id)?;
         let phase = match s.state {
             JobState::Accepted if !s.finished => "verifying".to_owned(),
             other => other.to_string(),
         };
+        if phase != shown && json {
+            let at = start.elapsed().as_millis();
+            println!(
+                "{}",
+                serde_json::json!({"event": "phase", "phase": phase, "elapsed_ms": at})
+            );
+        }
         if phase != shown {
             if tty && !shown.is_empty() {
                 eprintln!(
@@ -319,6 +377,28 @@ fn wait(client: &Client, id: &str, deadline_secs: u64) -> Result<JobStatus> {
             }
             shown = phase.to_owned();
             phase_start = Instant::now();
+        }
+        if origin.is_none() {
+            origin = s.log.first().map(|e| e.0);
+        }
+        let first = origin.unwrap_or(0);
+        let new_from = last
+            .as_ref()
+            .and_then(|l| s.log.iter().rposition(|e| e == l))
+            .map_or(0, |i| i + 1);
+        for (at, what) in &s.log[new_from..] {
+            let at_ms = at.saturating_sub(first);
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({"event": "log", "at_ms": at_ms, "what": what})
+                );
+            } else if !tty {
+                eprintln!("[{:>6.1}s]   {what}", at_ms as f64 / 1000.0);
+            }
+        }
+        if let Some(entry) = s.log.last() {
+            last = Some(entry.clone());
         }
         if s.finished {
             if tty {

@@ -3,6 +3,7 @@
 mod adverts;
 mod blob;
 mod checkpoint;
+mod completions;
 mod gpu;
 mod init;
 mod job;
@@ -23,7 +24,18 @@ use clap::{Parser, Subcommand};
 
 /// Cairn: a peer-to-peer compute network node.
 #[derive(Parser, Debug)]
-#[command(name = "cairn", version, about, propagate_version = true)]
+#[command(
+    name = "cairn",
+    version,
+    about,
+    propagate_version = true,
+    after_help = "Exit status: 0 success; 1 the job or operation failed (a failed job, a proof \
+                  that does not verify); 2 the command could not run (bad arguments, unreadable \
+                  files, no node to talk to). Under --json an error is one JSON object on \
+                  stderr: {\"error\": {\"kind\", \"message\"}}.\n\
+                  Environment: CAIRN_DATA_DIR, CAIRN_API, CAIRN_API_TOKEN, CAIRN_NETWORK \
+                  (cairn node), CAIRN_LOG (cairn node's log filter)."
+)]
 pub struct Cli {
     /// Data directory (identity, config, database, API token).
     /// Default: $CAIRN_DATA_DIR, else $XDG_DATA_HOME/cairn, else ~/.local/share/cairn.
@@ -31,7 +43,7 @@ pub struct Cli {
     pub data_dir: Option<PathBuf>,
     /// Control API address: where `cairn node` serves it, or where other commands reach it.
     /// Default: from the data dir (api.addr), else the config's `api` (127.0.0.1:4740).
-    #[arg(long, global = true, value_name = "ADDR")]
+    #[arg(long, global = true, env = "CAIRN_API", value_name = "ADDR")]
     pub api: Option<String>,
     /// API token. Default: api.token in the data dir.
     #[arg(
@@ -75,6 +87,10 @@ enum Command {
     Run(run::RunArgs),
     /// Reputation checkpoints: list, show, prove a peer's score, verify a proof offline.
     Checkpoint(checkpoint::Args),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions(completions::CompletionArgs),
+    /// Print the man page (roff).
+    Man(completions::ManArgs),
     /// Show this node's credits: balance, escrow for running jobs, and payments by job.
     Wallet(wallet::Args),
 }
@@ -95,6 +111,8 @@ impl Cli {
             Command::Rep(args) => args.execute(&self),
             Command::Run(args) => args.execute(),
             Command::Checkpoint(args) => args.execute(&self),
+            Command::Completions(args) => args.execute(),
+            Command::Man(args) => args.execute(),
             Command::Wallet(args) => args.execute(&self),
         }
     }

@@ -19,8 +19,10 @@ pub struct Args {
     /// Peer to join through, with /p2p/PEER_ID (repeatable), added to the network spec's.
     #[arg(long, value_name = "MULTIADDR")]
     bootstrap: Vec<String>,
-    /// Network spec file (name, bootstrap peers, parameters). Default: the built-in `local`.
-    #[arg(long, value_name = "FILE")]
+    /// The network to join: a spec file (name, bootstrap peers, parameters) or the name of a
+    /// network shipped with Cairn (`testnet`). Default: config `network`, else the built-in
+    /// `local`.
+    #[arg(long, value_name = "NAME|FILE", env = "CAIRN_NETWORK")]
     network: Option<PathBuf>,
     /// Advertise these GPUs instead of detecting them, for simulations:
     /// MODEL:VRAM:CC[,...], e.g. H100:80GB:9.0. Marked as simulated in the advert.
@@ -44,7 +46,7 @@ pub struct Args {
     #[arg(long, value_name = "MULTIADDR")]
     external_addr: Vec<String>,
     /// Log filter (tracing syntax). Default: $RUST_LOG, else `info`.
-    #[arg(long, value_name = "FILTER")]
+    #[arg(long, env = "CAIRN_LOG", value_name = "FILTER")]
     log: Option<String>,
 }
 
@@ -90,9 +92,18 @@ impl Args {
         }
         config.validate()?;
         let spec = match &config.network {
-            Some(path) => NetworkSpec::load(path)?,
+            Some(path) => NetworkSpec::resolve(path)?,
             None => NetworkSpec::default(),
         };
+        if spec.bootstrap.is_empty() && config.bootstrap.is_empty() && spec.name != "local" {
+            eprintln!(
+                "network {}: no public bootstrap node is listed yet, and none was given. Join \
+                 through a node you know with --bootstrap /ip4/HOST/tcp/4741/p2p/PEER_ID (its \
+                 `cairn status` prints it), or run this node as one for others: see \
+                 docs/joining.md, \"Running a bootstrap node\".",
+                spec.name
+            );
+        }
         let simulated = self
             .simulate_gpu
             .as_deref()

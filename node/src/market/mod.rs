@@ -175,6 +175,11 @@ fn failure_kind(e: &RunError) -> FailureKind {
         RunError::OutputTooLarge { .. } => FailureKind::OutputTooLarge,
         RunError::Exit { code } => FailureKind::Exit(*code),
         RunError::Trap { .. } => FailureKind::Trap,
+        // This host's compile timeout: host-dependent, like the job's own wall-clock limit.
+        RunError::CompileTimeout { .. } => FailureKind::Timeout,
+        // This host's own compile limits refused the module: its policy, not the guest's
+        // behaviour on every host, so never dissent.
+        RunError::ModuleTooComplex { .. } => FailureKind::HostFault,
         // A host fault, or a kind this node does not know: never reported as the guest's.
         _ => FailureKind::HostFault,
     }
@@ -186,4 +191,23 @@ fn job_limits(spec: &JobSpec) -> JobLimits {
         .with_memory_bytes(spec.limits.memory_bytes)
         .with_timeout(Duration::from_millis(spec.limits.wall_time_ms))
         .with_max_output_bytes(spec.limits.max_output_bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn compile_refusals_and_timeouts_are_never_dissent() {
+        let refused = RunError::ModuleTooComplex {
+            what: "the number of functions",
+            found: 2,
+            limit: 1,
+        };
+        let timed_out = RunError::CompileTimeout { limit_ms: 1 };
+        for error in [refused, timed_out] {
+            let kind = failure_kind(&error);
+            assert!(!kind.is_deterministic(), "{error} reported as {kind:?}");
+        }
+    }
 }

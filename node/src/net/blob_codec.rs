@@ -1,56 +1,25 @@
-//! The blob protocol's wire format: a request is a 32-byte blob hash; a response is a status
-//! byte, then for a found blob its length (u64, little-endian) and bytes, and for a refused
-//! request one byte saying why. The reader checks the length against its limit before
-//! allocating, and the requester checks the hash. The writer streams a served blob from its
-//! file in chunks of [`CHUNK_BYTES`], so serving one costs a chunk of memory whatever its size.
+//! The blob protocol over a stream. The frames (a 32-byte hash as the request; a status byte,
+//! then a found blob's length and bytes or a refusal's reason, as the response) are
+//! `cairn-protocol`'s `blob_wire`: this codec reads the head, has it decoded (the length is
+//! checked against the limit before anything is allocated), then reads the blob; the
+//! requester checks the hash. The writer streams a served blob from its file in chunks of
+//! [`CHUNK_BYTES`], so serving one costs a chunk of memory whatever its size.
 
 use std::any::Any;
 use std::fmt;
 use std::io;
 
 use cairn_protocol::BlobHash;
+use cairn_protocol::blob_wire::{self, REQUEST_BYTES, ResponseHead};
 use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use libp2p::StreamProtocol;
 use libp2p::request_response::Codec;
 use tokio::io::AsyncReadExt as _;
 
-const FOUND: u8 = 0;
-const NOT_FOUND: u8 = 1;
-const REFUSED: u8 = 2;
+pub use cairn_protocol::blob_wire::BlobRefusal;
 
 /// The most bytes read from a blob's file and written to the stream at once.
 pub const CHUNK_BYTES: usize = 64 * 1024;
-
-/// Why a peer refused a blob request. Refusals are typed so the asker can tell "try another
-/// holder later" from "you may not have this".
-#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum BlobRefusal {
-    /// The holder is serving as many blob requests as it allows (to this peer, or in all);
-    /// ask again later or ask another holder.
-    #[error("busy: serving as many blob requests as it allows; try later or another holder")]
-    Busy,
-    /// The blob is a job's private data and the asker is not one of the job's parties (its
-    /// requester or a provider it awarded).
-    #[error("not a party to the job this blob belongs to")]
-    NotAParty,
-}
-
-impl BlobRefusal {
-    fn code(self) -> u8 {
-        match self {
-            Self::Busy => 0,
-            Self::NotAParty => 1,
-        }
-    }
-
-    fn from_code(code: u8) -> Option<Self> {
-        match code {
-            0 => Some(Self::Busy),
-            1 => Some(Self::NotAParty),
-            _ => None,
-        }
-    }
-}
 
 /// A blob served from its file: the open file, the length to send, and whatever must live as
 /// long as the transfer (the serving permit). Sent, never received.
@@ -131,22 +100,11 @@ pub struct BlobCodec {
 }
 
 impl BlobCodec {
-    async fn read_found<T>(&self, io: &mut T) -> io::Result<BlobResponse>
+    /// Reads `len` bytes of a found blob (`len` is within the limit: the head was checked).
+    async fn read_blob<T>(io: &mut T, len: u64) -> io::Result<BlobResponse>
     where
         T: AsyncRead + Unpin + Send,
     {
-        let mut len = [0u8; 8];
-        io.read_exact(&mut len).await?;
-        let len = u64::from_le_bytes(len);
-        if len > self.max_blob_bytes {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!(
-                    "blob of {len} bytes exceeds the limit of {}",
-                    self.max_blob_bytes
-                ),
-            ));
-        }
         let mut bytes = Vec::new();
         io.take(len).read_to_end(&mut bytes).await?;
         if bytes.len() as u64 != len {
@@ -154,6 +112,10 @@ impl BlobCodec {
         }
         Ok(BlobResponse::Found(bytes))
     }
+}
+
+fn invalid(e: blob_wire::BlobFrameError) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, e)
 }
 
 impl Codec for BlobCodec {
@@ -165,9 +127,9 @@ impl Codec for BlobCodec {
     where
         T: AsyncRead + Unpin + Send,
     {
-        let mut hash = [0u8; 32];
+        let mut hash = [0u8; REQUEST_BYTES];
         io.read_exact(&mut hash).await?;
-        Ok(BlobHash(hash))
+        blob_wire::decode_request(&hash).map_err(invalid)
     }
 
     async fn read_response<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<BlobResponse>
@@ -176,24 +138,13 @@ impl Codec for BlobCodec {
     {
         let mut status = [0u8; 1];
         io.read_exact(&mut status).await?;
-        match status[0] {
-            NOT_FOUND => Ok(BlobResponse::NotFound),
-            FOUND => self.read_found(io).await,
-            REFUSED => {
-                io.read_exact(&mut status).await?;
-                BlobRefusal::from_code(status[0])
-                    .map(BlobResponse::Refused)
-                    .ok_or_else(|| {
-                        io::Error::new(
-                            io::ErrorKind::InvalidData,
-                            format!("bad refusal {}", status[0]),
-                        )
-                    })
-            }
-            other => Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!("bad status {other}"),
-            )),
+        let mut rest = [0u8; 8];
+        let rest = &mut rest[..blob_wire::head_rest_len(status[0]).map_err(invalid)?];
+        io.read_exact(rest).await?;
+        match blob_wire::decode_head(status[0], rest, self.max_blob_bytes).map_err(invalid)? {
+            ResponseHead::Found { len } => Self::read_blob(io, len).await,
+            ResponseHead::NotFound => Ok(BlobResponse::NotFound),
+            ResponseHead::Refused(why) => Ok(BlobResponse::Refused(why)),
         }
     }
 
@@ -219,17 +170,18 @@ impl Codec for BlobCodec {
     where
         T: AsyncWrite + Unpin + Send,
     {
+        let head = |head| blob_wire::encode_head(head);
         match res {
-            BlobResponse::NotFound => io.write_all(&[NOT_FOUND]).await?,
-            BlobResponse::Refused(why) => io.write_all(&[REFUSED, why.code()]).await?,
+            BlobResponse::NotFound => io.write_all(&head(ResponseHead::NotFound)).await?,
+            BlobResponse::Refused(why) => io.write_all(&head(ResponseHead::Refused(why))).await?,
             BlobResponse::Found(bytes) => {
-                io.write_all(&[FOUND]).await?;
-                io.write_all(&(bytes.len() as u64).to_le_bytes()).await?;
+                let len = bytes.len() as u64;
+                io.write_all(&head(ResponseHead::Found { len })).await?;
                 io.write_all(&bytes).await?;
             }
             BlobResponse::Stream(blob) => {
-                io.write_all(&[FOUND]).await?;
-                io.write_all(&blob.len().to_le_bytes()).await?;
+                let len = blob.len();
+                io.write_all(&head(ResponseHead::Found { len })).await?;
                 blob.copy_to(io).await?;
             }
         }
@@ -339,7 +291,7 @@ mod tests {
                 .unwrap();
             assert!(matches!(read, BlobResponse::Refused(w) if w == why));
         }
-        let bad = [REFUSED, 9];
+        let bad = [2u8, 9]; // refused, for reason 9 (none such)
         assert!(
             codec
                 .read_response(&protocol(), &mut &bad[..])

@@ -564,8 +564,12 @@ impl EventLoop {
     }
 
     fn on_identify(&mut self, peer: PeerId, info: identify::Info) {
-        if info.protocol_version != self.config.identify_version() {
-            warn!(target: "cairn::net", %peer, version = %info.protocol_version, "peer of another network; disconnecting");
+        let protocols = info.protocols.iter().map(|p| p.as_ref());
+        if !self
+            .config
+            .speaks_this_network(&info.protocol_version, protocols)
+        {
+            warn!(target: "cairn::net", %peer, version = %info.protocol_version, "peer of another network (or of none); disconnecting");
             let _ = self.swarm.disconnect_peer_id(peer);
             self.emit(NetworkEvent::WrongNetwork {
                 peer,

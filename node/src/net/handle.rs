@@ -294,7 +294,8 @@ pub enum NetworkEvent {
         /// Peers connected now, this one included.
         peers: usize,
     },
-    /// A peer of another network (or another protocol version) was disconnected.
+    /// A peer that speaks none of this network's protocols, or names another Cairn network,
+    /// was disconnected (see [`crate::net::NetConfig::speaks_this_network`]).
     WrongNetwork {
         /// The peer.
         peer: PeerId,

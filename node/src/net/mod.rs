@@ -2,8 +2,9 @@
 //! talks to it through a cloneable [`NetworkHandle`] that sends [`Command`]s with a oneshot
 //! reply, and hears from it through a bounded channel of [`NetworkEvent`]s.
 //!
-//! Every protocol id and topic carries the network's name, so two networks never mix, and
-//! peers whose identify protocol version names another network are disconnected.
+//! Every protocol id and topic carries the network's name, so two networks never mix: a peer
+//! that speaks none of this network's protocols, or names another Cairn network, is
+//! disconnected once it has identified itself ([`NetConfig::speaks_this_network`]).
 
 mod behaviour;
 mod blob_codec;
@@ -34,8 +35,7 @@ pub use sync::{
     SyncRequest, SyncResponse,
 };
 
-/// Largest blob that can cross the wire, whatever the configuration says.
-pub const MAX_BLOB_TRANSFER_BYTES: u64 = 256 << 20;
+pub use cairn_protocol::blob_wire::MAX_BLOB_TRANSFER_BYTES;
 
 /// Largest gossip message (adverts, verdicts, checkpoint votes), in bytes.
 pub const MAX_GOSSIP_BYTES: usize = 64 * 1024;
@@ -102,6 +102,29 @@ impl NetConfig {
         format!("/cairn/{}/1.0.0", self.network)
     }
 
+    /// Whether a peer belongs to this network by what it told identify: it speaks at least one
+    /// of this network's protocols (`/cairn/NETWORK/...`: kad, market, blob, sync) and names
+    /// no other Cairn network, neither in its protocols nor in its protocol version. The
+    /// protocol version alone decides nothing: other libp2p implementations (js-libp2p, for
+    /// one) cannot set it, and a client that speaks the network's kad protocol is a peer of
+    /// the network whatever it calls itself.
+    pub fn speaks_this_network<'a>(
+        &self,
+        protocol_version: &str,
+        protocols: impl IntoIterator<Item = &'a str>,
+    ) -> bool {
+        let ours = format!("/cairn/{}/", self.network);
+        let other = |p: &str| p.starts_with("/cairn/") && !p.starts_with(&ours);
+        let mut speaks_ours = false;
+        for protocol in protocols {
+            if other(protocol) {
+                return false;
+            }
+            speaks_ours |= protocol.starts_with(&ours);
+        }
+        speaks_ours && !other(protocol_version)
+    }
+
     /// The one gossip topic: capability adverts, verdicts, checkpoint proposals, votes and
     /// anchor receipts, told apart by their envelopes' kind. One topic means one mesh and one
     /// set of gossip control messages per node instead of one per kind.
@@ -134,4 +157,28 @@ pub fn class_key(network: &str, class: &str) -> Vec<u8> {
 /// The DHT key under which holders of a blob register.
 pub fn blob_key(network: &str, hash: &cairn_protocol::BlobHash) -> Vec<u8> {
     format!("/cairn/{network}/blob/{hash}").into_bytes()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_peer_belongs_to_the_network_whose_protocols_it_speaks_whatever_its_version() {
+        let config = NetConfig::new("testnet");
+        let kad = "/cairn/testnet/kad/1.0.0";
+        let ping = "/ipfs/ping/1.0.0";
+        // A cairn node, and a js-libp2p client that cannot set identify's protocol version.
+        assert!(config.speaks_this_network(&config.identify_version(), [kad, ping]));
+        assert!(config.speaks_this_network("ipfs/0.1.0", [ping, kad]));
+        // A peer of another Cairn network, however it presents itself.
+        let other_kad = "/cairn/mainnet/kad/1.0.0";
+        assert!(!config.speaks_this_network("ipfs/0.1.0", [other_kad]));
+        assert!(!config.speaks_this_network("ipfs/0.1.0", [kad, other_kad]));
+        assert!(!config.speaks_this_network("/cairn/mainnet/1.0.0", [kad]));
+        // A peer that speaks nothing of this network (a plain IPFS node), and a name that
+        // only starts like ours.
+        assert!(!config.speaks_this_network("ipfs/0.1.0", [ping, "/ipfs/kad/1.0.0"]));
+        assert!(!config.speaks_this_network("ipfs/0.1.0", ["/cairn/testnet2/kad/1.0.0"]));
+    }
 }

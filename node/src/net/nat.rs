@@ -14,19 +14,8 @@ use libp2p::{Multiaddr, PeerId, Swarm, autonat, dcutr, relay};
 use serde::{Deserialize, Serialize};
 use tracing::{debug, info, warn};
 
-/// Whether this node relays connections for peers behind NAT.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum RelayServerMode {
-    /// Serve once this node has a confirmed public address (from AutoNAT or from
-    /// `external_addrs`); stop when it loses it. The default.
-    #[default]
-    Auto,
-    /// Always serve, whatever AutoNAT says.
-    On,
-    /// Never serve.
-    Off,
-}
+pub use crate::config::RelayServerMode;
+use crate::config::{NetworkSpec, NodeConfig};
 
 /// Reachability settings of the network layer.
 #[derive(Clone, Debug)]
@@ -77,6 +66,27 @@ impl Default for NatConfig {
 }
 
 impl NatConfig {
+    /// The reachability settings from a node's `config` and its network's `spec`. External
+    /// addresses that do not parse are skipped; [`NodeConfig::validate`] refuses them.
+    pub fn from_config(config: &NodeConfig, spec: &NetworkSpec) -> Self {
+        let parsed = |addrs: &mut dyn Iterator<Item = &String>| -> Vec<Multiaddr> {
+            addrs.filter_map(|a| a.parse().ok()).collect()
+        };
+        let auto_relays = if config.auto_relay {
+            parsed(&mut spec.bootstrap.iter().chain(&config.bootstrap))
+        } else {
+            Vec::new()
+        };
+        Self {
+            relay_server: config.relay_server,
+            external_addrs: parsed(&mut config.external_addrs.iter()),
+            auto_relays,
+            autonat_private_addrs: spec.autonat_private_addrs,
+            autonat_probe_delay: Duration::from_secs(spec.autonat_probe_secs),
+            ..Self::default()
+        }
+    }
+
     /// The AutoNAT (v1) configuration: this node both asks peers to dial it back and answers
     /// their requests.
     pub(crate) fn autonat(&self) -> autonat::Config {
@@ -404,5 +414,26 @@ mod tests {
             ..NatConfig::default()
         };
         assert!(NatState::new(&on).info().relay_serving);
+    }
+
+    #[test]
+    fn nat_settings_come_from_config_and_spec() {
+        let config: NodeConfig = toml::from_str(
+            "relay_server = \"on\"\nexternal_addrs = [\"/ip4/203.0.113.7/tcp/4741\"]",
+        )
+        .unwrap();
+        config.validate().unwrap();
+        let spec: NetworkSpec =
+            toml::from_str("name = \"lab\"\nautonat_private_addrs = true\nautonat_probe_secs = 3")
+                .unwrap();
+        spec.validate().unwrap();
+        let nat = NatConfig::from_config(&config, &spec);
+        assert_eq!(nat.relay_server, RelayServerMode::On);
+        assert_eq!(
+            nat.external_addrs[0].to_string(),
+            "/ip4/203.0.113.7/tcp/4741"
+        );
+        assert!(nat.autonat_private_addrs);
+        assert_eq!(nat.autonat_probe_delay, Duration::from_secs(3));
     }
 }

@@ -144,6 +144,26 @@ pub trait KvStore: Send + Sync + 'static {
     fn keys(&self, tree: Tree, prefix: &[u8]) -> Result<Vec<Vec<u8>>, StoreError>;
     /// Makes every write so far durable.
     fn flush(&self) -> Result<(), StoreError>;
+    /// Applies `writes` to `tree` atomically, in order: after a crash either all of them are
+    /// in the store or none is (durable once [`KvStore::flush`] returns).
+    fn apply(&self, tree: Tree, writes: Vec<Write>) -> Result<(), StoreError>;
+}
+
+/// One write of a [`KvStore::apply`] batch.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Write {
+    /// Stores `value` under `key`.
+    Put {
+        /// The key.
+        key: Vec<u8>,
+        /// The value.
+        value: Vec<u8>,
+    },
+    /// Removes `key`.
+    Remove {
+        /// The key.
+        key: Vec<u8>,
+    },
 }
 
 /// sled, one tree per [`Tree`].
@@ -206,6 +226,19 @@ impl KvStore for SledStore {
 
     fn flush(&self) -> Result<(), StoreError> {
         self.db.flush()?;
+        Ok(())
+    }
+
+    fn apply(&self, tree: Tree, writes: Vec<Write>) -> Result<(), StoreError> {
+        // A sled batch is atomic within one tree: on recovery all of it is there or none.
+        let mut batch = sled::Batch::default();
+        for write in writes {
+            match write {
+                Write::Put { key, value } => batch.insert(key, value),
+                Write::Remove { key } => batch.remove(key),
+            }
+        }
+        self.tree(tree)?.apply_batch(batch)?;
         Ok(())
     }
 }

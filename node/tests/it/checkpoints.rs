@@ -251,7 +251,6 @@ async fn committee(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn seven_nodes_finalise_and_anchor_identical_checkpoints() {
-    use cairn_node::anchor::AnchorSpec;
     use cairn_node::checkpoints::CheckpointFault;
     use cairn_node::config::network_rules;
     use cairn_node::testing;
@@ -260,7 +259,7 @@ async fn seven_nodes_finalise_and_anchor_identical_checkpoints() {
     let dir = tempfile::tempdir().unwrap();
     let chain = SimulatedChain::start([3; 32]).await.unwrap();
     chain.mine(5);
-    let anchor = AnchorSpec::simulated(&chain, 1);
+    let anchor = chain.anchor_spec(1);
     let Committee {
         dirs,
         ids,
@@ -1172,18 +1171,13 @@ async fn anchor_on(
 async fn anchor_receipts_are_checked_before_they_mark_an_epoch() {
     use CheckpointGossip::{Accept, Reject};
     use bitcoin::hashes::Hash;
-    use cairn_node::anchor::AnchorSpec;
     use cairn_node::testing;
 
     let chain = std::sync::Arc::new(SimulatedChain::start([5; 32]).await.unwrap());
     chain.mine(3);
     let keys: Vec<ed25519::Keypair> = (1..=3).map(keypair).collect();
     let ids: Vec<NodeId> = keys.iter().map(NodeId::from_keypair).collect();
-    let (spec, genesis) = quiet_spec(
-        "ckpt-receipts",
-        &ids,
-        Some(AnchorSpec::simulated(&chain, 1)),
-    );
+    let (spec, genesis) = quiet_spec("ckpt-receipts", &ids, Some(chain.anchor_spec(1)));
     let mut held = Vec::new();
     extend_chain(&genesis, &keys, &mut held, 0);
     let hash = held[0].checkpoint.hash().unwrap();
@@ -1274,14 +1268,13 @@ fn store_anchor(dir: &std::path::Path, epoch: u64, anchor: &cairn_protocol::proo
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_anchored_checkpoint_is_final_whatever_the_length_of_another_branch() {
-    use cairn_node::anchor::AnchorSpec;
     use cairn_node::testing;
 
     let chain = std::sync::Arc::new(SimulatedChain::start([6; 32]).await.unwrap());
     chain.mine(2);
     let keys: Vec<ed25519::Keypair> = (1..=3).map(keypair).collect();
     let ids: Vec<NodeId> = keys.iter().map(NodeId::from_keypair).collect();
-    let (spec, genesis) = quiet_spec("ckpt-final", &ids, Some(AnchorSpec::simulated(&chain, 1)));
+    let (spec, genesis) = quiet_spec("ckpt-final", &ids, Some(chain.anchor_spec(1)));
     // This node's chain, anchored at epoch 1; a longer branch from epoch 1 (at the anchor);
     // a longer branch from epoch 2 (after it).
     let mut base = Vec::new();

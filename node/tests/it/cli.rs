@@ -319,5 +319,215 @@ fn a_job_submitted_from_the_cli_to_a_local_cluster_returns_the_verified_output()
         rep[0]["peer"].as_str().unwrap().starts_with("12D3"),
         "{rep}"
     );
+
+    // The limits a user sets reach every provider: an output limit below the output fails
+    // each replica alike, and the failure is accepted and said in words.
+    let limited = cairn(
+        &first.dir,
+        &[
+            "job",
+            "submit",
+            module.to_str().unwrap(),
+            "--input",
+            input.to_str().unwrap(),
+            "--max-output",
+            "4",
+            "--timeout",
+            "5",
+            "--wait",
+            "--json",
+        ],
+    );
+    assert_eq!(limited.status.code(), Some(1), "{limited:?}");
+    // `--json --wait` streams one object a line: phases and the job's events, then the end.
+    let events: Vec<serde_json::Value> = String::from_utf8_lossy(&limited.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let kinds: Vec<&str> = events.iter().filter_map(|e| e["event"].as_str()).collect();
+    assert_eq!(kinds.first(), Some(&"phase"), "{kinds:?}");
+    assert!(
+        kinds.iter().filter(|k| **k == "log").count() >= 3,
+        "{kinds:?}"
+    );
+    assert_eq!(kinds.last(), Some(&"finished"), "{kinds:?}");
+    let status = &events.last().unwrap()["status"];
+    assert_eq!(status["state"], "accepted", "{status}");
+    assert_eq!(
+        status["outcome"], "failed: output above the limit",
+        "{status}"
+    );
     drop(others);
+}
+
+#[test]
+fn a_node_joins_the_shipped_testnet_by_name_and_says_how_to_bootstrap() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("node");
+    let log = tmp.path().join("node.log");
+    let child = Command::new(CAIRN)
+        .arg("--data-dir")
+        .arg(&dir)
+        .args(["--api", "127.0.0.1:0", "node", "--network", "testnet"])
+        .args(["--listen", "/ip4/127.0.0.1/tcp/0"])
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let node = NodeProcess {
+        child,
+        dir: dir.clone(),
+    };
+    let status = node.status();
+    assert_eq!(status["network"], "testnet", "{status}");
+    let said = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        said.contains("no public bootstrap node is listed yet") && said.contains("--bootstrap"),
+        "{said}"
+    );
+    // A name that is neither a file nor a shipped network is refused, naming the shipped ones.
+    let out = Command::new(CAIRN)
+        .arg("--data-dir")
+        .arg(tmp.path().join("other"))
+        .args(["node", "--network", "no-such-network"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("shipped: testnet"), "{err}");
+}
+
+#[test]
+fn under_json_an_error_is_json_on_stderr_with_a_stable_kind() {
+    let tmp = tempfile::tempdir().unwrap();
+    let error_of = |args: &[&str]| {
+        let out = cairn(tmp.path(), args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(out.stdout.is_empty(), "{args:?}");
+        let error: serde_json::Value = serde_json::from_slice(&out.stderr)
+            .unwrap_or_else(|e| panic!("{args:?}: {e}: {}", String::from_utf8_lossy(&out.stderr)));
+        let kind = error["error"]["kind"].as_str().unwrap().to_owned();
+        assert!(!error["error"]["message"].as_str().unwrap().is_empty());
+        kind
+    };
+    // No node in the data dir, a bad argument, a file that is not there.
+    assert_eq!(error_of(&["status", "--json"]), "no_node");
+    assert_eq!(
+        error_of(&["job", "status", "--json", "--no-such-flag"]),
+        "usage"
+    );
+    assert_eq!(error_of(&["run", "/no/such/module.wasm", "--json"]), "io");
+    // Without --json, the same error in words.
+    let out = cairn(tmp.path(), &["status"]);
+    assert!(String::from_utf8_lossy(&out.stderr).starts_with("error: no node found"));
+}
+
+#[test]
+fn help_lists_the_exit_statuses_and_the_environment() {
+    let out = Command::new(CAIRN).arg("--help").output().unwrap();
+    let help = String::from_utf8_lossy(&out.stdout);
+    for needle in [
+        "Exit status: 0",
+        "2 the command could not run",
+        "CAIRN_API",
+        "CAIRN_LOG",
+    ] {
+        assert!(help.contains(needle), "{needle}: {help}");
+    }
+}
+
+/// The subcommands `cairn PATH... --help` lists (without `help`).
+fn subcommands(path: &[String]) -> Vec<String> {
+    let out = Command::new(CAIRN)
+        .args(path)
+        .arg("--help")
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&out.stdout).into_owned();
+    let Some(list) = help.split("Commands:\n").nth(1) else {
+        return Vec::new();
+    };
+    list.lines()
+        .take_while(|l| !l.trim().is_empty())
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|name| *name != "help")
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Every command that prints a result takes `--json`, and under it an error is JSON: walks
+/// the whole command tree, so a new command without `--json` fails here.
+#[test]
+fn every_command_that_prints_takes_json_and_its_errors_are_json() {
+    // `cairn node` runs a node and logs; completions and the man page are scripts and roff.
+    const NO_RESULT: [&str; 3] = ["node", "completions", "man"];
+    let tmp = tempfile::tempdir().unwrap();
+    let mut leaves = Vec::new();
+    let mut todo: Vec<Vec<String>> = subcommands(&[]).into_iter().map(|c| vec![c]).collect();
+    while let Some(path) = todo.pop() {
+        let children = subcommands(&path);
+        if children.is_empty() {
+            leaves.push(path);
+        } else {
+            todo.extend(children.into_iter().map(|c| {
+                let mut p = path.clone();
+                p.push(c);
+                p
+            }));
+        }
+    }
+    assert!(leaves.len() >= 20, "{leaves:?}");
+    for path in leaves
+        .iter()
+        .filter(|p| !NO_RESULT.contains(&p[0].as_str()))
+    {
+        let help = Command::new(CAIRN)
+            .args(path)
+            .arg("--help")
+            .output()
+            .unwrap();
+        let help = String::from_utf8_lossy(&help.stdout);
+        assert!(
+            help.contains("--json"),
+            "`cairn {}` has no --json",
+            path.join(" ")
+        );
+        // Missing arguments, or no node in an empty data dir: an error, as JSON.
+        let out = Command::new(CAIRN)
+            .arg("--data-dir")
+            .arg(tmp.path())
+            .args(path)
+            .arg("--json")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        if out.status.success() {
+            continue; // `gpu` and friends need nothing
+        }
+        let error: serde_json::Value = serde_json::from_slice(&out.stderr).unwrap_or_else(|e| {
+            panic!(
+                "`cairn {} --json` failed without a JSON error ({e}): {}",
+                path.join(" "),
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+        assert!(error["error"]["kind"].is_string(), "{error}");
+    }
+}
+
+#[test]
+fn completions_and_the_man_page_cover_every_command() {
+    let run = |args: &[&str]| {
+        let out = Command::new(CAIRN).args(args).output().unwrap();
+        assert!(out.status.success(), "{args:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let bash = run(&["completions", "bash"]);
+    let man = run(&["man"]);
+    assert!(man.contains(".TH cairn"), "{man}");
+    for command in subcommands(&[]) {
+        assert!(bash.contains(&command), "completions lack {command}");
+        assert!(man.contains(&command), "the man page lacks {command}");
+    }
+    assert!(run(&["completions", "zsh"]).contains("#compdef cairn"));
 }

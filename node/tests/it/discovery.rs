@@ -296,3 +296,108 @@ async fn one_address_gets_its_share_of_inbound_connections_whatever_its_identiti
     )
     .await;
 }
+
+/// What a client in another libp2p implementation brings: identify with a protocol version it
+/// cannot choose (js-libp2p sends `ipfs/0.1.0`), ping, and the network's kad protocol.
+#[derive(libp2p::swarm::NetworkBehaviour)]
+struct OutsideClient {
+    identify: libp2p::identify::Behaviour,
+    kad: libp2p::kad::Behaviour<libp2p::kad::store::MemoryStore>,
+    ping: libp2p::ping::Behaviour,
+}
+
+/// Dials `node` from such a client speaking `kad_protocol`; returns its peer id and a receiver
+/// that yields once the node closes the connection.
+fn dial_as_outside_client(
+    node: libp2p::Multiaddr,
+    kad_protocol: &str,
+) -> (libp2p::PeerId, tokio::sync::oneshot::Receiver<()>) {
+    use futures::StreamExt;
+    use libp2p::{StreamProtocol, identify, kad, noise, ping, swarm::SwarmEvent, tcp, yamux};
+    let protocol = StreamProtocol::try_from_owned(kad_protocol.to_owned()).unwrap();
+    let mut swarm = libp2p::SwarmBuilder::with_new_identity()
+        .with_tokio()
+        .with_tcp(
+            tcp::Config::default(),
+            noise::Config::new,
+            yamux::Config::default,
+        )
+        .unwrap()
+        .with_behaviour(|key| {
+            let me = key.public().to_peer_id();
+            let store = kad::store::MemoryStore::new(me);
+            let mut kad = kad::Behaviour::with_config(me, store, kad::Config::new(protocol));
+            kad.set_mode(Some(kad::Mode::Server));
+            let identify = identify::Config::new("ipfs/0.1.0".into(), key.public())
+                .with_agent_version("js-libp2p/3.3.0".into());
+            OutsideClient {
+                identify: identify::Behaviour::new(identify),
+                kad,
+                ping: ping::Behaviour::default(),
+            }
+        })
+        .unwrap()
+        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
+        .build();
+    let me = *swarm.local_peer_id();
+    swarm.dial(node).unwrap();
+    let (closed, on_close) = tokio::sync::oneshot::channel();
+    tokio::spawn(async move {
+        let mut closed = Some(closed);
+        while let Some(event) = swarm.next().await {
+            if let SwarmEvent::ConnectionClosed { .. } = event
+                && let Some(closed) = closed.take()
+            {
+                let _ = closed.send(());
+            }
+        }
+    });
+    (me, on_close)
+}
+
+/// A node gates peers on what they speak, not on identify's protocol version: a client of
+/// another libp2p implementation that speaks the network's kad protocol is identified and
+/// kept, and one that speaks another Cairn network's is disconnected.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_outside_client_that_speaks_the_networks_protocols_is_kept_and_another_networks_is_not()
+{
+    let dir = tempfile::tempdir().unwrap();
+    let spec = testing::spec("interop");
+    let node = testing::start(&dir.path().join("node"), &spec, cpu_only(), Vec::new())
+        .await
+        .unwrap();
+    let address: libp2p::Multiaddr = testing::address(node.node())
+        .await
+        .unwrap()
+        .parse()
+        .unwrap();
+
+    let ours = format!("/cairn/{}/kad/1.0.0", spec.name);
+    let (client, mut closed) = dial_as_outside_client(address.clone(), &ours);
+    wait_for(
+        "the node to identify the outside client and keep it",
+        Duration::from_secs(20),
+        || async {
+            let peers = node.node().net().peers().await.ok()?;
+            peers
+                .iter()
+                .any(|p| {
+                    p.peer_id == client.to_string() && p.agent.as_deref() == Some("js-libp2p/3.3.0")
+                })
+                .then_some(())
+        },
+    )
+    .await;
+    assert!(
+        closed.try_recv().is_err(),
+        "the node kept the connection after identify"
+    );
+
+    let (stranger, closed) = dial_as_outside_client(address, "/cairn/another/kad/1.0.0");
+    tokio::time::timeout(Duration::from_secs(20), closed)
+        .await
+        .expect("the node disconnects a peer of another network")
+        .unwrap();
+    let peers = node.node().net().peers().await.unwrap();
+    assert!(!peers.iter().any(|p| p.peer_id == stranger.to_string()));
+}

@@ -19,6 +19,8 @@ fn kinds_are_the_documented_set() {
             "output_too_large",
             "exit",
             "host_fault",
+            "module_too_complex",
+            "compile_timeout",
         ]
     );
     let samples = [
@@ -42,6 +44,12 @@ fn kinds_are_the_documented_set() {
         RunError::Host {
             message: String::new(),
         },
+        RunError::ModuleTooComplex {
+            what: "x",
+            found: 2,
+            limit: 1,
+        },
+        RunError::CompileTimeout { limit_ms: 1 },
     ];
     let kinds: Vec<_> = samples.iter().map(RunError::kind).collect();
     assert_eq!(kinds, RunError::KINDS);
@@ -50,5 +58,14 @@ fn kinds_are_the_documented_set() {
         .filter(|e| !e.is_attributable())
         .map(RunError::kind)
         .collect();
-    assert_eq!(unattributable, ["timeout", "stack_overflow", "host_fault"]);
+    assert_eq!(
+        unattributable,
+        [
+            "timeout",
+            "stack_overflow",
+            "host_fault",
+            "module_too_complex",
+            "compile_timeout"
+        ]
+    );
 }

@@ -1,6 +1,7 @@
 //! Integration tests of `cairn-runtime`: one binary, a module per scenario.
 
 mod common;
+mod compile_bounds;
 mod concurrency;
 mod determinism;
 mod errors;

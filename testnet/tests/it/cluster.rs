@@ -11,7 +11,7 @@ const TESTNET: &str = env!("CARGO_BIN_EXE_cairn-testnet");
 /// The `cairn` binary cargo built next to `cairn-testnet` (it belongs to cairn-node, so
 /// `cargo test --workspace` builds it; `cargo test -p cairn-testnet` alone needs
 /// `cargo build -p cairn-node` first).
-fn cairn_bin() -> PathBuf {
+pub(crate) fn cairn_bin() -> PathBuf {
     let path = Path::new(TESTNET).with_file_name("cairn");
     assert!(
         path.is_file(),

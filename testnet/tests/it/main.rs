@@ -3,4 +3,5 @@
 mod cluster;
 mod crash;
 mod harness;
+mod kept;
 mod sim;

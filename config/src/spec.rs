@@ -10,9 +10,9 @@ use cairn_protocol::spv::PowRule;
 use cairn_protocol::{NetworkId, NodeId};
 use serde::{Deserialize, Serialize};
 
-use super::error::invalid;
-use super::{ConfigError, read_toml};
 use crate::anchor::{BackendKind, chain_name};
+use crate::error::{ConfigError, invalid};
+use crate::read_toml;
 
 /// Longest AutoNAT probe delay accepted in a network spec, in seconds (one hour).
 const MAX_AUTONAT_PROBE_SECS: u64 = 3600;

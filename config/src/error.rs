@@ -1,5 +1,4 @@
-//! Why a configuration could not be loaded (its own file, so that the sections defined
-//! elsewhere, such as `anchor/spec.rs`, can return it without depending on the whole config).
+//! Why a configuration could not be loaded.
 
 use std::path::PathBuf;
 

@@ -1,8 +1,7 @@
 //! The commented `config.toml` that `cairn init` writes: every setting with its default and
 //! what it does.
 
-use super::NodeConfig;
-use crate::net::RelayServerMode;
+use crate::{NodeConfig, RelayServerMode};
 
 impl NodeConfig {
     /// The commented `config.toml` that `cairn init` writes.
@@ -65,6 +64,22 @@ max_memory_bytes = {max_memory}
 max_wall_time_ms = {max_wall}
 max_output_bytes = {max_output}
 
+[limits.compile]
+# What a job's module may make the compiler do. A module past one of these is refused before
+# it is compiled, and a compile past timeout_ms fails (it keeps its slot until it really
+# ends); neither counts against this node. Functions; largest function and code section, in
+# bytes; locals in one function; targets of one br_table; blocks in the module; and the work
+# of one function and of all, blocks x (blocks + locals), which compile time grows with.
+max_functions = {c_functions}
+max_function_bytes = {c_function_bytes}
+max_code_bytes = {c_code_bytes}
+max_locals = {c_locals}
+max_br_table_targets = {c_br_table}
+max_blocks = {c_blocks}
+max_function_work = {c_function_work}
+max_work = {c_work}
+timeout_ms = {c_timeout}
+
 [verification]
 # For the jobs this node submits: jobs in a thousand that secretly get one extra replica,
 # and jobs in a thousand whose agreed output is audited by an established provider.
@@ -103,6 +118,15 @@ audit_scale = {audit_scale}
             max_memory = d.limits.max_memory_bytes,
             max_wall = d.limits.max_wall_time_ms,
             max_output = d.limits.max_output_bytes,
+            c_functions = d.limits.compile.max_functions,
+            c_function_bytes = d.limits.compile.max_function_bytes,
+            c_code_bytes = d.limits.compile.max_code_bytes,
+            c_locals = d.limits.compile.max_locals,
+            c_br_table = d.limits.compile.max_br_table_targets,
+            c_blocks = d.limits.compile.max_blocks,
+            c_function_work = d.limits.compile.max_function_work,
+            c_work = d.limits.compile.max_work,
+            c_timeout = d.limits.compile.timeout_ms,
             hidden = d.verification.hidden_replica_per_mille,
             audit = d.verification.audit_per_mille,
             established = d.verification.require_established,

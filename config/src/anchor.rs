@@ -5,7 +5,11 @@ use cairn_protocol::NodeId;
 use cairn_protocol::checkpoint::{MAX_COMMITTEE, Threshold};
 use serde::{Deserialize, Serialize};
 
-use crate::config::error::{ConfigError, invalid};
+use crate::error::{ConfigError, invalid};
+
+/// The proof-of-work bits of Bitcoin's regtest (the easiest target): the default
+/// `max_target_bits`, and what the simulated chain mines at.
+pub const REGTEST_BITS: u32 = 0x207f_ffff;
 
 impl AnchorSpec {
     /// Checks that the chosen backend has what it needs.
@@ -20,19 +24,6 @@ impl AnchorSpec {
                 "the esplora backend needs at least one endpoint",
             )),
             _ => Ok(()),
-        }
-    }
-
-    /// The `simulated` backend on a shared in-process chain (tests and simulations).
-    pub fn simulated(chain: &super::SimulatedChain, confirmations: u32) -> Self {
-        Self {
-            backend: BackendKind::Simulated,
-            chain: "simulated".into(),
-            confirmations,
-            rpc_url: chain.url(),
-            rpc_user: chain.user().into(),
-            rpc_password: chain.password().into(),
-            ..Self::default()
         }
     }
 }
@@ -115,7 +106,7 @@ impl Default for AnchorSpec {
         Self {
             backend: BackendKind::None,
             chain: "none".into(),
-            max_target_bits: super::REGTEST_BITS,
+            max_target_bits: REGTEST_BITS,
             confirmations: 1,
             rpc_url: String::new(),
             rpc_user: String::new(),
