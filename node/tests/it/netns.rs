@@ -200,7 +200,11 @@ impl Scenario {
             "job failed: {stderr}\n{}",
             String::from_utf8_lossy(&submit.stdout)
         );
-        let status: serde_json::Value = serde_json::from_slice(&submit.stdout).unwrap();
+        // `--wait --json` streams one object per event and ends with the final status.
+        let stdout = String::from_utf8_lossy(&submit.stdout);
+        let last = stdout.lines().rfind(|l| !l.trim().is_empty()).unwrap_or("");
+        let last: serde_json::Value = serde_json::from_str(last).unwrap();
+        let status = last.get("status").cloned().unwrap_or(last);
         assert_eq!(
             status["providers"],
             serde_json::json!([provider]),
