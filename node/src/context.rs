@@ -130,8 +130,7 @@ impl Context {
         let ctx = self.clone();
         blocking(move || {
             let scope = ctx.scope(job, purpose);
-            let seed = ctx.opening.seed_for(&to, &scope, &BlobHash::of(&plaintext));
-            Ok(seal::seal(&to, &scope, &plaintext, seed)?)
+            Ok(ctx.opening.seal_deterministic(&to, &scope, &plaintext)?)
         })
         .await
     }

@@ -148,6 +148,25 @@ impl OpeningKey {
         hasher.update(plaintext.as_bytes());
         *hasher.finalize().as_bytes()
     }
+
+    /// Seals `plaintext` to `to` in `scope` with the seed [`OpeningKey::seed_for`] gives: the
+    /// same bytes sealed to the same party again are the same sealed blob. Hashes the
+    /// plaintext once for both the seed and the associated data.
+    pub fn seal_deterministic(
+        &self,
+        to: &NodeId,
+        scope: &Scope,
+        plaintext: &[u8],
+    ) -> Result<Vec<u8>, SealError> {
+        let digest = BlobHash::of(plaintext);
+        seal_digested(
+            to,
+            scope,
+            plaintext,
+            digest,
+            self.seed_for(to, scope, &digest),
+        )
+    }
 }
 
 /// The X25519 public key `node` is sealed to: its ed25519 key in Montgomery form.
@@ -168,8 +187,18 @@ pub fn seal(
     plaintext: &[u8],
     seed: [u8; 32],
 ) -> Result<Vec<u8>, SealError> {
+    seal_digested(to, scope, plaintext, BlobHash::of(plaintext), seed)
+}
+
+/// [`seal`] with the plaintext's hash, `aad`, already computed.
+fn seal_digested(
+    to: &NodeId,
+    scope: &Scope,
+    plaintext: &[u8],
+    aad: BlobHash,
+    seed: [u8; 32],
+) -> Result<Vec<u8>, SealError> {
     let key = sealing_key(to)?;
-    let aad = BlobHash::of(plaintext);
     let mut rng = SeedRng::new(seed);
     let (encapped, ciphertext) =
         hpke::single_shot_seal_with_rng::<ChaCha20Poly1305, HkdfSha256, KemX>(
@@ -351,6 +380,10 @@ mod tests {
         assert_ne!(seed, key.seed_for(&other, &s, &hash));
         assert_eq!(
             seal(&to, &s, &data, seed).unwrap(),
+            seal(&to, &s, &data, seed).unwrap()
+        );
+        assert_eq!(
+            key.seal_deterministic(&to, &s, &data).unwrap(),
             seal(&to, &s, &data, seed).unwrap()
         );
         assert_ne!(

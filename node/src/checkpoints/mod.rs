@@ -342,20 +342,13 @@ impl Checkpoints {
         evidence: Evidence,
         restored: bool,
     ) {
-        if self.service().genesis.is_none() {
-            return;
-        }
-        let noted = self.with_state(|s| {
-            let ledger = s.round.ledger_mut();
+        self.note_in_ledger(("verdict", "checkpoint_ledger_full"), |ledger| {
             if restored {
                 ledger.restore(id, issued_at, evidence)
             } else {
                 ledger.note(id, issued_at, evidence)
             }
         });
-        if noted == Some(false) {
-            self.ctx.metrics.reject("verdict", "checkpoint_ledger_full");
-        }
     }
 
     /// Hands what a counted verdict owes to the checkpoint ledger (when the network
@@ -366,11 +359,7 @@ impl Checkpoints {
         settlement: Settlement,
         restored: bool,
     ) {
-        if self.service().genesis.is_none() {
-            return;
-        }
-        let noted = self.with_state(|s| {
-            let ledger = s.round.ledger_mut();
+        self.note_in_ledger(("verdict", "credit_ledger_full"), |ledger| {
             if restored {
                 ledger.restore_credit(CreditEvent::Settlement {
                     verdict: id,
@@ -380,29 +369,32 @@ impl Checkpoints {
                 ledger.note_settlement(id, settlement)
             }
         });
-        if noted == Some(false) {
-            self.ctx.metrics.reject("verdict", "credit_ledger_full");
-        }
     }
 
     /// Hands a verified faucet grant to the checkpoint ledger (when the network checkpoints);
     /// `restored` as for verdicts.
     pub(crate) fn note_grant(&self, id: GrantId, grant: FaucetGrant, restored: bool) {
-        if self.service().genesis.is_none() {
-            return;
-        }
-        let noted = self.with_state(|s| {
-            let ledger = s.round.ledger_mut();
+        self.note_in_ledger(("faucet_grant", "credit_ledger_full"), |ledger| {
             if restored {
                 ledger.restore_credit(CreditEvent::Grant { id, grant })
             } else {
                 ledger.note_grant(id, grant)
             }
         });
-        if noted == Some(false) {
-            self.ctx
-                .metrics
-                .reject("faucet_grant", "credit_ledger_full");
+    }
+
+    /// Runs `note` on the checkpoint ledger when the network checkpoints, and counts the
+    /// rejection `full` (what, reason) when the ledger had no room (`note` returned `false`).
+    fn note_in_ledger(
+        &self,
+        full: (&'static str, &'static str),
+        note: impl FnOnce(&mut Ledger) -> bool,
+    ) {
+        if self.service().genesis.is_none() {
+            return;
+        }
+        if self.with_state(|s| note(s.round.ledger_mut())) == Some(false) {
+            self.ctx.metrics.reject(full.0, full.1);
         }
     }
 

@@ -162,18 +162,7 @@ async fn bitcoind_backend_anchors_on_the_simulated_chain() {
 async fn one_job(requester: &cairn_node::Node, nonce: u64) {
     let spec = crate::market::wordcount_spec(requester, b"checkpoint words", nonce, 3, 2).await;
     let id = requester.market().submit(spec).unwrap();
-    crate::harness::wait_for(
-        "the job to finish",
-        std::time::Duration::from_secs(60),
-        || async {
-            requester
-                .market()
-                .job_finished(&id)
-                .unwrap_or(false)
-                .then_some(())
-        },
-    )
-    .await;
+    crate::harness::finish(requester, &id, std::time::Duration::from_secs(60)).await;
 }
 
 /// Nodes under `dir` that form the first checkpoint committee of their spec, started in order,
@@ -693,15 +682,7 @@ async fn a_member_that_starts_late_catches_up_and_gets_the_chain_going_again() {
     // A job gives the table a verdict, and a checkpoint covers it.
     let spec_job = crate::market::wordcount_spec(first.node(), b"late words", 7, 1, 1).await;
     let job = first.node().market().submit(spec_job).unwrap();
-    crate::harness::wait_for("the job", Duration::from_secs(60), || async {
-        first
-            .node()
-            .market()
-            .job_finished(&job)
-            .unwrap_or(false)
-            .then_some(())
-    })
-    .await;
+    crate::harness::finish(first.node(), &job, Duration::from_secs(60)).await;
     crate::harness::wait_for(
         "a checkpoint with leaves",
         Duration::from_secs(30),
@@ -1358,14 +1339,7 @@ async fn a_restarted_member_votes_again() {
     let first = nodes[0].node().clone();
     let job_spec = crate::market::wordcount_spec(&first, b"restart words", 11, 1, 1).await;
     let job = first.market().submit(job_spec).unwrap();
-    crate::harness::wait_for("the job", Duration::from_secs(60), || async {
-        first
-            .market()
-            .job_finished(&job)
-            .unwrap_or(false)
-            .then_some(())
-    })
-    .await;
+    crate::harness::finish(&first, &job, Duration::from_secs(60)).await;
     // The verdict is applied here just after the job ends (its own task), so wait for it.
     let peer = crate::harness::wait_for("the verdict", Duration::from_secs(10), || async {
         first

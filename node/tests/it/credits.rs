@@ -11,7 +11,7 @@ use cairn_node::{Node, NodeError, testing};
 use cairn_protocol::requester::Phase;
 use cairn_protocol::{NodeId, Outcome};
 
-use crate::harness::{Cluster, cpu_only, wait_for};
+use crate::harness::{Cluster, cpu_only, finish, wait_for};
 use crate::market::wordcount_spec;
 
 const REQUESTER_CREDITS: u64 = 10_000_000;
@@ -48,15 +48,7 @@ async fn a_job_is_paid_from_its_requesters_balance_and_every_book_agrees() {
     let mut spec = wordcount_spec(requester, b"pay for this\nand this\n", 1, 3, 2).await;
     spec.max_price = 1_000_000;
     let id = requester.market().submit(spec).unwrap();
-    wait_for("the job to finish", Duration::from_secs(60), || async {
-        requester
-            .market()
-            .job_finished(&id)
-            .unwrap_or(false)
-            .then_some(())
-    })
-    .await;
-    let view = requester.market().job(&id).unwrap();
+    let view = finish(requester, &id, Duration::from_secs(60)).await;
     assert!(
         matches!(view.job.phase(), Phase::Accepted(Outcome::Output { .. })),
         "{:?}",

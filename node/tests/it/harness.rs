@@ -41,3 +41,20 @@ where
         None => panic!("timed out after {limit:?} waiting for {what}"),
     }
 }
+
+/// Waits (up to `limit`) until `requester`'s job `id` is finished, and returns its view.
+pub async fn finish(
+    requester: &cairn_node::Node,
+    id: &cairn_protocol::JobId,
+    limit: Duration,
+) -> cairn_node::market::JobView {
+    wait_for("the job to finish", limit, || async {
+        requester
+            .market()
+            .job_finished(id)
+            .unwrap_or(false)
+            .then_some(())
+    })
+    .await;
+    requester.market().job(id).unwrap()
+}

@@ -12,7 +12,7 @@ use cairn_node::market::FaultInjection;
 use cairn_node::{Node, testing};
 use cairn_protocol::{GpuRequirement, JobId, NodeId};
 
-use crate::harness::{Cluster, cluster, cpu_only, h100, wait_for};
+use crate::harness::{Cluster, cluster, cpu_only, finish, h100, wait_for};
 
 /// A job of the `wordcount` guest over `input`, submitted by `requester`.
 pub(crate) async fn wordcount_spec(
@@ -70,18 +70,6 @@ async fn all_adverts(c: &Cluster) {
     }
 }
 
-async fn finish(requester: &Node, id: &JobId, limit: Duration) -> cairn_node::market::JobView {
-    wait_for("the job to finish", limit, || async {
-        requester
-            .market()
-            .job_finished(id)
-            .unwrap_or(false)
-            .then_some(())
-    })
-    .await;
-    requester.market().job(id).unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_with_three_replicas_is_accepted_and_matches_a_local_run() {
     let c = cluster("market-happy", (0..5).map(|_| cpu_only()).collect()).await;
@@ -116,15 +104,7 @@ async fn a_job_with_three_replicas_is_accepted_and_matches_a_local_run() {
         deadline: t.plus_ms(60_000),
     };
     let id = requester.market().submit(spec).unwrap();
-    wait_for("the job to finish", Duration::from_secs(60), || async {
-        requester
-            .market()
-            .job_finished(&id)
-            .unwrap_or(false)
-            .then_some(())
-    })
-    .await;
-    let view = requester.market().job(&id).unwrap();
+    let view = finish(requester, &id, Duration::from_secs(60)).await;
     let Phase::Accepted(Outcome::Output { digest, .. }) = view.job.phase() else {
         panic!(
             "job ended as {:?}; log: {:#?}",

@@ -12,7 +12,7 @@ use cairn_protocol::seal::OVERHEAD;
 use cairn_protocol::{BlobHash, GpuRequirement, JobId, JobSpec, Limits, Outcome, Requirements};
 use libp2p::PeerId;
 
-use crate::harness::{cpu_only, h100, wait_for};
+use crate::harness::{cpu_only, finish, h100, wait_for};
 
 /// Nodes on one network: for each entry, a GPU provider (`true`, with its config changed by
 /// `provider`) or a CPU-only node that never wins a GPU job. All bootstrap from the first.
@@ -98,15 +98,7 @@ pub(crate) async fn run_to_acceptance(
     spec: JobSpec,
 ) -> (JobId, JobView, BlobHash) {
     let id = requester.market().submit(spec).unwrap();
-    wait_for("the job to finish", Duration::from_secs(60), || async {
-        requester
-            .market()
-            .job_finished(&id)
-            .unwrap_or(false)
-            .then_some(())
-    })
-    .await;
-    let view = requester.market().job(&id).unwrap();
+    let view = finish(requester, &id, Duration::from_secs(60)).await;
     let Phase::Accepted(Outcome::Output { digest, .. }) = view.job.phase() else {
         panic!(
             "job ended as {:?}; log: {:#?}",
