@@ -273,12 +273,15 @@ pub async fn run(config: &SimConfig) -> Result<SimOutcome, TestnetError> {
         restarts: Vec::new(),
         next: 0,
         start: Instant::now(),
+        ended: None,
     };
     let attack = match config.attack {
         Some(kind) => Some(start_attack(config, kind, &testnet).await?),
         None => None,
     };
     let finished = driver.drive(&mut testnet).await?;
+    driver.ended = Some(Instant::now());
+    driver.wait_for_payments(&testnet).await;
     let wrongly_accepted = driver.tally.wrong;
     let mut outcome = driver.finish(&testnet, finished, startup_secs, coverage);
     if let Some((stop, task)) = attack {

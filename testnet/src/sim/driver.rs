@@ -70,9 +70,34 @@ pub(super) struct Driver<'a> {
     pub(super) restarts: Vec<(Instant, usize)>,
     pub(super) next: usize,
     pub(super) start: Instant,
+    /// When the last job ended: the run's length, whatever is waited for after it.
+    pub(super) ended: Option<Instant>,
 }
 
 impl Driver<'_> {
+    /// On a network with credits, waits a bounded moment until the requester of every
+    /// accepted job has applied the verdict that pays for it (a requester publishes and
+    /// applies its verdict just after the job is accepted).
+    pub(super) async fn wait_for_payments(&self, testnet: &Testnet) {
+        let credits = testnet
+            .node(0)
+            .is_some_and(|n| n.verdicts().balance(&n.node_id()).is_some());
+        if !credits {
+            return;
+        }
+        let paid = || {
+            self.tally.accepted_jobs.iter().all(|(requester, job)| {
+                testnet
+                    .node(*requester)
+                    .is_none_or(|n| n.verdicts().payment_of(job).is_some())
+            })
+        };
+        cairn_node::testing::wait_for(std::time::Duration::from_secs(10), || async {
+            paid().then_some(())
+        })
+        .await;
+    }
+
     /// Submits and collects until every job ended or the timeout; returns whether all ended.
     pub(super) async fn drive(&mut self, testnet: &mut Testnet) -> Result<bool, TestnetError> {
         let (mut last_sample, mut last_progress) = (Instant::now(), Instant::now());
@@ -346,7 +371,11 @@ impl Driver<'_> {
         startup_secs: f64,
         coverage: f64,
     ) -> SimOutcome {
-        let run_secs = self.start.elapsed().as_secs_f64();
+        let run_secs = self
+            .ended
+            .unwrap_or_else(Instant::now)
+            .duration_since(self.start)
+            .as_secs_f64();
         let t = &self.tally;
         let ended = t.ended();
         let peak = peak_rss_bytes();
